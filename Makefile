@@ -1,0 +1,64 @@
+# Batch Normalization, executable.  Two commands for readers: `make book`, `make test`.
+# Both bootstrap .venv from the exact pins in requirements.txt on a machine with Python 3.11.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JB_FLAGS ?= -W -n --keep-going
+NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: book test unit nbval html browser lint bench reproduce execute clean chromium
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+## Build the HTML book from the notebooks' stored outputs into _build/html.
+book: $(STAMP)
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo "Open _build/html/index.html"
+
+## The whole test pyramid: lint, unit/property/data/smoke tests, nbval over book/, strict book build, browser check.
+test: lint unit nbval html browser
+	@echo "make test: all stages passed"
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -m "not browser" tests
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg -p no:randomly book
+
+html: $(STAMP)
+	rm -rf _build/html _build/.doctrees
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+
+chromium:
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+browser: $(STAMP) chromium
+	$(BIN)/python -m pytest -q -m browser tests/test_browser.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check bnlib tests benchmarks
+	$(BIN)/python -m bnlib.nbclean --check $(NOTEBOOKS)
+
+## Re-execute every chapter in place (authors), then normalize its metadata.
+execute: $(STAMP)
+	for nb in $(NOTEBOOKS); do $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 $$nb || exit 1; done
+	$(BIN)/python -m bnlib.nbclean $(NOTEBOOKS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+## Regenerate every book-scale result from scratch (GPU when present), then re-execute the chapters.
+reproduce: $(STAMP)
+	$(BIN)/python -m bnlib.experiments run --all --scale book --force
+	$(MAKE) execute
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis

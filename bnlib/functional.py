@@ -1,0 +1,279 @@
+"""Batch Normalization in NumPy: forward, backward, inference, running statistics, folding.
+
+Every function is a pure function in the style of CS231n's ``layers.py``: ``forward``
+returns ``(y, cache)`` and ``backward`` turns ``(dy, cache)`` into gradients. Arrays are
+float32 or float64, with layout ``(N, C)`` or ``(N, C, H, W)``. Statistics are taken over
+every axis except axis 1: per feature for a fully connected layer, per feature map (over
+the batch and all spatial positions) for a convolutional one, as in Ioffe & Szegedy (2015),
+Sec. 3.2.
+
+Equation numbers in the comments refer to Algorithm 1 and the six chain-rule equations of
+Sec. 3 of the paper.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "forward",
+    "backward",
+    "backward_staged",
+    "inference",
+    "update_running",
+    "population_stats",
+    "fold_linear",
+    "fold_conv",
+]
+
+
+# --------------------------------------------------------------------------- checks
+def _check_float_array(name: str, a) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array of float32 or float64, got {type(a).__name__}.")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}.")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values; batch statistics would be undefined.")
+    return a
+
+
+def _check_input(x) -> tuple[int, ...]:
+    _check_float_array("x", x)
+    if x.ndim not in (2, 4):
+        raise ValueError(
+            f"x must have shape (N, C) or (N, C, H, W), got {x.ndim} dimensions with shape {x.shape}."
+        )
+    return (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def _check_per_channel(name: str, a, c: int, dtype) -> np.ndarray:
+    _check_float_array(name, a)
+    if a.shape != (c,):
+        raise ValueError(f"{name} must have shape ({c},), one value per channel of x, got {a.shape}.")
+    return a.astype(dtype, copy=False)
+
+
+def _bshape(x: np.ndarray) -> tuple[int, ...]:
+    """Shape that broadcasts a per-channel vector against x."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _check_eps(eps: float) -> None:
+    if not (isinstance(eps, (int, float)) and np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}.")
+
+
+# --------------------------------------------------------------------------- forward
+def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5):
+    """Batch-normalize ``x`` with mini-batch statistics (Algorithm 1).
+
+    Returns ``(y, cache)``: ``y`` has the shape and dtype of ``x``; ``cache`` holds what
+    :func:`backward` and :func:`backward_staged` need, including the batch mean ``mu`` and
+    the biased batch variance ``var`` (one value per channel).
+    """
+    axes = _check_input(x)
+    c = x.shape[1]
+    gamma = _check_per_channel("gamma", gamma, c, x.dtype)
+    beta = _check_per_channel("beta", beta, c, x.dtype)
+    _check_eps(eps)
+    m = x.size // c
+    if m < 2:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input of shape {x.shape}: "
+            "batch statistics need at least two values per channel."
+        )
+    bs = _bshape(x)
+    mu = x.mean(axis=axes)  # mini-batch mean
+    xmu = x - mu.reshape(bs)
+    var = (xmu * xmu).mean(axis=axes)  # mini-batch variance (biased, 1/m)
+    inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    xhat = xmu * inv_std.reshape(bs)  # normalize
+    y = xhat * gamma.reshape(bs) + beta.reshape(bs)  # scale and shift
+    cache = {
+        "x_mu": xmu,
+        "xhat": xhat,
+        "mu": mu,
+        "var": var,
+        "inv_std": inv_std,
+        "gamma": gamma,
+        "eps": eps,
+        "axes": axes,
+        "m": m,
+    }
+    return y, cache
+
+
+def _check_dy(dy, cache) -> None:
+    _check_float_array("dy", dy)
+    if dy.shape != cache["xhat"].shape:
+        raise ValueError(f"dy must have the shape of the forward input {cache['xhat'].shape}, got {dy.shape}.")
+
+
+# --------------------------------------------------------------------------- backward
+def backward(dy: np.ndarray, cache: dict):
+    """Gradients ``(dx, dgamma, dbeta)`` by the compact closed form.
+
+    ``dx_i = gamma / (m * sqrt(var + eps)) * (m * dy_i - sum_j dy_j - xhat_i * sum_j dy_j xhat_j)``
+    per channel, which the chapter *Backward* derives from the paper's six equations.
+    """
+    _check_dy(dy, cache)
+    axes, m, xhat = cache["axes"], cache["m"], cache["xhat"]
+    bs = _bshape(xhat)
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    scale = (cache["gamma"] * cache["inv_std"] / m).reshape(bs)
+    dx = scale * (m * dy - dbeta.reshape(bs) - xhat * dgamma.reshape(bs))
+    return dx, dgamma, dbeta
+
+
+def backward_staged(dy: np.ndarray, cache: dict):
+    """Gradients ``(dx, dgamma, dbeta)`` by the paper's six chain-rule equations, node by node.
+
+    Slower than :func:`backward` (it makes more passes over the data) but it is the
+    derivation as printed in Sec. 3 of the paper, kept for teaching and as a cross-check.
+    """
+    _check_dy(dy, cache)
+    axes, m = cache["axes"], cache["m"]
+    xmu, xhat = cache["x_mu"], cache["xhat"]
+    bs = _bshape(xhat)
+    var_eps = cache["var"] + xhat.dtype.type(cache["eps"])
+    # (1) dl/dxhat_i = dl/dy_i * gamma
+    dxhat = dy * cache["gamma"].reshape(bs)
+    # (2) dl/dsigma^2 = sum_i dl/dxhat_i (x_i - mu) * (-1/2) (sigma^2 + eps)^(-3/2)
+    dvar = (dxhat * xmu).sum(axis=axes) * -0.5 * var_eps**-1.5
+    # (3) dl/dmu = sum_i dl/dxhat_i * (-1/sqrt(sigma^2 + eps)) + dl/dsigma^2 * sum_i -2 (x_i - mu) / m
+    dmu = (dxhat * -1.0 / np.sqrt(var_eps).reshape(bs)).sum(axis=axes) + dvar * (-2.0 * xmu).sum(axis=axes) / m
+    # (4) dl/dx_i = dl/dxhat_i / sqrt(sigma^2 + eps) + dl/dsigma^2 * 2 (x_i - mu) / m + dl/dmu / m
+    dx = (
+        dxhat / np.sqrt(var_eps).reshape(bs)
+        + dvar.reshape(bs) * 2.0 * xmu / m
+        + dmu.reshape(bs) / m
+    )
+    # (5) dl/dgamma = sum_i dl/dy_i xhat_i
+    dgamma = (dy * xhat).sum(axis=axes)
+    # (6) dl/dbeta = sum_i dl/dy_i
+    dbeta = dy.sum(axis=axes)
+    return dx.astype(xhat.dtype, copy=False), dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- inference
+def inference(x, mean, var, gamma, beta, eps: float = 1e-5) -> np.ndarray:
+    """BN at inference: ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with fixed statistics."""
+    _check_input(x)
+    c = x.shape[1]
+    mean, var, gamma, beta = (
+        _check_per_channel(n, a, c, x.dtype)
+        for n, a in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))
+    )
+    _check_eps(eps)
+    if np.any(var < 0):
+        raise ValueError("var must be non-negative (it is a variance).")
+    bs = _bshape(x)
+    scale = gamma / np.sqrt(var + x.dtype.type(eps))
+    return x * scale.reshape(bs) + (beta - mean * scale).reshape(bs)
+
+
+# --------------------------------------------------------------------------- running statistics
+def update_running(
+    running_mean,
+    running_var,
+    batch_mean,
+    batch_var,
+    n: int,
+    momentum: float | None = 0.1,
+    convention: str = "torch",
+    num_batches_tracked: int | None = None,
+):
+    """One update of the running (population) statistics; returns ``(new_mean, new_var)``.
+
+    ``batch_var`` is the biased batch variance of ``n`` values per channel, as
+    :func:`forward` returns it.
+
+    - ``convention="torch"`` (PyTorch): ``new = (1 - momentum) * old + momentum * batch``, the
+      variance made unbiased by ``n / (n - 1)`` first. ``momentum=None`` gives the cumulative
+      average, which needs ``num_batches_tracked``: the count of batches including this one.
+    - ``convention="keras"`` (Keras/TensorFlow): ``new = momentum * old + (1 - momentum) * batch``
+      (momentum weights the *old* value, default there 0.99), with the biased variance as
+      ``tf.nn.moments`` returns it. PyTorch's momentum ``p`` is Keras' ``1 - p``.
+    """
+    if convention not in ("torch", "keras"):
+        raise ValueError(f"convention must be 'torch' or 'keras', got {convention!r}.")
+    if not (isinstance(n, (int, np.integer)) and n >= 2):
+        raise ValueError(f"n must be an integer of at least 2 (values per channel in the batch), got {n!r}.")
+    arrays = [np.asarray(a) for a in (running_mean, running_var, batch_mean, batch_var)]
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError(
+            "running_mean, running_var, batch_mean and batch_var must have the same shape, got "
+            + ", ".join(str(a.shape) for a in arrays) + "."
+        )
+    rm, rv, bm, bv = arrays
+    if momentum is None:
+        if convention != "torch":
+            raise ValueError("momentum=None (cumulative average) is PyTorch's convention; use convention='torch'.")
+        if not (isinstance(num_batches_tracked, (int, np.integer)) and num_batches_tracked >= 1):
+            raise ValueError(
+                "momentum=None needs num_batches_tracked, the number of batches seen including this one (>= 1)."
+            )
+        factor = 1.0 / num_batches_tracked
+    else:
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must lie in [0, 1], got {momentum!r}.")
+        factor = momentum if convention == "torch" else 1.0 - momentum
+    if convention == "torch":
+        bv = bv * (n / (n - 1))
+    return (1.0 - factor) * rm + factor * bm, (1.0 - factor) * rv + factor * bv
+
+
+def population_stats(batch_means, batch_vars, m: int):
+    """Algorithm 2 of the paper: ``E[x] = E_B[mu_B]``, ``Var[x] = m/(m-1) E_B[sigma_B^2]``.
+
+    ``batch_means`` and ``batch_vars`` have shape ``(K, C)``: the mean and biased variance of
+    each of K mini-batches of size ``m`` (values per channel).
+    """
+    bm, bv = np.asarray(batch_means, dtype=np.float64), np.asarray(batch_vars, dtype=np.float64)
+    if bm.ndim != 2 or bm.shape != bv.shape or bm.shape[0] == 0:
+        raise ValueError(
+            f"batch_means and batch_vars must both have shape (K, C) with K >= 1, got {bm.shape} and {bv.shape}."
+        )
+    if not (isinstance(m, (int, np.integer)) and m >= 2):
+        raise ValueError(f"m must be an integer of at least 2 (the mini-batch size), got {m!r}.")
+    return bm.mean(axis=0), m / (m - 1) * bv.mean(axis=0)
+
+
+# --------------------------------------------------------------------------- folding
+def _fold(W, b, mean, var, gamma, beta, eps):
+    W = _check_float_array("W", np.asarray(W))
+    c = W.shape[0]
+    mean, var, gamma, beta = (
+        _check_per_channel(n, np.asarray(a), c, W.dtype)
+        for n, a in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))
+    )
+    b = np.zeros(c, dtype=W.dtype) if b is None else _check_per_channel("b", np.asarray(b), c, W.dtype)
+    _check_eps(eps)
+    scale = gamma / np.sqrt(var + eps)
+    W_f = W * scale.reshape((c,) + (1,) * (W.ndim - 1))
+    b_f = (b - mean) * scale + beta
+    return W_f.astype(W.dtype, copy=False), b_f.astype(W.dtype, copy=False)
+
+
+def fold_linear(W, b, mean, var, gamma, beta, eps: float = 1e-5):
+    """Fold an inference-mode BN into the preceding linear layer ``y = x W^T + b``.
+
+    ``W`` has shape ``(out, in)`` (PyTorch's layout), ``b`` shape ``(out,)`` or None. Returns
+    ``(W', b')`` with ``BN(x W^T + b) = x W'^T + b'``; the argument order follows
+    ``torch.nn.utils.fusion.fuse_linear_bn_weights`` with gamma/beta last.
+    """
+    if np.ndim(W) != 2:
+        raise ValueError(f"W must have shape (out_features, in_features), got shape {np.shape(W)}.")
+    return _fold(W, b, mean, var, gamma, beta, eps)
+
+
+def fold_conv(W, b, mean, var, gamma, beta, eps: float = 1e-5):
+    """Fold an inference-mode BN into the preceding convolution.
+
+    ``W`` has shape ``(out_channels, in_channels, kh, kw)``, ``b`` shape ``(out_channels,)`` or None.
+    """
+    if np.ndim(W) != 4:
+        raise ValueError(f"W must have shape (out_channels, in_channels, kh, kw), got shape {np.shape(W)}.")
+    return _fold(W, b, mean, var, gamma, beta, eps)

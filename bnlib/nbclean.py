@@ -1,0 +1,69 @@
+"""Normalize chapter notebooks so that diffs show only real changes.
+
+``python -m bnlib.nbclean FILES`` rewrites each notebook with a fixed notebook-level
+metadata block (kernelspec and language name only), cell metadata reduced to ``tags``,
+no execution timing, and one JSON layout. ``--check`` rewrites nothing and exits with 1
+when a file is not normalized (``make lint`` runs it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+KEEP_CELL_METADATA = ("tags", "mystnb")
+NOTEBOOK_METADATA = {
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
+
+
+def normalize(nb: dict) -> dict:
+    nb = dict(nb)
+    nb["metadata"] = NOTEBOOK_METADATA
+    cells = []
+    for cell in nb["cells"]:
+        cell = dict(cell)
+        cell.pop("id", None)
+        cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k in KEEP_CELL_METADATA}
+        if cell["cell_type"] == "code":
+            for out in cell.get("outputs", []):
+                if "metadata" in out and not out["metadata"]:
+                    continue
+                out.get("metadata", {}).pop("execution", None)
+        cells.append(cell)
+    nb["cells"] = cells
+    nb["nbformat"], nb["nbformat_minor"] = 4, 4
+    return nb
+
+
+def dumps(nb: dict) -> str:
+    return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    files = [a for a in argv if a != "--check"]
+    dirty = []
+    for path in files:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        new = dumps(normalize(json.loads(text)))
+        if new == text:
+            continue
+        dirty.append(path)
+        if not check:
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(new)
+            os.replace(tmp, path)
+    if check and dirty:
+        print("Notebooks not normalized (run `python -m bnlib.nbclean` on them): " + ", ".join(dirty))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
