@@ -1,0 +1,280 @@
+"""The networks of the book: the paper's sigmoid MLP for MNIST and a sigmoid CNN for CIFAR-10.
+
+Both put the normalization on ``Wu`` right before each nonlinearity, as the paper does
+(Sec. 3.2: ``z = g(BN(Wu))``, the layer bias dropped because BN's ``beta`` takes its role).
+
+``norm`` chooses the normalization layer:
+
+- ``None``: no normalization (the layer keeps its bias);
+- ``"torch"``: ``torch.nn.BatchNorm1d`` / ``BatchNorm2d``;
+- ``"bnlib"``: :class:`bnlib.nn.BatchNorm`, whose gradient is the hand-derived formula;
+- ``"layer"``, ``"group"``, ``"renorm"``: Layer Normalization, Group Normalization and Batch
+  Renormalization from :mod:`bnlib.norms`;
+- ``"noisy"``: BN followed by a :class:`NoisyShift` that injects a random, time-varying shift
+  and scale (Santurkar et al.'s "noisy BN").
+
+Every hidden nonlinearity is a :class:`Activation` module, so :class:`Probe` can record its
+input (the "pre-activation" the paper plots in its Figure 1) with forward hooks, without
+changing the model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+NORMS = (None, "torch", "bnlib", "layer", "group", "renorm", "noisy")
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
+
+
+class Activation(nn.Module):
+    """A pointwise nonlinearity as a module, so that probes can hook its input."""
+
+    def __init__(self, kind: str = "sigmoid"):
+        super().__init__()
+        if kind not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {kind!r}.")
+        self.kind = kind
+        self.fn = ACTIVATIONS[kind]
+
+    def forward(self, x):
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return self.kind
+
+
+class NoisyShift(nn.Module):
+    """Santurkar et al.'s injected covariate shift: ``y = s_t * x + b_t`` after a BN layer.
+
+    In training mode, every forward pass draws a fresh per-unit scale ``s_t`` and shift
+    ``b_t`` with non-zero mean and non-unit variance whose means drift with the step count
+    (``b_t ~ N(mu_t, v)``, ``s_t ~ U(1, 1 + scale_spread)`` with ``mu_t`` a slow sinusoid),
+    so the distribution a layer sees changes at every step. In eval mode it is the identity.
+    The random draws use their own generator, seeded, so runs stay deterministic.
+    """
+
+    def __init__(self, num_features: int, shift_std: float = 0.5, scale_spread: float = 1.0, seed: int = 0):
+        super().__init__()
+        self.num_features = num_features
+        self.shift_std = shift_std
+        self.scale_spread = scale_spread
+        self.generator = torch.Generator().manual_seed(seed)
+        self.steps = 0
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        self.steps += 1
+        shape = (1, self.num_features) + (1,) * (x.dim() - 2)
+        drift = math.sin(self.steps / 200.0)
+        shift = drift + self.shift_std * torch.randn(self.num_features, generator=self.generator)
+        scale = 1.0 + self.scale_spread * torch.rand(self.num_features, generator=self.generator)
+        return x * scale.view(shape).to(x) + shift.view(shape).to(x)
+
+
+def make_norm(norm: str | None, num_features: int, conv: bool, seed: int = 0) -> nn.Module | None:
+    """The normalization layer for ``num_features`` units or feature maps (None for none)."""
+    if norm is None:
+        return None
+    if norm == "torch":
+        return nn.BatchNorm2d(num_features) if conv else nn.BatchNorm1d(num_features)
+    if norm == "bnlib":
+        from bnlib.nn import BatchNorm
+
+        return BatchNorm(num_features)
+    if norm == "noisy":
+        from bnlib.nn import BatchNorm
+
+        return nn.Sequential(BatchNorm(num_features), NoisyShift(num_features, seed=seed))
+    if norm in ("layer", "group", "renorm"):
+        from bnlib import norms
+
+        if norm == "layer":
+            return norms.LayerNorm(num_features)
+        if norm == "group":
+            return norms.GroupNorm(_groups(num_features), num_features)
+        return norms.BatchRenorm(num_features)
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+
+
+def _groups(c: int) -> int:
+    """Group Norm's default group count, 32 in Wu & He (2018), reduced to divide C."""
+    g = min(32, c)
+    while c % g:
+        g -= 1
+    return g
+
+
+def init_weights(model: nn.Module, init: str = "gaussian", sigma: float = 0.01, seed: int = 0) -> None:
+    """Initialize every Linear/Conv2d weight; biases to zero.
+
+    ``init="gaussian"``: N(0, sigma^2), the paper's "small random Gaussian values";
+    ``"xavier"``: Glorot normal; ``"kaiming"``: He normal (fan-in); ``"torch"``: PyTorch's
+    default (uniform, fan-in), drawn from the same seed.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if not isinstance(mod, (nn.Linear, nn.Conv2d)):
+            continue
+        w = mod.weight
+        fan_in = w[0].numel()
+        fan_out = w.shape[0] * (w[0][0].numel() if w.dim() > 2 else 1)
+        with torch.no_grad():
+            if init == "gaussian":
+                std = sigma
+            elif init == "xavier":
+                std = math.sqrt(2.0 / (fan_in + fan_out))
+            elif init == "kaiming":
+                std = math.sqrt(2.0 / fan_in)
+            elif init == "torch":
+                bound = 1.0 / math.sqrt(fan_in)
+                w.copy_(torch.rand(w.shape, generator=gen) * 2 * bound - bound)
+                std = None
+            else:
+                raise ValueError(f"init must be 'gaussian', 'xavier', 'kaiming' or 'torch', got {init!r}.")
+            if std is not None:
+                w.copy_(torch.randn(w.shape, generator=gen) * std)
+            if mod.bias is not None:
+                mod.bias.zero_()
+
+
+class SigmoidMLP(nn.Module):
+    """Fully connected network ``sizes[0] -> ... -> sizes[-1]``; normalization before each hidden nonlinearity.
+
+    The paper's MNIST network is ``SigmoidMLP((784, 100, 100, 100, 10))``.
+    """
+
+    def __init__(
+        self,
+        sizes: Iterable[int] = (784, 100, 100, 100, 10),
+        norm: str | None = None,
+        activation: str = "sigmoid",
+        dropout: float = 0.0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        sizes = tuple(sizes)
+        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
+            raise ValueError(f"sizes must list at least an input and an output size, all positive, got {sizes}.")
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i, (a, b) in enumerate(zip(sizes[:-2], sizes[1:-1], strict=True)):
+            layers.append(nn.Linear(a, b, bias=norm is None))
+            n = make_norm(norm, b, conv=False, seed=seed + i)
+            if n is not None:
+                layers.append(n)
+            layers.append(Activation(activation))
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(sizes[-2], sizes[-1]))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class SigmoidCNN(nn.Module):
+    """A VGG-style CNN for 32x32x3 images: ``depth`` 3x3 convolutions, each followed by
+    normalization per feature map and the nonlinearity; 2x2 max-pooling after every
+    ``pool_every`` convolutions (at most three times); global average pooling; a linear
+    classifier. Channel widths double at each pooling, starting from ``width``.
+    """
+
+    def __init__(
+        self,
+        depth: int = 6,
+        width: int = 16,
+        norm: str | None = None,
+        activation: str = "sigmoid",
+        dropout: float = 0.0,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        pool_every: int | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"depth and width must be positive, got depth={depth}, width={width}.")
+        pool_every = pool_every or max(1, math.ceil(depth / 3))
+        layers: list[nn.Module] = []
+        c_in, c, pools = in_channels, width, 0
+        for i in range(depth):
+            layers.append(nn.Conv2d(c_in, c, 3, padding=1, bias=norm is None))
+            n = make_norm(norm, c, conv=True, seed=seed + i)
+            if n is not None:
+                layers.append(n)
+            layers.append(Activation(activation))
+            c_in = c
+            if (i + 1) % pool_every == 0 and pools < 3 and i + 1 < depth:
+                layers.append(nn.MaxPool2d(2))
+                pools += 1
+                c *= 2
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(c_in, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def activations(model: nn.Module) -> list[Activation]:
+    """The hidden nonlinearities of ``model``, in order (layer 0 is the first hidden layer)."""
+    return [m for m in model.modules() if isinstance(m, Activation)]
+
+
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """The Linear/Conv2d layers of ``model`` in order (for gradient norms per layer)."""
+    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+class Probe:
+    """Record the input of chosen nonlinearities during forward passes, without changing the model.
+
+    >>> with Probe(model, layers=[0, 2]) as probe:
+    ...     model(x)
+    >>> probe.inputs[2]            # tensor of shape (N, units) or (N, C, H, W)
+
+    Only the last forward pass is kept. ``layers=None`` hooks every hidden layer.
+    """
+
+    def __init__(self, model: nn.Module, layers: Iterable[int] | None = None):
+        acts = activations(model)
+        self.layers = list(range(len(acts))) if layers is None else list(layers)
+        bad = [i for i in self.layers if not 0 <= i < len(acts)]
+        if bad:
+            raise ValueError(f"the model has hidden layers 0..{len(acts) - 1}; cannot probe layer(s) {bad}.")
+        self._acts = acts
+        self._handles: list = []
+        self.inputs: dict[int, torch.Tensor] = {}
+
+    def __enter__(self) -> Probe:
+        for i in self.layers:
+            self._handles.append(self._acts[i].register_forward_hook(self._hook(i)))
+        return self
+
+    def _hook(self, i: int):
+        def hook(_module, args, _output):
+            self.inputs[i] = args[0].detach()
+
+        return hook
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+def build(model: str, norm: str | None = None, **kwargs) -> nn.Module:
+    """Build ``"mlp"`` (:class:`SigmoidMLP`) or ``"cnn"`` (:class:`SigmoidCNN`) by name."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+    if model == "mlp":
+        return SigmoidMLP(norm=norm, **kwargs)
+    if model == "cnn":
+        return SigmoidCNN(norm=norm, **kwargs)
+    raise ValueError(f"model must be 'mlp' or 'cnn', got {model!r}.")

@@ -1,0 +1,347 @@
+"""One seeded, deterministic training loop for every experiment of the book, with recorders.
+
+:func:`train` takes a :class:`RunConfig` and returns a plain dict (JSON-ready) with the
+configuration, the recorded curves and a summary. Every ``record_every`` steps it records:
+
+- ``test_acc``/``test_loss``: on the test set in eval mode (population statistics);
+- ``test_acc_batchstats``: the same test set pushed through in mini-batches of
+  ``batch_size`` in training mode (batch statistics, running statistics left untouched);
+- ``train_loss``: the mean mini-batch loss since the previous record;
+- ``percentiles``: the 15th, 50th and 85th percentiles of the input to ``probe_units`` fixed
+  units of every hidden layer over a fixed probe batch of test images (eval mode), shape
+  ``[layer][unit][3]``; for a CNN a unit is a feature map and all positions count;
+- ``saturated``: per hidden layer, the fraction of (example, unit) inputs ``x`` over the probe
+  batch at which the sigmoid is saturated, defined as ``sigmoid'(x) < 0.01``, i.e.
+  ``|x| > 4.5951`` (:data:`SATURATION_THRESHOLD`);
+- ``hist``: per hidden layer, counts of those inputs in the bins :data:`HIST_EDGES`;
+- ``grad_norm``: per weight layer, the l2 norm of the loss gradient on the current batch.
+
+A run whose loss becomes NaN or infinite stops at once and is recorded as diverged at that
+step (``summary["diverged_at"]``); curves hold only the finite records before it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from bnlib import models
+
+#: sigmoid'(x) = s(1 - s) < 0.01 exactly when |x| > 2 * arccosh(1 / (2 * sqrt(0.01))) = 4.5951...
+SATURATION_THRESHOLD = 2.0 * math.acosh(1.0 / (2.0 * math.sqrt(0.01)))
+HIST_EDGES = np.linspace(-12.0, 12.0, 49)
+PERCENTILES = (15.0, 50.0, 85.0)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run (and so its result)."""
+
+    dataset: str = "mnist"  # "mnist" | "fashion_mnist" | "cifar10"
+    model: str = "mlp"  # "mlp" | "cnn"
+    sizes: tuple[int, ...] = (784, 100, 100, 100, 10)  # mlp only
+    depth: int = 6  # cnn only
+    width: int = 16  # cnn only
+    norm: str | None = None
+    activation: str = "sigmoid"
+    dropout: float = 0.0
+    init: str = "gaussian"
+    init_sigma: float = 0.1
+    optimizer: str = "sgd"  # "sgd" | "adam"
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0  # multiply the learning rate by this ...
+    lr_decay_every: int = 0  # ... every this many steps (0: constant rate)
+    batch_size: int = 60
+    steps: int = 1000
+    record_every: int = 100
+    train_subset: int = 0  # first n training images (0: all)
+    test_subset: int = 0  # first n test images for the curves (0: all); the summary uses all
+    probe_batch: int = 1000
+    probe_units: tuple[int, ...] = (0, 1, 2)
+    batch_sampler: str = "iid"  # "iid" | "classes:k" (each batch from k random classes)
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.model not in ("mlp", "cnn"):
+            raise ValueError(f"model must be 'mlp' or 'cnn', got {self.model!r}.")
+        if self.norm not in models.NORMS:
+            raise ValueError(f"norm must be one of {models.NORMS}, got {self.norm!r}.")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
+        for name in ("batch_size", "steps", "record_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}.")
+        if not (self.batch_sampler == "iid" or self.batch_sampler.startswith("classes:")):
+            raise ValueError(f"batch_sampler must be 'iid' or 'classes:k', got {self.batch_sampler!r}.")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["sizes"] = list(self.sizes)
+        d["probe_units"] = list(self.probe_units)
+        return d
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class Data:
+    """Float tensors ready for training: x standardized, y int64."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    name: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_DATA_CACHE: dict = {}
+
+
+def load_data(dataset: str, flatten: bool) -> Data:
+    """Load a dataset through :mod:`bnlib.data` as float32 tensors (cached in memory)."""
+    key = (dataset, flatten)
+    if key not in _DATA_CACHE:
+        from bnlib import data as bdata
+
+        loaders = {"mnist": bdata.load_mnist, "fashion_mnist": bdata.load_fashion_mnist, "cifar10": bdata.load_cifar10}
+        if dataset not in loaders:
+            raise ValueError(f"dataset must be one of {sorted(loaders)}, got {dataset!r}.")
+        (xtr, ytr), (xte, yte) = loaders[dataset]()
+        xtr_t, ytr_t = bdata.to_tensors(xtr, ytr, flatten=flatten)
+        xte_t, yte_t = bdata.to_tensors(xte, yte, flatten=flatten)
+        _DATA_CACHE[key] = Data(xtr_t, ytr_t, xte_t, yte_t, name=dataset)
+    return _DATA_CACHE[key]
+
+
+def build_model(cfg: RunConfig) -> nn.Module:
+    if cfg.model == "mlp":
+        model = models.SigmoidMLP(cfg.sizes, norm=cfg.norm, activation=cfg.activation, dropout=cfg.dropout,
+                                  seed=cfg.seed)
+    else:
+        model = models.SigmoidCNN(cfg.depth, cfg.width, norm=cfg.norm, activation=cfg.activation,
+                                  dropout=cfg.dropout, seed=cfg.seed)
+    models.init_weights(model, cfg.init, cfg.init_sigma, seed=cfg.seed)
+    return model
+
+
+# --------------------------------------------------------------------------- batches
+class BatchSampler:
+    """Deterministic mini-batch indices: shuffled epochs (``iid``) or ``classes:k`` batches."""
+
+    def __init__(self, labels: torch.Tensor, batch_size: int, mode: str, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.n, self.bs, self.mode = len(labels), batch_size, mode
+        if batch_size > self.n:
+            raise ValueError(f"batch_size {batch_size} exceeds the {self.n} training examples.")
+        self.order, self.pos = self.rng.permutation(self.n), 0
+        if mode.startswith("classes:"):
+            self.k = int(mode.split(":", 1)[1])
+            y = labels.numpy()
+            self.by_class = [np.flatnonzero(y == c) for c in range(int(y.max()) + 1)]
+
+    def next(self) -> torch.Tensor:
+        if self.mode == "iid":
+            if self.pos + self.bs > self.n:
+                self.order, self.pos = self.rng.permutation(self.n), 0
+            idx = self.order[self.pos : self.pos + self.bs]
+            self.pos += self.bs
+        else:
+            classes = self.rng.choice(len(self.by_class), size=self.k, replace=False)
+            pool = np.concatenate([self.by_class[c] for c in classes])
+            idx = self.rng.choice(pool, size=self.bs, replace=False)
+        return torch.from_numpy(np.asarray(idx, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------- evaluation
+@contextmanager
+def batch_statistics(model: nn.Module):
+    """Run ``model`` with batch statistics (training-mode normalization) without changing it:
+    running statistics and counters are restored, dropout and injected noise are off."""
+    was_training = model.training
+    saved = {k: v.clone() for k, v in model.named_buffers()}
+    model.train()
+    for m in model.modules():
+        if isinstance(m, (nn.Dropout, models.NoisyShift)):
+            m.eval()
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for k, v in model.named_buffers():
+                v.copy_(saved[k])
+        model.train(was_training)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000,
+             batch_stats: bool = False) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``model`` on ``x, y``.
+
+    ``batch_stats=False``: eval mode (population statistics). ``True``: training-mode
+    normalization over consecutive batches of ``batch_size`` (the last, partial batch is
+    dropped when it has fewer than 2 examples).
+    """
+    n = len(x) if not batch_stats or len(x) % batch_size != 1 else len(x) - 1
+    correct, loss = 0, 0.0
+    ctx = batch_statistics(model) if batch_stats else _eval_mode(model)
+    with ctx:
+        for i in range(0, n, batch_size):
+            out = model(x[i : min(i + batch_size, n)])
+            yy = y[i : min(i + batch_size, n)]
+            loss += nn.functional.cross_entropy(out, yy, reduction="sum").item()
+            correct += (out.argmax(1) == yy).sum().item()
+    return correct / n, loss / n
+
+
+@contextmanager
+def _eval_mode(model: nn.Module):
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def probe_stats(model: nn.Module, x_probe: torch.Tensor, units: tuple[int, ...]) -> dict:
+    """Percentiles, saturated fraction and histogram of every hidden layer's pre-activation input."""
+    with _eval_mode(model), models.Probe(model) as probe:
+        model(x_probe)
+    pct, sat, hist = [], [], []
+    for i in probe.layers:
+        z = probe.inputs[i]
+        per_unit = z.transpose(0, 1).reshape(z.shape[1], -1)  # (units, values)
+        u = [j for j in units if j < per_unit.shape[0]]
+        q = torch.quantile(per_unit[u].double(), torch.tensor(PERCENTILES, dtype=torch.float64) / 100, dim=1)
+        pct.append(q.T.tolist())
+        sat.append(float((z.abs() > SATURATION_THRESHOLD).double().mean()))
+        hist.append(np.histogram(z.numpy().clip(HIST_EDGES[0], HIST_EDGES[-1]), HIST_EDGES)[0].tolist())
+    return {"percentiles": pct, "saturated": sat, "hist": hist}
+
+
+# --------------------------------------------------------------------------- training
+def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def lr_at(cfg: RunConfig, step: int) -> float:
+    """The learning rate used at ``step`` (0-based): step decay by ``lr_decay`` every ``lr_decay_every``."""
+    if cfg.lr_decay_every <= 0:
+        return cfg.lr
+    return cfg.lr * cfg.lr_decay ** (step // cfg.lr_decay_every)
+
+
+def train(cfg: RunConfig, data: Data | None = None, progress: Callable[[int], None] | None = None,
+          record: bool = True) -> dict:
+    """Train one network as ``cfg`` says; return ``{"config", "curves", "summary"}``.
+
+    ``progress(n)`` is called with the number of steps done since its last call.
+    ``record=False`` switches the recorders off (for measuring their cost).
+    """
+    torch.manual_seed(cfg.seed)
+    if data is None:
+        data = load_data(cfg.dataset, flatten=cfg.model == "mlp")
+    dev = torch.device(cfg.device)
+    xtr, ytr = data.x_train, data.y_train
+    if cfg.train_subset:
+        xtr, ytr = xtr[: cfg.train_subset], ytr[: cfg.train_subset]
+    xte, yte = data.x_test, data.y_test
+    xte_c, yte_c = (xte[: cfg.test_subset], yte[: cfg.test_subset]) if cfg.test_subset else (xte, yte)
+    x_probe = xte[: cfg.probe_batch].to(dev)
+    xtr, ytr, xte_c, yte_c = xtr.to(dev), ytr.to(dev), xte_c.to(dev), yte_c.to(dev)
+
+    model = build_model(cfg).to(dev)
+    opt = make_optimizer(cfg, model)
+    sampler = BatchSampler(ytr.cpu(), cfg.batch_size, cfg.batch_sampler, cfg.seed)
+    wlayers = models.weight_layers(model)
+
+    curves: dict[str, list] = {k: [] for k in ("step", "test_acc", "test_loss", "test_acc_batchstats", "train_loss",
+                                               "grad_norm", "percentiles", "saturated", "hist")}
+
+    def do_record(step: int, grad_norms: list[float] | None):
+        acc, loss = evaluate(model, xte_c, yte_c)
+        acc_b, _ = evaluate(model, xte_c, yte_c, batch_size=cfg.batch_size, batch_stats=True) if cfg.norm else (acc,
+                                                                                                                 loss)
+        ps = probe_stats(model, x_probe, cfg.probe_units)
+        curves["step"].append(step)
+        curves["test_acc"].append(acc)
+        curves["test_loss"].append(loss)
+        curves["test_acc_batchstats"].append(acc_b)
+        curves["train_loss"].append(float(np.mean(loss_window)) if loss_window else None)
+        curves["grad_norm"].append(grad_norms)
+        for k in ("percentiles", "saturated", "hist"):
+            curves[k].append(ps[k])
+
+    diverged_at = None
+    loss_window: list[float] = []
+    t0 = time.perf_counter()
+    if record:
+        do_record(0, None)
+    model.train()
+    last_progress = 0
+    for step in range(1, cfg.steps + 1):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, step - 1)
+        idx = sampler.next().to(dev)
+        out = model(xtr[idx])
+        loss = nn.functional.cross_entropy(out, ytr[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        lv = loss.item()
+        if not math.isfinite(lv):
+            diverged_at = step
+            break
+        opt.step()
+        loss_window.append(lv)
+        if record and step % cfg.record_every == 0:
+            norms = [float(m.weight.grad.norm()) for m in wlayers]
+            do_record(step, norms)
+            loss_window = []
+            if not all(math.isfinite(v) for v in curves["test_loss"][-1:]):
+                diverged_at = step
+                for k in curves:
+                    curves[k].pop()
+                break
+        if progress is not None and (step % 100 == 0 or step == cfg.steps):
+            progress(step - last_progress)
+            last_progress = step
+    wall = time.perf_counter() - t0
+
+    summary: dict = {"diverged_at": diverged_at, "steps_done": (diverged_at - 1) if diverged_at else cfg.steps,
+                     "train_seconds": wall}
+    if diverged_at is None:
+        acc, loss = evaluate(model, xte.to(dev), yte.to(dev))
+        tr_n = min(len(xtr), 10000)
+        tr_acc, tr_loss = evaluate(model, xtr[:tr_n], ytr[:tr_n])
+        summary.update(final_test_acc=acc, final_test_loss=loss, final_train_acc=tr_acc, final_train_loss=tr_loss)
+        if cfg.norm:
+            summary["final_test_acc_batchstats"] = evaluate(model, xte.to(dev), yte.to(dev),
+                                                            batch_size=cfg.batch_size, batch_stats=True)[0]
+    else:
+        summary.update(final_test_acc=None, final_test_loss=None, final_train_acc=None, final_train_loss=None)
+    accs = [a for a in curves["test_acc"] if a is not None]
+    summary["best_test_acc"] = max(accs) if accs else None
+    return {"config": cfg.to_dict(), "curves": curves, "summary": summary, "model": model}
+
+
+def steps_to_reach(result: dict, target: float) -> int | None:
+    """First recorded step at which the test accuracy reaches ``target`` (None if never)."""
+    for s, a in zip(result["curves"]["step"], result["curves"]["test_acc"], strict=True):
+        if a is not None and a >= target:
+            return s
+    return None
