@@ -1,0 +1,238 @@
+"""The experiment engine: models, probes, the training loop, the registry and the results cache."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from bnlib import experiments as E
+from bnlib import models
+from bnlib import train as T
+
+
+def _synthetic(n=2200, d=784, seed=0, image=False):
+    """A small, learnable 4-class problem (no dataset needed)."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(4, d, generator=g) * 0.15
+    y = torch.randint(0, 4, (n,), generator=g)
+    x = torch.randn(n, d, generator=g) + centers[y]
+    if image:
+        x = x[:, : 3 * 8 * 8].reshape(n, 3, 8, 8)
+    return T.Data(x[: n - 200], y[: n - 200], x[n - 200 :], y[n - 200 :])
+
+
+# --------------------------------------------------------------------------- models
+def test_paper_mlp_structure():
+    m = models.SigmoidMLP((784, 100, 100, 100, 10), norm="torch")
+    linears = models.weight_layers(m)
+    assert [tuple(l.weight.shape) for l in linears] == [(100, 784), (100, 100), (100, 100), (10, 100)]
+    assert [l.bias is None for l in linears] == [True, True, True, False]  # BN's beta replaces the bias
+    assert len(models.activations(m)) == 3
+    plain = models.SigmoidMLP((784, 100, 100, 100, 10), norm=None)
+    assert all(l.bias is not None for l in models.weight_layers(plain))
+
+
+def test_cnn_depth_and_norm_per_feature_map():
+    m = models.SigmoidCNN(depth=6, width=8, norm="bnlib")
+    convs = [l for l in models.weight_layers(m) if isinstance(l, torch.nn.Conv2d)]
+    assert len(convs) == 6 and len(models.activations(m)) == 6
+    assert m(torch.randn(4, 3, 32, 32)).shape == (4, 10)
+
+
+def test_probe_records_sigmoid_input_without_changing_output():
+    torch.manual_seed(0)
+    m = models.SigmoidMLP((20, 7, 5, 3), norm=None)
+    x = torch.randn(9, 20)
+    before = m(x)
+    with models.Probe(m, layers=[1]) as p:
+        during = m(x)
+    assert torch.equal(before, during)
+    # independent reference: the input of the second sigmoid, computed by hand
+    l1, l2 = models.weight_layers(m)[:2]
+    expected = l2(torch.sigmoid(l1(x)))
+    torch.testing.assert_close(p.inputs[1], expected)
+    assert not m.net[2]._forward_hooks  # hooks removed
+    with pytest.raises(ValueError, match="hidden layers 0..1"):
+        models.Probe(m, layers=[5])
+
+
+def test_gaussian_init_has_requested_std():
+    m = models.SigmoidMLP((784, 300, 10))
+    models.init_weights(m, "gaussian", sigma=0.05, seed=1)
+    w = models.weight_layers(m)[0].weight
+    w = w.detach()
+    assert abs(float(w.std()) - 0.05) < 0.002 and abs(float(w.mean())) < 0.002
+
+
+def test_bad_model_arguments():
+    with pytest.raises(ValueError, match="norm must be one of"):
+        models.build("mlp", norm="batch")
+    with pytest.raises(ValueError, match="model must be"):
+        models.build("rnn")
+    with pytest.raises(ValueError, match="init must be"):
+        models.init_weights(models.SigmoidMLP((4, 3, 2)), "orthogonal")
+    with pytest.raises(ValueError, match="lr must be"):
+        T.RunConfig(lr=-1.0)
+
+
+# --------------------------------------------------------------------------- training loop
+def test_saturation_threshold_matches_its_definition():
+    x = T.SATURATION_THRESHOLD
+    s = 1 / (1 + math.exp(-x))
+    assert s * (1 - s) == pytest.approx(0.01, rel=1e-12)
+
+
+def test_training_learns_and_records():
+    data = _synthetic()
+    cfg = T.RunConfig(norm="torch", sizes=(784, 32, 32, 4), steps=400, record_every=100, batch_size=32, lr=1.0)
+    res = T.train(cfg, data)
+    c = res["curves"]
+    assert c["step"] == [0, 100, 200, 300, 400]
+    assert c["test_acc"][-1] > 0.8 > c["test_acc"][0]
+    assert np.array(c["percentiles"]).shape == (5, 2, 3, 3)  # records, layers, units, (15, 50, 85)
+    p = np.array(c["percentiles"])
+    assert np.all(p[..., 0] <= p[..., 1]) and np.all(p[..., 1] <= p[..., 2])
+    assert all(len(h) == 2 and sum(h[0]) == 200 * 32 for h in c["hist"])  # probe batch x units
+    assert c["grad_norm"][0] is None and len(c["grad_norm"][1]) == 3
+    assert res["summary"]["diverged_at"] is None
+
+
+def test_percentiles_against_numpy():
+    torch.manual_seed(0)
+    m = models.SigmoidMLP((10, 6, 3))
+    x = torch.randn(101, 10)
+    stats = T.probe_stats(m, x, (0, 4))
+    z = models.weight_layers(m)[0](x).detach().numpy()
+    np.testing.assert_allclose(stats["percentiles"][0], np.percentile(z[:, [0, 4]], [15, 50, 85], axis=0).T,
+                               rtol=1e-6)
+    assert stats["saturated"][0] == pytest.approx(np.mean(np.abs(z) > T.SATURATION_THRESHOLD))
+
+
+def test_batch_statistics_evaluation_leaves_running_stats_alone():
+    data = _synthetic()
+    cfg = T.RunConfig(norm="torch", sizes=(784, 16, 4), steps=30, record_every=10, batch_size=32)
+    model = T.train(cfg, data)["model"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    acc_eval, _ = T.evaluate(model, data.x_test, data.y_test)
+    acc_batch, _ = T.evaluate(model, data.x_test, data.y_test, batch_size=8, batch_stats=True)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert 0 <= acc_batch <= 1 and 0 <= acc_eval <= 1
+
+
+def test_divergence_is_recorded_not_raised():
+    data = _synthetic()
+    cfg = T.RunConfig(norm=None, activation="relu", sizes=(784, 64, 64, 4), steps=100, record_every=10, lr=1e8,
+                      init="kaiming")
+    res = T.train(cfg, data)
+    s = res["summary"]
+    assert s["diverged_at"] is not None and s["diverged_at"] <= 100
+    assert s["final_test_acc"] is None
+    assert all(math.isfinite(v) for v in res["curves"]["test_loss"])
+    json.dumps(E._round_floats({k: v for k, v in res.items() if k != "model"}), allow_nan=False)
+
+
+def test_same_config_is_bit_identical():
+    data = _synthetic()
+    cfg = T.RunConfig(norm="bnlib", sizes=(784, 16, 16, 4), steps=40, record_every=20, dropout=0.2)
+    a, b = T.train(cfg, data), T.train(cfg, data)
+    a.pop("model"), b.pop("model")
+    a["summary"].pop("train_seconds"), b["summary"].pop("train_seconds")
+    assert a == b
+
+
+def test_bnlib_and_torch_norm_give_the_same_curves():
+    data = _synthetic(image=True)
+    for model in ("mlp", "cnn"):
+        base = T.RunConfig(model=model, sizes=(192, 16, 16, 4), depth=2, width=4, steps=40, record_every=20,
+                           batch_size=16, lr=0.3)
+        a = T.train(replace(base, norm="torch"), data if model == "cnn" else _flat(data))
+        b = T.train(replace(base, norm="bnlib"), data if model == "cnn" else _flat(data))
+        for k in ("test_acc", "test_loss", "saturated"):
+            np.testing.assert_allclose(a["curves"][k], b["curves"][k], atol=1e-5, rtol=1e-5, err_msg=k)
+
+
+def _flat(d):
+    return T.Data(d.x_train.flatten(1), d.y_train, d.x_test.flatten(1), d.y_test)
+
+
+def test_class_batches_contain_k_classes():
+    y = torch.arange(1000) % 10
+    s = T.BatchSampler(y, 60, "classes:2", seed=0)
+    for _ in range(5):
+        assert len(set(y[s.next()].tolist())) <= 2
+
+
+# --------------------------------------------------------------------------- registry and cache
+def test_hash_is_stable_and_sensitive():
+    a, b = E.get("mnist_fig1", "book"), E.get("mnist_fig1", "book")
+    assert a.hash == b.hash and len(a.hash) == 12
+    changed = E.Experiment(a.name, a.scale, tuple((k, replace(c, lr=c.lr * 2)) for k, c in a.runs))
+    assert changed.hash != a.hash
+    assert E.get("mnist_fig1", "smoke").hash != a.hash
+
+
+def test_unknown_experiment_and_scale():
+    with pytest.raises(ValueError, match="unknown experiment"):
+        E.get("nope")
+    with pytest.raises(ValueError, match="scale must be"):
+        E.get("mnist_fig1", "huge")
+
+
+def test_no_committed_result_is_stale():
+    """Every file in results/ belongs to a registered experiment's current book/paper config."""
+    assert E.stale() == [], "stale results: regenerate them with `python -m bnlib.experiments run NAME --force`"
+
+
+def test_stale_detection_fails_when_a_config_changes(tmp_path, monkeypatch):
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
+    exp = E.get("mnist_fig1", "book")
+    (tmp_path / exp.path.name).write_text("{}")
+    assert E.stale() == []
+    monkeypatch.setattr(E, "MNIST_FIG1", replace(E.MNIST_FIG1, lr=0.25))
+    assert [p.name for p in E.stale()] == [exp.path.name]
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "r.json"
+    with pytest.raises(ValueError):
+        E.write_json_atomic(target, {"x": float("nan")})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", sorted(E.REGISTRY))
+def test_smoke_run_of_every_experiment(name):
+    exp = E.get(name, "smoke")
+    res = E.compute(exp, progress=False)
+    assert set(res) >= {"name", "scale", "hash", "runs", "provenance"}
+    for label, r in res["runs"].items():
+        s = r["summary"]
+        assert set(s) >= {"final_test_acc", "best_test_acc", "diverged_at", "steps_done"}, label
+        if s["diverged_at"] is None:
+            assert all(math.isfinite(v) for v in r["curves"]["test_loss"]), label
+            assert 0.0 <= s["final_test_acc"] <= 1.0
+    json.dumps(res, allow_nan=False)
+
+
+@pytest.mark.data
+def test_smoke_run_is_deterministic():
+    exp = E.get("mnist_fig1", "smoke")
+    a, b = E.compute(exp, progress=False), E.compute(exp, progress=False)
+    for r in (a, b):
+        r.pop("provenance")
+        for run in r["runs"].values():
+            run["summary"].pop("train_seconds")
+    assert a == b
+
+
+def test_cli_list_and_bad_name(capsys):
+    assert E.main(["list"]) == 0
+    assert "mnist_fig1" in capsys.readouterr().out
+    assert E.main(["run", "no_such_experiment"]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
