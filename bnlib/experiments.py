@@ -56,7 +56,8 @@ class Experiment:
 
     @property
     def hash(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        ident = {"name": self.name, "scale": self.scale, "runs": {k: c.identity() for k, c in self.runs}}
+        blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
@@ -111,6 +112,39 @@ def mnist_fig1(scale: str = "book") -> Experiment:
     """The paper's Figure 1: the MNIST MLP with and without BN, plain SGD, same learning rate."""
     runs = {"none": MNIST_FIG1, "bn": replace(MNIST_FIG1, norm="torch")}
     return _scaled("mnist_fig1", scale, runs, mnist_fig1.__doc__)
+
+
+MNIST_INIT_SIGMAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+@register
+def mnist_init_sweep(scale: str = "book") -> Experiment:
+    """Final accuracy vs the Gaussian init scale sigma, with and without BN (same SGD as Figure 1)."""
+    base = replace(MNIST_FIG1, steps=10_000, record_every=1000)
+    runs = {f"{norm or 'none'}-sigma{sigma:g}": replace(base, norm=norm, init_sigma=sigma)
+            for norm in (None, "torch") for sigma in MNIST_INIT_SIGMAS}
+    return _scaled("mnist_init_sweep", scale, runs, mnist_init_sweep.__doc__,
+                   paper=lambda c: replace(c, steps=50_000, record_every=2500))
+
+
+MNIST_LR_GRID = (0.1, 0.5, 1.0, 2.0)
+
+
+@register
+def mnist_lr_choice(scale: str = "book") -> Experiment:
+    """How Figure 1's learning rate was chosen: a short grid on the network without BN."""
+    runs = {f"lr{lr:g}": replace(MNIST_FIG1, lr=lr, steps=5_000, record_every=500) for lr in MNIST_LR_GRID}
+    return _scaled("mnist_lr_choice", scale, runs, mnist_lr_choice.__doc__)
+
+
+@register
+def mnist_dense128(scale: str = "book") -> Experiment:
+    """The seed article's Keras demo rebuilt: Dense-128 ReLU (+ BN after it), Adam, 10 epochs of 48,000."""
+    base = RunConfig(dataset="mnist", model="mlp", sizes=(784, 128, 10), activation="relu", init="xavier",
+                     optimizer="adam", lr=1e-3, batch_size=32, steps=15_000, record_every=1500,
+                     train_subset=48_000, norm_position="post")
+    runs = {"none": base, "bn": replace(base, norm="torch")}
+    return _scaled("mnist_dense128", scale, runs, mnist_dense128.__doc__)
 
 
 def get(name: str, scale: str = "book") -> Experiment:

@@ -145,7 +145,9 @@ def init_weights(model: nn.Module, init: str = "gaussian", sigma: float = 0.01, 
 class SigmoidMLP(nn.Module):
     """Fully connected network ``sizes[0] -> ... -> sizes[-1]``; normalization before each hidden nonlinearity.
 
-    The paper's MNIST network is ``SigmoidMLP((784, 100, 100, 100, 10))``.
+    The paper's MNIST network is ``SigmoidMLP((784, 100, 100, 100, 10))``. ``norm_position="post"``
+    puts the normalization after the nonlinearity instead (as in many Keras examples); the
+    layer then keeps its bias.
     """
 
     def __init__(
@@ -155,18 +157,23 @@ class SigmoidMLP(nn.Module):
         activation: str = "sigmoid",
         dropout: float = 0.0,
         seed: int = 0,
+        norm_position: str = "pre",
     ):
         super().__init__()
         sizes = tuple(sizes)
+        if norm_position not in ("pre", "post"):
+            raise ValueError(f"norm_position must be 'pre' (before the nonlinearity) or 'post', got {norm_position!r}.")
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
             raise ValueError(f"sizes must list at least an input and an output size, all positive, got {sizes}.")
         layers: list[nn.Module] = [nn.Flatten()]
         for i, (a, b) in enumerate(zip(sizes[:-2], sizes[1:-1], strict=True)):
-            layers.append(nn.Linear(a, b, bias=norm is None))
+            layers.append(nn.Linear(a, b, bias=norm is None or norm_position == "post"))
             n = make_norm(norm, b, conv=False, seed=seed + i)
-            if n is not None:
+            if n is not None and norm_position == "pre":
                 layers.append(n)
             layers.append(Activation(activation))
+            if n is not None and norm_position == "post":
+                layers.append(n)
             if dropout:
                 layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(sizes[-2], sizes[-1]))

@@ -50,6 +50,7 @@ class RunConfig:
     depth: int = 6  # cnn only
     width: int = 16  # cnn only
     norm: str | None = None
+    norm_position: str = "pre"  # mlp only: "pre" (paper) or "post" (after the nonlinearity)
     activation: str = "sigmoid"
     dropout: float = 0.0
     init: str = "gaussian"
@@ -92,6 +93,17 @@ class RunConfig:
         d["probe_units"] = list(self.probe_units)
         return d
 
+    def identity(self) -> dict:
+        """The settings that differ from the defaults: what an experiment's hash is taken over.
+
+        ``device`` is left out: where a run executes does not change what it is.
+        New fields can then be added (with a default that keeps the old behaviour) without
+        invalidating committed results; the defaults themselves must never change
+        (tests/test_engine.py pins them).
+        """
+        defaults = RunConfig().to_dict()
+        return {k: v for k, v in self.to_dict().items() if v != defaults[k] and k != "device"}
+
 
 # --------------------------------------------------------------------------- data
 @dataclass
@@ -128,7 +140,7 @@ def load_data(dataset: str, flatten: bool) -> Data:
 def build_model(cfg: RunConfig) -> nn.Module:
     if cfg.model == "mlp":
         model = models.SigmoidMLP(cfg.sizes, norm=cfg.norm, activation=cfg.activation, dropout=cfg.dropout,
-                                  seed=cfg.seed)
+                                  seed=cfg.seed, norm_position=cfg.norm_position)
     else:
         model = models.SigmoidCNN(cfg.depth, cfg.width, norm=cfg.norm, activation=cfg.activation,
                                   dropout=cfg.dropout, seed=cfg.seed)

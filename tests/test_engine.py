@@ -177,6 +177,18 @@ def test_hash_is_stable_and_sensitive():
     assert E.get("mnist_fig1", "smoke").hash != a.hash
 
 
+def test_run_config_defaults_are_frozen():
+    """Hashes omit default-valued settings, so the defaults must never change silently."""
+    assert T.RunConfig().to_dict() == {
+        "dataset": "mnist", "model": "mlp", "sizes": [784, 100, 100, 100, 10], "depth": 6, "width": 16,
+        "norm": None, "norm_position": "pre", "activation": "sigmoid", "dropout": 0.0, "init": "gaussian",
+        "init_sigma": 0.1, "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "lr_decay": 1.0,
+        "lr_decay_every": 0, "batch_size": 60, "steps": 1000, "record_every": 100, "train_subset": 0,
+        "test_subset": 0, "probe_batch": 1000, "probe_units": [0, 1, 2], "batch_sampler": "iid", "seed": 0,
+        "device": "cpu",
+    }
+
+
 def test_unknown_experiment_and_scale():
     with pytest.raises(ValueError, match="unknown experiment"):
         E.get("nope")
