@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlib import models
+from bnlib import analysis, models
 
 #: sigmoid'(x) = s(1 - s) < 0.01 exactly when |x| > 2 * arccosh(1 / (2 * sqrt(0.01))) = 4.5951...
 SATURATION_THRESHOLD = 2.0 * math.acosh(1.0 / (2.0 * math.sqrt(0.01)))
@@ -71,6 +71,8 @@ class RunConfig:
     batch_sampler: str = "iid"  # "iid" | "classes:k" (each batch from k random classes)
     seed: int = 0
     device: str = "cpu"
+    recorders: tuple[str, ...] = ()  # extra recorders from bnlib.analysis.RECORDERS, e.g. ("ics", "landscape")
+    analyses: tuple[str, ...] = ()  # post-training analyses from bnlib.analysis.ANALYSES
 
     def __post_init__(self):
         if self.model not in ("mlp", "cnn"):
@@ -86,11 +88,20 @@ class RunConfig:
             raise ValueError(f"lr must be a positive finite number, got {self.lr}.")
         if not (self.batch_sampler == "iid" or self.batch_sampler.startswith("classes:")):
             raise ValueError(f"batch_sampler must be 'iid' or 'classes:k', got {self.batch_sampler!r}.")
+        from bnlib import analysis
+
+        for kind, names, known in (("recorders", self.recorders, analysis.RECORDERS),
+                                   ("analyses", self.analyses, analysis.ANALYSES)):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(f"unknown {kind} {unknown}; known: {sorted(known)}.")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sizes"] = list(self.sizes)
         d["probe_units"] = list(self.probe_units)
+        d["recorders"] = list(self.recorders)
+        d["analyses"] = list(self.analyses)
         return d
 
     def identity(self) -> dict:
@@ -283,7 +294,7 @@ def train(cfg: RunConfig, data: Data | None = None, progress: Callable[[int], No
     wlayers = models.weight_layers(model)
 
     curves: dict[str, list] = {k: [] for k in ("step", "test_acc", "test_loss", "test_acc_batchstats", "train_loss",
-                                               "grad_norm", "percentiles", "saturated", "hist")}
+                                               "grad_norm", "percentiles", "saturated", "hist", *cfg.recorders)}
 
     def do_record(step: int, grad_norms: list[float] | None):
         acc, loss = evaluate(model, xte_c, yte_c)
@@ -323,6 +334,8 @@ def train(cfg: RunConfig, data: Data | None = None, progress: Callable[[int], No
         if record and step % cfg.record_every == 0:
             norms = [float(m.weight.grad.norm()) for m in wlayers]
             do_record(step, norms)
+            for name in cfg.recorders:
+                curves[name].append(analysis.RECORDERS[name](model, xtr[idx], ytr[idx], lr_at(cfg, step)))
             loss_window = []
             if not all(math.isfinite(v) for v in curves["test_loss"][-1:]):
                 diverged_at = step
@@ -344,11 +357,17 @@ def train(cfg: RunConfig, data: Data | None = None, progress: Callable[[int], No
         if cfg.norm:
             summary["final_test_acc_batchstats"] = evaluate(model, xte.to(dev), yte.to(dev),
                                                             batch_size=cfg.batch_size, batch_stats=True)[0]
+    result_analyses = {}
+    if diverged_at is None and cfg.analyses:
+        sub = Data(xtr, ytr, xte.to(dev), yte.to(dev), name=data.name)
+        for name in cfg.analyses:
+            result_analyses[name] = analysis.ANALYSES[name](model, sub, cfg)
     else:
         summary.update(final_test_acc=None, final_test_loss=None, final_train_acc=None, final_train_loss=None)
     accs = [a for a in curves["test_acc"] if a is not None]
     summary["best_test_acc"] = max(accs) if accs else None
-    return {"config": cfg.to_dict(), "curves": curves, "summary": summary, "model": model}
+    return {"config": cfg.to_dict(), "curves": curves, "summary": summary, "analysis": result_analyses,
+            "model": model}
 
 
 def steps_to_reach(result: dict, target: float) -> int | None:
