@@ -147,6 +147,137 @@ def mnist_dense128(scale: str = "book") -> Experiment:
     return _scaled("mnist_dense128", scale, runs, mnist_dense128.__doc__)
 
 
+# --------------------------------------------------------------------------- CIFAR-10
+#: The book's CIFAR-10 setting: a narrow VGG-style sigmoid CNN (3x3 convolutions, BN per feature
+#: map before each sigmoid), Glorot init, SGD with momentum 0.9, batch 128, 2,000 steps (5.1 epochs)
+#: on all 50,000 training images; curves on the first 2,000 test images, summary on all 10,000.
+CIFAR_BASE = RunConfig(dataset="cifar10", model="cnn", depth=3, width=8, init="xavier", optimizer="sgd", lr=0.1,
+                       momentum=0.9, batch_size=128, steps=2000, record_every=200, test_subset=2000,
+                       probe_batch=500, probe_units=(0, 1, 2))
+CIFAR_DEPTHS = (3, 6, 9)
+CIFAR_LR_MULTIPLIERS = (1 / 3, 1, 2, 5, 10, 30)
+
+
+def _cifar_paper(cfg: RunConfig) -> RunConfig:
+    return replace(cfg, steps=cfg.steps * 10, record_every=cfg.record_every * 5, test_subset=0,
+                   lr_decay_every=cfg.lr_decay_every * 10)
+
+
+def _with_seeds(runs: dict[str, RunConfig], scale: str, seeds=(0, 1, 2)) -> dict[str, RunConfig]:
+    """At paper scale every run is repeated over several seeds (labels get a ``-seedK`` suffix)."""
+    if scale != "paper":
+        return runs
+    return {f"{k}-seed{s}": replace(c, seed=s) for k, c in runs.items() for s in seeds}
+
+
+@register
+def cifar_sigmoid_depth(scale: str = "book") -> Experiment:
+    """Sigmoid CNNs of depth 3, 6 and 9, with and without BN, at the same learning rate."""
+    runs = {f"{'bn' if norm else 'none'}-depth{d}": replace(CIFAR_BASE, depth=d, norm=norm)
+            for d in CIFAR_DEPTHS for norm in (None, "torch")}
+    return _scaled("cifar_sigmoid_depth", scale, _with_seeds(runs, scale), cifar_sigmoid_depth.__doc__,
+                   paper=_cifar_paper)
+
+
+@register
+def cifar_lr_sweep(scale: str = "book") -> Experiment:
+    """Learning rates from 1/3x to 30x the baseline's, with and without BN, same seeds (depth 3)."""
+    runs = {f"{'bn' if norm else 'none'}-x{k:.3g}": replace(CIFAR_BASE, norm=norm, lr=CIFAR_BASE.lr * k)
+            for norm in (None, "torch") for k in CIFAR_LR_MULTIPLIERS}
+    return _scaled("cifar_lr_sweep", scale, _with_seeds(runs, scale), cifar_lr_sweep.__doc__, paper=_cifar_paper)
+
+
+#: The starting point of the paper's acceleration recipe (Sec. 4.2.1): the baseline's
+#: regularization (dropout before the classifier, L2 weight decay) and a slow step decay.
+CIFAR_RECIPE_BASE = replace(CIFAR_BASE, dropout=0.3, weight_decay=5e-4, lr_decay=0.5, lr_decay_every=1200)
+
+
+@register
+def cifar_recipe(scale: str = "book") -> Experiment:
+    """The paper's recipe for accelerating BN networks, one change at a time (cumulative)."""
+    steps = [
+        ("none-baseline", CIFAR_RECIPE_BASE),
+        ("bn-baseline", replace(CIFAR_RECIPE_BASE, norm="torch")),
+    ]
+    cfg = steps[-1][1]
+    for label, change in (("+lr x5", {"lr": CIFAR_BASE.lr * 5}), ("+no dropout", {"dropout": 0.0}),
+                          ("+L2 / 5", {"weight_decay": CIFAR_RECIPE_BASE.weight_decay / 5}),
+                          ("+decay x6 faster", {"lr_decay_every": CIFAR_RECIPE_BASE.lr_decay_every // 6})):
+        cfg = replace(cfg, **change)
+        steps.append((label, cfg))
+    return _scaled("cifar_recipe", scale, _with_seeds(dict(steps), scale), cifar_recipe.__doc__,
+                   paper=_cifar_paper)
+
+
+# --------------------------------------------------------------------------- train vs test
+#: MNIST MLP with BN for the train/test chapter: Figure 1's network, 10,000 steps.
+TT_BASE = replace(MNIST_FIG1, norm="torch", steps=10_000, record_every=500)
+
+
+@register
+def tt_population(scale: str = "book") -> Experiment:
+    """Population statistics three ways, batch-statistics evaluation by test-batch size, folding."""
+    runs = {"bn": replace(TT_BASE, analyses=("population", "test_batches", "fold"))}
+    return _scaled("tt_population", scale, runs, tt_population.__doc__,
+                   paper=lambda c: replace(c, steps=50_000, record_every=2500))
+
+
+TT_BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128)
+TT_NORMS = (None, "torch", "renorm", "layer", "group")
+TT_EXAMPLES = 60_000  # one epoch of MNIST at every batch size
+
+
+@register
+def tt_batch_size(scale: str = "book") -> Experiment:
+    """Training batch size 2..128 (one epoch each, learning rate 0.5 * B / 60: linear scaling), five norms."""
+    runs = {}
+    for norm in TT_NORMS:
+        for b in TT_BATCH_SIZES:
+            steps = TT_EXAMPLES // b
+            runs[f"{norm or 'none'}-b{b}"] = replace(MNIST_FIG1, norm=norm, batch_size=b, lr=0.5 * b / 60,
+                                                     steps=steps, record_every=steps)
+    return _scaled("tt_batch_size", scale, runs, tt_batch_size.__doc__,
+                   paper=lambda c: replace(c, steps=c.steps * 5, record_every=c.steps * 5))
+
+
+@register
+def tt_noniid(scale: str = "book") -> Experiment:
+    """Training batches drawn from 2 classes each vs i.i.d. batches: no BN, BN, Batch Renorm."""
+    runs = {f"{norm or 'none'}-{'iid' if s == 'iid' else '2class'}": replace(TT_BASE, norm=norm, batch_sampler=s)
+            for norm in (None, "torch", "renorm") for s in ("iid", "classes:2")}
+    return _scaled("tt_noniid", scale, runs, tt_noniid.__doc__,
+                   paper=lambda c: replace(c, steps=50_000, record_every=2500))
+
+
+@register
+def tt_regularizer(scale: str = "book") -> Experiment:
+    """BN as a regularizer: train/test gap with and without BN and dropout, on 5,000 training images."""
+    base = replace(MNIST_FIG1, train_subset=5000, steps=20_000, record_every=1000)
+    runs = {f"{norm or 'none'}-dropout{p:g}": replace(base, norm=norm, dropout=p)
+            for norm in (None, "torch") for p in (0.0, 0.3)}
+    return _scaled("tt_regularizer", scale, runs, tt_regularizer.__doc__,
+                   paper=lambda c: replace(c, steps=100_000, record_every=5000))
+
+
+# --------------------------------------------------------------------------- why does BN work
+@register
+def why_noisy(scale: str = "book") -> Experiment:
+    """No BN vs BN vs "noisy" BN (random, time-varying shift and scale injected after each BN)."""
+    base = replace(MNIST_FIG1, steps=10_000, record_every=500)
+    runs = {"none": base, "bn": replace(base, norm="torch"), "noisy": replace(base, norm="noisy")}
+    return _scaled("why_noisy", scale, runs, why_noisy.__doc__,
+                   paper=lambda c: replace(c, steps=50_000, record_every=2500))
+
+
+@register
+def why_landscape(scale: str = "book") -> Experiment:
+    """Internal covariate shift (Santurkar's measure) and the loss landscape along the gradient."""
+    base = replace(MNIST_FIG1, steps=10_000, record_every=500, recorders=("ics", "landscape"))
+    runs = {"none": base, "bn": replace(base, norm="torch")}
+    return _scaled("why_landscape", scale, runs, why_landscape.__doc__,
+                   paper=lambda c: replace(c, steps=50_000, record_every=2500))
+
+
 def get(name: str, scale: str = "book") -> Experiment:
     if name not in REGISTRY:
         raise ValueError(f"unknown experiment {name!r}; registered: {', '.join(sorted(REGISTRY))}.")
@@ -202,6 +333,23 @@ def _round_floats(obj, digits: int = 7):
     return obj
 
 
+def find_cached_run(cfg: RunConfig) -> dict | None:
+    """A run with exactly this configuration in another committed result (runs are shared)."""
+    ident = cfg.identity()
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        with open(path) as fh:
+            res = json.load(fh)
+        for run in res.get("runs", {}).values():
+            if T.RunConfig(**_config_args(run["config"])).identity() == ident:
+                return dict(run, reused_from=path.name)
+    return None
+
+
+def _config_args(d: dict) -> dict:
+    tuples = ("sizes", "probe_units", "recorders", "analyses")
+    return {k: tuple(v) if k in tuples else v for k, v in d.items() if k in T.RunConfig.__dataclass_fields__}
+
+
 def compute(exp: Experiment, progress: bool = True, keep_models: bool = False) -> dict:
     """Train every run of ``exp`` (no cache); returns the result dict (models kept on request)."""
     from tqdm.auto import tqdm
@@ -215,6 +363,11 @@ def compute(exp: Experiment, progress: bool = True, keep_models: bool = False) -
               mininterval=2.0) as bar:
         for label, cfg in exp.runs:
             bar.set_postfix_str(label)
+            reused = None if keep_models or exp.scale == "smoke" else find_cached_run(cfg)
+            if reused is not None:
+                out["runs"][label] = reused
+                bar.update(cfg.steps)
+                continue
             res = T.train(cfg, progress=bar.update)
             models[label] = res.pop("model")
             bar.update(cfg.steps - res["summary"]["steps_done"])
