@@ -350,8 +350,12 @@ def _config_args(d: dict) -> dict:
     return {k: tuple(v) if k in tuples else v for k, v in d.items() if k in T.RunConfig.__dataclass_fields__}
 
 
-def compute(exp: Experiment, progress: bool = True, keep_models: bool = False) -> dict:
-    """Train every run of ``exp`` (no cache); returns the result dict (models kept on request)."""
+def compute(exp: Experiment, progress: bool = True, keep_models: bool = False, reuse: bool = True) -> dict:
+    """Train every run of ``exp``; returns the result dict (models kept on request).
+
+    With ``reuse``, a run whose exact configuration is already stored in another result file
+    is taken from there instead of being trained again.
+    """
     from tqdm.auto import tqdm
 
     total = sum(c.steps for _, c in exp.runs)
@@ -363,7 +367,7 @@ def compute(exp: Experiment, progress: bool = True, keep_models: bool = False) -
               mininterval=2.0) as bar:
         for label, cfg in exp.runs:
             bar.set_postfix_str(label)
-            reused = None if keep_models or exp.scale == "smoke" else find_cached_run(cfg)
+            reused = find_cached_run(cfg) if reuse and not keep_models and exp.scale != "smoke" else None
             if reused is not None:
                 out["runs"][label] = reused
                 bar.update(cfg.steps)
