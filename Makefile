@@ -37,9 +37,14 @@ html: $(STAMP)
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 
+## Debian's Chromium for the browser check, installed with apt (as root, or with sudo) when missing.
 chromium:
-	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@[ -x /usr/bin/chromium ] || { echo "Installing Debian's chromium (apt) for the browser check"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@[ -x /usr/bin/chromium ] || { echo "make chromium: /usr/bin/chromium is still missing after apt-get install chromium" >&2; exit 1; }
 
+## Every page of _build/html (built by `make html`) in headless Chromium, cut off from the network;
+## screenshots of the landing page and the first chapter go to _build/screenshots.
 browser: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m browser tests/test_browser.py
 
