@@ -315,6 +315,7 @@ def write_json_atomic(path: Path, obj) -> None:
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, separators=(",", ":"), allow_nan=False)
             fh.write("\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

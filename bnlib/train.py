@@ -16,6 +16,10 @@ configuration, the recorded curves and a summary. Every ``record_every`` steps i
 - ``hist``: per hidden layer, counts of those inputs in the bins :data:`HIST_EDGES`;
 - ``grad_norm``: per weight layer, the l2 norm of the loss gradient on the current batch.
 
+The summary holds the final test accuracy and loss on the whole test set (eval mode), the
+final training accuracy and loss on the first 10,000 training images (eval mode), and the
+best recorded test accuracy.
+
 A run whose loss becomes NaN or infinite stops at once and is recorded as diverged at that
 step (``summary["diverged_at"]``); curves hold only the finite records before it.
 """
@@ -380,13 +384,13 @@ def train(cfg: RunConfig, data: Data | None = None, progress: Callable[[int], No
         if cfg.norm:
             summary["final_test_acc_batchstats"] = evaluate(model, xte.to(dev), yte.to(dev),
                                                             batch_size=cfg.batch_size, batch_stats=True)[0]
+    else:
+        summary.update(final_test_acc=None, final_test_loss=None, final_train_acc=None, final_train_loss=None)
     result_analyses = {}
     if diverged_at is None and cfg.analyses:
         sub = Data(xtr, ytr, xte.to(dev), yte.to(dev), name=data.name)
         for name in cfg.analyses:
             result_analyses[name] = analysis.ANALYSES[name](model, sub, cfg)
-    else:
-        summary.update(final_test_acc=None, final_test_loss=None, final_train_acc=None, final_train_loss=None)
     accs = [a for a in curves["test_acc"] if a is not None]
     summary["best_test_acc"] = max(accs) if accs else None
     return {"config": cfg.to_dict(), "curves": curves, "summary": summary, "analysis": result_analyses,

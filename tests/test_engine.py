@@ -99,7 +99,12 @@ def test_training_learns_and_records():
     assert np.all(p[..., 0] <= p[..., 1]) and np.all(p[..., 1] <= p[..., 2])
     assert all(len(h) == 2 and sum(h[0]) == 200 * 32 for h in c["hist"])  # probe batch x units
     assert c["grad_norm"][0] is None and len(c["grad_norm"][1]) == 3
-    assert res["summary"]["diverged_at"] is None
+    s = res["summary"]
+    assert s["diverged_at"] is None and s["steps_done"] == 400
+    acc, _ = T.evaluate(res["model"], data.x_test, data.y_test)
+    assert s["final_test_acc"] == acc == c["test_acc"][-1]  # the full test set is the curve's test set here
+    assert s["best_test_acc"] == max(c["test_acc"])
+    assert 0.8 < s["final_train_acc"] <= 1.0 and s["final_test_acc_batchstats"] > 0.8
 
 
 def test_percentiles_against_numpy():
