@@ -1,0 +1,230 @@
+"""The train-vs-test chapter's report functions and figures, on tiny hand-made results with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from bnlib import reports as R  # noqa: E402
+
+
+def _run(norm="torch", batch_size=60, lr=0.5, dropout=0.0, sampler="iid", summary=None, curves=None, analysis=None,
+         test_subset=0):
+    return {"config": {"norm": norm, "batch_size": batch_size, "lr": lr, "dropout": dropout, "batch_sampler": sampler,
+                       "test_subset": test_subset},
+            "curves": curves or {"step": [], "test_acc": [], "test_acc_batchstats": []},
+            "summary": {"diverged_at": None, "steps_done": 100, **(summary or {})},
+            "analysis": analysis or {}}
+
+
+# --------------------------------------------------------------------------- Table
+def test_table_text_and_html():
+    t = R.Table(["name", "acc"], [["a<b", 0.98765], ["c", None]], [None, ".3f"], caption="cap")
+    assert t.cells() == [["a<b", "0.988"], ["c", "n/a"]]
+    assert repr(t).splitlines() == ["cap", "name    acc", "----  -----", " a<b  0.988", "   c    n/a"]
+    h = t._repr_html_()
+    assert "a&lt;b" in h and "<td>0.988</td>" in h and h.count("<tr>") == 3 and "<caption>cap</caption>" in h
+
+
+def test_table_rejects_ragged_rows():
+    with pytest.raises(ValueError, match="every row must have 2 cells"):
+        R.Table(["a", "b"], [[1, 2], [3]])
+    with pytest.raises(ValueError, match="one entry per column"):
+        R.Table(["a", "b"], [[1, 2]], [".2f"])
+
+
+# --------------------------------------------------------------------------- final metrics
+def test_final_metric_prefers_summary_then_last_full_record():
+    curves = {"step": [0, 50, 100], "test_acc": [0.1, 0.5, 0.9], "test_acc_batchstats": [0.1, 0.4, 0.8]}
+    run = _run(summary={"final_test_acc": 0.91}, curves=curves)
+    assert R.final_metric(run, "final_test_acc") == 0.91
+    assert R.final_metric(run, "final_test_acc_batchstats") == 0.8  # summary lacks it: the last record, at step 100
+    assert R.final_metric(run, "final_train_acc") is None  # no curve measures it
+    partial = _run(curves=curves, test_subset=2000)  # curves on part of the test set: not the same measurement
+    assert R.final_metric(partial, "final_test_acc") is None
+    early = _run(curves={"step": [0, 50], "test_acc": [0.1, 0.5], "test_acc_batchstats": [0.1, 0.4]})
+    assert R.final_metric(early, "final_test_acc") is None  # the last record is not at the last step
+    diverged = _run(summary={"diverged_at": 7, "final_test_acc": 0.3})
+    assert R.final_metric(diverged, "final_test_acc") is None
+
+
+def test_run_of_errors():
+    with pytest.raises(ValueError, match="has no run 'x'; its runs are \\['bn'\\]"):
+        R.run_of({"name": "e", "runs": {"bn": {}}}, "x")
+    with pytest.raises(TypeError, match="experiment result"):
+        R.run_of([1], "x")
+
+
+# --------------------------------------------------------------------------- population statistics
+def test_population_summary():
+    layers = [{"running_vs_exact_mean": 0.1, "running_vs_exact_var_rel": 0.02, "alg2_vs_exact_mean": 1e-3,
+               "alg2_vs_exact_var_rel": 0.05},
+              {"running_vs_exact_mean": 0.3, "running_vs_exact_var_rel": 0.01, "alg2_vs_exact_mean": 2e-3,
+               "alg2_vs_exact_var_rel": 0.04}]
+    run = _run(analysis={"population": {"layers": layers,
+                                        "test_acc": {"running": 0.97, "algorithm2": 0.975, "exact": 0.974}}})
+    s = R.population_summary(run)
+    assert math.isclose(s["acc_spread"], 0.005)
+    assert s["max_running_vs_exact_mean"] == 0.3 and s["max_alg2_vs_exact_var_rel"] == 0.05
+    assert s["max_running_vs_exact_var_rel"] == 0.02 and s["max_alg2_vs_exact_mean"] == 2e-3
+    assert R.population_table(s).cells()[1] == ["2", "3.00e-01", "1.00e-02", "2.00e-03", "4.00e-02"]
+    with pytest.raises(ValueError, match="no 'population' analysis"):
+        R.population_summary(_run())
+
+
+def test_train_eval_gap():
+    curves = {"step": [0, 10, 20, 30], "test_acc": [0.1, 0.8, 0.9, 0.95],
+              "test_acc_batchstats": [0.5, 0.7, 0.92, 0.94]}
+    g = R.train_eval_gap(_run(curves=curves))
+    np.testing.assert_allclose(g["gap"], [-0.4, 0.1, -0.02, 0.01])
+    assert math.isclose(g["final_gap"], 0.01)
+    # the largest |gap| after step 0 is at step 10 (step 0's -0.4 is left out)
+    assert math.isclose(g["max_abs_gap"], 0.1) and g["max_abs_gap_step"] == 10
+
+
+def test_test_batch_summary_orders_sizes_numerically():
+    tb = {"eval_mode": 0.97, "by_size": {"1000": 0.969, "2": 0.5, "64": 0.96, "8": 0.9}, "one_class_64": 0.3}
+    s = R.test_batch_summary(_run(analysis={"test_batches": tb}))
+    assert s["sizes"] == [2, 8, 64, 1000] and s["acc"] == [0.5, 0.9, 0.96, 0.969]
+    np.testing.assert_allclose(s["drop"], [0.47, 0.07, 0.01, 0.001])
+    assert math.isclose(s["one_class_drop"], 0.67)
+    rows = R.test_batch_table(s).cells()
+    assert rows[0] == ["eval mode (population statistics)", "0.9700", "+0.0000"]
+    assert rows[-1] == ["batch statistics, one-class batches of 64", "0.3000", "+0.6700"]
+
+
+# --------------------------------------------------------------------------- batch-size sweep
+def _sweep(acc: dict, acc_b: dict | None = None, diverged=()):
+    runs = {}
+    for norm, by in acc.items():
+        for b, a in by.items():
+            s = {"final_test_acc": a}
+            if norm is not None:
+                s["final_test_acc_batchstats"] = (acc_b or {}).get(norm, {}).get(b, a)
+            if (norm, b) in diverged:
+                s["diverged_at"] = 3
+            runs[f"{norm}-b{b}"] = _run(norm=norm, batch_size=b, lr=0.5 * b / 60, summary=s)
+    return {"name": "sweep", "runs": runs}
+
+
+def test_batch_size_grid_and_falls_behind():
+    acc = {None: {2: 0.80, 4: 0.85, 8: 0.90},
+           "torch": {2: 0.70, 4: 0.88, 8: 0.95},
+           "layer": {2: 0.90, 4: 0.89, 8: 0.93},
+           "group": {2: 0.91, 4: 0.87, 8: 0.94}}
+    grid = R.batch_size_grid(_sweep(acc, {"torch": {2: 0.60, 4: 0.88, 8: 0.97}}))
+    assert grid["sizes"] == [2, 4, 8] and grid["norms"] == ["none", "BN", "Layer Norm", "Group Norm"]
+    assert math.isclose(grid["lr"][8], 0.5 * 8 / 60)
+    assert grid["acc"]["BN"] == {2: 0.70, 4: 0.88, 8: 0.95}
+    assert grid["acc_batch"]["none"] == grid["acc"]["none"]  # no BN: one function in both modes
+    assert math.isclose(grid["gap"]["BN"][2], 0.10) and math.isclose(grid["gap"]["BN"][8], -0.02)
+    # BN 0.70 < 0.91 at 2; 0.88 < 0.89 at 4; 0.95 > 0.94 at 8
+    assert R.falls_behind(grid) == [2, 4]
+    assert R.falls_behind(grid, others=("Group Norm",)) == [2]
+    assert R.falls_behind(grid, norm="none", others=("BN",)) == [4, 8]
+    t = R.batch_size_table(grid)
+    assert t.columns == ["batch size", "learning rate", "none", "BN", "Layer Norm", "Group Norm"]
+    assert t.cells()[0] == ["2", "0.01667", "0.8000", "0.7000", "0.9000", "0.9100"]
+    with pytest.raises(ValueError, match="norm 'Batch Renorm' is not in the grid"):
+        R.falls_behind(grid, others=("Batch Renorm",))
+
+
+def test_falls_behind_with_diverged_runs():
+    acc = {"torch": {2: 0.9, 4: 0.9}, "layer": {2: 0.8, 4: 0.8}}
+    grid = R.batch_size_grid(_sweep(acc, diverged={("torch", 2), ("layer", 4)}))
+    assert grid["acc"]["BN"][2] is None and grid["gap"]["BN"][2] is None
+    assert R.falls_behind(grid, others=("Layer Norm",)) == [2]  # BN diverged at 2; at 4 the other one did
+
+
+def test_batch_size_grid_rejects_two_learning_rates():
+    res = {"runs": {"a": _run(batch_size=8, lr=0.1, summary={"final_test_acc": 0.9}),
+                    "b": _run(norm=None, batch_size=8, lr=0.2, summary={"final_test_acc": 0.9})}}
+    with pytest.raises(ValueError, match="batch size 8 is trained with two learning rates"):
+        R.batch_size_grid(res)
+
+
+# --------------------------------------------------------------------------- non-i.i.d. batches, regularizer, fold
+def test_noniid_grid():
+    res = {"runs": {
+        "none-iid": _run(norm=None, summary={"final_test_acc": 0.97, "final_train_acc": 0.98}),
+        "torch-2class": _run(sampler="classes:2", summary={"final_test_acc": 0.4, "final_test_acc_batchstats": 0.6,
+                                                            "final_train_acc": 0.41}),
+    }}
+    g = R.noniid_grid(res)
+    assert g["none"]["iid"] == {"test_acc": 0.97, "test_acc_batch": 0.97, "train_acc": 0.98}
+    assert g["BN"]["2 classes"] == {"test_acc": 0.4, "test_acc_batch": 0.6, "train_acc": 0.41}
+    assert R.noniid_table(g).cells()[1] == ["BN", "2 classes", "0.4000", "0.6000", "0.4100"]
+
+
+def test_regularizer_grid():
+    def s(tr, te, ltr, lte):
+        return {"final_train_acc": tr, "final_test_acc": te, "final_train_loss": ltr, "final_test_loss": lte}
+
+    res = {"runs": {
+        "torch-dropout0.3": _run(dropout=0.3, summary=s(0.99, 0.96, 0.03, 0.13)),
+        "none-dropout0": _run(norm=None, summary=s(1.0, 0.94, 0.001, 0.25)),
+        "torch-dropout0": _run(summary=s(1.0, 0.95, 0.002, 0.2)),
+    }}
+    rows = R.regularizer_grid(res)
+    assert [(r["norm"], r["dropout"]) for r in rows] == [("none", 0.0), ("BN", 0.0), ("BN", 0.3)]
+    r = R.regularizer_row(rows, "BN", 0.3)
+    assert math.isclose(r["acc_gap"], 0.03) and math.isclose(r["loss_gap"], 0.10)
+    assert math.isclose(R.regularizer_row(rows, "none", 0)["acc_gap"], 0.06)
+    with pytest.raises(ValueError, match="no run with norm 'none' and dropout 0.3"):
+        R.regularizer_row(rows, "none", 0.3)
+    assert R.regularizer_table(rows).cells()[0][:5] == ["none", "0", "1.0000", "0.9400", "+0.0600"]
+
+
+def test_fold_summary():
+    fold = {"max_abs_diff": 1e-6, "seconds_bn": 2e-3, "seconds_folded": 1e-3, "speedup": 2.0, "same_predictions": 1.0}
+    assert R.fold_summary(_run(analysis={"fold": fold})) == fold
+    with pytest.raises(ValueError, match="no 'fold' analysis"):
+        R.fold_summary(_run())
+
+
+# --------------------------------------------------------------------------- running-average conventions
+def test_running_conventions_match_torch_batchnorm():
+    """The PyTorch trajectory is torch.nn.BatchNorm1d's own; Keras with 1 - p is the same rule."""
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(16, 3, generator=g, dtype=torch.float64) * 2 + 1 for _ in range(25)]
+    bn = torch.nn.BatchNorm1d(3, momentum=0.1).double()
+    ref_mean, ref_var = [], []
+    for x in xs:
+        bn(x)
+        ref_mean.append(bn.running_mean.clone().numpy())
+        ref_var.append(bn.running_var.clone().numpy())
+    means = np.stack([x.mean(0).numpy() for x in xs])
+    vars_ = np.stack([x.var(0, unbiased=False).numpy() for x in xs])
+    t = R.running_conventions(means, vars_, n=16, torch_momentum=0.1)
+    np.testing.assert_allclose(t["torch_mean"], np.stack(ref_mean), rtol=1e-12)
+    np.testing.assert_allclose(t["torch_var"], np.stack(ref_var), rtol=1e-12)
+    np.testing.assert_allclose(t["keras_mean"], t["torch_mean"], rtol=1e-12)
+    np.testing.assert_allclose(t["keras_var_unbiased"], t["torch_var"], rtol=1e-12)
+    # Keras' own variance: the exponential average of the biased variances, in closed form
+    k = len(xs)
+    w = 0.1 * 0.9 ** np.arange(k - 1, -1, -1)
+    np.testing.assert_allclose(t["keras_var"][-1], 0.9**k * 1.0 + w @ vars_, rtol=1e-12)
+
+
+def test_half_life_and_stream():
+    assert math.isclose(R.half_life(0.5), 1.0)
+    p = 1 - 0.5 ** (1 / 10)  # (1 - p)^10 = 1/2
+    assert math.isclose(R.half_life(p), 10.0)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        R.half_life(0.0)
+    m, v = R.stream_of_batches(4000, 2, 50, mean=3.0, std=2.0, seed=1)
+    assert m.shape == v.shape == (4000, 2)
+    assert abs(m.mean() - 3.0) < 0.02 and abs(v.mean() - 4.0 * 49 / 50) < 0.05  # E[biased var] = (n-1)/n sigma^2
+
+
+def test_first_index_within():
+    assert R.first_index_within([0.0, 0.95, 1.2, 0.99, 1.01], 1.0, 0.05) == 3
+    assert R.first_index_within([0.0, 0.5], 1.0, 0.05) is None
+
