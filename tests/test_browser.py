@@ -26,6 +26,7 @@ import functools
 import html.parser
 import http.server
 import os
+import posixpath
 import re
 import threading
 import urllib.parse
@@ -185,6 +186,19 @@ def test_mathjax_is_served_locally():
 # The browser.
 
 
+META_REFRESH = re.compile(
+    r"""<meta\s+http-equiv=["']?refresh["']?\s+content=["']\s*\d+\s*;\s*url=([^"']+)["']""", re.IGNORECASE
+)
+
+
+def _refresh_target(page: str) -> str | None:
+    """Where a <meta http-equiv="refresh"> page sends the browser, relative to the build; None if it does not."""
+    match = META_REFRESH.search((HTML_DIR / page).read_text(encoding="utf-8", errors="replace"))
+    if match is None:
+        return None
+    return posixpath.normpath(posixpath.join(posixpath.dirname(page), urllib.parse.unquote(match.group(1).strip())))
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 (the base class's signature)
         pass
@@ -275,7 +289,16 @@ class _Visit:
             self.problems.append(f"HTTP {response.status} for {response.url}")
 
     def open(self, page: str) -> None:
-        self.page.goto(f"{self.server}/{urllib.parse.quote(page)}", wait_until="load")
+        url = f"{self.server}/{urllib.parse.quote(page)}"
+        target = _refresh_target(page)
+        if target is None:
+            self.page.goto(url, wait_until="load")
+        elif not (HTML_DIR / target).is_file():
+            self.problems.append(f"redirects to {target}, which is not in the build")
+            return
+        else:  # a redirect page (jupyter-book's index.html): check where it leads, once it got there
+            with self.page.expect_navigation(url=f"{self.server}/{urllib.parse.quote(target)}", wait_until="load"):
+                self.page.goto(url, wait_until="commit")
         self.page.wait_for_load_state("networkidle")
         self.wait_for_math()
 
