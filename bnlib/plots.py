@@ -24,3 +24,173 @@ COLORS = {"none": "#d62728", "bn": "#1f77b4", "torch": "#1f77b4", "bnlib": "#1f7
 def use_style() -> None:
     """Apply the book's matplotlib style; every chapter calls this once, first."""
     mpl.rcParams.update(STYLE)
+
+
+# --------------------------------------------------------------------------- train vs test chapter
+# Figures of book/train_test.ipynb; each takes what the matching bnlib.reports function returns.
+TT_COLORS = {"none": "#d62728", "BN": "#1f77b4", "Batch Renorm": "#9467bd", "Layer Norm": "#2ca02c",
+             "Group Norm": "#ff7f0e"}
+
+
+def _tt_plain_log(ax, axis: str = "y") -> None:
+    """Plain numbers (not powers of ten) on a log axis."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    a.set_major_formatter(FormatStrFormatter("%g"))
+    a.set_minor_formatter(FormatStrFormatter("%g"))
+
+
+def figure_tt_conventions(fast: dict, slow: dict, true_mean: float, true_var: float, n: int, p_fast: float,
+                          p_slow: float, channel: int = 0):
+    """Running averages of one channel under PyTorch's and Keras' conventions.
+
+    ``fast`` and ``slow`` are :func:`bnlib.reports.running_conventions` outputs for PyTorch
+    momentum ``p_fast`` (Keras ``1 - p_fast``) and ``p_slow`` (Keras ``1 - p_slow``).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    k = np.arange(1, len(fast["torch_mean"]) + 1)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    a.plot(k, fast["torch_mean"][:, channel], color="#1f77b4", label=f"PyTorch, momentum {p_fast:g}")
+    a.plot(k, fast["keras_mean"][:, channel], color="#ff7f0e", ls="--", label=f"Keras, momentum {1 - p_fast:g}")
+    a.plot(k, slow["keras_mean"][:, channel], color="#2ca02c", label=f"Keras, momentum {1 - p_slow:g} (default)")
+    a.axhline(true_mean, color="k", lw=0.8, ls=":", label="true mean")
+    a.set(xlabel="batches seen", ylabel="running mean", title="(a) running mean (same rule)")
+    a.legend(loc="lower right")
+    b.plot(k, fast["torch_var"][:, channel], color="#1f77b4", label=f"PyTorch {p_fast:g}: unbiased")
+    b.plot(k, fast["keras_var"][:, channel], color="#ff7f0e", ls="--", label=f"Keras {1 - p_fast:g}: biased")
+    b.axhline(true_var, color="k", lw=0.8, ls=":", label=r"true $\sigma^2$")
+    b.axhline(true_var * (n - 1) / n, color="k", lw=0.8, ls="-.", label=rf"$\frac{{m-1}}{{m}}\sigma^2$, m = {n}")
+    b.set(xlabel="batches seen", ylabel="running variance", title="(b) running variance")
+    b.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def figure_tt_train_eval(gap: dict, batch_size: int):
+    """Test accuracy in eval mode vs with batch statistics along training (:func:`reports.train_eval_gap`)."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    step = gap["step"]
+    a.plot(step, [100 * (1 - v) for v in gap["eval"]], color="#1f77b4", label="eval mode (population statistics)")
+    a.plot(step, [100 * (1 - v) for v in gap["batch"]], color="#ff7f0e", ls="--",
+           label=f"train mode (batch statistics, batches of {batch_size})")
+    a.set(xlabel="training step", ylabel="test error (%)", yscale="log", title="(a) test error, two ways")
+    _tt_plain_log(a)
+    a.legend(loc="upper right")
+    b.plot(step, [100 * g for g in gap["gap"]], color="k", marker="o", ms=3)
+    b.axhline(0, color="grey", lw=0.8)
+    b.set(xlabel="training step", ylabel="eval - batch-stats accuracy (points)", title="(b) the gap")
+    fig.tight_layout()
+    return fig
+
+
+def figure_tt_population(summary: dict):
+    """Per BN layer: how far running averages and Algorithm 2 are from the exact statistics."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    layers = summary["layers"]
+    x = np.arange(1, len(layers) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2))
+    for ax, (kind, title) in zip(axes, (("mean", r"(a) max$_k$ |mean - exact mean|"),
+                                         ("var_rel", r"(b) max$_k$ |var / exact var - 1|")), strict=True):
+        ax.bar(x - 0.2, [l[f"running_vs_exact_{kind}"] for l in layers], 0.4, color="#1f77b4",
+               label="running averages")
+        ax.bar(x + 0.2, [l[f"alg2_vs_exact_{kind}"] for l in layers], 0.4, color="#2ca02c", label="Algorithm 2")
+        ax.set(xlabel="BN layer", yscale="log", title=title, xticks=x)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def figure_tt_test_batches(summary: dict):
+    """Test accuracy with batch statistics by test-batch size, vs eval mode (:func:`reports.test_batch_summary`)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    ax.plot(summary["sizes"], [100 * a for a in summary["acc"]], "o-", color="#ff7f0e",
+            label="batch statistics, i.i.d. test batches")
+    ax.axhline(100 * summary["eval_mode"], color="#1f77b4", label="eval mode (any batch size, 1 included)")
+    ax.plot([64], [100 * summary["one_class"]], "s", color="#d62728", ms=7,
+            label="batch statistics, one-class batches of 64")
+    ax.set(xscale="log", xlabel="test batch size", ylabel="test accuracy (%)",
+           title="Evaluating with batch statistics (size 1: an error)")
+    ax.set_xticks(summary["sizes"], [str(s) for s in summary["sizes"]])
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def figure_tt_batch_size(grid: dict):
+    """Test error vs training batch size per normalization, and the train/eval gap (:func:`reports.batch_size_grid`)."""
+    import matplotlib.pyplot as plt
+
+    sizes = grid["sizes"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    for n in grid["norms"]:
+        ys = [grid["acc"][n].get(s) for s in sizes]
+        a.plot(sizes, [None if y is None else 100 * (1 - y) for y in ys], "o-", color=TT_COLORS.get(n), label=n)
+        if any(g not in (None, 0.0) for g in grid["gap"][n].values()):
+            gs = [grid["gap"][n].get(s) for s in sizes]
+            b.plot(sizes, [None if g is None else 100 * g for g in gs], "o-", color=TT_COLORS.get(n), label=n)
+    a.set(xscale="log", yscale="log", xlabel="training batch size", ylabel="test error (%), eval mode",
+          title="(a) one epoch, learning rate 0.5 B / 60")
+    _tt_plain_log(a)
+    b.axhline(0, color="grey", lw=0.8)
+    b.set(xscale="log", xlabel="training batch size", ylabel="eval - batch-stats accuracy (points)",
+          title="(b) train/eval gap")
+    for ax in (a, b):
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+    a.legend()
+    b.legend()
+    fig.tight_layout()
+    return fig
+
+
+def figure_tt_noniid(grid: dict):
+    """Test accuracy after training on i.i.d. vs few-class batches, per norm (:func:`reports.noniid_grid`)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    norms = list(grid)
+    samplers = list(dict.fromkeys(s for by in grid.values() for s in by))
+    x = np.arange(len(norms))
+    w = 0.8 / len(samplers)
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4), sharey=True)
+    hatches = ("", "//", "xx")
+    for ax, (key, title) in zip(axes, (("test_acc", "(a) eval mode"),
+                                       ("test_acc_batch", "(b) batch statistics (i.i.d. test batches)")), strict=True):
+        for j, s in enumerate(samplers):
+            vals = [grid[n].get(s, {}).get(key) for n in norms]
+            ax.bar(x + (j - (len(samplers) - 1) / 2) * w, [0 if v is None else 100 * v for v in vals], w,
+                   color=[TT_COLORS.get(n) for n in norms], hatch=hatches[j % 3], edgecolor="white")
+        ax.set_xticks(x, norms)
+        ax.set(title=title, ylim=(0, 100))
+    axes[0].set_ylabel("test accuracy (%)")
+    handles = [Patch(facecolor="#bbbbbb", edgecolor="white", hatch=hatches[j % 3], label=f"training batches: {s}")
+               for j, s in enumerate(samplers)]
+    axes[0].legend(handles=handles, loc="lower left", frameon=True)
+    fig.tight_layout()
+    return fig
+
+
+def figure_tt_regularizer(rows: list[dict]):
+    """Training and test error with and without BN and dropout (:func:`reports.regularizer_grid`)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.bar(x - 0.2, [100 * (1 - r["train_acc"]) for r in rows], 0.4, color="#8c8c8c", label="training error")
+    ax.bar(x + 0.2, [100 * (1 - r["test_acc"]) for r in rows], 0.4, color=[TT_COLORS.get(r["norm"]) for r in rows],
+           label="test error")
+    ax.set_xticks(x, [f"{r['norm']}\ndropout {r['dropout']:g}" for r in rows])
+    ax.set(ylabel="error (%)", title="5,000 training images: train vs test error")
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -228,3 +229,49 @@ def test_first_index_within():
     assert R.first_index_within([0.0, 0.95, 1.2, 0.99, 1.01], 1.0, 0.05) == 3
     assert R.first_index_within([0.0, 0.5], 1.0, 0.05) is None
 
+
+
+# --------------------------------------------------------------------------- figures (the data they draw)
+def test_figures_draw_the_given_numbers():
+    from bnlib import plots
+
+    tb = R.test_batch_summary(_run(analysis={"test_batches": {
+        "eval_mode": 0.97, "by_size": {"2": 0.5, "8": 0.9, "64": 0.96, "1000": 0.969}, "one_class_64": 0.3}}))
+    fig = plots.figure_tt_test_batches(tb)
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    np.testing.assert_allclose(lines["batch statistics, i.i.d. test batches"].get_ydata(), [50, 90, 96, 96.9])
+    np.testing.assert_allclose(lines["batch statistics, one-class batches of 64"].get_ydata(), [30])
+    np.testing.assert_allclose(lines["eval mode (any batch size, 1 included)"].get_ydata(), [97, 97])
+    plt.close(fig)
+
+    acc = {None: {2: 0.80, 8: 0.90}, "torch": {2: 0.70, 8: 0.95}, "layer": {2: 0.9, 8: 0.93}}
+    grid = R.batch_size_grid(_sweep(acc, {"torch": {2: 0.60, 8: 0.97}}))
+    fig = plots.figure_tt_batch_size(grid)
+    a, b = fig.axes
+    errors = {ln.get_label(): ln.get_ydata() for ln in a.get_lines()}
+    np.testing.assert_allclose(errors["BN"], [30, 5])
+    np.testing.assert_allclose(errors["Layer Norm"], [10, 7])
+    gaps = {ln.get_label(): ln.get_ydata() for ln in b.get_lines() if not ln.get_label().startswith("_")}
+    assert list(gaps) == ["BN"]  # none and Layer Norm compute one function: no gap to draw
+    np.testing.assert_allclose(gaps["BN"], [10, -2])
+    plt.close(fig)
+
+    rows = [{"norm": "none", "dropout": 0.0, "train_acc": 1.0, "test_acc": 0.94},
+            {"norm": "BN", "dropout": 0.3, "train_acc": 0.99, "test_acc": 0.96}]
+    fig = plots.figure_tt_regularizer(rows)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    np.testing.assert_allclose(heights, [0, 1, 6, 4], atol=1e-9)
+    plt.close(fig)
+
+
+def test_conventions_figure_draws_the_trajectories():
+    from bnlib import plots
+
+    m, v = R.stream_of_batches(30, 1, 8, 2.0, 1.5)
+    fast, slow = R.running_conventions(m, v, 8, 0.1), R.running_conventions(m, v, 8, 0.01)
+    fig = plots.figure_tt_conventions(fast, slow, 2.0, 2.25, 8, 0.1, 0.01)
+    lines = {ln.get_label(): ln.get_ydata() for ln in fig.axes[0].get_lines()}
+    np.testing.assert_allclose(lines["PyTorch, momentum 0.1"], fast["torch_mean"][:, 0])
+    np.testing.assert_allclose(lines["Keras, momentum 0.99 (default)"], slow["keras_mean"][:, 0])
+    plt.close(fig)
