@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib as mpl
 
 STYLE = {
-    "figure.dpi": 80,
-    "savefig.dpi": 80,
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
     "figure.figsize": (7.0, 3.6),
     "axes.grid": True,
     "grid.alpha": 0.3,
