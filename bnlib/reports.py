@@ -266,6 +266,16 @@ class Table:
         return f'<table class="table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def pct(x: float) -> str:
+    """An accuracy as a percentage with two decimals: 0.98765 -> "98.77"."""
+    return f"{100 * x:.2f}"
+
+
+def points(x: float) -> str:
+    """A difference of accuracies in percentage points, signed: 0.0123 -> "+1.23"."""
+    return f"{100 * x:+.2f}"
+
+
 def run_of(res: dict, label: str) -> dict:
     """The run ``label`` of an experiment result (one clear error when it is not there)."""
     runs = res.get("runs") if isinstance(res, dict) else None
@@ -372,7 +382,8 @@ def test_batch_table(summary: dict) -> Table:
     rows += [[f"batch statistics, i.i.d. batches of {s}", a, d]
              for s, a, d in zip(summary["sizes"], summary["acc"], summary["drop"], strict=True)]
     rows.append(["batch statistics, one-class batches of 64", summary["one_class"], summary["one_class_drop"]])
-    return Table(["test-time normalization", "test accuracy", "drop vs eval mode"], rows, [None, ".4f", "+.4f"])
+    return Table(["test-time normalization", "test accuracy (%)", "drop vs eval mode (points)"], rows,
+                 [None, pct, points])
 
 
 def batch_size_grid(res: dict) -> dict:
@@ -426,9 +437,10 @@ def falls_behind(grid: dict, norm: str = "BN", others: Sequence[str] = ("Layer N
 
 
 def batch_size_table(grid: dict, key: str = "acc") -> Table:
-    """One row per batch size (with its learning rate), one column per norm: ``grid[key]``."""
+    """One row per batch size (with its learning rate), one column per norm: ``grid[key]`` in percent
+    (``key="gap"``: in percentage points, signed)."""
     rows = [[b, grid["lr"][b], *[grid[key][n].get(b) for n in grid["norms"]]] for b in grid["sizes"]]
-    fmt = "+.4f" if key == "gap" else ".4f"
+    fmt = points if key == "gap" else pct
     return Table(["batch size", "learning rate", *grid["norms"]], rows, [None, ".4g", *[fmt] * len(grid["norms"])])
 
 
@@ -455,8 +467,8 @@ def noniid_grid(res: dict) -> dict:
 def noniid_table(grid: dict) -> Table:
     rows = [[n, s, v["test_acc"], v["test_acc_batch"], v["train_acc"]]
             for n, by in grid.items() for s, v in by.items()]
-    return Table(["norm", "training batches", "test acc. (eval mode)", "test acc. (batch stats)",
-                  "train acc. (eval mode)"], rows, [None, None, ".4f", ".4f", ".4f"])
+    return Table(["norm", "training batches", "test acc. (%), eval mode", "test acc. (%), batch stats",
+                  "train acc. (%), eval mode"], rows, [None, None, pct, pct, pct])
 
 
 def regularizer_grid(res: dict) -> list[dict]:
@@ -484,11 +496,11 @@ def regularizer_row(rows: list[dict], norm: str, dropout: float) -> dict:
 
 
 def regularizer_table(rows: list[dict]) -> Table:
-    return Table(["norm", "dropout", "train acc.", "test acc.", "gap (acc.)", "train loss", "test loss",
+    return Table(["norm", "dropout", "train acc. (%)", "test acc. (%)", "gap (points)", "train loss", "test loss",
                   "gap (loss)"],
                  [[r["norm"], r["dropout"], r["train_acc"], r["test_acc"], r["acc_gap"], r["train_loss"],
                    r["test_loss"], r["loss_gap"]] for r in rows],
-                 [None, ".2g", ".4f", ".4f", "+.4f", ".4f", ".4f", "+.4f"])
+                 [None, ".2g", pct, pct, points, ".4f", ".4f", "+.4f"])
 
 
 def fold_summary(run: dict) -> dict:
@@ -543,10 +555,16 @@ def stream_of_batches(k: int, c: int, n: int, mean: float, std: float, seed: int
     return x.mean(axis=1), x.var(axis=1)
 
 
-def first_index_within(values: Sequence[float], target: float, rel: float) -> int | None:
-    """First index from which every value stays within ``rel`` (relative) of ``target``."""
-    ok = [abs(v - target) <= rel * abs(target) for v in values]
-    for i in range(len(ok)):
-        if all(ok[i:]):
-            return i
-    return None
+def steps_to_forget(torch_momentum: float, weight: float) -> int:
+    """Fewest updates ``k`` after which the initial value weighs at most ``weight`` in a running
+    average with PyTorch momentum ``p``: the smallest ``k`` with ``(1 - p)^k <= weight``."""
+    half_life(torch_momentum)  # validates torch_momentum
+    if not 0.0 < weight < 1.0:
+        raise ValueError(f"weight must lie strictly between 0 and 1, got {weight!r}.")
+    k = math.ceil(math.log(weight) / math.log1p(-torch_momentum))
+    # guard the boundary against rounding in the logarithms
+    while k > 0 and (1 - torch_momentum) ** (k - 1) <= weight:
+        k -= 1
+    while (1 - torch_momentum) ** k > weight:
+        k += 1
+    return k

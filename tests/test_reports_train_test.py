@@ -97,8 +97,8 @@ def test_test_batch_summary_orders_sizes_numerically():
     np.testing.assert_allclose(s["drop"], [0.47, 0.07, 0.01, 0.001])
     assert math.isclose(s["one_class_drop"], 0.67)
     rows = R.test_batch_table(s).cells()
-    assert rows[0] == ["eval mode (population statistics)", "0.9700", "+0.0000"]
-    assert rows[-1] == ["batch statistics, one-class batches of 64", "0.3000", "+0.6700"]
+    assert rows[0] == ["eval mode (population statistics)", "97.00", "+0.00"]
+    assert rows[-1] == ["batch statistics, one-class batches of 64", "30.00", "+67.00"]
 
 
 # --------------------------------------------------------------------------- batch-size sweep
@@ -132,7 +132,8 @@ def test_batch_size_grid_and_falls_behind():
     assert R.falls_behind(grid, norm="none", others=("BN",)) == [4, 8]
     t = R.batch_size_table(grid)
     assert t.columns == ["batch size", "learning rate", "none", "BN", "Layer Norm", "Group Norm"]
-    assert t.cells()[0] == ["2", "0.01667", "0.8000", "0.7000", "0.9000", "0.9100"]
+    assert t.cells()[0] == ["2", "0.01667", "80.00", "70.00", "90.00", "91.00"]
+    assert R.batch_size_table(grid, "gap").cells()[0][3] == "+10.00"
     with pytest.raises(ValueError, match="norm 'Batch Renorm' is not in the grid"):
         R.falls_behind(grid, others=("Batch Renorm",))
 
@@ -161,7 +162,7 @@ def test_noniid_grid():
     g = R.noniid_grid(res)
     assert g["none"]["iid"] == {"test_acc": 0.97, "test_acc_batch": 0.97, "train_acc": 0.98}
     assert g["BN"]["2 classes"] == {"test_acc": 0.4, "test_acc_batch": 0.6, "train_acc": 0.41}
-    assert R.noniid_table(g).cells()[1] == ["BN", "2 classes", "0.4000", "0.6000", "0.4100"]
+    assert R.noniid_table(g).cells()[1] == ["BN", "2 classes", "40.00", "60.00", "41.00"]
 
 
 def test_regularizer_grid():
@@ -180,7 +181,8 @@ def test_regularizer_grid():
     assert math.isclose(R.regularizer_row(rows, "none", 0)["acc_gap"], 0.06)
     with pytest.raises(ValueError, match="no run with norm 'none' and dropout 0.3"):
         R.regularizer_row(rows, "none", 0.3)
-    assert R.regularizer_table(rows).cells()[0][:5] == ["none", "0", "1.0000", "0.9400", "+0.0600"]
+    assert R.regularizer_table(rows).cells()[0] == ["none", "0", "100.00", "94.00", "+6.00", "0.0010", "0.2500",
+                                                     "+0.2490"]
 
 
 def test_fold_summary():
@@ -225,11 +227,14 @@ def test_half_life_and_stream():
     assert abs(m.mean() - 3.0) < 0.02 and abs(v.mean() - 4.0 * 49 / 50) < 0.05  # E[biased var] = (n-1)/n sigma^2
 
 
-def test_first_index_within():
-    assert R.first_index_within([0.0, 0.95, 1.2, 0.99, 1.01], 1.0, 0.05) == 3
-    assert R.first_index_within([0.0, 0.5], 1.0, 0.05) is None
-
-
+def test_steps_to_forget():
+    assert R.steps_to_forget(0.5, 0.25) == 2  # 0.5^2 = 0.25 exactly
+    assert R.steps_to_forget(0.5, 0.2) == 3  # 0.25 > 0.2 >= 0.125
+    # brute force: the first k with 0.99^k <= 0.05
+    k = next(k for k in range(10_000) if 0.99**k <= 0.05)
+    assert R.steps_to_forget(0.01, 0.05) == k
+    with pytest.raises(ValueError, match="weight must lie strictly between 0 and 1"):
+        R.steps_to_forget(0.1, 1.0)
 
 # --------------------------------------------------------------------------- figures (the data they draw)
 def test_figures_draw_the_given_numbers():
