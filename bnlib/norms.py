@@ -1,0 +1,617 @@
+"""Layer Normalization, Group Normalization and Batch Renormalization: NumPy functions and torch modules.
+
+The three alternatives to BN that the train/test chapter compares with it. Each comes as a
+pair of pure NumPy functions in the style of :mod:`bnlib.functional` (``*_forward`` returns
+``(y, cache)``, ``*_backward`` turns ``(dy, cache)`` into gradients) and as a torch module
+whose gradient is the same hand-derived formula, written as a ``torch.autograd.Function``
+(as :class:`bnlib.nn.BatchNormFunction` does for BN). Arrays have layout ``(N, C)`` or
+``(N, C, H, W)`` (the torch modules also take ``(N, C, L)``); the affine parameters
+``gamma`` / ``weight`` and ``beta`` / ``bias`` have one value per channel in all three.
+
+Which values share a mean and a variance:
+
+- **Group Norm** (Wu & He, 2018), ``G`` groups of ``C / G`` consecutive channels: one mean
+  and one variance per example and group, over that group's channels and all spatial
+  positions. ``G`` must divide ``C``.
+- **Layer Norm** (Ba et al., 2016), as the book's networks use it: one mean and one
+  variance per example, over *every* axis but the batch axis, with a per-channel affine
+  part. For an MLP hidden layer ``(N, C)`` that normalizes over the ``C`` units of each
+  example and equals ``torch.nn.LayerNorm(C)``; for a convolutional layer ``(N, C, H, W)``
+  it normalizes over ``(C, H, W)`` of each example with one ``gamma``/``beta`` per channel,
+  which is Group Norm with one group and equals ``torch.nn.GroupNorm(1, C)`` (not
+  ``torch.nn.LayerNorm((C, H, W))``, whose affine parameters are per position).
+- **Batch Renorm** (Ioffe, 2017, Algorithm 1): per channel over the batch, as BN, then
+  corrected towards the moving statistics ``mu`` and ``sigma`` (a moving *standard
+  deviation*, not a variance)::
+
+      mu_B = mean(x),  sigma_B = sqrt(mean((x - mu_B)^2) + eps)
+      r = clip(sigma_B / sigma, 1 / r_max, r_max)      (treated as a constant: stop-gradient)
+      d = clip((mu_B - mu) / sigma, -d_max, d_max)      (treated as a constant: stop-gradient)
+      xhat = (x - mu_B) / sigma_B * r + d,   y = gamma * xhat + beta
+      mu <- mu + momentum * (mu_B - mu),  sigma <- sigma + momentum * (sigma_B - sigma)
+
+  ``r`` and ``d`` are computed with the moving statistics *before* their update. At
+  inference ``y = gamma * (x - mu) / sigma + beta``, which is what training computes when
+  neither clip is active. With ``r_max = 1`` and ``d_max = 0`` (``r = 1``, ``d = 0``) Batch
+  Renorm *is* BN in training, forward and backward. :func:`renorm_schedule` gives the
+  warm-up of ``(r_max, d_max)`` from ``(1, 0)`` to their final values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+__all__ = [
+    "layer_norm_forward",
+    "layer_norm_backward",
+    "group_norm_forward",
+    "group_norm_backward",
+    "batch_renorm_forward",
+    "batch_renorm_backward",
+    "batch_renorm_inference",
+    "renorm_schedule",
+    "PAPER_SCHEDULE",
+    "GroupNormFunction",
+    "BatchRenormFunction",
+    "LayerNorm",
+    "GroupNorm",
+    "BatchRenorm",
+]
+
+#: Ioffe (2017), Sec. 4.1: plain BN (``r_max = 1``, ``d_max = 0``) for the first 5,000 steps, then
+#: relaxed to reach ``r_max = 3`` at step 40,000 and ``d_max = 5`` at step 25,000 (keyword
+#: arguments of :func:`renorm_schedule`).
+PAPER_SCHEDULE = {"r_max": 3.0, "d_max": 5.0, "bn_steps": 5000, "r_ramp_steps": 35_000, "d_ramp_steps": 20_000}
+
+
+# --------------------------------------------------------------------------- checks (NumPy)
+def _check_float_array(name: str, a) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array of float32 or float64, got {type(a).__name__}.")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}.")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values; the statistics would be undefined.")
+    return a
+
+
+def _check_input(x) -> None:
+    _check_float_array("x", x)
+    if x.ndim not in (2, 4):
+        raise ValueError(
+            f"x must have shape (N, C) or (N, C, H, W), got {x.ndim} dimensions with shape {x.shape}."
+        )
+
+
+def _check_per_channel(name: str, a, c: int, dtype) -> np.ndarray:
+    _check_float_array(name, a)
+    if a.shape != (c,):
+        raise ValueError(f"{name} must have shape ({c},), one value per channel of x, got {a.shape}.")
+    return a.astype(dtype, copy=False)
+
+
+def _check_eps(eps) -> None:
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}.")
+
+
+def _check_groups(num_groups, c: int) -> None:
+    if isinstance(num_groups, bool) or not (isinstance(num_groups, (int, np.integer)) and num_groups >= 1):
+        raise ValueError(f"num_groups must be a positive integer, got {num_groups!r}.")
+    if c % num_groups:
+        raise ValueError(f"num_groups={num_groups} must divide the number of channels C={c} (groups of equal size).")
+
+
+def _check_limits(r_max, d_max) -> None:
+    if isinstance(r_max, bool) or not (isinstance(r_max, (int, float)) and math.isfinite(r_max) and r_max >= 1):
+        raise ValueError(f"r_max must be a finite number >= 1 (r is clipped to [1/r_max, r_max]), got {r_max!r}.")
+    if isinstance(d_max, bool) or not (isinstance(d_max, (int, float)) and math.isfinite(d_max) and d_max >= 0):
+        raise ValueError(f"d_max must be a finite number >= 0 (d is clipped to [-d_max, d_max]), got {d_max!r}.")
+
+
+def _check_momentum(momentum) -> None:
+    if isinstance(momentum, bool) or not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
+        raise ValueError(f"momentum must be a number in [0, 1] (the weight of the new batch), got {momentum!r}.")
+
+
+def _bshape(x: np.ndarray) -> tuple[int, ...]:
+    """Shape that broadcasts a per-channel vector against x."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+# --------------------------------------------------------------------------- Group Norm / Layer Norm (NumPy)
+def group_norm_forward(x: np.ndarray, num_groups: int, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5):
+    """Group Norm: normalize each example over groups of ``C / num_groups`` channels (and all positions).
+
+    ``y = gamma * (x - mu_ng) / sqrt(var_ng + eps) + beta`` with the mean ``mu_ng`` and biased
+    variance ``var_ng`` of example ``n``, group ``g``; ``gamma`` and ``beta`` per channel.
+    Returns ``(y, cache)``; ``cache["mu"]`` and ``cache["var"]`` have shape ``(N, num_groups)``.
+    """
+    _check_input(x)
+    n, c = x.shape[:2]
+    _check_groups(num_groups, c)
+    gamma = _check_per_channel("gamma", gamma, c, x.dtype)
+    beta = _check_per_channel("beta", beta, c, x.dtype)
+    _check_eps(eps)
+    xg = x.reshape(n, num_groups, -1)  # (N, G, M): the M values that share a mean and a variance
+    mu = xg.mean(axis=2, keepdims=True)
+    xmu = xg - mu
+    var = (xmu * xmu).mean(axis=2, keepdims=True)  # biased, 1/M, two-pass
+    inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    xhat = (xmu * inv_std).reshape(x.shape)
+    bs = _bshape(x)
+    y = xhat * gamma.reshape(bs) + beta.reshape(bs)
+    cache = {"xhat": xhat, "inv_std": inv_std, "gamma": gamma, "num_groups": num_groups,
+             "mu": mu.reshape(n, num_groups), "var": var.reshape(n, num_groups), "eps": eps}
+    return y, cache
+
+
+def group_norm_backward(dy: np.ndarray, cache: dict):
+    """Gradients ``(dx, dgamma, dbeta)`` of Group Norm by the closed form.
+
+    With ``g = dy * gamma`` (per channel) and sums over the ``M`` values of one example's group,
+    ``dx = inv_std / M * (M g - sum g - xhat * sum(g * xhat))`` (BN's formula with the roles of the
+    axes exchanged); ``dgamma = sum_{n, h, w} dy * xhat``, ``dbeta = sum_{n, h, w} dy``.
+    """
+    xhat = cache["xhat"]
+    _check_float_array("dy", dy)
+    if dy.shape != xhat.shape:
+        raise ValueError(f"dy must have the shape of the forward input {xhat.shape}, got {dy.shape}.")
+    axes = (0,) if dy.ndim == 2 else (0, 2, 3)
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    n, g = xhat.shape[0], cache["num_groups"]
+    gx = (dy * cache["gamma"].reshape(_bshape(dy))).reshape(n, g, -1)
+    xh = xhat.reshape(n, g, -1)
+    dx = cache["inv_std"] * (gx - gx.mean(axis=2, keepdims=True) - xh * (gx * xh).mean(axis=2, keepdims=True))
+    return dx.reshape(dy.shape).astype(xhat.dtype, copy=False), dgamma, dbeta
+
+
+def layer_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5):
+    """Layer Norm as the book uses it: per example over every axis but 0, per-channel ``gamma``/``beta``.
+
+    ``(N, C)``: over the ``C`` units (``torch.nn.LayerNorm(C)``); ``(N, C, H, W)``: over
+    ``(C, H, W)`` (``torch.nn.GroupNorm(1, C)``). Returns ``(y, cache)``; it is
+    :func:`group_norm_forward` with one group, and ``cache["mu"]``, ``cache["var"]`` have shape ``(N, 1)``.
+    """
+    return group_norm_forward(x, 1, gamma, beta, eps)
+
+
+def layer_norm_backward(dy: np.ndarray, cache: dict):
+    """Gradients ``(dx, dgamma, dbeta)`` of :func:`layer_norm_forward` (Group Norm's formula, one group)."""
+    return group_norm_backward(dy, cache)
+
+
+# --------------------------------------------------------------------------- Batch Renorm (NumPy)
+def batch_renorm_forward(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    running_mean: np.ndarray,
+    running_std: np.ndarray,
+    r_max: float,
+    d_max: float,
+    eps: float = 1e-5,
+    momentum: float = 0.01,
+):
+    """Batch Renorm in training (Ioffe 2017, Algorithm 1), per channel over every axis but 1.
+
+    Returns ``(y, new_running_mean, new_running_std, cache)``: the output, the moving mean and
+    moving standard deviation after the update ``s <- s + momentum * (batch value - s)`` (the
+    paper's ``alpha`` is ``momentum``), and a cache with ``r``, ``d``, the batch mean ``mu`` and
+    ``sigma`` (= ``sqrt(var + eps)``), one value per channel each. ``r`` and ``d`` use the
+    moving statistics passed in, before their update.
+    """
+    _check_input(x)
+    c = x.shape[1]
+    gamma = _check_per_channel("gamma", gamma, c, x.dtype)
+    beta = _check_per_channel("beta", beta, c, x.dtype)
+    running_mean = _check_per_channel("running_mean", running_mean, c, x.dtype)
+    running_std = _check_per_channel("running_std", running_std, c, x.dtype)
+    if np.any(running_std <= 0):
+        raise ValueError("running_std must be positive (it is a moving standard deviation).")
+    _check_limits(r_max, d_max)
+    _check_eps(eps)
+    _check_momentum(momentum)
+    m = x.size // c
+    if m < 2:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input of shape {x.shape}: "
+            "batch statistics need at least two values per channel."
+        )
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    bs = _bshape(x)
+    mu = x.mean(axis=axes)
+    xmu = x - mu.reshape(bs)
+    sigma = np.sqrt((xmu * xmu).mean(axis=axes) + x.dtype.type(eps))  # sigma_B, eps inside the root
+    r = np.clip(sigma / running_std, 1.0 / r_max, r_max).astype(x.dtype)
+    d = np.clip((mu - running_mean) / running_std, -d_max, d_max).astype(x.dtype)
+    z = xmu / sigma.reshape(bs)  # BN's normalized value
+    xhat = z * r.reshape(bs) + d.reshape(bs)
+    y = xhat * gamma.reshape(bs) + beta.reshape(bs)
+    new_mean = running_mean + x.dtype.type(momentum) * (mu - running_mean)
+    new_std = running_std + x.dtype.type(momentum) * (sigma - running_std)
+    cache = {"z": z, "xhat": xhat, "r": r, "d": d, "mu": mu, "sigma": sigma, "gamma": gamma,
+             "axes": axes, "m": m}
+    return y, new_mean, new_std, cache
+
+
+def batch_renorm_backward(dy: np.ndarray, cache: dict):
+    """Gradients ``(dx, dgamma, dbeta)`` of Batch Renorm with ``r`` and ``d`` held constant.
+
+    With ``z = (x - mu_B) / sigma_B`` and per-channel sums over the ``m`` values of the batch:
+    ``dx = gamma * r / (m * sigma_B) * (m dy - sum dy - z * sum(dy * z))`` (BN's formula scaled by
+    ``r``), ``dgamma = sum dy * xhat``, ``dbeta = sum dy``.
+    """
+    z = cache["z"]
+    _check_float_array("dy", dy)
+    if dy.shape != z.shape:
+        raise ValueError(f"dy must have the shape of the forward input {z.shape}, got {dy.shape}.")
+    axes, m = cache["axes"], cache["m"]
+    bs = _bshape(dy)
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * cache["xhat"]).sum(axis=axes)
+    sdz = (dy * z).sum(axis=axes)
+    scale = cache["gamma"] * cache["r"] / (m * cache["sigma"])
+    dx = scale.reshape(bs) * (m * dy - dbeta.reshape(bs) - z * sdz.reshape(bs))
+    return dx.astype(z.dtype, copy=False), dgamma, dbeta
+
+
+def batch_renorm_inference(x, running_mean, running_std, gamma, beta) -> np.ndarray:
+    """Batch Renorm at inference: ``y = gamma * (x - mu) / sigma + beta`` with the moving statistics."""
+    _check_input(x)
+    c = x.shape[1]
+    running_mean, running_std, gamma, beta = (
+        _check_per_channel(name, a, c, x.dtype)
+        for name, a in (("running_mean", running_mean), ("running_std", running_std), ("gamma", gamma),
+                        ("beta", beta))
+    )
+    if np.any(running_std <= 0):
+        raise ValueError("running_std must be positive (it is a moving standard deviation).")
+    bs = _bshape(x)
+    return (x - running_mean.reshape(bs)) / running_std.reshape(bs) * gamma.reshape(bs) + beta.reshape(bs)
+
+
+def _check_steps(name: str, v) -> None:
+    if isinstance(v, bool) or not (isinstance(v, (int, np.integer)) and v >= 0):
+        raise ValueError(f"{name} must be a non-negative integer number of steps, got {v!r}.")
+
+
+def renorm_schedule(
+    step: int,
+    r_max: float = 3.0,
+    d_max: float = 5.0,
+    bn_steps: int = 5000,
+    r_ramp_steps: int = 35_000,
+    d_ramp_steps: int = 20_000,
+) -> tuple[float, float]:
+    """The limits ``(r_max(step), d_max(step))`` of Batch Renorm's warm-up; ``step`` counts from 0.
+
+    Plain BN for the first ``bn_steps`` steps, then two linear ramps::
+
+        t_r = clip((step - bn_steps) / r_ramp_steps, 0, 1),  r_max(step) = 1 + (r_max - 1) * t_r
+        t_d = clip((step - bn_steps) / d_ramp_steps, 0, 1),  d_max(step) = d_max * t_d
+
+    so ``(1, 0)`` up to step ``bn_steps``, ``r_max`` reached at step ``bn_steps + r_ramp_steps``
+    and ``d_max`` at ``bn_steps + d_ramp_steps``, constant after (a ramp of 0 steps is a jump at
+    ``bn_steps``). The defaults are the paper's (:data:`PAPER_SCHEDULE`, Ioffe 2017, Sec. 4.1):
+    BN for 5,000 steps, ``r_max = 3`` at 40,000 and ``d_max = 5`` at 25,000.
+    """
+    _check_steps("step", step)
+    _check_limits(r_max, d_max)
+    for name, v in (("bn_steps", bn_steps), ("r_ramp_steps", r_ramp_steps), ("d_ramp_steps", d_ramp_steps)):
+        _check_steps(name, v)
+
+    def frac(ramp: int) -> float:
+        if step < bn_steps:
+            return 0.0
+        return 1.0 if ramp == 0 else min(1.0, (step - bn_steps) / ramp)
+
+    return 1.0 + (float(r_max) - 1.0) * frac(r_ramp_steps), float(d_max) * frac(d_ramp_steps)
+
+
+# --------------------------------------------------------------------------- torch: autograd Functions
+def _reduce_dims(x: torch.Tensor) -> list[int]:
+    """Every axis but the channel axis 1."""
+    return [0] + list(range(2, x.dim()))
+
+
+def _per_channel(x: torch.Tensor) -> tuple[int, ...]:
+    return (1, x.shape[1]) + (1,) * (x.dim() - 2)
+
+
+class GroupNormFunction(torch.autograd.Function):
+    """Group Norm with the hand-derived backward of :func:`group_norm_backward`.
+
+    ``GroupNormFunction.apply(x, num_groups, weight, bias, eps)`` with ``x`` of shape
+    ``(N, C, *)``; ``weight`` and ``bias`` of shape ``(C,)`` or None. Layer Norm as the book
+    uses it is ``num_groups=1``. The backward::
+
+        g = dy * weight;  per example and group (M values):
+        dx = inv_std * (g - mean(g) - xhat * mean(g * xhat))
+        dweight = sum_{n, *} dy * xhat,  dbias = sum_{n, *} dy
+    """
+
+    @staticmethod
+    def forward(ctx, x, num_groups, weight, bias, eps):
+        n = x.shape[0]
+        xg = x.reshape(n, num_groups, -1)
+        mean = xg.mean(2, keepdim=True)
+        xmu = xg - mean
+        inv_std = ((xmu * xmu).mean(2, keepdim=True) + eps).rsqrt_()
+        xhat = (xmu * inv_std).reshape(x.shape)
+        shape = _per_channel(x)
+        y = xhat if weight is None else xhat * weight.view(shape)
+        if bias is not None:
+            y = y + bias.view(shape)
+        ctx.save_for_backward(xhat, inv_std, weight)
+        ctx.num_groups = num_groups
+        ctx.affine = (weight is not None, bias is not None)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        xhat, inv_std, weight = ctx.saved_tensors
+        has_weight, has_bias = ctx.affine
+        dims = _reduce_dims(dy)
+        dx = dweight = dbias = None
+        if ctx.needs_input_grad[0]:
+            n = dy.shape[0]
+            g = dy if weight is None else dy * weight.view(_per_channel(dy))
+            g = g.reshape(n, ctx.num_groups, -1)
+            xh = xhat.reshape(n, ctx.num_groups, -1)
+            dx = (inv_std * (g - g.mean(2, keepdim=True) - xh * (g * xh).mean(2, keepdim=True))).reshape(dy.shape)
+        if has_weight and ctx.needs_input_grad[2]:
+            dweight = (dy * xhat).sum(dims)
+        if has_bias and ctx.needs_input_grad[3]:
+            dbias = dy.sum(dims)
+        return dx, None, dweight, dbias, None
+
+
+class BatchRenormFunction(torch.autograd.Function):
+    """Batch Renorm in training with ``r`` and ``d`` as constants in the gradient (Ioffe 2017, Alg. 1).
+
+    ``BatchRenormFunction.apply(x, weight, bias, running_mean, running_std, eps, r_max, d_max)``
+    returns ``(y, mean, sigma, r, d)``: the output and, per channel, the batch mean, the batch
+    standard deviation ``sqrt(var + eps)``, and the corrections ``r`` and ``d`` (computed with the
+    moving statistics given, which are not modified); all but ``y`` carry no gradient. The
+    backward is :func:`batch_renorm_backward`::
+
+        z = (x - mean) / sigma,  dbias = sum dy,  dweight = r * sum(dy * z) + d * dbias
+        dx = weight * r / sigma * (dy - dbias / m - z * sum(dy * z) / m)
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_std, eps, r_max, d_max):
+        dims = _reduce_dims(x)
+        shape = _per_channel(x)
+        mean = x.mean(dims, keepdim=True)
+        xmu = x - mean
+        sigma = ((xmu * xmu).mean(dims, keepdim=True) + eps).sqrt_()
+        rs, rm = running_std.view(shape), running_mean.view(shape)
+        r = (sigma / rs).clamp_(1.0 / r_max, r_max)
+        d = ((mean - rm) / rs).clamp_(-d_max, d_max)
+        z = xmu / sigma
+        y = z * r + d
+        if weight is not None:
+            y = y * weight.view(shape)
+        if bias is not None:
+            y = y + bias.view(shape)
+        ctx.save_for_backward(z, sigma, r, d, weight)
+        ctx.affine = (weight is not None, bias is not None)
+        outs = (mean.view(-1), sigma.view(-1), r.view(-1), d.view(-1))
+        ctx.mark_non_differentiable(*outs)
+        return (y, *outs)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, _dmean, _dsigma, _dr, _dd):
+        z, sigma, r, d, weight = ctx.saved_tensors
+        has_weight, has_bias = ctx.affine
+        dims = _reduce_dims(dy)
+        m = dy.numel() // dy.shape[1]
+        dbeta = dy.sum(dims, keepdim=True)
+        sdz = (dy * z).sum(dims, keepdim=True)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            scale = r / sigma if weight is None else weight.view(_per_channel(dy)) * r / sigma
+            dx = scale * (dy - dbeta / m - z * (sdz / m))
+        dweight = (r * sdz + d * dbeta).view(-1) if has_weight and ctx.needs_input_grad[1] else None
+        dbias = dbeta.view(-1) if has_bias and ctx.needs_input_grad[2] else None
+        return dx, dweight, dbias, None, None, None, None, None
+
+
+# --------------------------------------------------------------------------- torch: modules
+def _check_tensor(name: str, x, num_channels: int, dtype: torch.dtype | None) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}.")
+    if x.dim() < 2:
+        raise ValueError(f"{name} expects input of shape (N, C, ...), got {x.dim()}-D input of shape {tuple(x.shape)}.")
+    if x.shape[1] != num_channels:
+        raise ValueError(
+            f"{name} has {num_channels} channels but the input has {x.shape[1]} (axis 1) in shape {tuple(x.shape)}."
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} expects a floating-point tensor, got dtype {x.dtype}.")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{name}'s parameters and buffers are {dtype} but the input is {x.dtype}; convert one of them "
+            "(e.g. module.to(x.dtype))."
+        )
+
+
+def _check_positive_int(name: str, v) -> None:
+    if isinstance(v, bool) or not (isinstance(v, int) and v >= 1):
+        raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+
+
+class GroupNorm(nn.Module):
+    """Group Norm for ``(N, C, *)`` input, a drop-in for ``torch.nn.GroupNorm``.
+
+    Same arguments (``num_groups``, ``num_channels``, ``eps``, ``affine``) and the same
+    ``state_dict`` keys (``weight``, ``bias``, one value per channel), so state dicts load
+    both ways. Identical in training and eval mode (no batch statistics). The gradient is
+    the hand-derived formula of :class:`GroupNormFunction`.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        _check_positive_int("num_groups", num_groups)
+        _check_positive_int("num_channels", num_channels)
+        _check_groups(num_groups, num_channels)
+        _check_eps(eps)
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        factory = {"device": device, "dtype": dtype}
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_channels, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_channels, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_tensor(type(self).__name__, x, self.num_channels, None if self.weight is None else self.weight.dtype)
+        return GroupNormFunction.apply(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class LayerNorm(GroupNorm):
+    """Layer Norm as the book's networks use it: per example over every axis but 0, per-channel affine.
+
+    ``LayerNorm(num_features)`` on ``(N, C)`` (an MLP hidden layer) normalizes the ``C`` units of
+    each example, equal to ``torch.nn.LayerNorm(C)``; on ``(N, C, H, W)`` (a conv layer) it
+    normalizes ``(C, H, W)`` of each example with one ``weight``/``bias`` per channel, equal to
+    ``torch.nn.GroupNorm(1, C)``. ``state_dict`` keys ``weight`` and ``bias`` (shape ``(C,)``) load
+    into either of those. Identical in training and eval mode.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, elementwise_affine: bool = True, device=None, dtype=None):
+        super().__init__(1, num_features, eps=eps, affine=elementwise_affine, device=device, dtype=dtype)
+        self.num_features = num_features
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, elementwise_affine={self.affine}"
+
+
+class BatchRenorm(nn.Module):
+    """Batch Renormalization (Ioffe 2017) for ``(N, C)``, ``(N, C, L)`` and ``(N, C, H, W)`` input.
+
+    Training mode: :class:`BatchRenormFunction` with the limits ``(r_max, d_max)`` that
+    :func:`renorm_schedule` gives at ``step = num_batches_tracked`` (the number of training
+    batches seen before this one), then the moving statistics move towards the batch ones
+    with weight ``momentum`` (the paper's ``alpha``). Eval mode:
+    ``y = weight * (x - running_mean) / running_std + bias``.
+
+    ``state_dict`` keys: ``weight``, ``bias`` (if ``affine``), ``running_mean`` (starts at 0),
+    ``running_std`` (a moving *standard deviation* ``sqrt(var + eps)``, starts at 1; not
+    torch's ``running_var``) and ``num_batches_tracked`` (so a reloaded module resumes its
+    warm-up where it stopped).
+
+    The default warm-up is the paper's schedule (:data:`PAPER_SCHEDULE`: BN for 5,000 steps,
+    ``r_max = 3`` at 40,000, ``d_max = 5`` at 25,000) divided by 10 for the book's runs of a few
+    thousand steps: BN for 500 steps, ``r_max = 3`` at step 4,000, ``d_max = 5`` at step 2,500.
+    ``momentum = 0.01`` is the paper's ``alpha``. After each training forward, ``last_r`` and
+    ``last_d`` hold that batch's corrections (per channel, detached) and ``last_limits`` the
+    ``(r_max, d_max)`` used.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.01,
+        r_max: float = 3.0,
+        d_max: float = 5.0,
+        bn_steps: int = 500,
+        r_ramp_steps: int = 3500,
+        d_ramp_steps: int = 2000,
+        affine: bool = True,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        _check_positive_int("num_features", num_features)
+        _check_eps(eps)
+        _check_momentum(momentum)
+        renorm_schedule(0, r_max, d_max, bn_steps, r_ramp_steps, d_ramp_steps)  # validates the schedule
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.r_max, self.d_max = float(r_max), float(d_max)
+        self.bn_steps, self.r_ramp_steps, self.d_ramp_steps = bn_steps, r_ramp_steps, d_ramp_steps
+        self.affine = affine
+        factory = {"device": device, "dtype": dtype}
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.register_buffer("running_mean", torch.zeros(num_features, **factory))
+        self.register_buffer("running_std", torch.ones(num_features, **factory))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        self.last_r = self.last_d = self.last_limits = None
+
+    def limits(self, step: int | None = None) -> tuple[float, float]:
+        """``(r_max, d_max)`` at ``step`` (default: the next training step, ``num_batches_tracked``)."""
+        step = int(self.num_batches_tracked) if step is None else step
+        return renorm_schedule(step, self.r_max, self.d_max, self.bn_steps, self.r_ramp_steps, self.d_ramp_steps)
+
+    def reset_running_stats(self) -> None:
+        self.running_mean.zero_()
+        self.running_std.fill_(1)
+        self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_tensor("BatchRenorm", x, self.num_features, self.running_mean.dtype)
+        shape = _per_channel(x)
+        if not self.training:
+            y = (x - self.running_mean.view(shape)) / self.running_std.view(shape)
+            if self.weight is not None:
+                y = torch.addcmul(self.bias.view(shape), y, self.weight.view(shape))
+            return y
+        if x.numel() < 2 * self.num_features:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}: "
+                "batch statistics need at least two values per channel."
+            )
+        r_max, d_max = self.limits()
+        y, mean, sigma, r, d = BatchRenormFunction.apply(
+            x, self.weight, self.bias, self.running_mean, self.running_std, self.eps, r_max, d_max
+        )
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_std.lerp_(sigma, self.momentum)
+            self.num_batches_tracked.add_(1)
+        self.last_r, self.last_d, self.last_limits = r.detach(), d.detach(), (r_max, d_max)
+        return y
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, r_max={self.r_max}, d_max={self.d_max}, "
+            f"bn_steps={self.bn_steps}, r_ramp_steps={self.r_ramp_steps}, d_ramp_steps={self.d_ramp_steps}, "
+            f"affine={self.affine}"
+        )
