@@ -206,3 +206,39 @@ def test_committed_results_agree_with_the_engine(name):
     assert target == runs[baseline]["summary"]["best_test_acc"] == max(runs[baseline]["curves"]["test_acc"])
     for row in rows:
         assert row["steps"] == T.steps_to_reach(runs[row["label"]], target)
+
+
+# --------------------------------------------------------------------------- figures draw the given numbers
+def test_cifar_figures_draw_the_given_numbers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from bnlib import plots
+
+    # lr sweep: best accuracies (in %) at the multipliers; the diverged run is an x at zero
+    runs = _sweep([0.3, 0.4, 0.45, 0.0, 0.2, 0.1], [0.5, 0.55, 0.52, 0.5, 0.48, 0.45], none_diverged=(30,))
+    rows = R.lr_sweep(runs, base_lr=0.1)
+    fig = plots.figure_cifar_lr_sweep(rows, runs)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    np.testing.assert_allclose(lines["BN: best"].get_xdata(), [1 / 3, 1, 2, 5, 10, 30], rtol=1e-5)
+    np.testing.assert_allclose(lines["BN: best"].get_ydata(), [50, 55, 52, 50, 48, 45])
+    np.testing.assert_allclose(lines["no BN: final"].get_ydata(), [30, 40, 45, 0, 20])  # x30 diverged: no final
+    assert list(lines["no BN: diverged"].get_xdata()) == [30] and list(lines["no BN: diverged"].get_ydata()) == [0]
+    curves = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}
+    np.testing.assert_allclose(curves["BN, x5"].get_ydata(), [10, 50])
+    plt.close(fig)
+
+    # layers: saturated fraction (in %) per layer, gradient norms from the first training record on
+    d = {f"{n}-depth2": _run([0.1, 0.2, 0.3], norm=None if n == "none" else "torch", depth=2,
+                             saturated=[[0.0, 0.1], [0.2, 0.3], [0.4, 0.5]]) for n in ("none", "bn")}
+    for r in d.values():
+        r["curves"]["grad_norm"] = [None, [1.0, 2.0], [3.0, 4.0]]
+    fig = plots.figure_cifar_layers(d, depth=2)
+    sat, grad = fig.axes[0].get_lines(), fig.axes[2].get_lines()
+    np.testing.assert_allclose(sat[1].get_ydata(), [10, 30, 50])
+    np.testing.assert_allclose(grad[0].get_xdata(), [100, 200])
+    np.testing.assert_allclose(grad[1].get_ydata(), [2, 4])
+    plt.close(fig)
