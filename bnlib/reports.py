@@ -212,6 +212,24 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])
 
 
+def sweep_name(norm: str | None, multiplier: float) -> str:
+    """The paper's way of naming a run by its learning rate: ``"BN-x5"``, ``"no BN-x1"``."""
+    return f"{'BN' if norm else 'no BN'}-x{multiplier:.3g}"
+
+
+def gradient_ratio(group: list[dict], record: int = -1) -> float:
+    """How much smaller the loss gradient of the first conv layer is than that of the last one
+    (``depth - 1``), at ``record`` (default: the last), as the geometric mean over seeds."""
+    ratios = []
+    for run in group:
+        g = run["curves"]["grad_norm"][record]
+        if g is None:
+            raise ValueError(f"no gradient norms at record {record} (step 0 has none).")
+        d = run["config"]["depth"]
+        ratios.append(math.log(g[d - 1] / g[0]))
+    return math.exp(sum(ratios) / len(ratios))
+
+
 # --------------------------------------------------------------------------- train vs test chapter
 # Tables and numbers of the train-vs-test chapter (book/train_test.ipynb): population statistics
 # three ways, batch-statistics evaluation, the batch-size sweep, non-i.i.d. batches, BN as a

@@ -145,6 +145,19 @@ def test_depth_saturation():
     assert R.depth_saturation(two)[0]["sat_final"] == pytest.approx([0.3, 0.2])
 
 
+def test_gradient_ratio_and_names():
+    a = _run([0.1, 0.2, 0.3], depth=3)
+    a["curves"]["grad_norm"] = [None, [1e-3, 1e-2, 1e-1, 5.0], [1e-4, 1e-3, 1e-2, 5.0]]  # last entry: classifier
+    assert R.gradient_ratio([a]) == pytest.approx(100.0)  # 1e-2 / 1e-4
+    assert R.gradient_ratio([a], record=1) == pytest.approx(100.0)
+    b = _run([0.1, 0.2, 0.3], depth=3)
+    b["curves"]["grad_norm"] = [None, [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 10000.0, 1.0]]
+    assert R.gradient_ratio([a, b]) == pytest.approx(1000.0)  # geometric mean of 100 and 10,000
+    with pytest.raises(ValueError, match="step 0 has none"):
+        R.gradient_ratio([a], record=0)
+    assert R.sweep_name("torch", 5.0) == "BN-x5" and R.sweep_name(None, 1 / 3) == "no BN-x0.333"
+
+
 # --------------------------------------------------------------------------- the recipe's ablation
 def test_ablation_changes_and_steps():
     runs = {
