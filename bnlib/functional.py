@@ -13,6 +13,8 @@ Sec. 3 of the paper.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -28,22 +30,29 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- checks
-def _check_float_array(name: str, a) -> np.ndarray:
+def _check_float_array(name: str, a, finite: bool = True) -> np.ndarray:
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array of float32 or float64, got {type(a).__name__}.")
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}.")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or infinite values; batch statistics would be undefined.")
+    if finite and not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
     return a
 
 
 def _check_input(x) -> tuple[int, ...]:
-    _check_float_array("x", x)
+    """Type, dtype and shape of ``x``; returns the axes the statistics are taken over.
+
+    Finiteness is checked on the per-channel sums the callers compute anyway (a NaN or an
+    infinity anywhere in a channel makes its sum non-finite), which costs no extra pass.
+    """
+    _check_float_array("x", x, finite=False)
     if x.ndim not in (2, 4):
         raise ValueError(
             f"x must have shape (N, C) or (N, C, H, W), got {x.ndim} dimensions with shape {x.shape}."
         )
+    if x.shape[1] == 0:
+        raise ValueError(f"x must have at least one channel (axis 1), got shape {x.shape}.")
     return (0,) if x.ndim == 2 else (0, 2, 3)
 
 
@@ -54,13 +63,23 @@ def _check_per_channel(name: str, a, c: int, dtype) -> np.ndarray:
     return a.astype(dtype, copy=False)
 
 
+def _check_finite_stats(name: str, *stats: np.ndarray) -> None:
+    # One scalar sum of the per-channel statistics: NaN or infinity anywhere propagates into it.
+    if not math.isfinite(sum(float(s.sum()) for s in stats)):
+        raise ValueError(
+            f"{name} contains NaN or infinite values (or values so large that their per-channel sums overflow); "
+            "the batch statistics and gradients would be undefined."
+        )
+
+
 def _bshape(x: np.ndarray) -> tuple[int, ...]:
     """Shape that broadcasts a per-channel vector against x."""
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
 def _check_eps(eps: float) -> None:
-    if not (isinstance(eps, (int, float)) and np.isfinite(eps) and eps >= 0):
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float, np.integer, np.floating)) and np.isfinite(eps)
+                                     and eps >= 0):
         raise ValueError(f"eps must be a finite non-negative number, got {eps!r}.")
 
 
@@ -71,6 +90,17 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-
     Returns ``(y, cache)``: ``y`` has the shape and dtype of ``x``; ``cache`` holds what
     :func:`backward` and :func:`backward_staged` need, including the batch mean ``mu`` and
     the biased batch variance ``var`` (one value per channel).
+
+    ``gamma`` and ``beta`` (shape ``(C,)``) are cast to the dtype of ``x``. The mean is taken
+    in two passes (the mean, then the mean of what is left after subtracting it), so that
+    the centred values sum to zero to rounding even when a feature's offset is many orders
+    of magnitude larger than its spread; the variance is the mean of the squared centred
+    values (never ``E[x^2] - E[x]^2``, which cancels catastrophically).
+
+    Raises ``TypeError`` for a non-array or a dtype other than float32/float64 and
+    ``ValueError`` for a wrong number of dimensions, a ``gamma``/``beta`` of the wrong shape,
+    fewer than two values per channel, or NaN/infinite values (checked on the per-channel
+    statistics, at no extra cost).
     """
     axes = _check_input(x)
     c = x.shape[1]
@@ -84,9 +114,16 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-
             "batch statistics need at least two values per channel."
         )
     bs = _bshape(x)
-    mu = x.mean(axis=axes)  # mini-batch mean
-    xmu = x - mu.reshape(bs)
-    var = (xmu * xmu).mean(axis=axes)  # mini-batch variance (biased, 1/m)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf and overflow are reported below
+        mu = x.mean(axis=axes)  # mini-batch mean
+        xmu = x - mu.reshape(bs)
+        correction = xmu.mean(axis=axes)  # what rounding left of the mean (zero in exact arithmetic)
+        mu += correction
+        xmu -= correction.reshape(bs)
+        var = (xmu * xmu).mean(axis=axes)  # mini-batch variance (biased, 1/m)
+        _check_finite_stats("x", var)  # NaN or inf anywhere in a channel makes its variance NaN or inf
+    if eps == 0 and np.any(var == 0):
+        raise ValueError("a channel of x is constant and eps is 0, so its normalization divides by zero; use eps > 0.")
     inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
     xhat = xmu * inv_std.reshape(bs)  # normalize
     y = xhat * gamma.reshape(bs) + beta.reshape(bs)  # scale and shift
@@ -105,9 +142,12 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-
 
 
 def _check_dy(dy, cache) -> None:
-    _check_float_array("dy", dy)
-    if dy.shape != cache["xhat"].shape:
-        raise ValueError(f"dy must have the shape of the forward input {cache['xhat'].shape}, got {dy.shape}.")
+    _check_float_array("dy", dy, finite=False)
+    xhat = cache["xhat"]
+    if dy.shape != xhat.shape:
+        raise ValueError(f"dy must have the shape of the forward input {xhat.shape}, got {dy.shape}.")
+    if dy.dtype != xhat.dtype:
+        raise TypeError(f"dy must have the dtype of the forward input ({xhat.dtype}), got {dy.dtype}.")
 
 
 # --------------------------------------------------------------------------- backward
@@ -115,25 +155,45 @@ def backward(dy: np.ndarray, cache: dict):
     """Gradients ``(dx, dgamma, dbeta)`` by the compact closed form.
 
     ``dx_i = gamma / (m * sqrt(var + eps)) * (m * dy_i - sum_j dy_j - xhat_i * sum_j dy_j xhat_j)``
-    per channel, which the chapter *Backward* derives from the paper's six equations.
+    per channel, which the chapter *Backward* derives from the paper's six equations. Four
+    passes over the data: two for the sums (``dbeta``, ``dgamma``), two for ``dx``.
+    ``dy`` must have the shape and dtype of the forward input; NaN or infinite values in it
+    raise ``ValueError`` (checked on the sums).
     """
     _check_dy(dy, cache)
     axes, m, xhat = cache["axes"], cache["m"], cache["xhat"]
     bs = _bshape(xhat)
-    dbeta = dy.sum(axis=axes)
-    dgamma = (dy * xhat).sum(axis=axes)
-    scale = (cache["gamma"] * cache["inv_std"] / m).reshape(bs)
-    dx = scale * (m * dy - dbeta.reshape(bs) - xhat * dgamma.reshape(bs))
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf and overflow are reported just below
+        dbeta = dy.sum(axis=axes)
+        dgamma = np.einsum(_EINSUM[xhat.ndim], dy, xhat)  # sum_i dy_i xhat_i without a temporary
+    _check_finite_stats("dy", dbeta, dgamma)
+    scale = cache["gamma"] * cache["inv_std"]  # gamma / sqrt(var + eps)
+    # dx = scale * (dy - dbeta / m - xhat * dgamma / m): one temporary, four passes
+    dx = xhat * (dgamma / -m).reshape(bs)
+    dx += dy
+    dx -= (dbeta / m).reshape(bs)
+    dx *= scale.reshape(bs)
     return dx, dgamma, dbeta
+
+
+_EINSUM = {2: "nc,nc->c", 4: "nchw,nchw->c"}
 
 
 def backward_staged(dy: np.ndarray, cache: dict):
     """Gradients ``(dx, dgamma, dbeta)`` by the paper's six chain-rule equations, node by node.
 
-    Slower than :func:`backward` (it makes more passes over the data) but it is the
-    derivation as printed in Sec. 3 of the paper, kept for teaching and as a cross-check.
+    Slower than :func:`backward` (it makes more passes over the data and allocates more
+    temporaries) but it is the derivation as printed in Sec. 3 of the paper, one line per
+    equation and in the paper's order, kept for teaching and as a cross-check.
     """
     _check_dy(dy, cache)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf and overflow are reported at the end
+        dx, dgamma, dbeta = _staged(dy, cache)
+    _check_finite_stats("dy", dbeta, dgamma)
+    return dx, dgamma, dbeta
+
+
+def _staged(dy: np.ndarray, cache: dict):
     axes, m = cache["axes"], cache["m"]
     xmu, xhat = cache["x_mu"], cache["xhat"]
     bs = _bshape(xhat)
@@ -159,8 +219,14 @@ def backward_staged(dy: np.ndarray, cache: dict):
 
 # --------------------------------------------------------------------------- inference
 def inference(x, mean, var, gamma, beta, eps: float = 1e-5) -> np.ndarray:
-    """BN at inference: ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with fixed statistics."""
+    """BN at inference: ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with fixed statistics.
+
+    ``mean``, ``var``, ``gamma``, ``beta`` have shape ``(C,)`` and are cast to the dtype of ``x``.
+    Works for any batch size, one example included. Computed as one affine map per channel,
+    ``x * scale + shift``, the form that :func:`fold_linear` and :func:`fold_conv` fold away.
+    """
     _check_input(x)
+    _check_float_array("x", x)
     c = x.shape[1]
     mean, var, gamma, beta = (
         _check_per_channel(n, a, c, x.dtype)
@@ -169,6 +235,8 @@ def inference(x, mean, var, gamma, beta, eps: float = 1e-5) -> np.ndarray:
     _check_eps(eps)
     if np.any(var < 0):
         raise ValueError("var must be non-negative (it is a variance).")
+    if eps == 0 and np.any(var == 0):
+        raise ValueError("var has a zero entry and eps is 0, so the normalization would divide by zero; use eps > 0.")
     bs = _bshape(x)
     scale = gamma / np.sqrt(var + x.dtype.type(eps))
     return x * scale.reshape(bs) + (beta - mean * scale).reshape(bs)
@@ -199,30 +267,57 @@ def update_running(
     """
     if convention not in ("torch", "keras"):
         raise ValueError(f"convention must be 'torch' or 'keras', got {convention!r}.")
-    if not (isinstance(n, (int, np.integer)) and n >= 2):
-        raise ValueError(f"n must be an integer of at least 2 (values per channel in the batch), got {n!r}.")
-    arrays = [np.asarray(a) for a in (running_mean, running_var, batch_mean, batch_var)]
+    n_min = 2 if convention == "torch" else 1
+    if isinstance(n, bool) or not (isinstance(n, (int, np.integer)) and n >= n_min):
+        raise ValueError(
+            f"n must be an integer of at least {n_min} (values per channel in the batch), got {n!r}."
+        )
+    arrays = [
+        _as_float_array("running_mean", running_mean),
+        _as_float_array("running_var", running_var),
+        _as_float_array("batch_mean", batch_mean),
+        _as_float_array("batch_var", batch_var),
+    ]
     if len({a.shape for a in arrays}) != 1:
         raise ValueError(
             "running_mean, running_var, batch_mean and batch_var must have the same shape, got "
             + ", ".join(str(a.shape) for a in arrays) + "."
         )
     rm, rv, bm, bv = arrays
+    if np.any(rv < 0) or np.any(bv < 0):
+        raise ValueError("running_var and batch_var must be non-negative (they are variances).")
     if momentum is None:
         if convention != "torch":
             raise ValueError("momentum=None (cumulative average) is PyTorch's convention; use convention='torch'.")
-        if not (isinstance(num_batches_tracked, (int, np.integer)) and num_batches_tracked >= 1):
+        if isinstance(num_batches_tracked, bool) or not (
+            isinstance(num_batches_tracked, (int, np.integer)) and num_batches_tracked >= 1
+        ):
             raise ValueError(
-                "momentum=None needs num_batches_tracked, the number of batches seen including this one (>= 1)."
+                "momentum=None needs num_batches_tracked, the number of batches seen including this one (>= 1), "
+                f"got {num_batches_tracked!r}."
             )
         factor = 1.0 / num_batches_tracked
     else:
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)):
+            raise TypeError(f"momentum must be a number in [0, 1] or None, got {type(momentum).__name__}.")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must lie in [0, 1], got {momentum!r}.")
-        factor = momentum if convention == "torch" else 1.0 - momentum
+        factor = float(momentum) if convention == "torch" else 1.0 - float(momentum)
     if convention == "torch":
         bv = bv * (n / (n - 1))
     return (1.0 - factor) * rm + factor * bm, (1.0 - factor) * rv + factor * bv
+
+
+def _as_float_array(name: str, a) -> np.ndarray:
+    """``a`` as a float array (lists and scalars accepted, integers converted to float64), finite."""
+    arr = np.asarray(a)
+    if arr.dtype.kind in "biu":
+        arr = arr.astype(np.float64)
+    if arr.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be an array of float32 or float64 numbers, got dtype {arr.dtype}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
 
 
 def population_stats(batch_means, batch_vars, m: int):
@@ -231,12 +326,15 @@ def population_stats(batch_means, batch_vars, m: int):
     ``batch_means`` and ``batch_vars`` have shape ``(K, C)``: the mean and biased variance of
     each of K mini-batches of size ``m`` (values per channel).
     """
-    bm, bv = np.asarray(batch_means, dtype=np.float64), np.asarray(batch_vars, dtype=np.float64)
+    bm = _as_float_array("batch_means", batch_means).astype(np.float64, copy=False)
+    bv = _as_float_array("batch_vars", batch_vars).astype(np.float64, copy=False)
     if bm.ndim != 2 or bm.shape != bv.shape or bm.shape[0] == 0:
         raise ValueError(
             f"batch_means and batch_vars must both have shape (K, C) with K >= 1, got {bm.shape} and {bv.shape}."
         )
-    if not (isinstance(m, (int, np.integer)) and m >= 2):
+    if np.any(bv < 0):
+        raise ValueError("batch_vars must be non-negative (they are variances).")
+    if isinstance(m, bool) or not (isinstance(m, (int, np.integer)) and m >= 2):
         raise ValueError(f"m must be an integer of at least 2 (the mini-batch size), got {m!r}.")
     return bm.mean(axis=0), m / (m - 1) * bv.mean(axis=0)
 
@@ -251,6 +349,10 @@ def _fold(W, b, mean, var, gamma, beta, eps):
     )
     b = np.zeros(c, dtype=W.dtype) if b is None else _check_per_channel("b", np.asarray(b), c, W.dtype)
     _check_eps(eps)
+    if np.any(var < 0):
+        raise ValueError("var must be non-negative (it is a variance).")
+    if eps == 0 and np.any(var == 0):
+        raise ValueError("var has a zero entry and eps is 0, so the folded weights would divide by zero; use eps > 0.")
     scale = gamma / np.sqrt(var + eps)
     W_f = W * scale.reshape((c,) + (1,) * (W.ndim - 1))
     b_f = (b - mean) * scale + beta

@@ -5,63 +5,110 @@ constructor arguments, same train/eval behaviour, same ``state_dict`` keys
 (``weight``, ``bias``, ``running_mean``, ``running_var``, ``num_batches_tracked``), so a
 state dict saved from one loads into the other. In training mode its gradient comes from
 :class:`BatchNormFunction`, a ``torch.autograd.Function`` whose ``backward`` is the compact
-closed form of :func:`bnlib.functional.backward`, written with torch operations.
+closed form of :func:`bnlib.functional.backward`, written with torch operations; autograd
+never differentiates through the forward computation. In eval mode BN is the fixed affine
+map ``x * scale + shift`` and autograd differentiates that directly.
+
+Bad input (wrong number of dimensions or channels, integer dtype, a dtype other than the
+module's, a single value per channel in training) raises a one-sentence ``ValueError`` or
+``TypeError``. NaN or infinite values are *not* searched for (that would cost a pass over
+the data and a synchronization at every call); as in ``torch.nn.BatchNorm``, they make the
+affected channel's output, gradients and running statistics NaN, and leave the other
+channels untouched (a test checks this against torch).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 __all__ = ["BatchNormFunction", "BatchNorm", "batch_norm"]
 
+_DIMS = {2: [0], 3: [0, 2], 4: [0, 2, 3], 5: [0, 2, 3, 4]}
+
 
 def _reduce_dims(x: torch.Tensor) -> list[int]:
-    return [0] + list(range(2, x.dim()))
+    """Every axis but the channel axis 1: the axes BN takes its statistics over."""
+    return _DIMS.get(x.dim()) or [0] + list(range(2, x.dim()))
 
 
 def _per_channel(x: torch.Tensor) -> tuple[int, ...]:
+    """Shape that broadcasts a per-channel vector against ``x``."""
     return (1, x.shape[1]) + (1,) * (x.dim() - 2)
 
 
 class BatchNormFunction(torch.autograd.Function):
     """``y = gamma * (x - mu_B) / sqrt(sigma_B^2 + eps) + beta`` with batch statistics.
 
-    Returns ``(y, mean, var)``; ``mean`` and ``var`` (biased) are returned for the running
-    statistics and carry no gradient.
+    ``BatchNormFunction.apply(x, weight, bias, eps[, running_mean, running_var, factor, n])``
+    returns ``(y, mean, var)``: ``mean`` and ``var`` (biased, ``1/m``) have one value per
+    channel and carry no gradient. ``weight`` and ``bias`` may both be None (no affine part).
+    When ``running_mean`` and ``running_var`` are given they are updated in place by
+    PyTorch's rule, ``r <- (1 - factor) r + factor * batch``, the variance made unbiased by
+    ``n / (n - 1)`` first.
+
+    ``backward`` is the compact formula of :func:`bnlib.functional.backward` (``m`` values
+    per channel, sums over them)::
+
+        dgamma = sum(dy * xhat),  dbeta = sum(dy)
+        dx = gamma / sqrt(var + eps) * (dy - dbeta / m - xhat * dgamma / m)
+
+    For speed ``xhat`` is not stored: the forward keeps ``x - mu`` and ``1 / sqrt(var + eps)``,
+    so ``xhat = (x - mu) * inv_std`` and ``sum(dy * xhat) = inv_std * sum(dy * (x - mu))``; the
+    backward then makes five passes over the data (two sums, a product, two fused
+    multiply-adds) and a few per-channel operations.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps):
+    def forward(ctx, x, weight, bias, eps, running_mean=None, running_var=None, factor=0.0, n=0):
         dims = _reduce_dims(x)
         shape = _per_channel(x)
-        var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
-        inv_std = torch.rsqrt(var + eps)
-        xhat = (x - mean) * inv_std
-        y = xhat * weight.view(shape) + bias.view(shape) if weight is not None else xhat
-        ctx.save_for_backward(xhat, inv_std, weight)
+        mean = x.mean(dims, keepdim=True)  # mini-batch mean
+        xmu = x - mean
+        var = (xmu * xmu).mean(dims, keepdim=True)  # mini-batch variance (biased, 1/m), two-pass
+        inv_std = (var + eps).rsqrt_()
+        scale = inv_std if weight is None else inv_std * weight.view(shape)  # gamma / sqrt(var + eps)
+        if bias is None:
+            y = xmu * scale
+        else:
+            y = torch.addcmul(bias.view(shape), xmu, scale)  # gamma * xhat + beta
+        mean, var = mean.view(-1), var.view(-1)
+        if running_mean is not None:
+            running_mean.lerp_(mean, factor)
+            running_var.mul_(1.0 - factor).add_(var, alpha=factor * n / (n - 1))
+        ctx.save_for_backward(xmu, inv_std, scale)
+        ctx.affine = (weight is not None, bias is not None)
         ctx.mark_non_differentiable(mean, var)
-        return y, mean.view(-1), var.view(-1)
+        return y, mean, var
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy, _dmean, _dvar):
-        xhat, inv_std, weight = ctx.saved_tensors
+        xmu, inv_std, scale = ctx.saved_tensors
         dims = _reduce_dims(dy)
-        shape = _per_channel(dy)
         m = dy.numel() // dy.shape[1]
-        dbeta = dy.sum(dims)
-        dgamma = (dy * xhat).sum(dims)
+        dbeta = dy.sum(dims, keepdim=True)  # sum_i dy_i
+        dgamma = (dy * xmu).sum(dims, keepdim=True).mul_(inv_std)  # sum_i dy_i xhat_i
         dx = None
         if ctx.needs_input_grad[0]:
-            # dx_i = gamma / (m sqrt(var + eps)) * (m dy_i - sum dy - xhat_i sum dy xhat)
-            scale = inv_std / m if weight is None else weight.view(shape) * inv_std / m
-            dx = scale * (m * dy - dbeta.view(shape) - xhat * dgamma.view(shape))
-        if weight is None:
-            return dx, None, None, None
-        return dx, dgamma, dbeta, None
+            # dx = scale * dy - scale * dbeta / m - xhat * scale * dgamma / m, with xhat = xmu * inv_std
+            k = scale * (-1.0 / m)
+            dx = torch.addcmul(k * dbeta, dy, scale).addcmul_(xmu, k * inv_std * dgamma)
+        has_weight, has_bias = ctx.affine
+        return (
+            dx,
+            dgamma.view(-1) if has_weight and ctx.needs_input_grad[1] else None,
+            dbeta.view(-1) if has_bias and ctx.needs_input_grad[2] else None,
+            None,  # eps
+            None,  # running_mean
+            None,  # running_var
+            None,  # factor
+            None,  # n
+        )
 
 
-def _check_input(x: torch.Tensor, num_features: int, training: bool) -> None:
+def _check_input(x, num_features: int, training: bool, dtype: torch.dtype | None) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"BatchNorm expects a torch.Tensor, got {type(x).__name__}.")
     if x.dim() not in (2, 3, 4):
@@ -70,37 +117,67 @@ def _check_input(x: torch.Tensor, num_features: int, training: bool) -> None:
             f"of shape {tuple(x.shape)}."
         )
     if x.shape[1] != num_features:
-        raise ValueError(f"BatchNorm has {num_features} features but the input has {x.shape[1]} channels (axis 1).")
-    if not x.is_floating_point():
-        raise TypeError(f"BatchNorm expects a floating-point tensor, got {x.dtype}.")
-    if training and x.numel() // max(x.shape[1], 1) < 2:
         raise ValueError(
-            f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}."
+            f"BatchNorm has {num_features} features but the input has {x.shape[1]} channels (axis 1) "
+            f"in shape {tuple(x.shape)}."
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"BatchNorm expects a floating-point tensor, got dtype {x.dtype}.")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"BatchNorm's parameters and buffers are {dtype} but the input is {x.dtype}; convert one of them "
+            "(e.g. module.to(x.dtype))."
+        )
+    if training and x.numel() < 2 * num_features:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}: "
+            "batch statistics need at least two values per channel."
         )
 
 
 def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked=None):
-    """Functional BN with PyTorch's running-statistics rule; the gradient is the hand-derived one."""
+    """Functional BN with PyTorch's running-statistics rule; in training the gradient is the hand-derived one.
+
+    Arguments as ``torch.nn.functional.batch_norm`` (plus ``num_batches_tracked``, the number of
+    batches seen including this one, needed only for ``momentum=None``, the cumulative average).
+    ``training=True`` uses batch statistics and updates ``running_mean``/``running_var`` in
+    place when they are given; ``training=False`` uses the running statistics.
+    """
+    if x.dim() < 2:
+        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got shape {tuple(x.shape)}.")
+    c = x.shape[1]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.shape != (c,):
+            raise ValueError(
+                f"{name} must have shape ({c},), one value per channel of the input, got {tuple(t.shape)}."
+            )
     if training:
-        y, mean, var = BatchNormFunction.apply(x, weight, bias, eps)
-        if running_mean is not None:
-            with torch.no_grad():
-                n = x.numel() // x.shape[1]
-                if momentum is None:
-                    factor = 1.0 / float(num_batches_tracked)
-                else:
-                    factor = momentum
-                running_mean.mul_(1 - factor).add_(mean, alpha=factor)
-                running_var.mul_(1 - factor).add_(var * (n / (n - 1)), alpha=factor)
-        return y
+        if x.numel() < 2 * c:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}."
+            )
+        if running_mean is None:
+            return BatchNormFunction.apply(x, weight, bias, eps)[0]
+        if running_var is None:
+            raise ValueError("running_mean and running_var must be given together (or both be None).")
+        if momentum is None:
+            if num_batches_tracked is None or int(num_batches_tracked) < 1:
+                raise ValueError("momentum=None (cumulative average) needs num_batches_tracked >= 1.")
+            factor = 1.0 / float(num_batches_tracked)
+        else:
+            factor = float(momentum)
+        n = x.numel() // c
+        return BatchNormFunction.apply(x, weight, bias, eps, running_mean, running_var, factor, n)[0]
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm with training=False needs running_mean and running_var.")
     shape = _per_channel(x)
-    scale = torch.rsqrt(running_var + eps)
+    scale = (running_var + eps).rsqrt()
     if weight is not None:
         scale = scale * weight
     shift = -running_mean * scale
     if bias is not None:
         shift = shift + bias
-    return x * scale.view(shape) + shift.view(shape)
+    return torch.addcmul(shift.view(shape), x, scale.view(shape))
 
 
 class BatchNorm(nn.Module):
@@ -124,7 +201,7 @@ class BatchNorm(nn.Module):
         dtype=None,
     ):
         super().__init__()
-        if not (isinstance(num_features, int) and num_features >= 1):
+        if isinstance(num_features, bool) or not (isinstance(num_features, int) and num_features >= 1):
             raise ValueError(f"num_features must be a positive integer, got {num_features!r}.")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must lie in [0, 1] or be None, got {momentum!r}.")
@@ -157,26 +234,32 @@ class BatchNorm(nn.Module):
             self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
 
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         use_batch_stats = self.training or not self.track_running_stats
-        _check_input(x, self.num_features, use_batch_stats)
-        update = self.training and self.track_running_stats
-        if update:
-            self.num_batches_tracked.add_(1)
+        ref = self.weight if self.weight is not None else self.running_mean
+        _check_input(x, self.num_features, use_batch_stats, None if ref is None else ref.dtype)
         if not use_batch_stats:
-            return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, None, self.eps)
-        nbt = int(self.num_batches_tracked) if update and self.momentum is None else None
-        return batch_norm(
-            x,
-            self.running_mean if update else None,
-            self.running_var if update else None,
-            self.weight,
-            self.bias,
-            True,
-            self.momentum,
-            self.eps,
-            nbt,
-        )
+            shape = _per_channel(x)
+            scale = (self.running_var + self.eps).rsqrt()
+            if self.weight is None:
+                return (x - self.running_mean.view(shape)) * scale.view(shape)
+            scale = scale * self.weight
+            shift = torch.addcmul(self.bias, self.running_mean, scale, value=-1.0)
+            return torch.addcmul(shift.view(shape), x, scale.view(shape))
+        if not (self.training and self.track_running_stats):
+            return BatchNormFunction.apply(x, self.weight, self.bias, self.eps)[0]
+        self.num_batches_tracked.add_(1)
+        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        n = x.numel() // self.num_features
+        return BatchNormFunction.apply(
+            x, self.weight, self.bias, self.eps, self.running_mean, self.running_var, factor, n
+        )[0]
 
     def extra_repr(self) -> str:
         return (

@@ -1,0 +1,314 @@
+"""bnlib.nn.BatchNorm against torch.nn.BatchNorm1d/2d (the reference), torch autograd and
+finite differences (gradcheck); running statistics against the PyTorch and Keras rules."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from bnlib import functional as F
+from bnlib.nn import BatchNorm, BatchNormFunction, batch_norm
+
+TOL32 = {"rtol": 1e-6, "atol": 1e-6}
+
+
+def assert_close32(a: torch.Tensor, b: torch.Tensor, floor: float = 0.0) -> None:
+    """Equal to 1e-6 in float32, normwise: max |a - b| <= 1e-6 max(max |b|, floor).
+
+    Elementwise relative error is the wrong yardstick for sums over a batch: the two
+    implementations add the same terms in different orders, and a sum that cancels to a
+    small value keeps the rounding of its large terms. ``floor`` is the size of those terms
+    where they can cancel (the input gradient with two values per channel).
+    """
+    assert a.shape == b.shape and a.dtype == b.dtype
+    err = (a - b).abs().max().item()
+    assert err <= 1e-6 * max(b.abs().max().item(), floor), f"max abs. difference {err:.3g}, scale {b.abs().max():.3g}"
+
+
+def _dx_floor(module, x, w) -> float:
+    """max |gamma| / sqrt(var + eps) * max |w|: the size of one term of the input gradient."""
+    dims = [0] + list(range(2, x.dim()))
+    var = x.var(dims, correction=0) if module.training or not module.track_running_stats else module.running_var
+    gamma = module.weight.abs().max().item() if module.weight is not None else 1.0
+    return gamma * (var.min().item() + module.eps) ** -0.5 * w.abs().max().item()
+
+
+def _torch_bn(shape, **kwargs) -> torch.nn.Module:
+    return (torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d)(shape[1], **kwargs)
+
+
+def _pair(shape, seed=0, **kwargs):
+    """bnlib's and torch's BN with the same (random) affine parameters."""
+    ref = _torch_bn(shape, **kwargs)
+    ours = BatchNorm(shape[1], **kwargs)
+    if ref.affine:
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            ref.weight.copy_(1.0 + 0.5 * torch.randn(shape[1], generator=g))
+            ref.bias.copy_(torch.randn(shape[1], generator=g))
+    ours.load_state_dict(ref.state_dict())
+    return ours, ref
+
+
+def _batch(shape, g: torch.Generator, dtype=torch.float32) -> torch.Tensor:
+    c = shape[1]
+    bs = (1, c) + (1,) * (len(shape) - 2)
+    scale = torch.rand(c, generator=g).add(0.5).view(bs)
+    offset = torch.randn(c, generator=g).mul(2.0).view(bs)
+    return (torch.randn(shape, generator=g) * scale + offset).to(dtype)
+
+
+def _step(module, x, w, opt):
+    """Forward, loss sum(y * w), backward, SGD step; returns y and the gradients."""
+    x = x.clone().requires_grad_(True)
+    opt.zero_grad(set_to_none=True) if opt is not None else None
+    y = module(x)
+    (y * w).sum().backward()
+    grads = [x.grad] + ([module.weight.grad.clone(), module.bias.grad.clone()] if module.weight is not None else [])
+    if opt is not None:
+        opt.step()
+    return y.detach(), grads
+
+
+CONFIGS = [
+    # (shape, momentum, affine, track_running_stats)
+    ((32, 5), 0.1, True, True),
+    ((2, 5), 0.1, True, True),
+    ((16, 4, 7), 0.1, True, True),
+    ((8, 3, 5, 4), 0.1, True, True),
+    ((8, 3, 5, 4), None, True, True),
+    ((32, 5), None, True, True),
+    ((16, 6), 0.5, False, True),
+    ((8, 3, 4, 4), 0.1, True, False),
+    ((12, 4), 0.1, False, False),
+]
+
+
+@pytest.mark.parametrize("shape,momentum,affine,track", CONFIGS)
+def test_matches_torch_over_20_training_steps_then_eval(shape, momentum, affine, track):
+    """Outputs, input and parameter gradients, running statistics and counter equal torch's to
+    1e-6 in float32 at each of 20 SGD steps, then in eval mode."""
+    ours, ref = _pair(shape, momentum=momentum, affine=affine, track_running_stats=track)
+    opt_o = torch.optim.SGD(ours.parameters(), lr=0.1) if affine else None
+    opt_r = torch.optim.SGD(ref.parameters(), lr=0.1) if affine else None
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        x, w = _batch(shape, g), torch.randn(shape, generator=g)
+        floor = _dx_floor(ref, x, w)
+        y_o, grads_o = _step(ours, x, w, opt_o)
+        y_r, grads_r = _step(ref, x, w, opt_r)
+        assert_close32(y_o, y_r)
+        for i, (a, b) in enumerate(zip(grads_o, grads_r, strict=True)):
+            assert_close32(a, b, floor if i == 0 else 0.0)
+        if track:
+            assert_close32(ours.running_mean, ref.running_mean)
+            assert_close32(ours.running_var, ref.running_var)
+            assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked)
+    for sd_o, sd_r in zip(ours.state_dict().values(), ref.state_dict().values(), strict=True):
+        assert_close32(sd_o.float(), sd_r.float())
+    ours.eval()
+    ref.eval()
+    for _ in range(3):
+        x, w = _batch(shape, g), torch.randn(shape, generator=g)
+        floor = _dx_floor(ref, x, w)
+        y_o, grads_o = _step(ours, x, w, None)
+        y_r, grads_r = _step(ref, x, w, None)
+        assert_close32(y_o, y_r)
+        for i, (a, b) in enumerate(zip(grads_o, grads_r, strict=True)):
+            assert_close32(a, b, floor if i == 0 else 0.0)
+    if track:  # eval mode leaves the statistics alone
+        assert_close32(ours.running_mean, ref.running_mean)
+        assert int(ours.num_batches_tracked) == 20
+
+
+def test_eval_accepts_a_single_example():
+    ours, ref = _pair((4, 3))
+    g = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        x = _batch((16, 3), g)
+        ours(x)
+        ref(x)
+    ours.eval()
+    ref.eval()
+    x = _batch((1, 3), g)
+    assert_close32(ours(x), ref(x))
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (5, 4), (2, 3, 4), (2, 2, 3, 3), (3, 2, 1, 2)])
+def test_function_matches_torch_autograd_float64(shape):
+    """BatchNormFunction's hand-derived backward vs autograd through Algorithm 1, rel. error <= 1e-10."""
+    g = torch.Generator().manual_seed(3)
+    x = _batch(shape, g, torch.float64).requires_grad_(True)
+    gamma = torch.randn(shape[1], generator=g, dtype=torch.float64, requires_grad=True)
+    beta = torch.randn(shape[1], generator=g, dtype=torch.float64, requires_grad=True)
+    dy = torch.randn(shape, generator=g, dtype=torch.float64)
+    y, mean, var = BatchNormFunction.apply(x, gamma, beta, 1e-5)
+    assert "BatchNormFunction" in type(y.grad_fn).__name__  # the gradient is ours, not autograd's
+    grads = torch.autograd.grad(y, (x, gamma, beta), dy)
+    dims = [0] + list(range(2, len(shape)))
+    bs = (1, shape[1]) + (1,) * (len(shape) - 2)
+    mu = x.mean(dims, keepdim=True)
+    v = ((x - mu) ** 2).mean(dims, keepdim=True)
+    y_ref = gamma.view(bs) * (x - mu) / torch.sqrt(v + 1e-5) + beta.view(bs)
+    grads_ref = torch.autograd.grad(y_ref, (x, gamma, beta), dy)
+
+    def rel(a, b, floor=0.0):
+        return ((a - b).abs().max() / max(b.abs().max().item(), floor)).item()
+
+    assert rel(y, y_ref) <= 1e-10
+    assert rel(mean, mu.view(-1)) <= 1e-10 and rel(var, v.view(-1)) <= 1e-10
+    term = (gamma.abs().max() / torch.sqrt(v.min() + 1e-5) * dy.abs().max()).item()  # see test_functional
+    assert rel(grads[0], grads_ref[0], floor=term) <= 1e-10
+    assert rel(grads[1], grads_ref[1]) <= 1e-10
+    assert rel(grads[2], grads_ref[2]) <= 1e-10
+    if len(shape) == 3:
+        return  # bnlib.functional takes (N, C) and (N, C, H, W) only
+    # and bnlib.functional gives the same numbers
+    _, cache = F.forward(x.detach().numpy(), gamma.detach().numpy(), beta.detach().numpy())
+    for a, b in zip(F.backward(dy.numpy(), cache), grads, strict=True):
+        assert np.max(np.abs(a - b.numpy())) <= 1e-10 * max(np.max(np.abs(b.numpy())), term)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_gradcheck_against_finite_differences(affine):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(4, 3, 2, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    if affine:
+        w = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+        b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    else:
+        w = b = None
+    assert torch.autograd.gradcheck(lambda *a: BatchNormFunction.apply(*a, 1e-3)[0], (x, w, b))
+
+
+def test_gradient_needs_only_what_is_asked():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 3, generator=g)
+    bn = BatchNorm(3)
+    bn(x).sum().backward()  # x does not require grad: parameter gradients only
+    assert bn.weight.grad is not None and x.grad is None
+    torch.testing.assert_close(bn.bias.grad, torch.full((3,), 6.0))
+
+
+def test_running_stats_follow_the_keras_rule_with_one_minus_momentum():
+    """The module's running statistics (PyTorch, momentum p) equal Keras' rule with momentum 1 - p
+    applied to the batch mean and the unbiased batch variance."""
+    p = 0.2
+    bn = BatchNorm(4, momentum=p, dtype=torch.float64)
+    rm, rv = np.zeros(4), np.ones(4)
+    g = torch.Generator().manual_seed(6)
+    for _ in range(20):
+        x = _batch((10, 4), g, torch.float64)
+        bn(x)
+        xn = x.numpy()
+        rm, rv = F.update_running(rm, rv, xn.mean(0), xn.var(0, ddof=1), 10, momentum=1 - p, convention="keras")
+    np.testing.assert_allclose(bn.running_mean.numpy(), rm, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(bn.running_var.numpy(), rv, rtol=1e-12)
+
+
+def test_momentum_none_is_the_cumulative_average():
+    bn = BatchNorm(2, momentum=None, dtype=torch.float64)
+    g = torch.Generator().manual_seed(7)
+    xs = [_batch((8, 2), g, torch.float64) for _ in range(20)]
+    for x in xs:
+        bn(x)
+    np.testing.assert_allclose(bn.running_mean.numpy(), np.mean([x.numpy().mean(0) for x in xs], axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var.numpy(), np.mean([x.numpy().var(0, ddof=1) for x in xs], axis=0),
+                               rtol=1e-12)
+
+
+def test_state_dict_interchangeable_with_torch():
+    for shape in ((4, 3), (2, 3, 2, 2)):
+        ours, ref = _pair(shape)
+        g = torch.Generator().manual_seed(8)
+        for _ in range(3):
+            ours(_batch(shape, g))
+        assert list(ours.state_dict()) == list(ref.state_dict())
+        ref.load_state_dict(ours.state_dict())  # strict: same keys, shapes, dtypes
+        ours2 = BatchNorm(shape[1])
+        ours2.load_state_dict(ref.state_dict())
+        for a, b in zip(ours2.state_dict().values(), ours.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    assert list(BatchNorm(3, affine=False, track_running_stats=False).state_dict()) == list(
+        torch.nn.BatchNorm1d(3, affine=False, track_running_stats=False).state_dict()
+    )
+
+
+def test_nan_input_is_propagated_per_channel_as_torch_does():
+    """Documented result: no check (it would cost a pass and a sync); a NaN makes its channel's
+    output, gradients and running statistics NaN and leaves the other channels as torch leaves them."""
+    ours, ref = _pair((6, 3))
+    x = _batch((6, 3), torch.Generator().manual_seed(9))
+    x[2, 1] = float("nan")
+    w = torch.randn(6, 3, generator=torch.Generator().manual_seed(10))
+    y_o, grads_o = _step(ours, x, w, None)
+    y_r, grads_r = _step(ref, x, w, None)
+    assert torch.isnan(y_o[:, 1]).all() and not torch.isnan(y_o[:, [0, 2]]).any()
+    torch.testing.assert_close(y_o, y_r, equal_nan=True, **TOL32)
+    for a, b in zip(grads_o, grads_r, strict=True):
+        torch.testing.assert_close(a, b, equal_nan=True, **TOL32)
+    torch.testing.assert_close(ours.running_mean, ref.running_mean, equal_nan=True, **TOL32)
+    assert torch.isnan(ours.running_var[1]) and not torch.isnan(ours.running_var[[0, 2]]).any()
+
+
+def test_functional_batch_norm_matches_torch_functional():
+    g = torch.Generator().manual_seed(11)
+    x = _batch((5, 3, 4), g)
+    w, b = torch.randn(3, generator=g), torch.randn(3, generator=g)
+    rm_o, rv_o = torch.zeros(3), torch.ones(3)
+    rm_r, rv_r = torch.zeros(3), torch.ones(3)
+    for training in (True, False):
+        y_o = batch_norm(x, rm_o, rv_o, w, b, training, 0.3, 1e-5)
+        y_r = torch.nn.functional.batch_norm(x, rm_r, rv_r, w, b, training, 0.3, 1e-5)
+        assert_close32(y_o, y_r)
+        assert_close32(rm_o, rm_r)
+        assert_close32(rv_o, rv_r)
+
+
+def test_repr_and_reset():
+    bn = BatchNorm(3, momentum=None)
+    assert repr(bn) == "BatchNorm(3, eps=1e-05, momentum=None, affine=True, track_running_stats=True)"
+    bn(torch.randn(4, 3))
+    bn.reset_running_stats()
+    assert int(bn.num_batches_tracked) == 0 and torch.equal(bn.running_var, torch.ones(3))
+
+
+BAD = {
+    "numpy input": (lambda: BatchNorm(3)(np.ones((4, 3), np.float32)), TypeError, "expects a torch.Tensor"),
+    "1-D input": (lambda: BatchNorm(3)(torch.ones(3)), ValueError, "got 1-D input"),
+    "5-D input": (lambda: BatchNorm(3)(torch.ones(2, 3, 2, 2, 2)), ValueError, "got 5-D input"),
+    "wrong channels": (lambda: BatchNorm(3)(torch.ones(4, 5)), ValueError, "has 3 features but the input has 5"),
+    "integer input": (lambda: BatchNorm(3)(torch.ones(4, 3, dtype=torch.int64)), TypeError, "floating-point"),
+    "mixed dtype": (lambda: BatchNorm(3)(torch.ones(4, 3, dtype=torch.float64)), TypeError,
+                    "float32 but the input is torch.float64"),
+    "one value per channel (2-D)": (lambda: BatchNorm(3)(torch.ones(1, 3)), ValueError,
+                                    "more than 1 value per channel"),
+    "one value per channel (4-D)": (lambda: BatchNorm(3)(torch.ones(1, 3, 1, 1)), ValueError,
+                                    "more than 1 value per channel"),
+    "one value, no running stats, eval": (
+        lambda: BatchNorm(3, track_running_stats=False).eval()(torch.ones(1, 3)), ValueError,
+        "more than 1 value per channel"),
+    "num_features": (lambda: BatchNorm(0), ValueError, "num_features must be a positive integer"),
+    "momentum": (lambda: BatchNorm(3, momentum=2.0), ValueError, "momentum must lie in"),
+    "eps": (lambda: BatchNorm(3, eps=-1.0), ValueError, "eps must be non-negative"),
+    "functional weight shape": (lambda: batch_norm(torch.ones(4, 3), None, None, torch.ones(2), None, True, 0.1, 1e-5),
+                                ValueError, r"weight must have shape \(3,\)"),
+    "functional eval without stats": (lambda: batch_norm(torch.ones(4, 3), None, None, None, None, False, 0.1, 1e-5),
+                                      ValueError, "needs running_mean and running_var"),
+    "functional cumulative without count": (
+        lambda: batch_norm(torch.ones(4, 3), torch.zeros(3), torch.ones(3), None, None, True, None, 1e-5),
+        ValueError, "num_batches_tracked"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_raises_one_clear_sentence(name):
+    fn, exc, pattern = BAD[name]
+    with pytest.raises(exc) as info:
+        fn()
+    msg = str(info.value)
+    assert re.search(pattern, msg), msg
+    assert msg.endswith(".") and "\n" not in msg
