@@ -135,30 +135,6 @@ class Data:
 
 _DATA_CACHE: dict = {}
 
-#: Per-channel mean and standard deviation of the training images scaled to [0, 1] (MNIST's
-#: customary values; CIFAR-10's as in the dataset README), used to standardize the inputs.
-NORMALIZATION = {
-    "mnist": ((0.1307,), (0.3081,)),
-    "fashion_mnist": ((0.2860,), (0.3530,)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-}
-
-
-def standardize(x: np.ndarray, dataset: str, flatten: bool) -> torch.Tensor:
-    """uint8 images (N, H, W) or (N, H, W, C) -> float32 tensor (N, C, H, W), or (N, H*W*C) when flattened.
-
-    ``x / 255`` is standardized with the fixed per-channel constants of :data:`NORMALIZATION`,
-    in float32, so every run sees bit-identical inputs.
-    """
-    mean, std = (np.asarray(v, dtype=np.float32) for v in NORMALIZATION[dataset])
-    xf = x.astype(np.float32) / np.float32(255.0)
-    if xf.ndim == 3:
-        xf = xf[..., None]
-    xf = (xf - mean) / std
-    xf = np.ascontiguousarray(xf.transpose(0, 3, 1, 2))
-    return torch.from_numpy(xf.reshape(len(xf), -1) if flatten else xf)
-
-
 def load_data(dataset: str, flatten: bool) -> Data:
     """Load a dataset through :mod:`bnlib.data` as standardized float32 tensors (cached in memory)."""
     key = (dataset, flatten)
@@ -169,9 +145,10 @@ def load_data(dataset: str, flatten: bool) -> Data:
         if dataset not in loaders:
             raise ValueError(f"dataset must be one of {sorted(loaders)}, got {dataset!r}.")
         (xtr, ytr), (xte, yte) = loaders[dataset]()
-        _DATA_CACHE[key] = Data(standardize(xtr, dataset, flatten), torch.as_tensor(ytr, dtype=torch.int64),
-                                standardize(xte, dataset, flatten), torch.as_tensor(yte, dtype=torch.int64),
-                                name=dataset)
+        # x / 255 standardized with fixed per-channel float32 constants: bit-identical inputs every run
+        xtr_t, ytr_t = bdata.to_tensors(xtr, ytr, dataset, flatten=flatten)
+        xte_t, yte_t = bdata.to_tensors(xte, yte, dataset, flatten=flatten)
+        _DATA_CACHE[key] = Data(xtr_t, ytr_t, xte_t, yte_t, name=dataset)
     return _DATA_CACHE[key]
 
 
