@@ -1,0 +1,228 @@
+"""The MNIST chapter's derived numbers (bnlib.reports.mnist_*), on tiny hand-made results whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bnlib import reports as R
+
+STEPS = [0, 100, 200, 300, 400]
+
+
+def _run(accs, norm=None, final=None, diverged_at=None, percentiles=None, saturated=None, hist=None, **cfg):
+    """A run shaped like bnlib.train's output with the test-accuracy curve ``accs`` at STEPS."""
+    n = len(accs)
+    config = {"lr": 0.5, "norm": norm, "probe_units": [0, 1, 2], "init_sigma": 0.1, "batch_size": 10,
+              "train_subset": 0, "test_subset": 0, "seed": 0, **cfg}
+    curves = {"step": STEPS[:n], "test_acc": list(accs), "test_loss": [1.0] * n,
+              "percentiles": percentiles if percentiles is not None else [[[[-1.0, 0.0, 1.0]] * 3] * 2] * n,
+              "saturated": saturated if saturated is not None else [[0.0, 0.0]] * n,
+              "hist": hist if hist is not None else [[[1, 1], [1, 1]]] * n}
+    final = accs[-1] if final is None else final
+    return {"config": config, "curves": curves,
+            "summary": {"diverged_at": diverged_at, "steps_done": STEPS[n - 1] if diverged_at is None else diverged_at,
+                        "best_test_acc": max(accs), "final_test_acc": None if diverged_at else final,
+                        "final_test_loss": None if diverged_at else 0.3, "final_train_loss": 0.1}}
+
+
+# --------------------------------------------------------------------------- speed-up
+def test_speedup_counts_recorded_steps_both_ways():
+    res = {"runs": {
+        "none": _run([0.1, 0.80, 0.90, 0.88, 0.90]),  # final 0.90, first reached at step 200
+        "bn": _run([0.1, 0.91, 0.93, 0.95, 0.96], norm="torch"),  # reaches 0.90 at step 100; final 0.96
+    }}
+    s = R.mnist_speedup(res)
+    assert s["final_fast"] == 0.96 and s["final_slow"] == 0.90 and s["steps"] == 400
+    assert s["fast_to_slow"] == 100 and s["slow_to_slow"] == 200
+    assert s["slow_to_fast"] is None and s["fast_to_fast"] == 400
+    assert s["speedup"] == pytest.approx(2.0)
+
+
+def test_speedup_none_when_fast_never_gets_there_and_errors():
+    res = {"runs": {"none": _run([0.1, 0.5, 0.9]), "bn": _run([0.1, 0.2, 0.3], norm="torch")}}
+    s = R.mnist_speedup(res)
+    assert s["fast_to_slow"] is None and s["speedup"] is None and s["slow_to_fast"] == 100
+    res["runs"]["bn"] = _run([0.1, 0.2], norm="torch", diverged_at=150)
+    with pytest.raises(ValueError, match="'bn' diverged"):
+        R.mnist_speedup(res)
+    with pytest.raises(ValueError, match="no run 'fast'"):
+        R.mnist_speedup(res, fast="fast")
+
+
+# --------------------------------------------------------------------------- percentiles and drift
+def _pct_run(medians, widths, norm=None):
+    """Two hidden layers, three probed units; layer 1 (the last), unit 1 carries the given median and spread;
+    every other unit sits still at (-1, 0, 1)."""
+    recs = []
+    for m, w in zip(medians, widths, strict=True):
+        still = [-1.0, 0.0, 1.0]
+        recs.append([[still] * 3, [still, [m - w / 2, m, m + w / 2], still]])
+    return _run([0.1] * len(medians), norm=norm, percentiles=recs)
+
+
+def test_percentiles_of_one_unit_and_layer_bounds():
+    run = _pct_run([5.0, 1.0, 2.0], [1.0, 2.0, 4.0])
+    t = R.mnist_percentiles(run, layer=-1, unit=1)
+    assert t == {"step": [0, 100, 200], "p15": [4.5, 0.0, 0.0], "p50": [5.0, 1.0, 2.0], "p85": [5.5, 2.0, 4.0]}
+    assert R.mnist_percentiles(run, layer=1, unit=1) == t
+    with pytest.raises(ValueError, match="hidden layers 0..1"):
+        R.mnist_percentiles(run, layer=2, unit=0)
+    with pytest.raises(ValueError, match="unit 7 was not probed"):
+        R.mnist_percentiles(run, layer=0, unit=7)
+
+
+def test_median_drift_skips_step_zero_by_default():
+    # step 0 (median 5) is left out: from step 100 the medians are 1, 2, 0.5, 1.5
+    run = _pct_run([5.0, 1.0, 2.0, 0.5, 1.5], [9.0, 1.0, 2.0, 2.0, 3.0])
+    d = R.mnist_median_drift(run, layer=-1, unit=1)
+    assert d["from_step"] == 100
+    assert d["range"] == pytest.approx(1.5)  # 2 - 0.5
+    assert d["net"] == pytest.approx(0.5)  # 1.5 - 1
+    assert d["width"] == pytest.approx(2.0)  # mean of 1, 2, 2, 3
+    assert d["relative"] == pytest.approx(0.75)
+    assert d["width_ratio"] == pytest.approx(3.0)
+    full = R.mnist_median_drift(run, layer=-1, unit=1, from_step=0)
+    assert full["range"] == pytest.approx(4.5) and full["width_ratio"] == pytest.approx(9.0)
+    still = R.mnist_median_drift(run, layer=0, unit=2)
+    assert still["range"] == 0.0 and still["relative"] == 0.0 and still["width_ratio"] == 1.0
+    with pytest.raises(ValueError, match="no record at or after step 1000"):
+        R.mnist_median_drift(run, layer=0, unit=0, from_step=1000)
+
+
+def test_typical_unit_is_the_middle_drifter():
+    recs = []
+    for k in range(3):
+        # unit 0 drifts by 0.2 per record, unit 1 by 1.0, unit 2 by 0.5
+        units = [[-1 + 0.2 * k, 0.2 * k, 1 + 0.2 * k], [-1 + k, float(k), 1 + k], [-1 + 0.5 * k, 0.5 * k, 1 + 0.5 * k]]
+        recs.append([units])
+    run = _run([0.1] * 3, percentiles=recs)
+    assert R.mnist_typical_unit(run, -1) == 2
+    run["config"]["probe_units"] = [4, 9, 7]  # unit numbers come from the configuration
+    assert R.mnist_typical_unit(run, 0) == 7
+
+
+def test_drift_rows_summary_and_table():
+    res = {"runs": {"none": _pct_run([5.0, 1.0, 3.0], [1.0, 2.0, 2.0]),
+                    "bn": _pct_run([0.0, 0.0, 0.5], [2.0, 2.0, 2.0], norm="torch")}}
+    rows = R.mnist_drift_rows(res)
+    assert len(rows) == 2 * 2 * 3
+    mine = [r for r in rows if r["layer"] == 2 and r["unit"] == 1]
+    assert [(r["network"], r["range"]) for r in mine] == [("none", 2.0), ("BN", 0.5)]
+    s = R.mnist_drift_summary(rows, "none", layer=2)
+    assert s["range"] == pytest.approx(2.0 / 3) and s["relative"] == pytest.approx(1.0 / 3)
+    assert R.mnist_drift_summary(rows, "BN")["range"] == pytest.approx(0.5 / 6)
+    with pytest.raises(ValueError, match="no drift rows for network 'LN'"):
+        R.mnist_drift_summary(rows, "LN")
+    text = repr(R.mnist_drift_table(rows))
+    assert "drift / spread" in text and "2.00" in text
+
+
+# --------------------------------------------------------------------------- saturation and histograms
+def test_saturation_per_layer():
+    sat = [[0.1, 0.0], [0.5, 0.02], [0.7, 0.01], [0.6, 0.01]]
+    run = _run([0.1] * 4, saturated=sat)
+    s = R.mnist_saturation(run)
+    assert s[0] == {"layer": 1, "initial": 0.1, "final": 0.6, "max": 0.7, "max_step": 200}
+    assert s[1] == {"layer": 2, "initial": 0.0, "final": 0.01, "max": 0.02, "max_step": 100}
+    table = repr(R.mnist_saturation_table({"runs": {"bn": _run([0.1] * 4, norm="torch", saturated=sat)}}))
+    assert "70.0%" in table and "BN" in table
+
+
+def test_checkpoints_geometric_and_short_runs():
+    run = {"curves": {"step": list(range(0, 10_001, 100))}}
+    assert R.mnist_checkpoints(run, 4) == [0, 100, 1000, 10_000]
+    assert R.mnist_checkpoints(run, 2) == [0, 10_000]
+    assert R.mnist_checkpoints({"curves": {"step": [0, 5, 10]}}, 4) == [0, 5, 10]
+    with pytest.raises(ValueError, match="at least 2"):
+        R.mnist_checkpoints(run, 1)
+
+
+def test_histograms_are_densities():
+    edges = [-2.0, -1.0, 0.0, 2.0]  # widths 1, 1, 2
+    hist = [[[1, 1, 2]], [[0, 4, 0]]]
+    run = _run([0.1, 0.2], hist=hist)
+    h = R.mnist_histograms(run, [0, 100], edges=edges)
+    assert h["centers"] == [-1.5, -0.5, 1.0]
+    assert h["density"][0][0] == pytest.approx([0.25, 0.25, 0.25])
+    assert h["density"][1][0] == pytest.approx([0.0, 1.0, 0.0])
+    for dens in (h["density"][0][0], h["density"][1][0]):
+        assert float(np.dot(dens, np.diff(edges))) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="step 50 was not recorded"):
+        R.mnist_histograms(run, [50], edges=edges)
+    with pytest.raises(ValueError, match="3 bins but the edges give 2"):
+        R.mnist_histograms(run, [0], edges=[0.0, 1.0, 2.0])
+
+
+def test_histograms_default_edges_are_the_engines():
+    bins = 48
+    run = _run([0.1], hist=[[[1] * bins]])
+    h = R.mnist_histograms(run, [0])
+    assert len(h["edges"]) == bins + 1 and h["edges"][0] == -12.0 and h["edges"][-1] == 12.0
+    assert h["density"][0][0] == pytest.approx([1 / 24] * bins)
+
+
+# --------------------------------------------------------------------------- learning rate, init sweep, Dense-128
+def test_lr_choice_picks_the_best_final_accuracy_and_skips_diverged():
+    res = {"runs": {"lr2": _run([0.1, 0.9], lr=2.0), "lr0.1": _run([0.1, 0.8], lr=0.1),
+                    "lr0.5": _run([0.1, 0.95], lr=0.5), "lr9": _run([0.1], lr=9.0, diverged_at=50)}}
+    rows, best = R.mnist_lr_choice(res)
+    assert [r["lr"] for r in rows] == [0.1, 0.5, 2.0, 9.0]
+    assert best["lr"] == 0.5 and best["final_acc"] == 0.95
+    assert R.mnist_lr_row(rows, 2.0)["final_acc"] == 0.9 and R.mnist_lr_row(rows, 9.0)["final_acc"] is None
+    with pytest.raises(ValueError, match="no run with learning rate 1"):
+        R.mnist_lr_row(rows, 1.0)
+    with pytest.raises(ValueError, match="every run"):
+        R.mnist_lr_choice({"runs": {"lr9": _run([0.1], lr=9.0, diverged_at=50)}})
+
+
+def test_wobble():
+    run = _run([0.1, 0.90, 0.95, 0.93, 0.94])
+    assert R.mnist_wobble(run, last=3) == pytest.approx(0.02)
+    assert R.mnist_wobble(run, last=5) == pytest.approx(0.80)
+    with pytest.raises(ValueError, match="at least two records"):
+        R.mnist_wobble(run, last=1)
+
+
+def _sweep():
+    runs = {}
+    accs = {None: {0.01: 0.11, 0.1: 0.96, 1.0: 0.95, 10.0: 0.5}, "torch": {0.01: 0.97, 0.1: 0.975, 1.0: 0.97,
+                                                                         10.0: 0.94}}
+    for norm, by in accs.items():
+        for sigma, a in by.items():
+            runs[f"{norm}-{sigma}"] = _run([0.1, a], norm=norm, init_sigma=sigma,
+                                           saturated=[[sigma / 20, sigma / 10], [0.0, 0.0]])
+    runs["none-diverged"] = _run([0.1], init_sigma=100.0, diverged_at=10, saturated=[[1.0, 1.0]])
+    return {"runs": runs}
+
+
+def test_init_sweep_grid_and_sigma_range():
+    grid = R.mnist_init_sweep(_sweep())
+    assert grid["sigmas"] == [0.01, 0.1, 1.0, 10.0, 100.0] and grid["networks"] == ["none", "BN"]
+    assert grid["acc"]["none"][0.1] == 0.96 and grid["acc"]["none"][100.0] is None
+    assert grid["sat0"]["BN"][10.0] == pytest.approx(0.75)  # mean of 0.5 and 1.0
+    r = R.mnist_sigma_range(grid, "none", within=0.01)
+    assert (r["best_sigma"], r["lo"], r["hi"]) == (0.1, 0.1, 1.0) and r["decades"] == pytest.approx(1.0)
+    assert r["worst_acc"] == 0.0  # the diverged run counts as 0
+    r = R.mnist_sigma_range(grid, "BN", within=0.01)
+    assert (r["lo"], r["hi"], r["best_acc"]) == (0.01, 1.0, 0.975) and r["decades"] == pytest.approx(2.0)
+    assert R.mnist_sigma_range(grid, "BN", within=0.05)["decades"] == pytest.approx(3.0)
+    assert math.isclose(R.mnist_sigma_range(grid, "BN", within=0.0)["decades"], 0.0)
+    with pytest.raises(ValueError, match="network 'LN' is not in the sweep"):
+        R.mnist_sigma_range(grid, "LN", 0.01)
+    with pytest.raises(ValueError, match="two runs of network 'none' have init_sigma 0.1"):
+        R.mnist_init_sweep({"runs": {"a": _run([0.1, 0.5]), "b": _run([0.1, 0.6])}})
+    assert "96.00%" in repr(R.mnist_init_table(grid))
+
+
+def test_dense128_epochs_and_lowest_loss():
+    run = _run([0.1, 0.9, 0.95, 0.96], batch_size=10, train_subset=1000)  # 100 steps per epoch
+    run["curves"]["test_loss"] = [2.3, 0.3, 0.2, 0.25]
+    d = R.mnist_dense128({"runs": {"none": run}})["none"]
+    assert d["epoch"] == [0.0, 1.0, 2.0, 3.0]
+    assert d["min_loss"] == 0.2 and d["min_loss_epoch"] == 2.0
+    assert d["final_acc"] == 0.96 and d["final_loss"] == 0.3 and d["train_loss"] == 0.1 and d["best_acc"] == 0.96
+    run["config"]["train_subset"] = 0  # all 60,000 images: 6,000 steps per epoch at batch 10
+    assert R.mnist_dense128({"runs": {"none": run}})["none"]["epoch"][1] == pytest.approx(100 / 6000)
