@@ -895,3 +895,10 @@ def mnist_wobble(run: dict, last: int = 5) -> float:
     if last < 2 or len(acc) < 2:
         raise ValueError(f"need at least two records (last >= 2); have {len(acc)} with last={last}.")
     return float(max(abs(b - a) for a, b in zip(acc[:-1], acc[1:], strict=True)))
+
+
+def mnist_lr_table(rows: list[dict]) -> Table:
+    """The learning-rate grid of :func:`mnist_lr_choice`: rate, final and best recorded test accuracy."""
+    return Table(["learning rate", "final test acc.", "best recorded test acc.", "diverged at step"],
+                 [[r["lr"], r["final_acc"], r["best_acc"], r["diverged_at"]] for r in rows],
+                 ["g", ".2%", ".2%", ","])

@@ -226,3 +226,50 @@ def test_dense128_epochs_and_lowest_loss():
     assert d["final_acc"] == 0.96 and d["final_loss"] == 0.3 and d["train_loss"] == 0.1 and d["best_acc"] == 0.96
     run["config"]["train_subset"] = 0  # all 60,000 images: 6,000 steps per epoch at batch 10
     assert R.mnist_dense128({"runs": {"none": run}})["none"]["epoch"][1] == pytest.approx(100 / 6000)
+
+
+def test_lr_table_formats_rows():
+    runs = {"a": _run([0.1, 0.9512], lr=0.5), "b": _run([0.1], lr=4.0, diverged_at=1200)}
+    rows, _ = R.mnist_lr_choice({"runs": runs})
+    text = repr(R.mnist_lr_table(rows))
+    assert "95.12%" in text and "1,200" in text and "n/a" in text
+
+
+# --------------------------------------------------------------------------- figures draw the data they are given
+def _fig1():
+    pct = [[[[-1.0 - k, 0.1 * k, 1.0 + k]] * 3] * 3 for k in range(5)]
+    hist = [[[k + 1] * 48] * 3 for k in range(5)]
+    sat = [[0.1 * k, 0.01 * k, 0.0] for k in range(5)]
+    return {"runs": {"none": _run([0.1, 0.8, 0.9, 0.92, 0.93], percentiles=pct, saturated=sat, hist=hist),
+                     "bn": _run([0.1, 0.9, 0.95, 0.96, 0.97], norm="torch", percentiles=pct, saturated=sat, hist=hist)}}
+
+
+def test_figures_draw_the_given_curves():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bnlib import plots as P
+
+    res = _fig1()
+    fig = P.figure_mnist_accuracy(res, R.mnist_speedup(res))
+    ys = [list(line.get_ydata()) for line in fig.axes[0].lines]
+    assert [0.1, 0.8, 0.9, 0.92, 0.93] in ys and [0.1, 0.9, 0.95, 0.96, 0.97] in ys
+    fig = P.figure_mnist_percentiles(res, -1, 1)
+    med = [list(line.get_ydata()) for line in fig.axes[1].lines if line.get_label() == "median"]
+    assert np.allclose(med, [[0.0, 0.1, 0.2, 0.3, 0.4]])
+    fig = P.figure_mnist_saturation(res, 4.58)
+    assert np.allclose(fig.axes[0].lines[0].get_ydata(), [0, 10, 20, 30, 40])
+    assert np.allclose(fig.axes[1].lines[1].get_ydata(), [0, 1, 2, 3, 4])
+    hists = {k: R.mnist_histograms(res["runs"][k], [0, 400]) for k in ("none", "bn")}
+    fig = P.figure_mnist_histograms(res, hists, 4.58)
+    assert np.allclose(fig.axes[0].lines[1].get_ydata(), 1 / 24)
+    grid = R.mnist_init_sweep(_sweep())
+    fig = P.figure_mnist_init_sweep(grid)
+    assert np.allclose(np.asarray(fig.axes[0].lines[1].get_ydata(), dtype=float), [97, 97.5, 97, 94])
+    run = _run([0.1, 0.9, 0.95], batch_size=10, train_subset=1000)
+    run["curves"]["test_loss"] = [2.3, 0.3, 0.2]
+    fig = P.figure_mnist_dense128(R.mnist_dense128({"runs": {"none": run, "bn": run}}))
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1.0, 2.0] and list(fig.axes[0].lines[0].get_ydata()) == [0.3, 0.2]
+    plt.close("all")
