@@ -436,21 +436,27 @@ def figure_mnist_histograms(res: dict, hists: dict, threshold: float):
 
 
 def figure_mnist_init_sweep(grid: dict):
-    """Final test accuracy (left) and saturated fraction at initialization (right) against the
-    Gaussian init sigma, with and without BN (:func:`bnlib.reports.mnist_init_sweep`)."""
+    """Final test accuracy (left) and saturated fraction of the sigmoid inputs (right; mean over hidden
+    layers) against the Gaussian init sigma, with and without BN (:func:`bnlib.reports.mnist_init_sweep`).
+    The right panel shows the saturated fraction at step 0 of the network without BN (dotted: the
+    weights every network starts from) and at the end of training for both."""
     import matplotlib.pyplot as plt
 
     colors = {"none": COLORS["none"], "BN": COLORS["bn"]}
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    first = grid["networks"][0]
+    sig0 = [s for s in grid["sigmas"] if s in grid["sat0"][first]]
+    b.plot(sig0, [100 * grid["sat0"][first][s] for s in sig0], "o:", color="grey", label="at step 0")
     for n in grid["networks"]:
         sig = [s for s in grid["sigmas"] if s in grid["acc"][n]]
         acc = [grid["acc"][n][s] for s in sig]
         a.plot(sig, [None if v is None else 100 * v for v in acc], "o-", color=colors.get(n), label=n)
-        b.plot(sig, [100 * grid["sat0"][n][s] for s in sig], "o-", color=colors.get(n), label=n)
-    a.set(xscale="log", xlabel=r"init $\sigma$", ylabel="final test accuracy (%)", title="(a) after training")
-    b.set(xscale="log", xlabel=r"init $\sigma$", ylabel="saturated inputs at step 0 (%)",
-          title="(b) at initialization (eval mode)")
+        b.plot(sig, [100 * grid["sat_final"][n][s] for s in sig], "o-", color=colors.get(n), label=f"{n}, at the end")
+    a.set(xscale="log", xlabel=r"init $\sigma$", ylabel="final test accuracy (%)", title="(a) test accuracy")
+    b.set(xscale="log", xlabel=r"init $\sigma$", ylabel="saturated sigmoid inputs (%)",
+          title="(b) saturation, mean over hidden layers")
     a.legend(loc="lower left")
+    b.legend(loc="upper left")
     fig.tight_layout()
     return fig
 

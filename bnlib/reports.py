@@ -817,9 +817,12 @@ def mnist_lr_row(rows: list[dict], lr: float) -> dict:
 def mnist_init_sweep(res: dict) -> dict:
     """The initialization sweep as a grid: ``sigmas`` (ascending), ``networks`` (book labels, in
     the order first seen) and, per network and sigma, ``acc`` (final test accuracy, None when the
-    run diverged) and ``sat0`` (saturated fraction of the sigmoid inputs at step 0, mean over
-    hidden layers)."""
-    sigmas, networks, acc, sat0 = set(), [], {}, {}
+    run diverged), ``sat0`` and ``sat_final`` (saturated fraction of the sigmoid inputs at the
+    first and at the last record, mean over hidden layers; None without records).
+
+    At step 0 a BN network is evaluated with its initial running averages (mean 0, variance 1),
+    so its ``sat0`` is that of the same weights without normalization, not what it trains on."""
+    sigmas, networks, acc, sat0, sat_end = set(), [], {}, {}, {}
     for run in res["runs"].values():
         cfg = run["config"]
         name, s = norm_name(cfg["norm"]), float(cfg["init_sigma"])
@@ -831,7 +834,8 @@ def mnist_init_sweep(res: dict) -> dict:
         acc.setdefault(name, {})[s] = final_metric(run, "final_test_acc")
         sat = run["curves"]["saturated"]
         sat0.setdefault(name, {})[s] = float(np.mean(sat[0])) if sat else None
-    return {"sigmas": sorted(sigmas), "networks": networks, "acc": acc, "sat0": sat0}
+        sat_end.setdefault(name, {})[s] = float(np.mean(sat[-1])) if sat else None
+    return {"sigmas": sorted(sigmas), "networks": networks, "acc": acc, "sat0": sat0, "sat_final": sat_end}
 
 
 def mnist_sigma_range(grid: dict, network: str, within: float) -> dict:
@@ -859,12 +863,16 @@ def mnist_sigma_range(grid: dict, network: str, within: float) -> dict:
 
 
 def mnist_init_table(grid: dict) -> Table:
-    """One row per sigma: final test accuracy and initial saturated fraction per network."""
+    """One row per sigma: final test accuracy per network, the saturated fraction at step 0 of the
+    network without normalization (``first``, the same weights as every network's at step 0), and
+    the saturated fraction at the end per network."""
     nets = grid["networks"]
-    rows = [[s, *[grid["acc"][n].get(s) for n in nets], *[grid["sat0"][n].get(s) for n in nets]]
-            for s in grid["sigmas"]]
-    return Table(["init sigma", *[f"test acc. ({n})" for n in nets], *[f"saturated at step 0 ({n})" for n in nets]],
-                 rows, [".3g", *[".2%"] * len(nets), *[".1%"] * len(nets)])
+    first = nets[0]
+    rows = [[s, *[grid["acc"][n].get(s) for n in nets], grid["sat0"][first].get(s),
+             *[grid["sat_final"][n].get(s) for n in nets]] for s in grid["sigmas"]]
+    return Table(["init sigma", *[f"test acc. ({n})" for n in nets], f"saturated at step 0 ({first})",
+                  *[f"saturated at the end ({n})" for n in nets]],
+                 rows, [".3g", *[".2%"] * len(nets), ".1%", *[".1%"] * len(nets)])
 
 
 def mnist_dense128(res: dict) -> dict:

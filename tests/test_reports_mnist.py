@@ -203,6 +203,7 @@ def test_init_sweep_grid_and_sigma_range():
     assert grid["sigmas"] == [0.01, 0.1, 1.0, 10.0, 100.0] and grid["networks"] == ["none", "BN"]
     assert grid["acc"]["none"][0.1] == 0.96 and grid["acc"]["none"][100.0] is None
     assert grid["sat0"]["BN"][10.0] == pytest.approx(0.75)  # mean of 0.5 and 1.0
+    assert grid["sat_final"]["BN"][10.0] == 0.0 and grid["sat_final"]["none"][100.0] == 1.0
     r = R.mnist_sigma_range(grid, "none", within=0.01)
     assert (r["best_sigma"], r["lo"], r["hi"]) == (0.1, 0.1, 1.0) and r["decades"] == pytest.approx(1.0)
     assert r["worst_acc"] == 0.0  # the diverged run counts as 0
@@ -268,6 +269,7 @@ def test_figures_draw_the_given_curves():
     grid = R.mnist_init_sweep(_sweep())
     fig = P.figure_mnist_init_sweep(grid)
     assert np.allclose(np.asarray(fig.axes[0].lines[1].get_ydata(), dtype=float), [97, 97.5, 97, 94])
+    assert np.allclose(fig.axes[1].lines[0].get_ydata(), [0.075, 0.75, 7.5, 75, 750])  # step 0: 100 * mean(s/20, s/10)
     run = _run([0.1, 0.9, 0.95], batch_size=10, train_subset=1000)
     run["curves"]["test_loss"] = [2.3, 0.3, 0.2]
     fig = P.figure_mnist_dense128(R.mnist_dense128({"runs": {"none": run, "bn": run}}))
