@@ -269,7 +269,7 @@ def test_figures_draw_the_given_curves():
     grid = R.mnist_init_sweep(_sweep())
     fig = P.figure_mnist_init_sweep(grid)
     assert np.allclose(np.asarray(fig.axes[0].lines[1].get_ydata(), dtype=float), [97, 97.5, 97, 94])
-    assert np.allclose(fig.axes[1].lines[0].get_ydata(), [0.075, 0.75, 7.5, 75, 750])  # step 0: 100 * mean(s/20, s/10)
+    assert np.allclose(fig.axes[1].lines[0].get_ydata(), [0.075, 0.75, 7.5, 75, 100])  # 100 mean(s/20, s/10)
     run = _run([0.1, 0.9, 0.95], batch_size=10, train_subset=1000)
     run["curves"]["test_loss"] = [2.3, 0.3, 0.2]
     fig = P.figure_mnist_dense128(R.mnist_dense128({"runs": {"none": run, "bn": run}}))
