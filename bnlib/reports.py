@@ -910,3 +910,22 @@ def mnist_lr_table(rows: list[dict]) -> Table:
     return Table(["learning rate", "final test acc.", "best recorded test acc.", "diverged at step"],
                  [[r["lr"], r["final_acc"], r["best_acc"], r["diverged_at"]] for r in rows],
                  ["g", ".2%", ".2%", ","])
+
+
+def mnist_last_lead(res: dict, fast: str = "bn", slow: str = "none") -> int | None:
+    """The last recorded step after step 0 at which the ``slow`` run's test accuracy is at least the
+    ``fast`` run's (None if never): from the next record on, the fast run stays ahead."""
+    cf, cs = run_of(res, fast)["curves"], run_of(res, slow)["curves"]
+    acc_f = dict(zip(cf["step"], cf["test_acc"], strict=True))
+    lead = [s for s, a in zip(cs["step"], cs["test_acc"], strict=True)
+            if s > 0 and s in acc_f and a is not None and acc_f[s] is not None and a >= acc_f[s]]
+    return max(lead) if lead else None
+
+
+def mnist_spread(run: dict, layer: int, unit: int, step: int) -> float:
+    """The 85th minus the 15th percentile of one sigmoid's input at the recorded ``step``."""
+    t = mnist_percentiles(run, layer, unit)
+    if step not in t["step"]:
+        raise ValueError(f"step {step} was not recorded; records run from {t['step'][0]} to {t['step'][-1]}.")
+    i = t["step"].index(step)
+    return t["p85"][i] - t["p15"][i]

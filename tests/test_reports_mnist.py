@@ -275,3 +275,14 @@ def test_figures_draw_the_given_curves():
     fig = P.figure_mnist_dense128(R.mnist_dense128({"runs": {"none": run, "bn": run}}))
     assert list(fig.axes[0].lines[0].get_xdata()) == [1.0, 2.0] and list(fig.axes[0].lines[0].get_ydata()) == [0.3, 0.2]
     plt.close("all")
+
+
+def test_last_lead_and_spread():
+    res = {"runs": {"none": _run([0.1, 0.9, 0.8, 0.93, 0.90]), "bn": _run([0.1, 0.8, 0.9, 0.92, 0.95], norm="torch")}}
+    assert R.mnist_last_lead(res) == 300  # none ahead at 100 and 300; BN from 400 on
+    res["runs"]["none"] = _run([0.1, 0.5, 0.5, 0.5, 0.5])
+    assert R.mnist_last_lead(res) is None  # step 0 (a tie) does not count
+    run = _pct_run([5.0, 1.0, 2.0], [1.0, 2.0, 4.0])
+    assert R.mnist_spread(run, -1, 1, 200) == 4.0 and R.mnist_spread(run, 0, 0, 0) == 2.0
+    with pytest.raises(ValueError, match="step 50 was not recorded"):
+        R.mnist_spread(run, 0, 0, 50)
