@@ -12,7 +12,7 @@ configuration, the recorded curves and a summary. Every ``record_every`` steps i
   ``[layer][unit][3]``; for a CNN a unit is a feature map and all positions count;
 - ``saturated``: per hidden layer, the fraction of (example, unit) inputs ``x`` over the probe
   batch at which the sigmoid is saturated, defined as ``sigmoid'(x) < 0.01``, i.e.
-  ``|x| > 4.5951`` (:data:`SATURATION_THRESHOLD`);
+  ``|x| > 4.5849`` (:data:`SATURATION_THRESHOLD`);
 - ``hist``: per hidden layer, counts of those inputs in the bins :data:`HIST_EDGES`;
 - ``grad_norm``: per weight layer, the l2 norm of the loss gradient on the current batch.
 
@@ -38,7 +38,7 @@ from torch import nn
 
 from bnlib import analysis, models
 
-#: sigmoid'(x) = s(1 - s) < 0.01 exactly when |x| > 2 * arccosh(1 / (2 * sqrt(0.01))) = 4.5951...
+#: sigmoid'(x) = s(1 - s) < 0.01 exactly when |x| > 2 * arccosh(1 / (2 * sqrt(0.01))) = 2 arccosh 5 = 4.5849...
 SATURATION_THRESHOLD = 2.0 * math.acosh(1.0 / (2.0 * math.sqrt(0.01)))
 HIST_EDGES = np.linspace(-12.0, 12.0, 49)
 PERCENTILES = (15.0, 50.0, 85.0)
