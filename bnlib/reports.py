@@ -201,17 +201,6 @@ def fmt_ratio(x: float | None) -> str:
     return "–" if x is None else f"{x:.3g}×"
 
 
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A GitHub-flavoured markdown table (every cell passed through ``str``; ``|`` escaped)."""
-    if any(len(r) != len(header) for r in rows):
-        raise ValueError(f"every row must have {len(header)} cells, like the header.")
-
-    def line(cells):
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])
-
-
 def sweep_name(norm: str | None, multiplier: float) -> str:
     """The paper's way of naming a run by its learning rate: ``"BN-x5"``, ``"no BN-x1"``."""
     return f"{'BN' if norm else 'no BN'}-x{multiplier:.3g}"

@@ -193,13 +193,6 @@ def test_formatters():
     assert R.fmt_ratio(3.5) == "3.5×" and R.fmt_ratio(None) == "–" and R.fmt_ratio(14.0) == "14×"
 
 
-def test_markdown_table():
-    md = R.markdown_table(["model", "acc"], [["bn-x5", "50%"], ["a|b", 1]])
-    assert md == "| model | acc |\n|---|---|\n| bn-x5 | 50% |\n| a\\|b | 1 |"
-    with pytest.raises(ValueError, match="every row must have 2 cells"):
-        R.markdown_table(["a", "b"], [["only one"]])
-
-
 # --------------------------------------------------------------------------- committed results
 @pytest.mark.parametrize("name", ["cifar_lr_sweep", "cifar_sigmoid_depth", "cifar_recipe"])
 def test_committed_results_agree_with_the_engine(name):
