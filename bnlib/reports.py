@@ -201,6 +201,17 @@ def fmt_ratio(x: float | None) -> str:
     return "–" if x is None else f"{x:.3g}×"
 
 
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub-flavoured markdown table (every cell passed through ``str``; ``|`` escaped)."""
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError(f"every row must have {len(header)} cells, like the header.")
+
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])
+
+
 def sweep_name(norm: str | None, multiplier: float) -> str:
     """The paper's way of naming a run by its learning rate: ``"BN-x5"``, ``"no BN-x1"``."""
     return f"{'BN' if norm else 'no BN'}-x{multiplier:.3g}"
@@ -918,3 +929,757 @@ def mnist_spread(run: dict, layer: int, unit: int, step: int) -> float:
         raise ValueError(f"step {step} was not recorded; records run from {t['step'][0]} to {t['step'][-1]}.")
     i = t["step"].index(step)
     return t["p85"][i] - t["p15"][i]
+
+
+# --------------------------------------------------------------------------- why BN works, and the claims ledger
+# Numbers of book/why.ipynb (noisy BN and the distribution shift it injects, Santurkar et al.'s
+# internal-covariate-shift measure, the loss landscape along the gradient) and the ledger of
+# book/claims.ipynb: one function per classic claim, each returning a row whose verdict is
+# computed from committed results by the rule written in the row.
+
+SUPPORTED, NOT_SUPPORTED, MIXED, NOT_TESTED = "supported", "not supported", "mixed", "not tested"
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, MIXED, NOT_TESTED)
+
+
+def _check_run(run, what: str = "run") -> dict:
+    if not isinstance(run, dict) or not isinstance(run.get("config"), dict) or not isinstance(run.get("curves"), dict):
+        raise TypeError(f"{what} must be one run of an experiment result: a dict with 'config' and 'curves'.")
+    return run
+
+
+def noisy_shift_draws(num_features: int, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The per-unit scale ``s_t`` and shift ``b_t`` that ``NoisyShift(num_features, seed=seed)`` applies at
+    training steps ``t = 1 .. steps``: two float64 arrays of shape ``(steps, num_features)``.
+
+    The module itself is run (in training mode, on the inputs 0 and 1), so the draws are the
+    ones training used: the engine calls each NoisyShift once per training step and never
+    otherwise in training mode (recorders and evaluations switch the noise off).
+    """
+    import torch
+
+    from bnlib import models
+
+    for name, v in (("num_features", num_features), ("steps", steps)):
+        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    layer = models.NoisyShift(int(num_features), seed=int(seed)).train()
+    probe = torch.stack([torch.zeros(num_features, dtype=torch.float64), torch.ones(num_features, dtype=torch.float64)])
+    scale, shift = np.empty((steps, num_features)), np.empty((steps, num_features))
+    with torch.no_grad():
+        for t in range(steps):
+            y = layer(probe).numpy()
+            shift[t], scale[t] = y[0], y[1] - y[0]
+    return scale, shift
+
+
+def as_trained(run: dict, draws: dict | None = None) -> dict:
+    """A copy of ``run`` whose recorded percentiles are those of each probed unit's sigmoid input as
+    *training* sees it, so that the MNIST chapter's drift measures (:func:`mnist_median_drift`)
+    apply unchanged.
+
+    The engine records the percentiles in eval mode. For a network without injected noise they
+    are what the next training step sees (up to batch versus population statistics) and the
+    run is returned as it is. For noisy BN the next training step, ``t + 1`` after a record at
+    step ``t``, sees ``s_{t+1} z + b_{t+1}`` of the recorded value ``z``; ``s > 0``, so
+    percentiles map to percentiles. ``draws`` maps a hidden layer to its
+    :func:`noisy_shift_draws` (computed when not given).
+    """
+    run = _check_run(run)
+    cfg, c = run["config"], run["curves"]
+    if cfg.get("norm") != "noisy":
+        return run
+    pct = np.asarray(c["percentiles"], dtype=float)
+    if pct.ndim != 4 or pct.shape[-1] != 3:
+        raise ValueError(f"the run's percentiles must have shape (records, layers, units, 3), got {pct.shape}.")
+    steps = np.asarray(c["step"], dtype=int)
+    units = list(cfg["probe_units"])[: pct.shape[2]]
+    sizes = cfg["sizes"][1:-1]
+    out = pct.copy()
+    for layer in range(pct.shape[1]):
+        if draws is not None and layer in draws:
+            scale, shift = draws[layer]
+        else:
+            scale, shift = noisy_shift_draws(int(sizes[layer]), int(cfg["seed"]) + layer, int(steps.max()) + 1)
+        if len(scale) <= steps.max():
+            raise ValueError(f"layer {layer} has draws for {len(scale)} steps; the records need {steps.max() + 1}.")
+        s, b = scale[steps][:, units], shift[steps][:, units]  # row t holds the draw of step t + 1
+        out[:, layer] = s[:, :, None] * pct[:, layer] + b[:, :, None]
+    return {**run, "curves": {**c, "percentiles": out.tolist()}}
+
+
+def why_shift(res: dict, draws: dict | None = None) -> dict:
+    """The distribution shift each network of the noisy-BN experiment trains with, in the MNIST
+    chapter's measure: per run label, :func:`mnist_drift_summary` over every hidden layer and probed
+    unit of the run :func:`as_trained` (``range`` of the median, ``relative`` to the mean 15-85 spread,
+    ``width_ratio``)."""
+    out = {}
+    for label, run in res["runs"].items():
+        rows = mnist_drift_rows({"runs": {label: as_trained(run, draws)}})
+        out[label] = mnist_drift_summary(rows, rows[0]["network"])
+    return out
+
+
+def _recorded_steps(run: dict, key: str) -> list[int]:
+    """The steps at which a recorder ran: every record after step 0 (the recorders skip step 0)."""
+    c = run["curves"]
+    if key not in c or not c[key]:
+        raise ValueError(f"the run has no {key!r} recorder curve (train it with recorders=({key!r},)).")
+    steps = [s for s in c["step"] if s > 0]
+    if len(steps) != len(c[key]):
+        raise ValueError(f"the {key!r} curve has {len(c[key])} entries for {len(steps)} records after step 0.")
+    return steps
+
+
+def ics_summary(run: dict) -> dict:
+    """Santurkar et al.'s internal covariate shift of a run (recorder ``"ics"``).
+
+    Returns ``steps``, ``layers`` (the weight layers measured: 1, 2, ... in the engine's 0-based
+    numbering; layer 0 has no earlier layer), ``l2`` and ``cos`` (per layer, lists over steps),
+    ``median_l2`` and ``median_cos`` (per layer) and ``median_l2_all``/``median_cos_all`` (over
+    every step and layer).
+    """
+    run = _check_run(run)
+    steps = _recorded_steps(run, "ics")
+    recs = run["curves"]["ics"]
+    layers = [i for i, v in enumerate(recs[0]["l2"]) if v is not None]
+    l2 = np.array([[r["l2"][i] for i in layers] for r in recs], dtype=float)
+    cos = np.array([[r["cos"][i] for i in layers] for r in recs], dtype=float)
+    return {"steps": steps, "layers": layers, "l2": l2.T.tolist(), "cos": cos.T.tolist(),
+            "median_l2": np.median(l2, axis=0).tolist(), "median_cos": np.median(cos, axis=0).tolist(),
+            "median_l2_all": float(np.median(l2)), "median_cos_all": float(np.median(cos))}
+
+
+def landscape_summary(run: dict) -> dict:
+    """The loss landscape along the gradient of a run (recorder ``"landscape"``), per checkpoint and in medians.
+
+    Per checkpoint (lists over ``steps``): ``loss_min``/``loss_max`` of the loss at
+    ``w - eta g`` over the step sizes, ``loss_range`` (their difference), ``gc_min``/``gc_max``
+    (smallest and largest l2 change of the gradient, ``||g(w - eta g) - g(w)||``) and ``beta``
+    (effective beta-smoothness). ``median_loss_range``, ``median_gc_max``, ``median_beta``:
+    medians over the checkpoints.
+    """
+    run = _check_run(run)
+    steps = _recorded_steps(run, "landscape")
+    recs = run["curves"]["landscape"]
+
+    def finite(vals):
+        v = [x for x in vals if x is not None and math.isfinite(x)]
+        return v or [math.nan]
+
+    out: dict = {"steps": steps, "loss_min": [min(finite(r["loss"])) for r in recs],
+                 "loss_max": [max(finite(r["loss"])) for r in recs],
+                 "gc_min": [min(finite(r["grad_change"])) for r in recs],
+                 "gc_max": [max(finite(r["grad_change"])) for r in recs], "beta": [r["beta"] for r in recs]}
+    out["loss_range"] = [a - b for a, b in zip(out["loss_max"], out["loss_min"], strict=True)]
+    for k in ("loss_range", "gc_max", "beta"):
+        out[f"median_{k}"] = float(np.nanmedian(np.asarray(out[k], dtype=float)))
+    return out
+
+
+def late_train_loss(run: dict, fraction: float = 0.2) -> float | None:
+    """Mean of the recorded training losses (mini-batch losses, as trained) over the last ``fraction`` of
+    the run's steps; None when the run diverged or recorded none there."""
+    run = _check_run(run)
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}.")
+    s = run["summary"]
+    if s.get("diverged_at") is not None:
+        return None
+    done = s.get("steps_done", run["config"].get("steps"))
+    vals = [v for st, v in zip(run["curves"]["step"], run["curves"]["train_loss"], strict=True)
+            if v is not None and st > (1.0 - fraction) * done]
+    return float(np.mean(vals)) if vals else None
+
+
+def early_train_loss(run: dict) -> float | None:
+    """The mean mini-batch training loss over the first record interval (steps 1 to ``record_every``,
+    as trained): how fast a network starts; None when the run diverged before its first record."""
+    run = _check_run(run)
+    c = run["curves"]
+    vals = [v for st, v in zip(c["step"], c["train_loss"], strict=True) if st > 0 and v is not None]
+    return float(vals[0]) if vals else None
+
+
+# --------------------------------------------------------------------------- the claims ledger
+def _row(key: str, claim: str, sources: Sequence[str], where: Sequence[tuple], rule: str, verdict: str,
+         measured: str, numbers: dict | None = None, source_note: str = "") -> dict:
+    """One ledger row. ``sources``: bibliography keys; ``where``: ``(chapter, section words, label or None)``
+    triples naming the experiment or derivation that tests the claim."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}.")
+    return {"key": key, "claim": claim, "sources": list(sources), "source_note": source_note,
+            "where": [tuple(w) for w in where], "rule": rule, "verdict": verdict, "measured": measured,
+            "numbers": dict(numbers or {})}
+
+
+def _missing(key, claim, sources, where, rule, names: Sequence[str]) -> dict:
+    return _row(key, claim, sources, where, rule, NOT_TESTED,
+                f"no committed result of {', '.join(names)} yet: nothing measured")
+
+
+def _pts(x: float) -> str:
+    """A difference of accuracies in percentage points, signed: 0.0123 -> "+1.2 points"."""
+    return f"{100 * x:+.1f} points"
+
+
+def _by_norm(rows: list[dict], norm) -> list[dict]:
+    return [r for r in rows if r["norm"] == norm]
+
+
+RULE_HIGHER_LR = ("A learning-rate multiplier k trains when no seed diverges and the final test accuracy is at least "
+                  "the no-BN network's at 1x minus 5 points; k_max is the largest swept k such that every multiplier "
+                  "from 1 to k trains. Supported if BN's k_max is at least 5 and at least twice no-BN's; not "
+                  "supported if it is no larger than no-BN's; mixed otherwise.")
+
+
+def claim_higher_lr(sweep: dict | None, base_lr: float) -> dict:
+    """"BN allows much higher learning rates", from the CIFAR-10 learning-rate sweep around ``base_lr``."""
+    args = ("higher_lr", "allows much higher learning rates", ["ioffe2015batch", "bjorck2018understanding"],
+            [("cifar", "learning-rate sweep", None)], RULE_HIGHER_LR)
+    if sweep is None:
+        return _missing(*args, ["cifar_lr_sweep"])
+    rows = lr_sweep(sweep["runs"], base_lr)
+    ones = [r for r in rows if r["norm"] is None and r["multiplier"] == 1]
+    if not ones:
+        raise ValueError(f"the sweep has no run without BN at the base learning rate {base_lr}.")
+    ref = ones[0]["final_acc"]
+    if ref is None:
+        return _row(*args, MIXED, "the network without BN diverges at the baseline rate: no reference accuracy")
+    threshold = ref - 0.05
+    norms = sorted({r["norm"] for r in rows if r["norm"] is not None})
+    k_bn = max(max_tolerated_multiplier(rows, n, threshold) or 0.0 for n in norms)
+    k_none = max_tolerated_multiplier(rows, None, threshold) or 0.0
+    if k_bn >= 5 and k_bn >= 2 * k_none:
+        verdict = SUPPORTED
+    elif k_bn <= k_none:
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = MIXED
+    return _row(*args, verdict, f"trains up to {_times(k_bn)} the baseline rate with BN, up to {_times(k_none)} "
+                f"without (threshold {fmt_pct(threshold)})", {"k_bn": k_bn, "k_none": k_none, "threshold": threshold})
+
+
+def _times(k: float) -> str:
+    return f"{k:g}×" if k else "not even 1×"
+
+
+RULE_INIT = ("The range of initial weight scales sigma around a network's best one at which its final test "
+             "accuracy is within 2 points of that best (the MNIST chapter's sigma range), in decades. Supported if "
+             "BN's range is wider than no-BN's and contains it; not supported if it is no wider; mixed otherwise.")
+
+
+def claim_init(sweep: dict | None) -> dict:
+    """"With BN one can be less careful about initialization", from the MNIST init-scale sweep."""
+    args = ("init", "less careful initialization", ["ioffe2015batch"], [("mnist", "initialization sweep", None)],
+            RULE_INIT)
+    if sweep is None:
+        return _missing(*args, ["mnist_init_sweep"])
+    grid = mnist_init_sweep(sweep)
+    bn, none = (mnist_sigma_range(grid, n, 0.02) for n in ("BN", "none"))
+    wider = bn["decades"] > none["decades"]
+    if wider and bn["lo"] <= none["lo"] and bn["hi"] >= none["hi"]:
+        verdict = SUPPORTED
+    elif not wider:
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = MIXED
+    return _row(*args, verdict, f"within 2 points of its best for sigma from {bn['lo']:g} to {bn['hi']:g} with BN "
+                f"({bn['decades']:.1f} decades), {none['lo']:g} to {none['hi']:g} without ({none['decades']:.1f})",
+                {"bn": bn, "none": none})
+
+
+RULE_REGULARIZER = ("On 5,000 training images: BN regularizes if, without dropout, its train-test accuracy gap is "
+                    "smaller than no-BN's; it reduces the need for dropout if BN without dropout reaches at least the "
+                    "test accuracy of no BN with dropout. Supported if both hold, not supported if neither, mixed "
+                    "otherwise.")
+
+
+def claim_regularizer(reg: dict | None) -> dict:
+    """"BN regularizes and reduces the need for dropout", from the train/test chapter's regularizer runs."""
+    args = ("regularizer", "regularizes, reduces the need for dropout", ["ioffe2015batch"],
+            [("train_test", "BN as a regularizer", "tt-regularizer")], RULE_REGULARIZER)
+    if reg is None:
+        return _missing(*args, ["tt_regularizer"])
+    rows = regularizer_grid(reg)
+    p = max(r["dropout"] for r in rows)
+    bn0, none0, nonep = (regularizer_row(rows, "BN", 0.0), regularizer_row(rows, "none", 0.0),
+                         regularizer_row(rows, "none", p))
+    if None in (bn0["acc_gap"], none0["acc_gap"], bn0["test_acc"], nonep["test_acc"]):
+        return _row(*args, MIXED, "a run diverged: no comparison")
+    regularizes = bn0["acc_gap"] < none0["acc_gap"]
+    replaces = bn0["test_acc"] >= nonep["test_acc"]
+    verdict = SUPPORTED if regularizes and replaces else NOT_SUPPORTED if not (regularizes or replaces) else MIXED
+    return _row(*args, verdict, f"train-test gap {fmt_pct(bn0['acc_gap'], 2)} with BN vs "
+                f"{fmt_pct(none0['acc_gap'], 2)} without; test accuracy of BN without dropout "
+                f"{fmt_pct(bn0['test_acc'], 2)} vs no BN with dropout {p:g}: {fmt_pct(nonep['test_acc'], 2)}",
+                {"gap_bn": bn0["acc_gap"], "gap_none": none0["acc_gap"], "test_bn": bn0["test_acc"],
+                 "test_none_dropout": nonep["test_acc"], "dropout": p})
+
+
+RULE_SATURATING = ("Sigmoid CNNs at the largest swept depth, same learning rate: supported if BN's final test "
+                   "accuracy is at least 5 points above no-BN's and its mean saturated fraction of sigmoid inputs "
+                   "at the end is no larger; not supported if BN's accuracy is not higher; mixed otherwise.")
+
+
+def claim_saturating(depth: dict | None) -> dict:
+    """"BN makes saturating nonlinearities trainable", from the CIFAR-10 sigmoid depth experiment."""
+    args = ("saturating", "makes saturating nonlinearities trainable", ["ioffe2015batch"],
+            [("cifar", "sigmoid networks by depth", None)], RULE_SATURATING)
+    if depth is None:
+        return _missing(*args, ["cifar_sigmoid_depth"])
+    rows = depth_saturation(depth["runs"])
+    d = max(r["depth"] for r in rows)
+    bn = [r for r in rows if r["depth"] == d and r["norm"] is not None][0]
+    none = [r for r in rows if r["depth"] == d and r["norm"] is None][0]
+    a_bn, a_none = bn["final_acc"] or 0.0, none["final_acc"] or 0.0
+    if a_bn - a_none >= 0.05 and bn["sat_final_mean"] <= none["sat_final_mean"]:
+        verdict = SUPPORTED
+    elif a_bn <= a_none:
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = MIXED
+    return _row(*args, verdict, f"depth {d}: test accuracy {fmt_pct(bn['final_acc'])} with BN vs "
+                f"{fmt_pct(none['final_acc'])} without; saturated inputs {fmt_pct(bn['sat_final_mean'])} vs "
+                f"{fmt_pct(none['sat_final_mean'])}",
+                {"depth": d, "acc_bn": bn["final_acc"], "acc_none": none["final_acc"],
+                 "sat_bn": bn["sat_final_mean"], "sat_none": none["sat_final_mean"]})
+
+
+RULE_ICS = ("Santurkar et al.'s measure (l2 distance and cosine between a layer's gradient before and after the "
+            "earlier layers' update) at every checkpoint and weight layer after the first: supported if BN's median "
+            "l2 distance is smaller and its median cosine larger than no-BN's; not supported if both are the other "
+            "way; mixed otherwise.")
+
+
+def claim_reduces_ics(landscape: dict | None) -> dict:
+    """"BN reduces internal covariate shift", measured with Santurkar et al.'s definition."""
+    args = ("reduces_ics", "reduces internal covariate shift", ["ioffe2015batch", "santurkar2018how"],
+            [("why", "internal covariate shift measured", "why-ics")], RULE_ICS)
+    if landscape is None:
+        return _missing(*args, ["why_landscape"])
+    bn, none = ics_summary(run_of(landscape, "bn")), ics_summary(run_of(landscape, "none"))
+    smaller = bn["median_l2_all"] < none["median_l2_all"]
+    aligned = bn["median_cos_all"] > none["median_cos_all"]
+    verdict = SUPPORTED if smaller and aligned else NOT_SUPPORTED if not (smaller or aligned) else MIXED
+    return _row(*args, verdict, f"median l2 change {bn['median_l2_all']:.3g} with BN vs {none['median_l2_all']:.3g} "
+                f"without; median cosine {bn['median_cos_all']:.3f} vs {none['median_cos_all']:.3f}",
+                {"l2_bn": bn["median_l2_all"], "l2_none": none["median_l2_all"], "cos_bn": bn["median_cos_all"],
+                 "cos_none": none["median_cos_all"]})
+
+
+RULE_ICS_IS_WHY = ("Noisy BN injects a random, time-varying shift and scale after every BN. BN's benefits measured "
+                   "against no BN: early training speed (mean mini-batch loss over the first record interval) and "
+                   "final test accuracy (eval mode); a benefit counts only where BN beats no BN. Noisy BN keeps a "
+                   "benefit if it retains at least half of BN's advantage. The test counts only if noisy BN's "
+                   "shift (the MNIST chapter's drift measure, as training sees the inputs) exceeds no-BN's. Not "
+                   "supported if noisy BN keeps every benefit; supported if it keeps none; mixed otherwise, and "
+                   "when there is no benefit or no extra shift.")
+
+
+def claim_ics_is_why(noisy: dict | None, draws: dict | None = None) -> dict:
+    """"BN helps because it reduces internal covariate shift", tested with Santurkar et al.'s noisy BN."""
+    args = ("ics_is_why", "its benefit comes from reducing internal covariate shift",
+            ["ioffe2015batch", "santurkar2018how"], [("why", "noisy BN", "why-noisy")], RULE_ICS_IS_WHY)
+    if noisy is None:
+        return _missing(*args, ["why_noisy"])
+    keys = ("none", "bn", "noisy")
+    runs = {k: run_of(noisy, k) for k in keys}
+    early = {k: early_train_loss(r) for k, r in runs.items()}
+    acc = {k: final_metric(r, "final_test_acc") for k, r in runs.items()}
+    shifts = why_shift({"runs": {k: runs[k] for k in ("none", "noisy")}}, draws)
+    shift = {k: v["relative"] for k, v in shifts.items()}
+    kept = {}
+    if None not in early.values() and early["bn"] < early["none"]:
+        kept["early speed"] = (early["none"] - early["noisy"]) / (early["none"] - early["bn"])
+    if None not in acc.values() and acc["bn"] > acc["none"]:
+        kept["test accuracy"] = (acc["noisy"] - acc["none"]) / (acc["bn"] - acc["none"])
+    nums = {"early": early, "acc": acc, "shift": shift, "kept": kept}
+    measured = (f"first-interval training loss {_num(early['noisy'])} with noisy BN, {_num(early['bn'])} with BN, "
+                f"{_num(early['none'])} without; final test accuracy {fmt_pct(acc['noisy'], 2)}, "
+                f"{fmt_pct(acc['bn'], 2)}, {fmt_pct(acc['none'], 2)}; noisy BN keeps "
+                + (", ".join(f"{100 * v:.0f}% of BN's {k} advantage" for k, v in kept.items()) or "nothing to keep")
+                + f"; shift {shift['noisy']:.2f} spreads vs {shift['none']:.2f} without BN")
+    held = [v >= 0.5 for v in kept.values()]
+    if not held or shift["noisy"] <= shift["none"]:
+        verdict = MIXED
+    elif all(held):
+        verdict = NOT_SUPPORTED
+    elif not any(held):
+        verdict = SUPPORTED
+    else:
+        verdict = MIXED
+    return _row(*args, verdict, measured, nums)
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
+RULE_ACCELERATES = ("Speed-ups as each chapter defines them, read off records every few hundred steps: on MNIST "
+                    "(same learning rate) the steps the network without BN needs to first reach its final test "
+                    "accuracy over the steps BN needs to reach it; on CIFAR-10 the steps to the no-BN baseline's "
+                    "best test accuracy, for BN at the baseline's rate and for the whole recipe. Supported if every "
+                    "speed-up is at least 2; not supported if none exceeds 1; mixed otherwise.")
+
+
+def claim_accelerates(fig1: dict | None, recipe: dict | None) -> dict:
+    """"BN accelerates training (14× fewer steps in the paper)", from MNIST Figure 1 and the CIFAR recipe."""
+    args = ("accelerates", "accelerates training (14× fewer steps in the paper)", ["ioffe2015batch"],
+            [("mnist", "Figure 1", None), ("cifar", "the acceleration recipe", None)], RULE_ACCELERATES)
+    if fig1 is None and recipe is None:
+        return _missing(*args, ["mnist_fig1", "cifar_recipe"])
+    speed: dict = {}
+    if fig1 is not None:
+        speed["MNIST, BN"] = mnist_speedup(fig1)["speedup"]
+    if recipe is not None:
+        _, rows = steps_to_accuracy(recipe["runs"], "none-baseline")
+        by = {r["label"]: r["speedup"] for r in rows}
+        speed["CIFAR-10, BN"] = by.get("bn-baseline")
+        speed["CIFAR-10, recipe"] = by[rows[-1]["label"]]
+    vals = [v or 0.0 for v in speed.values()]
+    verdict = SUPPORTED if min(vals) >= 2 else NOT_SUPPORTED if max(vals) <= 1 else MIXED
+    measured = "; ".join(f"{k}: {fmt_ratio(v) if v else 'never'}" for k, v in speed.items())
+    missing = [n for n, r in (("mnist_fig1", fig1), ("cifar_recipe", recipe)) if r is None]
+    if missing:
+        measured += f" ({', '.join(missing)} not yet computed)"
+    return _row(*args, verdict, measured + " (paper: 14× on ImageNet)", {"speedups": speed})
+
+
+RULE_SCALE = ("Float64, random W, u and a in {0.01, 0.1, 10, 100}: supported if with epsilon = 0 the outputs "
+              "BN(aWu) and BN(Wu) differ by at most 1e-9 and the gradient with respect to the weights at aW is "
+              "1/a times the one at W to 1e-9 (relative); not supported otherwise.")
+
+
+def scale_invariance_check(seed: int = 0, scales: Sequence[float] = (0.01, 0.1, 10.0, 100.0), m: int = 32,
+                           n_in: int = 20, n_out: int = 8, eps: float = 1e-5) -> dict:
+    """BN(aWu) against BN(Wu) with bnlib.functional (forward and hand-derived backward), float64.
+
+    Returns ``max_out_diff`` and ``max_grad_rel`` (over ``scales``, with epsilon = 0), and the
+    same two with the given ``eps`` (``*_eps``): with epsilon > 0 the invariance is only
+    approximate, most visibly for small ``a``.
+    """
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(m, n_in))
+    w = rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)
+    gamma, beta, dy = rng.normal(size=n_out), rng.normal(size=n_out), rng.normal(size=(m, n_out))
+    out = {}
+    for tag, e in (("", 0.0), ("_eps", eps)):
+        y0, cache0 = F.forward(u @ w.T, gamma, beta, eps=e)
+        g0 = F.backward(dy, cache0)[0].T @ u
+        d_out = d_grad = 0.0
+        for a in scales:
+            y, cache = F.forward(u @ (a * w).T, gamma, beta, eps=e)
+            g = F.backward(dy, cache)[0].T @ u
+            d_out = max(d_out, float(np.abs(y - y0).max()))
+            d_grad = max(d_grad, float(np.abs(a * g - g0).max() / np.abs(g0).max()))
+        out["max_out_diff" + tag], out["max_grad_rel" + tag] = d_out, d_grad
+    out["eps"] = eps
+    return out
+
+
+def claim_scale_invariance(check: dict) -> dict:
+    """"BN(aWu) = BN(Wu)" (the paper's Sec. 3.3), from :func:`scale_invariance_check`."""
+    args = ("scale_invariance", "scale invariance: BN(aWu) = BN(Wu)", ["ioffe2015batch"],
+            [("scale_invariance", "", None), ("claims", "checked here", "claims-checks")], RULE_SCALE)
+    ok = check["max_out_diff"] <= 1e-9 and check["max_grad_rel"] <= 1e-9
+    return _row(*args, SUPPORTED if ok else NOT_SUPPORTED,
+                f"epsilon = 0: outputs differ by {check['max_out_diff']:.1e}, gradients by {check['max_grad_rel']:.1e} "
+                f"(relative); epsilon = {check['eps']:g}: {check['max_out_diff_eps']:.1e} and "
+                f"{check['max_grad_rel_eps']:.1e}", dict(check))
+
+
+RULE_IDENTITY = ("Float64, random batches: supported if with gamma = sqrt(var + epsilon) and beta = mean the layer "
+                 "returns its input to 1e-12 (relative), in training mode (batch statistics) and at inference "
+                 "(population statistics); not supported otherwise.")
+
+
+def identity_check(seed: int = 0, m: int = 64, c: int = 10, eps: float = 1e-5) -> dict:
+    """BN set to the identity with bnlib.functional: ``train_rel`` (batch statistics, gamma = sqrt(sigma_B^2 + eps),
+    beta = mu_B) and ``inference_rel`` (given statistics) are the max |y - x| / max |x|."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(loc=rng.normal(size=c) * 3, scale=rng.uniform(0.1, 5, size=c), size=(m, c))
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    y, _ = F.forward(x, np.sqrt(var + eps), mu, eps=eps)
+    pm, pv = rng.normal(size=c), rng.uniform(0.5, 2, size=c)
+    yi = F.inference(x, pm, pv, np.sqrt(pv + eps), pm, eps=eps)
+    scale = float(np.abs(x).max())
+    return {"train_rel": float(np.abs(y - x).max()) / scale, "inference_rel": float(np.abs(yi - x).max()) / scale}
+
+
+def claim_identity(check: dict) -> dict:
+    """"BN can represent the identity transform", from :func:`identity_check`."""
+    args = ("identity", "can represent the identity", ["ioffe2015batch"],
+            [("transform", "", None), ("claims", "checked here", "claims-checks")], RULE_IDENTITY)
+    ok = check["train_rel"] <= 1e-12 and check["inference_rel"] <= 1e-12
+    return _row(*args, SUPPORTED if ok else NOT_SUPPORTED, f"largest relative error {check['train_rel']:.1e} "
+                f"(batch statistics), {check['inference_rel']:.1e} (inference)", dict(check))
+
+
+RULE_FOLD = ("The trained MNIST network with every BN folded into the preceding linear layer (inference only): "
+             "supported if it predicts the same class as the eval-mode network on at least 99.9% of the test images "
+             "and its outputs differ by at most 1e-4; not supported otherwise.")
+
+
+def claim_folding(pop: dict | None) -> dict:
+    """"At inference BN is a linear transform that can be folded into the layer before it"."""
+    args = ("folding", "at inference a linear transform that can be folded", ["ioffe2015batch"],
+            [("train_test", "folding", None)], RULE_FOLD)
+    if pop is None:
+        return _missing(*args, ["tt_population"])
+    f = fold_summary(run_of(pop, "bn"))
+    ok = f["same_predictions"] >= 0.999 and f["max_abs_diff"] <= 1e-4
+    return _row(*args, SUPPORTED if ok else NOT_SUPPORTED, f"same predictions on {fmt_pct(f['same_predictions'], 2)} "
+                f"of the test images, outputs within {f['max_abs_diff']:.1e}",
+                {"same_predictions": f["same_predictions"], "max_abs_diff": f["max_abs_diff"]})
+
+
+RULE_SMALL_BATCH = ("One epoch at each training batch size (learning rate 0.5 B / 60): supported if at the smallest "
+                    "batch size BN's test accuracy (eval mode) is more than 1 point below its own best over the batch "
+                    "sizes and below the better of Layer Norm and Group Norm; not supported if it is within 1 point "
+                    "of its best; mixed otherwise.")
+
+
+def claim_small_batches(bs: dict | None) -> dict:
+    """"BN works poorly with small batches", from the train/test chapter's batch-size sweep."""
+    args = ("small_batches", "poor with small batches", ["ioffe2017batch", "wu2018group"],
+            [("train_test", "batch-size sweep", None)], RULE_SMALL_BATCH)
+    if bs is None:
+        return _missing(*args, ["tt_batch_size"])
+    grid = batch_size_grid(bs)
+    b0 = grid["sizes"][0]
+    bn = grid["acc"]["BN"]
+    best = max(v for v in bn.values() if v is not None)
+    at = bn.get(b0)
+    others = {n: grid["acc"][n].get(b0) for n in ("Layer Norm", "Group Norm") if n in grid["acc"]}
+    best_other = max((v for v in others.values() if v is not None), default=None)
+    drop = best - (at if at is not None else 0.0)
+    behind = best_other is not None and (at is None or at < best_other)
+    if drop > 0.01 and behind:
+        verdict = SUPPORTED
+    elif drop <= 0.01:
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = MIXED
+    other_txt = "" if best_other is None else f"; best of Layer/Group Norm there {fmt_pct(best_other, 2)}"
+    return _row(*args, verdict, f"batch {b0}: BN {fmt_pct(at, 2)} vs its best {fmt_pct(best, 2)}{other_txt}",
+                {"batch": b0, "acc_bn": at, "best_bn": best, "best_other": best_other})
+
+
+def step_overhead(results: Sequence[dict]) -> dict:
+    """Per-step cost of BN from committed results: every pair of runs whose configurations differ only in
+    ``norm`` (None vs a BN: ``"torch"`` or ``"bnlib"``) gives ``ratio = (BN seconds / BN steps) / (no-BN seconds
+    / no-BN steps)``, from ``summary["train_seconds"]`` (wall time of the training loop, recording included).
+
+    Returns ``pairs`` (list of dicts: ``experiment``, ``bn``, ``none``, ``model``, ``norm``, ``ratio``) and, per
+    model kind (``"mlp"``, ``"cnn"``) and BN implementation, the median overhead ``ratio - 1``
+    (``median_overhead[(model, norm)]``) and ``median_overhead_all`` over every pair (None without pairs).
+    """
+    import json
+
+    pairs, seen = [], set()
+    for res in results:
+        if res is None:
+            continue
+        runs = res["runs"]
+        plain = {}
+        for label, run in runs.items():
+            if run["config"].get("norm") is None:
+                plain[_config_key(run["config"])] = label
+        for label, run in runs.items():
+            norm = run["config"].get("norm")
+            if norm not in ("torch", "bnlib"):
+                continue
+            other = plain.get(_config_key(run["config"]))
+            ident = json.dumps(run["config"], sort_keys=True)
+            if other is None or ident in seen:  # a run reused by several experiments counts once
+                continue
+            seen.add(ident)
+            a, b = run["summary"], runs[other]["summary"]
+            if not (a.get("train_seconds") and b.get("train_seconds") and a.get("steps_done") and b.get("steps_done")):
+                continue
+            ratio = (a["train_seconds"] / a["steps_done"]) / (b["train_seconds"] / b["steps_done"])
+            pairs.append({"experiment": res.get("name", "?"), "bn": label, "none": other,
+                          "model": run["config"].get("model", "mlp"), "norm": norm, "ratio": ratio})
+    groups: dict = {}
+    for p in pairs:
+        groups.setdefault((p["model"], p["norm"]), []).append(p["ratio"] - 1)
+    return {"pairs": pairs, "median_overhead": {k: float(np.median(v)) for k, v in groups.items()},
+            "count": {k: len(v) for k, v in groups.items()},
+            "median_overhead_all": float(np.median([p["ratio"] - 1 for p in pairs])) if pairs else None}
+
+
+def _config_key(cfg: dict) -> str:
+    import json
+
+    return json.dumps({k: v for k, v in cfg.items() if k not in ("norm", "device")}, sort_keys=True)
+
+
+RULE_OVERHEAD = ("Overhead = per-step wall time with BN / without BN - 1 for every pair of committed runs that differ "
+                 "only in BN (recording every few hundred steps included; the CPU is shared), median over pairs. "
+                 "Supported if the median is between 15% and 60% ('about 30%' within a factor of two); not supported "
+                 "if it is 0 or less; mixed otherwise.")
+
+
+def claim_overhead(overhead: dict) -> dict:
+    """"Adding BN slows each step (about 30%)", from :func:`step_overhead` over the committed results."""
+    args = ("overhead", "adding BN slows each step (about 30%)", [], [("claims", "what was timed", "claims-overhead")],
+            RULE_OVERHEAD)
+    note = "lecture notes in the CS231n style"
+    med = overhead["median_overhead_all"]
+    if med is None:
+        return _row(*args, NOT_TESTED, "no pair of committed runs differing only in BN", source_note=note)
+    verdict = SUPPORTED if 0.15 <= med <= 0.60 else NOT_SUPPORTED if med <= 0 else MIXED
+    kinds = {"mlp": "MNIST MLP", "cnn": "CIFAR CNN"}
+    parts = [f"{kinds.get(m, m)} with {'torch' if n == 'torch' else 'bnlib'} BN {100 * v:+.0f}% "
+             f"({overhead['count'][(m, n)]} pairs)" for (m, n), v in sorted(overhead["median_overhead"].items())]
+    return _row(*args, verdict, f"median {100 * med:+.0f}% per step: " + ", ".join(parts),
+                {"median": med, "by_kind": {f"{m}/{n}": v for (m, n), v in overhead["median_overhead"].items()}},
+                source_note=note)
+
+
+RULE_SMOOTH = ("Medians over the checkpoints of (i) the range of the loss at w - eta g over the step sizes, (ii) the "
+               "largest gradient change ||g(w - eta g) - g(w)|| and (iii) the effective beta-smoothness. Supported if "
+               "BN's median is lower than no-BN's in all three; not supported if in none; mixed otherwise.")
+
+
+def claim_smooths(landscape: dict | None) -> dict:
+    """"BN smooths the loss landscape" (Santurkar et al.), from the landscape recorder."""
+    args = ("smooths", "smooths the loss landscape", ["santurkar2018how"],
+            [("why", "the landscape along the gradient", "why-landscape")], RULE_SMOOTH)
+    if landscape is None:
+        return _missing(*args, ["why_landscape"])
+    bn, none = landscape_summary(run_of(landscape, "bn")), landscape_summary(run_of(landscape, "none"))
+    keys = ("median_loss_range", "median_gc_max", "median_beta")
+    lower = [bn[k] < none[k] for k in keys]
+    verdict = SUPPORTED if all(lower) else NOT_SUPPORTED if not any(lower) else MIXED
+    return _row(*args, verdict, f"with BN vs without: loss range {bn['median_loss_range']:.3g} vs "
+                f"{none['median_loss_range']:.3g}, gradient change {bn['median_gc_max']:.3g} vs "
+                f"{none['median_gc_max']:.3g}, beta {bn['median_beta']:.3g} vs {none['median_beta']:.3g}",
+                {k + "_bn": bn[k] for k in keys} | {k + "_none": none[k] for k in keys})
+
+
+RULE_LP = ("Not tested: no experiment here trains a network with an l_p normalization (Santurkar et al.'s variants "
+           "divide by the l_1, l_2 or l_inf norm of the centred activations instead of the standard deviation).")
+
+
+def claim_lp_smooth(norms: Sequence) -> dict:
+    """"l_p normalizations smooth the landscape as well" (Santurkar et al.): not tested here, and the row says why."""
+    have = ", ".join(str(n) for n in norms if n)
+    return _row("lp_smooth", "l_p normalizations smooth as well", ["santurkar2018how"], [], RULE_LP, NOT_TESTED,
+                f"not tested: bnlib.models offers no l_p normalization (it has {have}) and the landscape recorder ran "
+                "only for no BN and BN")
+
+
+RULE_RECIPE = ("Cumulative ablation from the BN baseline (target: the no-BN baseline's best test accuracy): a change "
+               "helps if it lowers the steps to the target, or leaves them equal and raises the final test accuracy. "
+               "Supported if every change helps; not supported if none does; mixed otherwise.")
+
+
+def claim_recipe(recipe: dict | None) -> dict:
+    """"Each step of the paper's acceleration recipe helps", from the CIFAR-10 ablation."""
+    args = ("recipe", "each step of the acceleration recipe helps", ["ioffe2015batch"],
+            [("cifar", "the acceleration recipe", None)], RULE_RECIPE)
+    if recipe is None:
+        return _missing(*args, ["cifar_recipe"])
+    _, rows = ablation(recipe["runs"], "none-baseline")
+    start = next(i for i, r in enumerate(rows) if r["norm"] is not None)
+    helps = {}
+    for prev, cur in zip(rows[start:], rows[start + 1:], strict=False):
+        ps, cs = (math.inf if r["steps"] is None else r["steps"] for r in (prev, cur))
+        pa, ca = prev["final_acc"] or 0.0, cur["final_acc"] or 0.0
+        helps[cur["change"] or cur["label"]] = cs < ps or (cs == ps and ca > pa)
+    n = sum(helps.values())
+    verdict = SUPPORTED if n == len(helps) else NOT_SUPPORTED if n == 0 else MIXED
+    return _row(*args, verdict, "; ".join(f"{k}: {'helps' if v else 'does not help'}" for k, v in helps.items()),
+                {"helps": helps})
+
+
+RULE_BJORCK = ("BN's advantage = its best final test accuracy over the swept learning rates minus no-BN's best; at "
+               "equal rate = BN's minus no-BN's accuracy at no-BN's best rate. Supported if the advantage is positive "
+               "and at most half of it remains at equal rate; not supported if all of it remains; mixed otherwise "
+               "(also when BN has no advantage to explain).")
+
+
+def claim_bjorck(sweep: dict | None, base_lr: float) -> dict:
+    """"BN's benefit comes mainly from the larger learning rates it allows" (Bjorck et al.)."""
+    args = ("bjorck", "its benefit comes mainly from the larger learning rates it allows",
+            ["bjorck2018understanding"], [("cifar", "learning-rate sweep", None)], RULE_BJORCK)
+    if sweep is None:
+        return _missing(*args, ["cifar_lr_sweep"])
+    rows = lr_sweep(sweep["runs"], base_lr)
+    none = {r["multiplier"]: r["final_acc"] for r in rows if r["norm"] is None and r["final_acc"] is not None}
+    bn = {r["multiplier"]: r["final_acc"] for r in rows if r["norm"] is not None and r["final_acc"] is not None}
+    if not none or not bn:
+        return _row(*args, MIXED, "every run of one of the networks diverged: no comparison")
+    k_star = max(none, key=none.get)
+    total = max(bn.values()) - none[k_star]
+    same = (bn.get(k_star) or 0.0) - none[k_star]
+    if total > 0 and same <= total / 2:
+        verdict = SUPPORTED
+    elif total > 0 and same >= total:
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = MIXED
+    return _row(*args, verdict, f"BN's advantage {_pts(total)}; at no-BN's best rate ({k_star:g}x) {_pts(same)}",
+                {"advantage": total, "at_same_rate": same, "k_none": k_star})
+
+
+def claims_ledger(results: dict, checks: dict, norms: Sequence, cifar_base_lr: float) -> list[dict]:
+    """Every row of the claims ledger, in the book's order.
+
+    ``results`` maps experiment names to results (a missing name or None: not yet computed);
+    ``checks`` holds ``"scale"`` (:func:`scale_invariance_check`) and ``"identity"``
+    (:func:`identity_check`) and optionally ``"draws"`` (noisy BN's draws by layer, see
+    :func:`as_trained`); ``norms`` lists the available normalizations
+    (``bnlib.models.NORMS``); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
+    """
+    r = {k: results.get(k) for k in ("cifar_lr_sweep", "mnist_init_sweep", "tt_regularizer", "cifar_sigmoid_depth",
+                                     "why_landscape", "why_noisy", "mnist_fig1", "cifar_recipe", "tt_batch_size",
+                                     "tt_population")}
+    timed = [v for v in results.values() if v is not None]
+    return [
+        claim_higher_lr(r["cifar_lr_sweep"], cifar_base_lr),
+        claim_init(r["mnist_init_sweep"]),
+        claim_regularizer(r["tt_regularizer"]),
+        claim_saturating(r["cifar_sigmoid_depth"]),
+        claim_reduces_ics(r["why_landscape"]),
+        claim_ics_is_why(r["why_noisy"], checks.get("draws")),
+        claim_accelerates(r["mnist_fig1"], r["cifar_recipe"]),
+        claim_scale_invariance(checks["scale"]),
+        claim_small_batches(r["tt_batch_size"]),
+        claim_folding(r["tt_population"]),
+        claim_identity(checks["identity"]),
+        claim_overhead(step_overhead(timed)),
+        claim_smooths(r["why_landscape"]),
+        claim_lp_smooth(norms),
+        claim_recipe(r["cifar_recipe"]),
+        claim_bjorck(r["cifar_lr_sweep"], cifar_base_lr),
+    ]
+
+
+def verdict_counts(rows: list[dict]) -> dict[str, int]:
+    """How many rows have each verdict (all four verdicts present, zero when unused)."""
+    return {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+
+
+def gradient_projection_check(seed: int = 0, m: int = 60, c: int = 5, eps: float = 0.0) -> dict:
+    """The squared norm of BN's input gradient against the projection formula of the why chapter:
+    ``||dL/dx||^2 = gamma^2 / (sigma^2 + eps) * (||g||^2 - <1, g>^2 / m - <g, xhat>^2 / m)`` per
+    channel, for a random batch and a random upstream gradient ``g`` (float64), with ``dL/dx``
+    from :func:`bnlib.functional.backward`. Exact for ``eps = 0``.
+
+    Returns ``max_rel`` (largest relative difference over channels) and ``shrink`` (per channel,
+    ``||dL/dx|| / (gamma / sigma ||g||)``: the fraction of the rescaled gradient the projection keeps).
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(loc=rng.normal(size=c), scale=rng.uniform(0.5, 3, size=c), size=(m, c))
+    gamma, beta = rng.uniform(0.5, 2, size=c), rng.normal(size=c)
+    g = rng.normal(size=(m, c)) + rng.normal(size=c)  # an upstream gradient with a non-zero mean
+    _, cache = F.forward(x, gamma, beta, eps=eps)
+    dx = F.backward(g, cache)[0]
+    xhat, var = cache["xhat"], cache["var"]
+    scale2 = gamma**2 / (var + eps)
+    formula = scale2 * ((g * g).sum(0) - g.sum(0) ** 2 / m - (g * xhat).sum(0) ** 2 / m)
+    lhs = (dx * dx).sum(0)
+    return {"max_rel": float(np.max(np.abs(lhs - formula) / formula)),
+            "shrink": (np.sqrt(lhs / (scale2 * (g * g).sum(0)))).tolist()}
