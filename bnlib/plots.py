@@ -41,6 +41,15 @@ def _tt_plain_log(ax, axis: str = "y") -> None:
     a.set_minor_formatter(FormatStrFormatter("%g"))
 
 
+def _tt_log_ticks(ax) -> None:
+    """Plain-number labels at 1, 2 and 5 times the powers of ten of a log y axis, no minor labels."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def figure_tt_conventions(fast: dict, slow: dict, true_mean: float, true_var: float, n: int, p_fast: float,
                           p_slow: float, channel: int = 0):
     """Running averages of one channel under PyTorch's and Keras' conventions.
@@ -79,11 +88,11 @@ def figure_tt_train_eval(gap: dict, batch_size: int):
     a.plot(step, [100 * (1 - v) for v in gap["batch"]], color="#ff7f0e", ls="--",
            label=f"train mode (batch statistics, batches of {batch_size})")
     a.set(xlabel="training step", ylabel="test error (%)", yscale="log", title="(a) test error, two ways")
-    _tt_plain_log(a)
+    _tt_log_ticks(a)
     a.legend(loc="upper right")
     b.plot(step, [100 * g for g in gap["gap"]], color="k", marker="o", ms=3)
     b.axhline(0, color="grey", lw=0.8)
-    b.set(xlabel="training step", ylabel="eval - batch-stats accuracy (points)", title="(b) the gap")
+    b.set(xlabel="training step", ylabel="gap (percentage points)", title="(b) eval minus batch-stats accuracy")
     fig.tight_layout()
     return fig
 
@@ -139,10 +148,10 @@ def figure_tt_batch_size(grid: dict):
             b.plot(sizes, [None if g is None else 100 * g for g in gs], "o-", color=TT_COLORS.get(n), label=n)
     a.set(xscale="log", yscale="log", xlabel="training batch size", ylabel="test error (%), eval mode",
           title="(a) one epoch, learning rate 0.5 B / 60")
-    _tt_plain_log(a)
+    _tt_log_ticks(a)
     b.axhline(0, color="grey", lw=0.8)
-    b.set(xscale="log", xlabel="training batch size", ylabel="eval - batch-stats accuracy (points)",
-          title="(b) train/eval gap")
+    b.set(xscale="log", xlabel="training batch size", ylabel="gap (percentage points)",
+          title="(b) eval minus batch-stats accuracy")
     for ax in (a, b):
         ax.set_xticks(sizes, [str(s) for s in sizes])
     a.legend()
