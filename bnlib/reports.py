@@ -1055,8 +1055,9 @@ def landscape_summary(run: dict) -> dict:
     Per checkpoint (lists over ``steps``): ``loss_min``/``loss_max`` of the loss at
     ``w - eta g`` over the step sizes, ``loss_range`` (their difference), ``gc_min``/``gc_max``
     (smallest and largest l2 change of the gradient, ``||g(w - eta g) - g(w)||``) and ``beta``
-    (effective beta-smoothness). ``median_loss_range``, ``median_gc_max``, ``median_beta``:
-    medians over the checkpoints.
+    (effective beta-smoothness), and ``loss0`` (the loss at ``w``). ``median_loss_range``,
+    ``median_gc_max``, ``median_beta``, ``median_loss0``: medians over the checkpoints;
+    ``median_rel_range``: median of ``loss_range / loss0``.
     """
     run = _check_run(run)
     steps = _recorded_steps(run, "landscape")
@@ -1069,10 +1070,12 @@ def landscape_summary(run: dict) -> dict:
     out: dict = {"steps": steps, "loss_min": [min(finite(r["loss"])) for r in recs],
                  "loss_max": [max(finite(r["loss"])) for r in recs],
                  "gc_min": [min(finite(r["grad_change"])) for r in recs],
-                 "gc_max": [max(finite(r["grad_change"])) for r in recs], "beta": [r["beta"] for r in recs]}
+                 "gc_max": [max(finite(r["grad_change"])) for r in recs], "beta": [r["beta"] for r in recs],
+                 "loss0": [r["loss0"] for r in recs]}
     out["loss_range"] = [a - b for a, b in zip(out["loss_max"], out["loss_min"], strict=True)]
-    for k in ("loss_range", "gc_max", "beta"):
+    for k in ("loss_range", "gc_max", "beta", "loss0"):
         out[f"median_{k}"] = float(np.nanmedian(np.asarray(out[k], dtype=float)))
+    out["median_rel_range"] = float(np.nanmedian(np.asarray(out["loss_range"]) / np.asarray(out["loss0"])))
     return out
 
 
@@ -1683,3 +1686,36 @@ def gradient_projection_check(seed: int = 0, m: int = 60, c: int = 5, eps: float
     lhs = (dx * dx).sum(0)
     return {"max_rel": float(np.max(np.abs(lhs - formula) / formula)),
             "shrink": (np.sqrt(lhs / (scale2 * (g * g).sum(0)))).tolist()}
+
+
+def _where_md(where: tuple, docs: set[str]) -> str:
+    doc, words, label = where
+    if doc not in docs:
+        return f"{words or doc} (chapter *{doc}*, not in this build)"
+    if label:
+        return f"{{ref}}`{words} <{label}>`" if words else f"{{ref}}`{label}`"
+    return f"{{doc}}`{doc}`"
+
+
+def ledger_markdown(rows: list[dict], docs: set[str] | Sequence[str]) -> str:
+    """The ledger as a MyST markdown table (for ``glue:md`` with ``:format: myst``): number, claim,
+    source (citations), where it is tested (cross-references to the chapters in ``docs``; a chapter
+    not among them is named in words), what was measured, and the verdict in bold."""
+    docs = set(docs)
+    lines = ["| # | claim | source | tested in | measured here | verdict |", "|---|---|---|---|---|---|"]
+    for n, r in enumerate(rows, 1):
+        src = "; ".join(f"{{cite:p}}`{k}`" for k in r["sources"]) or r["source_note"] or "–"
+        where = "; ".join(_where_md(w, docs) for w in r["where"]) or "–"
+        cells = [str(n), r["claim"], src, where, r["measured"], f"**{r['verdict']}**"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def ledger_table(rows: list[dict]) -> Table:
+    """The ledger as a plain :class:`Table` (number, claim, verdict): the text nbval compares."""
+    return Table(["#", "claim", "verdict"], [[n, r["claim"], r["verdict"]] for n, r in enumerate(rows, 1)])
+
+
+def rules_markdown(rows: list[dict]) -> str:
+    """Every row's verdict rule as a numbered markdown list, in the ledger's order."""
+    return "\n".join(f"{n}. **{r['claim']}.** {r['rule']}" for n, r in enumerate(rows, 1))

@@ -148,8 +148,8 @@ def test_ics_summary():
         R.ics_summary({"runs": {}})
 
 
-def _land_run(recs, norm=None):
-    full = [{"loss0": 1.0, "loss": lo, "loss_range": None, "grad_change": gc, "beta": b} for lo, gc, b in recs]
+def _land_run(recs, norm=None, loss0=1.0):
+    full = [{"loss0": loss0, "loss": lo, "loss_range": None, "grad_change": gc, "beta": b} for lo, gc, b in recs]
     return _run(norm, [0] + [10 * (i + 1) for i in range(len(full))], curves={"landscape": full})
 
 
@@ -161,6 +161,8 @@ def test_landscape_summary_skips_non_finite_losses():
     assert s["loss_range"] == pytest.approx([1.5, 0.1, 0.1])
     assert s["gc_min"] == [0.1, 0.2, 0.05] and s["gc_max"] == [0.3, 0.5, 0.1]
     assert s["median_loss_range"] == pytest.approx(0.1) and s["median_gc_max"] == 0.3 and s["median_beta"] == 2.0
+    half = R.landscape_summary(_land_run([([1.0, 0.5, 2.0], [0.1], 4.0), ([0.3, 0.4], [0.1], 2.0)], loss0=0.5))
+    assert half["median_loss0"] == 0.5 and half["median_rel_range"] == pytest.approx((3.0 + 0.2) / 2)
 
 
 def test_early_and_late_training_loss():
@@ -530,3 +532,18 @@ def test_figure_why_ics_and_landscape_layout():
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [0.0, 0.5, 1.0, 1.5])
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [0.0, 2.0, 0.0, 0.0])
     plt.close(fig)
+
+
+def test_ledger_rendering():
+    rows = [R._row("a", "claim a", ["k1", "k2"], [("mnist", "init sweep", "mnist-init"), ("cifar", "", None)],
+                   "rule a", R.SUPPORTED, "x | y"),
+            R._row("b", "claim b", [], [("transform", "identity", None)], "rule b", R.NOT_TESTED, "m",
+                   source_note="lecture notes")]
+    md = R.ledger_markdown(rows, {"mnist"}).splitlines()
+    assert len(md) == 4 and md[0].count("|") == 7
+    assert md[2] == ("| 1 | claim a | {cite:p}`k1`; {cite:p}`k2` | {ref}`init sweep <mnist-init>`; "
+                     "cifar (chapter *cifar*, not in this build) | x \\| y | **supported** |")
+    assert "| lecture notes | identity (chapter *transform*, not in this build) |" in md[3]
+    assert "{doc}`cifar`" in R.ledger_markdown(rows, {"mnist", "cifar"})
+    assert R.ledger_table(rows).cells() == [["1", "claim a", "supported"], ["2", "claim b", "not tested"]]
+    assert R.rules_markdown(rows).splitlines() == ["1. **claim a.** rule a", "2. **claim b.** rule b"]
