@@ -199,7 +199,7 @@ def figure_tt_regularizer(rows: list[dict]):
     ax.bar(x + 0.2, [100 * (1 - r["test_acc"]) for r in rows], 0.4, color=[TT_COLORS.get(r["norm"]) for r in rows],
            label="test error")
     ax.set_xticks(x, [f"{r['norm']}\ndropout {r['dropout']:g}" for r in rows])
-    ax.set(ylabel="error (%)", title="5,000 training images: train vs test error")
+    ax.set(ylabel="error (%)", title="Training vs test error")
     ax.legend()
     fig.tight_layout()
     return fig
