@@ -493,6 +493,16 @@ def figure_mnist_dense128(summary: dict):
 WHY_LABELS = {"none": "no BN", "bn": "BN", "noisy": "noisy BN"}
 
 
+def _why_log(ax) -> None:
+    """Log-scale y axis labelled with plain numbers at 1, 2 and 5 times the powers of ten."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def figure_why_training(runs: dict):
     """Training loss (mini-batch, as trained) and test error along training, one line per network.
 
@@ -511,11 +521,10 @@ def figure_why_training(runs: dict):
         if run["config"].get("norm"):
             b.plot(c["step"], [100 * (1 - v) for v in c["test_acc_batchstats"]], color=color, ls=":",
                    label=f"{name}, batch statistics")
-    a.set(xlabel="training step", ylabel="training loss (mini-batches)", yscale="log",
-          title="(a) training loss, as trained")
-    b.set(xlabel="training step", ylabel="test error (%)", yscale="log", title="(b) test error")
-    _tt_plain_log(a)
-    _tt_plain_log(b)
+    a.set(xlabel="training step", ylabel="training loss (mini-batches)", title="(a) training loss, as trained")
+    b.set(xlabel="training step", ylabel="test error (%)", title="(b) test error")
+    _why_log(a)
+    _why_log(b)
     a.legend()
     b.legend(fontsize=8)
     fig.tight_layout()
@@ -562,7 +571,8 @@ def figure_why_ics(summaries: dict):
             for row, name in enumerate(("l2", "cos")):
                 axes[row][j].plot(s["steps"], s[name][j], color=COLORS.get(key), label=WHY_LABELS.get(key, key))
     for j, layer in enumerate(first["layers"]):
-        axes[0][j].set(title=f"weight layer {layer + 1}", yscale="log")
+        axes[0][j].set(title=f"weight layer {layer + 1}")
+        _why_log(axes[0][j])
         axes[1][j].set(xlabel="training step")
     axes[0][0].set_ylabel(r"$\|G - G'\|_2$")
     axes[1][0].set_ylabel(r"$\cos(G, G')$")
@@ -583,12 +593,12 @@ def figure_why_landscape(summaries: dict):
         axes[0].fill_between(s["steps"], s["loss_min"], s["loss_max"], color=color, alpha=0.35, lw=0, label=name)
         axes[1].fill_between(s["steps"], s["gc_min"], s["gc_max"], color=color, alpha=0.35, lw=0, label=name)
         axes[2].plot(s["steps"], s["beta"], color=color, label=name)
-    axes[0].set(xlabel="training step", ylabel=r"loss at $w - \eta g$", yscale="log", title="(a) loss along $-g$")
-    axes[1].set(xlabel="training step", ylabel=r"$\|g(w - \eta g) - g(w)\|$", yscale="log",
-                title="(b) gradient predictiveness")
-    axes[2].set(xlabel="training step", ylabel=r"max$_\eta$ change / $\|\eta g\|$", yscale="log",
+    axes[0].set(xlabel="training step", ylabel=r"loss at $w - \eta g$", title="(a) loss along $-g$")
+    axes[1].set(xlabel="training step", ylabel=r"$\|g(w - \eta g) - g(w)\|$", title="(b) gradient predictiveness")
+    axes[2].set(xlabel="training step", ylabel=r"max$_\eta$ change / $\|\eta g\|$",
                 title=r"(c) effective $\beta$-smoothness")
     for ax in axes:
+        _why_log(ax)
         ax.legend()
     fig.tight_layout()
     return fig
