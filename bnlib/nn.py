@@ -19,13 +19,14 @@ channels untouched (a test checks this against torch).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 __all__ = ["BatchNormFunction", "BatchNorm", "batch_norm"]
 
-_DIMS = {2: [0], 3: [0, 2], 4: [0, 2, 3], 5: [0, 2, 3, 4]}
+_DIMS = {2: [0], 3: [0, 2], 4: [0, 2, 3]}
 
 
 def _reduce_dims(x: torch.Tensor) -> list[int]:
@@ -34,8 +35,8 @@ def _reduce_dims(x: torch.Tensor) -> list[int]:
 
 
 def _per_channel(x: torch.Tensor) -> tuple[int, ...]:
-    """Shape that broadcasts a per-channel vector against ``x``."""
-    return (1, x.shape[1]) + (1,) * (x.dim() - 2)
+    """Shape that broadcasts a per-channel vector against ``x`` (``(C,)``, ``(C, 1)``, ``(C, 1, 1)``)."""
+    return (x.shape[1],) + (1,) * (x.dim() - 2)
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -43,7 +44,7 @@ class BatchNormFunction(torch.autograd.Function):
 
     ``BatchNormFunction.apply(x, weight, bias, eps[, running_mean, running_var, factor, n])``
     returns ``(y, mean, var)``: ``mean`` and ``var`` (biased, ``1/m``) have one value per
-    channel and carry no gradient. ``weight`` and ``bias`` may both be None (no affine part).
+    channel and carry no gradient. ``weight`` and ``bias`` may be None (no affine part).
     When ``running_mean`` and ``running_var`` are given they are updated in place by
     PyTorch's rule, ``r <- (1 - factor) r + factor * batch``, the variance made unbiased by
     ``n / (n - 1)`` first.
@@ -56,56 +57,96 @@ class BatchNormFunction(torch.autograd.Function):
 
     For speed ``xhat`` is not stored: the forward keeps ``x - mu`` and ``1 / sqrt(var + eps)``,
     so ``xhat = (x - mu) * inv_std`` and ``sum(dy * xhat) = inv_std * sum(dy * (x - mu))``; the
-    backward then makes five passes over the data (two sums, a product, two fused
-    multiply-adds) and a few per-channel operations.
+    backward makes five passes over the data (two sums, a product, two fused multiply-adds)
+    and a few per-channel operations. It is first-order only: asking for a second derivative
+    (``create_graph=True``) raises ``RuntimeError`` instead of returning a wrong one.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps, running_mean=None, running_var=None, factor=0.0, n=0):
-        dims = _reduce_dims(x)
-        shape = _per_channel(x)
-        mean = x.mean(dims, keepdim=True)  # mini-batch mean
-        xmu = x - mean
-        var = (xmu * xmu).mean(dims, keepdim=True)  # mini-batch variance (biased, 1/m), two-pass
-        inv_std = (var + eps).rsqrt_()
-        scale = inv_std if weight is None else inv_std * weight.view(shape)  # gamma / sqrt(var + eps)
-        if bias is None:
-            y = xmu * scale
+        nd = x.dim()
+        m = x.numel() // x.shape[1]
+        inv_m = _const(1.0 / m, x)
+        if nd == 2:  # (N, C): per-channel vectors broadcast as they are
+            mean = x.sum(0).mul_(inv_m)  # mini-batch mean
+            xmu = x - mean
+            var = torch.linalg.vecdot(xmu, xmu, dim=0).mul_(inv_m)  # mini-batch variance (biased, 1/m), two-pass
         else:
-            y = torch.addcmul(bias.view(shape), xmu, scale)  # gamma * xhat + beta
-        mean, var = mean.view(-1), var.view(-1)
+            dims = _reduce_dims(x)
+            mean = x.sum(dims).mul_(inv_m)
+            xmu = x - mean.view(_per_channel(x))
+            var = (xmu * xmu).sum(dims).mul_(inv_m)
+        inv_std = torch.add(var, _const(eps, x)).rsqrt_()
+        scale = inv_std if weight is None else inv_std * weight  # gamma / sqrt(var + eps)
+        if nd == 2:
+            y = xmu * scale if bias is None else torch.addcmul(bias, xmu, scale)  # gamma * xhat + beta
+        else:
+            shape = _per_channel(x)
+            y = xmu * scale.view(shape) if bias is None else torch.addcmul(bias.view(shape), xmu, scale.view(shape))
         if running_mean is not None:
-            running_mean.lerp_(mean, factor)
-            running_var.mul_(1.0 - factor).add_(var, alpha=factor * n / (n - 1))
+            w = _const(factor, x)
+            running_mean.lerp_(mean, w)
+            running_var.lerp_(var * _const(n / (n - 1), x), w)
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(xmu, inv_std, scale)
+        ctx.m = m
         ctx.affine = (weight is not None, bias is not None)
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy, _dmean, _dvar):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "BatchNormFunction's backward is first-order only; a second derivative (create_graph=True) "
+                "is not supported."
+            )
+        has_weight, has_bias = ctx.affine
+        if dy is None:  # y did not contribute to the loss
+            return None, None, None, None, None, None, None, None
         xmu, inv_std, scale = ctx.saved_tensors
-        dims = _reduce_dims(dy)
-        m = dy.numel() // dy.shape[1]
-        dbeta = dy.sum(dims, keepdim=True)  # sum_i dy_i
-        dgamma = (dy * xmu).sum(dims, keepdim=True).mul_(inv_std)  # sum_i dy_i xhat_i
+        if dy.dim() == 2:
+            dbeta = dy.sum(0)  # sum_i dy_i
+            dgamma = torch.linalg.vecdot(dy, xmu, dim=0).mul_(inv_std)  # sum_i dy_i xhat_i
+        else:
+            dims = _reduce_dims(dy)
+            dbeta = dy.sum(dims)
+            dgamma = (dy * xmu).sum(dims).mul_(inv_std)
         dx = None
         if ctx.needs_input_grad[0]:
             # dx = scale * dy - scale * dbeta / m - xhat * scale * dgamma / m, with xhat = xmu * inv_std
-            k = scale * (-1.0 / m)
-            dx = torch.addcmul(k * dbeta, dy, scale).addcmul_(xmu, k * inv_std * dgamma)
-        has_weight, has_bias = ctx.affine
+            k = scale * _const(-1.0 / ctx.m, dy)
+            c0, c1 = k * dbeta, (k * inv_std).mul_(dgamma)
+            if dy.dim() == 2:
+                dx = torch.addcmul(c0, dy, scale).addcmul_(xmu, c1)
+            else:
+                shape = _per_channel(dy)
+                dx = torch.addcmul(c0.view(shape), dy, scale.view(shape)).addcmul_(xmu, c1.view(shape))
         return (
             dx,
-            dgamma.view(-1) if has_weight and ctx.needs_input_grad[1] else None,
-            dbeta.view(-1) if has_bias and ctx.needs_input_grad[2] else None,
+            dgamma if has_weight and ctx.needs_input_grad[1] else None,
+            dbeta if has_bias and ctx.needs_input_grad[2] else None,
             None,  # eps
             None,  # running_mean
             None,  # running_var
             None,  # factor
             None,  # n
         )
+
+
+def _const(value: float, like: torch.Tensor) -> torch.Tensor:
+    """``value`` as a 0-dim tensor of ``like``'s dtype and device, cached.
+
+    An operation with a Python number first converts it to a tensor (a few microseconds on a
+    CPU, as long as the operation itself on a small batch); the per-call constants of BN
+    (``1/m``, ``eps``, the momentum) repeat from step to step, so they are made once.
+    """
+    return _const_cached(float(value), like.dtype, like.device)
+
+
+@functools.lru_cache(maxsize=1024)
+def _const_cached(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.tensor(value, dtype=dtype, device=device)
 
 
 def _check_input(x, num_features: int, training: bool, dtype: torch.dtype | None) -> None:
@@ -254,7 +295,7 @@ class BatchNorm(nn.Module):
             return torch.addcmul(shift.view(shape), x, scale.view(shape))
         if not (self.training and self.track_running_stats):
             return BatchNormFunction.apply(x, self.weight, self.bias, self.eps)[0]
-        self.num_batches_tracked.add_(1)
+        self.num_batches_tracked.add_(_const_cached(1, torch.long, self.num_batches_tracked.device))
         factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         n = x.numel() // self.num_features
         return BatchNormFunction.apply(

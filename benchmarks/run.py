@@ -1,0 +1,264 @@
+"""Side-by-side timings, printed as ratios: ``python -m benchmarks.run`` (``make bench``).
+
+Each benchmark is a function in :data:`BENCHMARKS` that takes the :class:`Settings` and
+returns :class:`Row` objects; each row times two implementations of the same work in one
+process, alternating them repeat by repeat so that both see the same machine load, and
+reports the ratio of their median times (``slow / fast``, with the target where the
+project has one). The machine is shared, so the medians of many short repeats are what
+count; a ratio is only meaningful against the other column of its own row.
+
+Benchmarks (the targets are from the foundation issue):
+
+- ``numpy_backward``: :func:`bnlib.functional.backward_staged` (the paper's six equations)
+  vs :func:`bnlib.functional.backward` (compact formula); target: staged / compact >= 2.
+- ``layer``: one training-mode forward + backward of :class:`bnlib.nn.BatchNorm` vs
+  ``torch.nn.BatchNorm1d/2d`` alone, 2-D and 4-D input (no target: the layer alone is
+  dominated by per-operation overhead; reported for context).
+- ``mlp_step``: one SGD training step of the paper's 784-100-100-100-10 sigmoid MLP with BN
+  before each sigmoid at batch 60, bnlib vs torch; target: bnlib / torch <= 1.25.
+- ``cnn_step``: one SGD training step of a small sigmoid CNN (CIFAR-10 shaped input) at
+  batch 128, bnlib vs torch; target: bnlib / torch <= 1.25.
+
+Options: ``--only NAME[,NAME]``, ``--quick`` (fewer repeats, for a smoke check),
+``--threads N`` (``torch.set_num_threads(N)`` first; the default is torch's own choice, which
+is what the targets refer to), ``--json PATH`` (also write the rows as JSON, atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bnlib import functional as F
+from bnlib.nn import BatchNorm
+
+
+@dataclass(frozen=True)
+class Settings:
+    repeats: int = 41  # timed repeats per implementation (median reported)
+    min_time: float = 0.02  # seconds each repeat lasts at least (the call count is calibrated)
+
+
+@dataclass(frozen=True)
+class Row:
+    benchmark: str
+    case: str
+    slow_name: str
+    slow_s: float  # median seconds per call
+    fast_name: str
+    fast_s: float
+    target: str  # e.g. "<= 1.25" for the ratio slow/fast ... see `ratio_name`
+    ratio_name: str
+    ratio: float
+    met: bool | None
+
+
+def _calibrate(fn: Callable[[], object], min_time: float) -> int:
+    """Number of calls that lasts at least ``min_time`` seconds."""
+    number = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - t0 >= min_time or number >= 1 << 20:
+            return number
+        number *= 2
+
+
+def compare(fa: Callable[[], object], fb: Callable[[], object], settings: Settings) -> tuple[float, float]:
+    """Median seconds per call of ``fa`` and ``fb``, timed alternately (ABBA order) in many repeats."""
+    for _ in range(3):  # warm up caches, allocator, autograd graph machinery
+        fa()
+        fb()
+    number = max(_calibrate(fa, settings.min_time), _calibrate(fb, settings.min_time))
+    ta, tb = [], []
+    for r in range(settings.repeats):
+        order = ((fa, ta), (fb, tb)) if r % 2 == 0 else ((fb, tb), (fa, ta))
+        for fn, acc in order:
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            acc.append((time.perf_counter() - t0) / number)
+    return statistics.median(ta), statistics.median(tb)
+
+
+# --------------------------------------------------------------------------- NumPy backward
+def bench_numpy_backward(settings: Settings) -> list[Row]:
+    rows = []
+    rng = np.random.default_rng(0)
+    for case, shape in (("(60, 100)", (60, 100)), ("(128, 16, 32, 32)", (128, 16, 32, 32))):
+        x = rng.normal(size=shape)
+        c = shape[1]
+        gamma, beta = rng.normal(size=c), rng.normal(size=c)
+        _, cache = F.forward(x, gamma, beta)
+        dy = rng.normal(size=shape)
+        t_staged, t_compact = compare(
+            lambda dy=dy, cache=cache: F.backward_staged(dy, cache), lambda dy=dy, cache=cache: F.backward(dy, cache),
+            settings,
+        )
+        ratio = t_staged / t_compact
+        rows.append(Row("numpy_backward", f"float64 {case}", "staged", t_staged, "compact", t_compact,
+                        ">= 2", "staged / compact", ratio, ratio >= 2.0))
+    return rows
+
+
+# --------------------------------------------------------------------------- torch layer and training steps
+def _pair(make: Callable[[str], nn.Module]) -> tuple[nn.Module, nn.Module]:
+    """The same network twice, with torch's BN and with bnlib's, with identical initial weights."""
+    torch.manual_seed(0)
+    ref = make("torch")
+    ours = make("bnlib")
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+def _norm(kind: str, c: int, conv: bool) -> nn.Module:
+    if kind == "bnlib":
+        return BatchNorm(c)
+    return nn.BatchNorm2d(c) if conv else nn.BatchNorm1d(c)
+
+
+def mlp(kind: str) -> nn.Module:
+    """The paper's MNIST network: 784-100-100-100-10, BN before each sigmoid (no hidden bias)."""
+    layers: list[nn.Module] = []
+    for a, b in ((784, 100), (100, 100), (100, 100)):
+        layers += [nn.Linear(a, b, bias=False), _norm(kind, b, False), nn.Sigmoid()]
+    layers.append(nn.Linear(100, 10))
+    return nn.Sequential(*layers)
+
+
+def cnn(kind: str) -> nn.Module:
+    """A small sigmoid CNN for 3x32x32 input: 4 conv3x3 (16, 16, 32, 32 maps) with BN, 2 max-pools, a linear head."""
+    layers: list[nn.Module] = []
+    c_in = 3
+    for i, c in enumerate((16, 16, 32, 32)):
+        layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), _norm(kind, c, True), nn.Sigmoid()]
+        if i % 2 == 1:
+            layers.append(nn.MaxPool2d(2))
+        c_in = c
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 10)]
+    return nn.Sequential(*layers)
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _step_row(name: str, case: str, make: Callable[[str], nn.Module], x, y, settings: Settings) -> Row:
+    ref, ours = _pair(make)
+    t_ours, t_ref = compare(_train_step(ours, x, y), _train_step(ref, x, y), settings)
+    ratio = t_ours / t_ref
+    return Row(name, case, "bnlib", t_ours, "torch", t_ref, "<= 1.25", "bnlib / torch", ratio, ratio <= 1.25)
+
+
+def bench_mlp_step(settings: Settings) -> list[Row]:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(60, 784, generator=g), torch.randint(0, 10, (60,), generator=g)
+    return [_step_row("mlp_step", "784-100-100-100-10, batch 60", mlp, x, y, settings)]
+
+
+def bench_cnn_step(settings: Settings) -> list[Row]:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(128, 3, 32, 32, generator=g), torch.randint(0, 10, (128,), generator=g)
+    return [_step_row("cnn_step", "4 conv + BN, 3x32x32, batch 128", cnn, x, y, settings)]
+
+
+def bench_layer(settings: Settings) -> list[Row]:
+    rows = []
+    g = torch.Generator().manual_seed(0)
+    for case, shape in (("(60, 100)", (60, 100)), ("(128, 16, 32, 32)", (128, 16, 32, 32))):
+        conv = len(shape) == 4
+        x = torch.randn(*shape, generator=g, requires_grad=True)
+        dy = torch.randn(*shape, generator=g)
+        ref, ours = _norm("torch", shape[1], conv), _norm("bnlib", shape[1], conv)
+
+        def fwd_bwd(layer: nn.Module, x=x, dy=dy) -> Callable[[], None]:
+            def run() -> None:
+                x.grad = None
+                layer.zero_grad(set_to_none=True)
+                layer(x).backward(dy)
+
+            return run
+
+        t_ours, t_ref = compare(fwd_bwd(ours), fwd_bwd(ref), settings)
+        rows.append(Row("layer", f"forward+backward {case}", "bnlib", t_ours, "torch", t_ref, "(none)",
+                        "bnlib / torch", t_ours / t_ref, None))
+    return rows
+
+
+BENCHMARKS: list[Callable[[Settings], list[Row]]] = [
+    bench_numpy_backward,
+    bench_layer,
+    bench_mlp_step,
+    bench_cnn_step,
+]
+
+
+def _name(fn: Callable) -> str:
+    return fn.__name__.removeprefix("bench_")
+
+
+def _fmt_time(s: float) -> str:
+    return f"{s * 1e6:9.1f} us" if s < 1e-3 else f"{s * 1e3:9.2f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    p.add_argument("--only", default="", help="comma-separated benchmark names: " + ", ".join(map(_name, BENCHMARKS)))
+    p.add_argument("--quick", action="store_true", help="fewer, shorter repeats (a smoke check, not a measurement)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    args = p.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error(f"--threads must be a positive integer, got {args.threads}.")
+        torch.set_num_threads(args.threads)
+    known = {_name(fn): fn for fn in BENCHMARKS}
+    names = [n for n in args.only.split(",") if n] or list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        p.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(known)}.")
+    settings = Settings(repeats=5, min_time=0.005) if args.quick else Settings()
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), NumPy {np.__version__}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; medians of {settings.repeats} "
+          "alternating repeats", flush=True)
+    rows: list[Row] = []
+    for n in names:
+        for row in known[n](settings):
+            rows.append(row)
+            status = "" if row.met is None else ("  target met" if row.met else "  TARGET MISSED")
+            print(f"{row.benchmark:15s} {row.case:34s} {row.slow_name} {_fmt_time(row.slow_s)}  "
+                  f"{row.fast_name} {_fmt_time(row.fast_s)}  {row.ratio_name} = {row.ratio:5.2f} "
+                  f"(target {row.target}){status}", flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (other processes share the CPU: compare ratios, "
+          "not times, and repeat when it is high)", flush=True)
+    if args.json:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.json)), suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump([asdict(r) for r in rows], fh, indent=1)
+        os.replace(tmp, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
