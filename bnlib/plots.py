@@ -42,10 +42,10 @@ def _tt_plain_log(ax, axis: str = "y") -> None:
 
 
 def _tt_log_ticks(ax) -> None:
-    """Plain-number labels at 1, 2 and 5 times the powers of ten of a log y axis, no minor labels."""
+    """Plain-number labels at 1, 1.5, 2, 3, 5 and 7 times the powers of ten of a log y axis, no minor labels."""
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0), numticks=30))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -97,8 +97,11 @@ def figure_tt_train_eval(gap: dict, batch_size: int):
     return fig
 
 
-def figure_tt_population(summary: dict):
-    """Per BN layer: how far running averages and Algorithm 2 are from the exact statistics."""
+def figure_tt_population(summary: dict, floor: float = 1e-5):
+    """Per BN layer: how far running averages and Algorithm 2 are from the exact statistics.
+
+    Differences below ``floor`` (exact up to rounding) are drawn at ``floor`` and marked "exact".
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -107,11 +110,20 @@ def figure_tt_population(summary: dict):
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2))
     for ax, (kind, title) in zip(axes, (("mean", r"(a) max$_k$ |mean - exact mean|"),
                                          ("var_rel", r"(b) max$_k$ |var / exact var - 1|")), strict=True):
-        ax.bar(x - 0.2, [l[f"running_vs_exact_{kind}"] for l in layers], 0.4, color="#1f77b4",
-               label="running averages")
-        ax.bar(x + 0.2, [l[f"alg2_vs_exact_{kind}"] for l in layers], 0.4, color="#2ca02c", label="Algorithm 2")
+        series = [(-0.2, "running", "#1f77b4", "running averages"), (0.2, "alg2", "#2ca02c", "Algorithm 2")]
+        shown = [l[f"{k}_vs_exact_{kind}"] for _, k, _, _ in series for l in layers]
+        bottom = 0.3 * min([v for v in shown if v >= floor] or [floor])
+        top = 3.0 * max(shown + [bottom])
+        for dx, key, color, label in series:
+            vals = [l[f"{key}_vs_exact_{kind}"] for l in layers]
+            ax.bar(x + dx, [v if v >= floor else bottom for v in vals], 0.4, color=color, label=label)
+            for xi, v in zip(x + dx, vals, strict=True):
+                if v < floor:
+                    ax.text(xi, bottom * 1.2, "exact", ha="center", va="bottom", fontsize=8, rotation=90)
         ax.set(xlabel="BN layer", yscale="log", title=title, xticks=x)
-        ax.legend()
+        _tt_log_ticks(ax)
+        ax.set_ylim(bottom, top)
+        ax.legend(loc="upper right", ncol=2)
     fig.tight_layout()
     return fig
 
@@ -189,18 +201,23 @@ def figure_tt_noniid(grid: dict):
 
 
 def figure_tt_regularizer(rows: list[dict]):
-    """Training and test error with and without BN and dropout (:func:`reports.regularizer_grid`)."""
+    """Training and test error, and training and test loss, with and without BN and dropout
+    (:func:`reports.regularizer_grid`)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    ax.bar(x - 0.2, [100 * (1 - r["train_acc"]) for r in rows], 0.4, color="#8c8c8c", label="training error")
-    ax.bar(x + 0.2, [100 * (1 - r["test_acc"]) for r in rows], 0.4, color=[TT_COLORS.get(r["norm"]) for r in rows],
-           label="test error")
-    ax.set_xticks(x, [f"{r['norm']}\ndropout {r['dropout']:g}" for r in rows])
-    ax.set(ylabel="error (%)", title="Training vs test error")
-    ax.legend()
+    colors = [TT_COLORS.get(r["norm"]) for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    for ax, (kind, scale, ylabel, title) in zip((a, b), (("acc", 100, "error (%)", "(a) classification error"),
+                                                         ("loss", 1, "cross-entropy", "(b) loss")), strict=True):
+        train = [scale * (1 - r["train_acc"]) if kind == "acc" else r["train_loss"] for r in rows]
+        test = [scale * (1 - r["test_acc"]) if kind == "acc" else r["test_loss"] for r in rows]
+        ax.bar(x - 0.2, train, 0.4, color="#8c8c8c", label="training images")
+        ax.bar(x + 0.2, test, 0.4, color=colors, label="test images")
+        ax.set_xticks(x, [f"{r['norm']}\ndropout {r['dropout']:g}" for r in rows])
+        ax.set(ylabel=ylabel, title=title, ylim=(0, 1.3 * max(train + test)))
+        ax.legend(loc="upper right", ncol=2)
     fig.tight_layout()
     return fig
 

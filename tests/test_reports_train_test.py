@@ -262,11 +262,25 @@ def test_figures_draw_the_given_numbers():
     np.testing.assert_allclose(gaps["BN"], [10, -2])
     plt.close(fig)
 
-    rows = [{"norm": "none", "dropout": 0.0, "train_acc": 1.0, "test_acc": 0.94},
-            {"norm": "BN", "dropout": 0.3, "train_acc": 0.99, "test_acc": 0.96}]
+    rows = [{"norm": "none", "dropout": 0.0, "train_acc": 1.0, "test_acc": 0.94, "train_loss": 0.01, "test_loss": 0.3},
+            {"norm": "BN", "dropout": 0.3, "train_acc": 0.99, "test_acc": 0.96, "train_loss": 0.02, "test_loss": 0.2}]
     fig = plots.figure_tt_regularizer(rows)
-    heights = [p.get_height() for p in fig.axes[0].patches]
-    np.testing.assert_allclose(heights, [0, 1, 6, 4], atol=1e-9)
+    np.testing.assert_allclose([p.get_height() for p in fig.axes[0].patches], [0, 1, 6, 4], atol=1e-9)
+    np.testing.assert_allclose([p.get_height() for p in fig.axes[1].patches], [0.01, 0.02, 0.3, 0.2])
+    plt.close(fig)
+
+
+def test_population_figure_marks_exact_values():
+    from bnlib import plots
+
+    layers = [{"running_vs_exact_mean": 0.5, "running_vs_exact_var_rel": 0.1, "alg2_vs_exact_mean": 1e-15,
+               "alg2_vs_exact_var_rel": 0.05}]
+    fig = plots.figure_tt_population({"layers": layers})
+    a, b = fig.axes
+    assert [t.get_text() for t in a.texts] == ["exact"] and not b.texts
+    # the exact value is drawn at the axis' lower limit (an empty bar), not at 1e-15
+    assert a.patches[0].get_height() == 0.5 and a.patches[1].get_height() == a.get_ylim()[0] > 1e-15
+    np.testing.assert_allclose([p.get_height() for p in b.patches], [0.1, 0.05])
     plt.close(fig)
 
 
