@@ -18,6 +18,8 @@ Benchmarks (the targets are from the foundation issue):
   before each sigmoid at batch 60, bnlib vs torch; target: bnlib / torch <= 1.25.
 - ``cnn_step``: one SGD training step of a small sigmoid CNN (CIFAR-10 shaped input) at
   batch 128, bnlib vs torch; target: bnlib / torch <= 1.25.
+- ``recorders``: the engine's training loop with its recorders on (every 500 steps) vs off;
+  target: on / off <= 1.2 per step.
 
 Options: ``--only NAME[,NAME]``, ``--quick`` (fewer repeats, for a smoke check),
 ``--threads N`` (``torch.set_num_threads(N)`` first; the default is torch's own choice, which
@@ -41,7 +43,8 @@ import torch
 from torch import nn
 
 from bnlib import functional as F
-from bnlib.nn import BatchNorm
+from bnlib import models
+from bnlib import train as T
 
 
 @dataclass(frozen=True)
@@ -123,32 +126,14 @@ def _pair(make: Callable[[str], nn.Module]) -> tuple[nn.Module, nn.Module]:
     return ref, ours
 
 
-def _norm(kind: str, c: int, conv: bool) -> nn.Module:
-    if kind == "bnlib":
-        return BatchNorm(c)
-    return nn.BatchNorm2d(c) if conv else nn.BatchNorm1d(c)
-
-
 def mlp(kind: str) -> nn.Module:
     """The paper's MNIST network: 784-100-100-100-10, BN before each sigmoid (no hidden bias)."""
-    layers: list[nn.Module] = []
-    for a, b in ((784, 100), (100, 100), (100, 100)):
-        layers += [nn.Linear(a, b, bias=False), _norm(kind, b, False), nn.Sigmoid()]
-    layers.append(nn.Linear(100, 10))
-    return nn.Sequential(*layers)
+    return models.SigmoidMLP((784, 100, 100, 100, 10), norm=kind)
 
 
 def cnn(kind: str) -> nn.Module:
-    """A small sigmoid CNN for 3x32x32 input: 4 conv3x3 (16, 16, 32, 32 maps) with BN, 2 max-pools, a linear head."""
-    layers: list[nn.Module] = []
-    c_in = 3
-    for i, c in enumerate((16, 16, 32, 32)):
-        layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), _norm(kind, c, True), nn.Sigmoid()]
-        if i % 2 == 1:
-            layers.append(nn.MaxPool2d(2))
-        c_in = c
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 10)]
-    return nn.Sequential(*layers)
+    """A small sigmoid CNN for 3x32x32 input: 4 conv3x3 (16, 16, 32, 32 maps) with BN, a linear head."""
+    return models.SigmoidCNN(depth=4, width=16, norm=kind)
 
 
 def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
@@ -190,7 +175,7 @@ def bench_layer(settings: Settings) -> list[Row]:
         conv = len(shape) == 4
         x = torch.randn(*shape, generator=g, requires_grad=True)
         dy = torch.randn(*shape, generator=g)
-        ref, ours = _norm("torch", shape[1], conv), _norm("bnlib", shape[1], conv)
+        ref, ours = models.make_norm("torch", shape[1], conv), models.make_norm("bnlib", shape[1], conv)
 
         def fwd_bwd(layer: nn.Module, x=x, dy=dy) -> Callable[[], None]:
             def run() -> None:
@@ -206,11 +191,38 @@ def bench_layer(settings: Settings) -> list[Row]:
     return rows
 
 
+# --------------------------------------------------------------------------- the engine's recorders
+def bench_recorders(settings: Settings) -> list[Row]:
+    """A training run with the recorders on (every 500 steps, as mnist_fig1) vs off.
+
+    MNIST-sized synthetic data (60,000 x 784 training, 10,000 test images), the paper's MLP
+    with BN, 2,500 steps of batch 60: six records (step 0 included), each evaluating the whole
+    test set in eval mode and in batch-statistics mode (batches of 60) and probing 1,000
+    images. Timed alternately, median of whole runs; target: recorders on / off <= 1.2 per step.
+    """
+    g = torch.Generator().manual_seed(0)
+    data = T.Data(torch.randn(60_000, 784, generator=g), torch.randint(0, 10, (60_000,), generator=g),
+                  torch.randn(10_000, 784, generator=g), torch.randint(0, 10, (10_000,), generator=g))
+    cfg = T.RunConfig(norm="torch", steps=2500, record_every=500)
+    runs = 1 if settings.repeats < 10 else 3
+    on, off = [], []
+    for r in range(runs):
+        for record, acc in ((True, on), (False, off)) if r % 2 == 0 else ((False, off), (True, on)):
+            t0 = time.perf_counter()
+            T.train(cfg, data, record=record)
+            acc.append((time.perf_counter() - t0) / cfg.steps)
+    t_on, t_off = statistics.median(on), statistics.median(off)
+    ratio = t_on / t_off
+    return [Row("recorders", "MLP+BN, record every 500 steps", "on", t_on, "off", t_off, "<= 1.2",
+                "on / off (per step)", ratio, ratio <= 1.2)]
+
+
 BENCHMARKS: list[Callable[[Settings], list[Row]]] = [
     bench_numpy_backward,
     bench_layer,
     bench_mlp_step,
     bench_cnn_step,
+    bench_recorders,
 ]
 
 
