@@ -42,10 +42,17 @@ def _tt_plain_log(ax, axis: str = "y") -> None:
 
 
 def _tt_log_ticks(ax) -> None:
-    """Plain-number labels at 1, 1.5, 2, 3, 5 and 7 times the powers of ten of a log y axis, no minor labels."""
+    """Plain-number labels on a log y axis, no minor labels: at 1, 1.5, 2, 3, 5 and 7 times the powers of
+    ten when the axis spans about a decade, at 1, 2 and 5 up to 2.5 decades, else at the powers of ten.
+    Call it after the limits are set."""
+    import math
+
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0), numticks=30))
+    lo, hi = ax.get_ylim()
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 3.0
+    subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if decades < 1.2 else (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=30))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -121,8 +128,8 @@ def figure_tt_population(summary: dict, floor: float = 1e-5):
                 if v < floor:
                     ax.text(xi, bottom * 1.2, "exact", ha="center", va="bottom", fontsize=8, rotation=90)
         ax.set(xlabel="BN layer", yscale="log", title=title, xticks=x)
-        _tt_log_ticks(ax)
         ax.set_ylim(bottom, top)
+        _tt_log_ticks(ax)
         ax.legend(loc="upper right", ncol=2)
     fig.tight_layout()
     return fig
