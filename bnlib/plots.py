@@ -346,7 +346,7 @@ def figure_cifar_recipe(runs: dict, target: float):
     from bnlib.reports import seed_groups
 
     groups = seed_groups(runs)
-    fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    fig, ax = plt.subplots(figsize=(8.0, 3.6))
     cmap = plt.get_cmap("viridis")
     bn = [lab for lab in groups if not lab.startswith("none")]
     for lab, group in groups.items():
@@ -358,7 +358,7 @@ def figure_cifar_recipe(runs: dict, target: float):
             ax.plot(steps, 100 * acc, color=cmap(0.9 * i / max(len(bn) - 1, 1)), label=lab)
     ax.axhline(100 * target, color="k", lw=0.8, ls=":", label="no-BN baseline's best")
     ax.set(xlabel="training step", ylabel="test accuracy (%)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
 
