@@ -187,7 +187,8 @@ class BatchSampler:
         else:
             classes = self.rng.choice(len(self.by_class), size=self.k, replace=False)
             pool = np.concatenate([self.by_class[c] for c in classes])
-            idx = self.rng.choice(pool, size=self.bs, replace=False)
+            # with replacement only when k classes hold fewer examples than a batch (tiny subsets)
+            idx = self.rng.choice(pool, size=self.bs, replace=len(pool) < self.bs)
         return torch.from_numpy(np.asarray(idx, dtype=np.int64))
 
 
