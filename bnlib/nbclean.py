@@ -58,6 +58,7 @@ def main(argv: list[str]) -> int:
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(new)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
     if check and dirty:
         print("Notebooks not normalized (run `python -m bnlib.nbclean` on them): " + ", ".join(dirty))
