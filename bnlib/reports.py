@@ -1632,7 +1632,7 @@ def claim_bjorck(sweep: dict | None, base_lr: float) -> dict:
         verdict = NOT_SUPPORTED
     else:
         verdict = MIXED
-    return _row(*args, verdict, f"BN's advantage {_pts(total)}; at no-BN's best rate ({k_star:g}x) {_pts(same)}",
+    return _row(*args, verdict, f"BN's advantage {_pts(total)}; at no-BN's best rate ({k_star:g}×) {_pts(same)}",
                 {"advantage": total, "at_same_rate": same, "k_none": k_star})
 
 
