@@ -18,6 +18,8 @@ Benchmarks (the targets are from the foundation issue):
   before each sigmoid at batch 60, bnlib vs torch; target: bnlib / torch <= 1.25.
 - ``cnn_step``: one SGD training step of a small sigmoid CNN (CIFAR-10 shaped input) at
   batch 128, bnlib vs torch; target: bnlib / torch <= 1.25.
+- ``bn_overhead``: one training step of the MLP and the CNN with BN (torch's, bnlib's) vs
+  the same network without normalization (no target: the seed texts claim about 30%).
 - ``recorders``: the engine's training loop with its recorders on (every 500 steps) vs off;
   target: on / off <= 1.2 per step.
 
@@ -191,6 +193,22 @@ def bench_layer(settings: Settings) -> list[Row]:
     return rows
 
 
+def bench_bn_overhead(settings: Settings) -> list[Row]:
+    """What adding BN costs per training step (a seed text claims about 30%): with BN vs without."""
+    g = torch.Generator().manual_seed(0)
+    xm, ym = torch.randn(60, 784, generator=g), torch.randint(0, 10, (60,), generator=g)
+    xc, yc = torch.randn(128, 3, 32, 32, generator=g), torch.randint(0, 10, (128,), generator=g)
+    rows = []
+    for case, make, x, y in (("MLP, batch 60", mlp, xm, ym), ("CNN, batch 128", cnn, xc, yc)):
+        for kind in ("torch", "bnlib"):
+            torch.manual_seed(0)
+            with_bn, without = make(kind), make(None)
+            t_bn, t_none = compare(_train_step(with_bn, x, y), _train_step(without, x, y), settings)
+            rows.append(Row("bn_overhead", f"{case}, {kind} BN", f"{kind} BN", t_bn, "no BN", t_none, "(none)",
+                            "with / without", t_bn / t_none, None))
+    return rows
+
+
 # --------------------------------------------------------------------------- the engine's recorders
 def bench_recorders(settings: Settings) -> list[Row]:
     """A training run with the recorders on (every 500 steps, as mnist_fig1) vs off.
@@ -222,6 +240,7 @@ BENCHMARKS: list[Callable[[Settings], list[Row]]] = [
     bench_layer,
     bench_mlp_step,
     bench_cnn_step,
+    bench_bn_overhead,
     bench_recorders,
 ]
 
