@@ -299,6 +299,30 @@ def test_functional_gradient_directions():
     assert np.all(np.abs(predicted) > 1e-3 * np.abs(dx).max(axis=0))  # visibly nonzero for var ~ eps
 
 
+def test_bias_and_shape_numeric():
+    """bias_cancels and central_moment_of_xhat with bnlib.functional: BN(x + c) = BN(x), moments scale exactly."""
+    rng = np.random.default_rng(7)
+    xv = rng.exponential(size=(50, 3)) * [1.0, 0.01, 5.0]  # skewed features, one with variance ~ 10 eps
+    y0, cache = F.forward(xv, np.ones(3), np.zeros(3), eps=1e-3)
+    y1, _ = F.forward(xv + [2.0, -1.0, 0.5], np.ones(3), np.zeros(3), eps=1e-3)
+    assert rel_err(y1, y0) <= 1e-12
+    c = xv - xv.mean(axis=0)
+    for order in (3, 4):
+        predicted = (c**order).mean(axis=0) / (cache["var"] + 1e-3) ** (order / 2)
+        assert rel_err((cache["xhat"] ** order).mean(axis=0), predicted) <= 1e-12
+
+
+def test_weight_direction_numeric():
+    """weight_direction with bnlib.functional on a linear unit: w . dl/dw = eps/(var + eps) sum dl/dxhat xhat."""
+    rng = np.random.default_rng(8)
+    u, w, dyv = rng.normal(size=(24, 5)), rng.normal(size=(5, 2)) * 0.01, rng.normal(size=(24, 2))
+    _, cache = F.forward(u @ w, np.ones(2), np.zeros(2), eps=1e-5)
+    radial = (w * (u.T @ F.backward(dyv, cache)[0])).sum(axis=0)
+    predicted = 1e-5 / (cache["var"] + 1e-5) * (dyv * cache["xhat"]).sum(axis=0)
+    assert rel_err(radial, predicted) <= 1e-9  # a small difference of large sums
+    assert np.all(np.abs(predicted) > 1e-3)  # visibly nonzero: var(u w) is small (about 5e-4)
+
+
 def test_identity_recovery_numeric():
     rng = np.random.default_rng(6)
     xv = rng.normal(size=(20, 3)) * [1.0, 5.0, 0.1] + [3.0, -2.0, 0.0]
