@@ -31,7 +31,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not browser" tests
 
 nbval: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg -p no:randomly book
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg -p no:randomly book
 
 html: $(STAMP)
 	rm -rf _build/html _build/.doctrees
