@@ -273,9 +273,11 @@ def why_noisy(scale: str = "book") -> Experiment:
 
 @register
 def why_landscape(scale: str = "book") -> Experiment:
-    """Internal covariate shift (Santurkar's measure) and the loss landscape along the gradient."""
+    """Internal covariate shift (Santurkar's measure) and the loss landscape along the gradient: no BN, BN, and
+    Santurkar et al.'s l_1 and l_inf normalizations."""
     base = replace(MNIST_FIG1, steps=10_000, record_every=500, recorders=("ics", "landscape"))
-    runs = {"none": base, "bn": replace(base, norm="torch")}
+    runs = {"none": base, "bn": replace(base, norm="torch"), "l1": replace(base, norm="l1"),
+            "linf": replace(base, norm="linf")}
     return _scaled("why_landscape", scale, runs, why_landscape.__doc__,
                    paper=lambda c: replace(c, steps=50_000, record_every=2500))
 

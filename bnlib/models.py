@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-NORMS = (None, "torch", "bnlib", "layer", "group", "renorm", "noisy")
+NORMS = (None, "torch", "bnlib", "layer", "group", "renorm", "noisy", "l1", "linf")
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
 
 
@@ -98,6 +98,10 @@ def make_norm(norm: str | None, num_features: int, conv: bool, seed: int = 0) ->
         if norm == "group":
             return norms.GroupNorm(_groups(num_features), num_features)
         return norms.BatchRenorm(num_features)
+    if norm in ("l1", "linf"):
+        from bnlib import norms
+
+        return norms.LpNorm(num_features, p=1.0 if norm == "l1" else math.inf)
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
 
 

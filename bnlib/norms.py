@@ -35,6 +35,14 @@ Which values share a mean and a variance:
   neither clip is active. With ``r_max = 1`` and ``d_max = 0`` (``r = 1``, ``d = 0``) Batch
   Renorm *is* BN in training, forward and backward. :func:`renorm_schedule` gives the
   warm-up of ``(r_max, d_max)`` from ``(1, 0)`` to their final values.
+
+And one more, for the "why does BN work" chapter:
+
+- **l_p normalization** (Santurkar et al., 2018, Sec. 3.3): per channel over the batch, as BN,
+  but divided by the batch's l_p average of the centred values instead of the standard
+  deviation: ``s_p = (mean(|x - mu_B|^p) + eps)^(1/p)`` for finite ``p``, ``s_inf = max|x - mu_B| + eps``.
+  ``p = 2`` is BN's training-mode transform exactly. A torch module (:class:`LpNorm`) whose
+  gradient is torch autograd's.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ __all__ = [
     "LayerNorm",
     "GroupNorm",
     "BatchRenorm",
+    "LpNorm",
 ]
 
 #: Ioffe (2017), Sec. 4.1: plain BN (``r_max = 1``, ``d_max = 0``) for the first 5,000 steps, then
@@ -615,3 +624,68 @@ class BatchRenorm(nn.Module):
             f"bn_steps={self.bn_steps}, r_ramp_steps={self.r_ramp_steps}, d_ramp_steps={self.d_ramp_steps}, "
             f"affine={self.affine}"
         )
+
+
+def _check_p(p) -> float:
+    if isinstance(p, bool) or not (isinstance(p, (int, float)) and (p >= 1)):
+        raise ValueError(f"p must be a number >= 1 or math.inf (the l_p norm of the centred batch), got {p!r}.")
+    return float(p)
+
+
+class LpNorm(nn.Module):
+    """l_p normalization (Santurkar et al., 2018) for ``(N, C)``, ``(N, C, L)`` and ``(N, C, H, W)`` input.
+
+    Training mode, per channel over the batch (and positions): ``mu = mean(x)``,
+    ``s = (mean(|x - mu|^p) + eps)^(1/p)`` (``p = math.inf``: ``s = max|x - mu| + eps``),
+    ``y = weight * (x - mu) / s + bias``; ``p = 2`` is BN's training-mode output exactly. The
+    moving statistics ``running_mean`` and ``running_scale`` (the moving ``s``) follow PyTorch's
+    rule ``new = (1 - momentum) * old + momentum * batch``; eval mode computes
+    ``weight * (x - running_mean) / running_scale + bias``. The gradient is torch autograd's.
+    """
+
+    def __init__(self, num_features: int, p: float = 1.0, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, device=None, dtype=None):
+        super().__init__()
+        _check_positive_int("num_features", num_features)
+        _check_eps(eps)
+        _check_momentum(momentum)
+        self.p = _check_p(p)
+        self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
+        factory = {"device": device, "dtype": dtype}
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.register_buffer("running_mean", torch.zeros(num_features, **factory))
+        self.register_buffer("running_scale", torch.ones(num_features, **factory))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_tensor("LpNorm", x, self.num_features, self.running_mean.dtype)
+        shape = _per_channel(x)
+        if self.training:
+            if x.numel() < 2 * self.num_features:
+                raise ValueError(
+                    f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}: "
+                    "batch statistics need at least two values per channel."
+                )
+            dims = _reduce_dims(x)
+            mean = x.mean(dim=dims)
+            xc = x - mean.view(shape)
+            if math.isinf(self.p):
+                scale = xc.abs().amax(dim=dims) + self.eps
+            else:
+                scale = (xc.abs().pow(self.p).mean(dim=dims) + self.eps).pow(1.0 / self.p)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_scale.lerp_(scale, self.momentum)
+            y = xc / scale.view(shape)
+        else:
+            y = (x - self.running_mean.view(shape)) / self.running_scale.view(shape)
+        if self.weight is not None:
+            y = torch.addcmul(self.bias.view(shape), y, self.weight.view(shape))
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, p={self.p:g}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

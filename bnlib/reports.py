@@ -331,7 +331,8 @@ def final_metric(run: dict, key: str) -> float | None:
 def norm_name(norm: str | None) -> str:
     """The label the book uses for a ``RunConfig.norm`` value."""
     return {None: "none", "torch": "BN", "bnlib": "BN", "renorm": "Batch Renorm", "layer": "Layer Norm",
-            "group": "Group Norm", "noisy": "noisy BN"}.get(norm, str(norm))
+            "group": "Group Norm", "noisy": "noisy BN",
+            "l1": "l_1 norm", "linf": "l_inf norm"}.get(norm, str(norm))
 
 
 def population_summary(run: dict) -> dict:
@@ -1570,16 +1571,36 @@ def claim_smooths(landscape: dict | None) -> dict:
                 {k + "_bn": bn[k] for k in keys} | {k + "_none": none[k] for k in keys})
 
 
-RULE_LP = ("Not tested: no experiment here trains a network with an l_p normalization (Santurkar et al.'s variants "
-           "divide by the l_1, l_2 or l_inf norm of the centred activations instead of the standard deviation).")
+RULE_LP = ("Santurkar et al.'s l_p normalizations divide the centred pre-activations by their batch l_1 or l_inf "
+           "average instead of the standard deviation (l_2). A run is smoother than no BN on a measure of the "
+           "landscape along the gradient (median loss range, largest gradient change, effective beta) if its value "
+           "is lower. Supported if every l_p run is smoother than no BN on at least as many measures as BN is (and on "
+           "at least one); not supported if no l_p run is smoother on any measure; mixed otherwise.")
+
+LP_NORMS = ("l1", "linf")
 
 
-def claim_lp_smooth(norms: Sequence) -> dict:
-    """"l_p normalizations smooth the landscape as well" (Santurkar et al.): not tested here, and the row says why."""
-    have = ", ".join(str(n) for n in norms if n)
-    return _row("lp_smooth", "l_p normalizations smooth as well", ["santurkar2018how"], [], RULE_LP, NOT_TESTED,
-                f"not tested: bnlib.models offers no l_p normalization (it has {have}) and the landscape recorder ran "
-                "only for no BN and BN")
+def claim_lp_smooth(landscape: dict | None) -> dict:
+    """"l_p normalizations smooth the landscape as well" (Santurkar et al.), from the landscape runs with
+    l_1 and l_inf normalization (``why_landscape``)."""
+    args = ("lp_smooth", "l_p normalizations smooth as well", ["santurkar2018how"],
+            [("why", "l_p normalizations", "why-lp")], RULE_LP)
+    if landscape is None:
+        return _missing(*args, ["why_landscape"])
+    keys = ("median_loss_range", "median_gc_max", "median_beta")
+    summ = {lab: landscape_summary(run_of(landscape, lab)) for lab in ("none", "bn", *LP_NORMS)}
+    wins = {lab: sum(summ[lab][k] < summ["none"][k] for k in keys) for lab in ("bn", *LP_NORMS)}
+    if all(wins[lab] >= max(wins["bn"], 1) for lab in LP_NORMS):
+        verdict = SUPPORTED
+    elif all(wins[lab] == 0 for lab in LP_NORMS):
+        verdict = NOT_SUPPORTED
+    else:
+        verdict = MIXED
+    names = {"bn": "BN", "l1": "l_1", "linf": "l_inf"}
+    measured = "; ".join(f"{names[lab]}: {wins[lab]} of 3 (beta {summ[lab]['median_beta']:.3g})"
+                         for lab in ("bn", *LP_NORMS))
+    return _row(*args, verdict, f"measures smoother than no BN (beta {summ['none']['median_beta']:.3g}): {measured}",
+                {"wins": wins} | {f"{k}_{lab}": summ[lab][k] for lab in summ for k in keys})
 
 
 RULE_RECIPE = ("Cumulative ablation from the BN baseline (target: the no-BN baseline's best test accuracy): a change "
@@ -1636,14 +1657,13 @@ def claim_bjorck(sweep: dict | None, base_lr: float) -> dict:
                 {"advantage": total, "at_same_rate": same, "k_none": k_star})
 
 
-def claims_ledger(results: dict, checks: dict, norms: Sequence, cifar_base_lr: float) -> list[dict]:
+def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dict]:
     """Every row of the claims ledger, in the book's order.
 
     ``results`` maps experiment names to results (a missing name or None: not yet computed);
     ``checks`` holds ``"scale"`` (:func:`scale_invariance_check`) and ``"identity"``
     (:func:`identity_check`) and optionally ``"draws"`` (noisy BN's draws by layer, see
-    :func:`as_trained`); ``norms`` lists the available normalizations
-    (``bnlib.models.NORMS``); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
+    :func:`as_trained`); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
     """
     r = {k: results.get(k) for k in ("cifar_lr_sweep", "mnist_init_sweep", "tt_regularizer", "cifar_sigmoid_depth",
                                      "why_landscape", "why_noisy", "mnist_fig1", "cifar_recipe", "tt_batch_size",
@@ -1663,7 +1683,7 @@ def claims_ledger(results: dict, checks: dict, norms: Sequence, cifar_base_lr: f
         claim_identity(checks["identity"]),
         claim_overhead(step_overhead(timed)),
         claim_smooths(r["why_landscape"]),
-        claim_lp_smooth(norms),
+        claim_lp_smooth(r["why_landscape"]),
         claim_recipe(r["cifar_recipe"]),
         claim_bjorck(r["cifar_lr_sweep"], cifar_base_lr),
     ]

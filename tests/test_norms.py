@@ -529,3 +529,75 @@ def test_batch_renorm_module_bad_inputs():
     assert int(m.num_batches_tracked) == 0  # failed calls left the module untouched
     m.eval()
     assert m(torch.randn(1, 4)).shape == (1, 4)  # one example is fine at inference
+
+
+# --------------------------------------------------------------------------- l_p normalization
+def _lp_reference(x: np.ndarray, p: float, gamma, beta, eps: float) -> np.ndarray:
+    """Santurkar et al.'s l_p normalization written out channel by channel (NumPy, float64)."""
+    y = np.empty_like(x)
+    for c in range(x.shape[1]):
+        v = x[:, c]
+        mu = v.mean()
+        s = np.abs(v - mu).max() + eps if np.isinf(p) else (np.mean(np.abs(v - mu) ** p) + eps) ** (1 / p)
+        y[:, c] = gamma[c] * (v - mu) / s + beta[c]
+    return y
+
+
+@pytest.mark.parametrize("p", [1.0, 3.0, np.inf])
+@pytest.mark.parametrize("shape", [(16, 5), (6, 3, 4, 4)])
+def test_lp_norm_matches_its_equations_and_finite_differences(p, shape):
+    x, gamma, beta, _ = _data(shape, seed=3, shift=1.0)
+    m = norms.LpNorm(shape[1], p=p, eps=1e-5, dtype=torch.float64)
+    with torch.no_grad():
+        m.weight.copy_(torch.from_numpy(gamma))
+        m.bias.copy_(torch.from_numpy(beta))
+    xt = _t(x)
+    assert rel(m(xt), _lp_reference(x, p, gamma, beta, 1e-5)) < TOL
+    m.momentum = 0.0  # keep the moving statistics out of gradcheck's repeated calls
+    assert torch.autograd.gradcheck(lambda t: m(t), (xt,), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(32, 7), (8, 4, 3, 3)])
+def test_lp_norm_p2_trains_like_torch_batchnorm(shape):
+    x, gamma, beta, _ = _data(shape, seed=5)
+    ref = (nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d)(shape[1]).double()
+    m = norms.LpNorm(shape[1], p=2, dtype=torch.float64)
+    for mod in (ref, m):
+        with torch.no_grad():
+            mod.weight.copy_(torch.from_numpy(gamma))
+            mod.bias.copy_(torch.from_numpy(beta))
+    xa, xb = _t(x), _t(x)
+    ya, yb = ref(xa), m(xb)
+    assert rel(yb, ya) < TOL
+    g = torch.from_numpy(np.random.default_rng(1).normal(size=shape))
+    ya.backward(g)
+    yb.backward(g)
+    for a, b in ((xb.grad, xa.grad), (m.weight.grad, ref.weight.grad), (m.bias.grad, ref.bias.grad)):
+        assert rel(a, b) < TOL
+
+
+def test_lp_norm_moving_statistics_and_eval_mode():
+    x, _, _, _ = _data((20, 4), seed=7, shift=2.0)
+    m = norms.LpNorm(4, p=1, momentum=0.25, dtype=torch.float64)
+    m(_t(x, grad=False))
+    mu = x.mean(0)
+    s = np.mean(np.abs(x - mu), axis=0) + 1e-5
+    assert rel(m.running_mean, 0.25 * mu) < TOL
+    assert rel(m.running_scale, 0.75 + 0.25 * s) < TOL
+    m.eval()
+    x2 = np.random.default_rng(8).normal(size=(3, 4))
+    assert rel(m(_t(x2, grad=False)), (x2 - 0.25 * mu) / (0.75 + 0.25 * s)) < TOL
+    m(_t(x2[:1], grad=False))  # one example is fine at inference
+
+
+def test_lp_norm_bad_inputs():
+    for p in (0.5, -1, True, "2"):
+        with pytest.raises(ValueError, match="p must be a number >= 1"):
+            norms.LpNorm(3, p=p)
+    m = norms.LpNorm(3)
+    with pytest.raises(ValueError, match="has 3 channels but the input has 4"):
+        m(torch.zeros(5, 4))
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        m(torch.zeros(1, 3))
+    with pytest.raises(TypeError, match="floating-point"):
+        m(torch.zeros(5, 3, dtype=torch.long))

@@ -449,9 +449,27 @@ def test_claim_smooths():
     assert row["verdict"] == R.MIXED and row["numbers"]["median_loss_range_bn"] == pytest.approx(0.8)
 
 
-def test_claim_lp_smooth_is_not_tested():
-    row = R.claim_lp_smooth(models.NORMS)
-    assert row["verdict"] == R.NOT_TESTED and "layer" in row["measured"]
+def test_claim_lp_smooth():
+    none = [([1.0, 0.5], [0.1, 0.4], 2.0)]  # loss range 0.5, gradient change 0.4, beta 2
+
+    def res(bn, l1, linf):
+        runs = {"none": _land_run(none), "bn": _land_run(bn, norm="torch"), "l1": _land_run(l1, norm="l1"),
+                "linf": _land_run(linf, norm="linf")}
+        return {"runs": runs}
+
+    two = [([1.0, 0.2], [0.1, 0.2], 1.0)]  # loss range larger, the other two smaller: 2 of 3
+    three = [([1.0, 0.8], [0.1, 0.2], 1.0)]  # all three smaller
+    zero = [([1.0, 0.2], [0.1, 0.5], 3.0)]  # none smaller
+    one = [([1.0, 0.2], [0.1, 0.5], 1.0)]  # only beta smaller
+    row = R.claim_lp_smooth(res(two, two, three))
+    assert row["verdict"] == R.SUPPORTED and row["numbers"]["wins"] == {"bn": 2, "l1": 2, "linf": 3}
+    assert row["numbers"]["median_beta_l1"] == pytest.approx(1.0)
+    assert R.claim_lp_smooth(res(two, one, three))["verdict"] == R.MIXED
+    assert R.claim_lp_smooth(res(two, zero, zero))["verdict"] == R.NOT_SUPPORTED
+    assert R.claim_lp_smooth(res(zero, zero, one))["verdict"] == R.MIXED  # BN 0: an l_p run needs at least one
+    assert R.claim_lp_smooth(None)["verdict"] == R.NOT_TESTED
+    with pytest.raises(ValueError, match="no run 'l1'"):
+        R.claim_lp_smooth({"runs": {"none": _land_run(none), "bn": _land_run(two, norm="torch")}})
 
 
 def test_claim_recipe():
@@ -492,7 +510,7 @@ def test_claim_bjorck():
 
 def test_ledger_without_results():
     checks = {"scale": R.scale_invariance_check(), "identity": R.identity_check()}
-    rows = R.claims_ledger({}, checks, models.NORMS, 0.1)
+    rows = R.claims_ledger({}, checks, 0.1)
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == 16
     untested = {r["key"] for r in rows if r["verdict"] == R.NOT_TESTED}
