@@ -460,6 +460,24 @@ def _check_positive_int(name: str, v) -> None:
         raise ValueError(f"{name} must be a positive integer, got {v!r}.")
 
 
+def _check_batch_stats(x: torch.Tensor, num_features: int) -> None:
+    if x.numel() < 2 * num_features:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}: "
+            "batch statistics need at least two values per channel."
+        )
+
+
+def _affine_parameters(module: nn.Module, n: int, affine: bool, factory: dict) -> None:
+    """``weight`` (ones) and ``bias`` (zeros), one per channel, or both registered as None."""
+    if affine:
+        module.weight = nn.Parameter(torch.ones(n, **factory))
+        module.bias = nn.Parameter(torch.zeros(n, **factory))
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
 class GroupNorm(nn.Module):
     """Group Norm for ``(N, C, *)`` input, a drop-in for ``torch.nn.GroupNorm``.
 
@@ -480,13 +498,7 @@ class GroupNorm(nn.Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        factory = {"device": device, "dtype": dtype}
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_channels, **factory))
-            self.bias = nn.Parameter(torch.zeros(num_channels, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, num_channels, affine, {"device": device, "dtype": dtype})
 
     def reset_parameters(self) -> None:
         if self.affine:
@@ -567,12 +579,7 @@ class BatchRenorm(nn.Module):
         self.bn_steps, self.r_ramp_steps, self.d_ramp_steps = bn_steps, r_ramp_steps, d_ramp_steps
         self.affine = affine
         factory = {"device": device, "dtype": dtype}
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features, **factory))
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, num_features, affine, factory)
         self.register_buffer("running_mean", torch.zeros(num_features, **factory))
         self.register_buffer("running_std", torch.ones(num_features, **factory))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
@@ -602,11 +609,7 @@ class BatchRenorm(nn.Module):
             if self.weight is not None:
                 y = torch.addcmul(self.bias.view(shape), y, self.weight.view(shape))
             return y
-        if x.numel() < 2 * self.num_features:
-            raise ValueError(
-                f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}: "
-                "batch statistics need at least two values per channel."
-            )
+        _check_batch_stats(x, self.num_features)
         r_max, d_max = self.limits()
         y, mean, sigma, r, d = BatchRenormFunction.apply(
             x, self.weight, self.bias, self.running_mean, self.running_std, self.eps, r_max, d_max
@@ -652,12 +655,7 @@ class LpNorm(nn.Module):
         self.p = _check_p(p)
         self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
         factory = {"device": device, "dtype": dtype}
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features, **factory))
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, num_features, affine, factory)
         self.register_buffer("running_mean", torch.zeros(num_features, **factory))
         self.register_buffer("running_scale", torch.ones(num_features, **factory))
 
@@ -665,11 +663,7 @@ class LpNorm(nn.Module):
         _check_tensor("LpNorm", x, self.num_features, self.running_mean.dtype)
         shape = _per_channel(x)
         if self.training:
-            if x.numel() < 2 * self.num_features:
-                raise ValueError(
-                    f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}: "
-                    "batch statistics need at least two values per channel."
-                )
+            _check_batch_stats(x, self.num_features)
             dims = _reduce_dims(x)
             mean = x.mean(dim=dims)
             xc = x - mean.view(shape)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
 import pytest
 
@@ -53,3 +54,18 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     reasons = _missing(item)
     if reasons and os.environ.get("CI"):
         pytest.fail("CI is set but the real data is absent: " + " ".join(reasons), pytrace=False)
+
+
+@pytest.fixture
+def raises_one_sentence():
+    """``check(fn, exc, pattern)``: calling ``fn`` raises ``exc`` whose message matches ``pattern`` and is
+    one sentence (ends with a period, no line break)."""
+
+    def check(fn, exc, pattern):
+        with pytest.raises(exc) as info:
+            fn()
+        msg = str(info.value)
+        assert re.search(pattern, msg), msg
+        assert msg.endswith(".") and "\n" not in msg, msg
+
+    return check
