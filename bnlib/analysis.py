@@ -163,7 +163,8 @@ RECORDERS: dict[str, Callable] = {"ics": record_ics, "landscape": record_landsca
 
 
 # --------------------------------------------------------------------------- analyses after training
-def _bn_layers(model: nn.Module) -> list[nn.Module]:
+def bn_layers(model: nn.Module) -> list[nn.Module]:
+    """The BN layers of ``model`` (``torch.nn.BatchNorm1d``/``2d`` and ``bnlib.nn.BatchNorm``), in order."""
     from bnlib.nn import BatchNorm
 
     kinds = (nn.BatchNorm1d, nn.BatchNorm2d, BatchNorm)
@@ -185,7 +186,7 @@ def batch_moments(model: nn.Module, x: torch.Tensor, batch_size: int, max_batche
     The network runs in training mode (as during training), running statistics untouched.
     Returns a list (one per BN layer) of ``(means, vars)`` arrays of shape ``(K, C)``.
     """
-    bns = _bn_layers(model)
+    bns = bn_layers(model)
     seen: list[list] = [[] for _ in bns]
 
     def hook(i):
@@ -219,7 +220,7 @@ def analysis_population(model: nn.Module, data, cfg) -> dict:
     - ``exact``: the mean and (unbiased) variance of each BN input over the whole training set
       with the final weights (a "calibration" pass).
     """
-    bns = _bn_layers(model)
+    bns = bn_layers(model)
     if not bns:
         return {}
     xtr = data.x_train[: cfg.train_subset or None]
@@ -252,7 +253,7 @@ def analysis_population(model: nn.Module, data, cfg) -> dict:
 @torch.no_grad()
 def _exact_moments(model, x, bs=5000):
     """Whole-set mean and unbiased variance of every BN layer's input (running stats in eval mode)."""
-    bns = _bn_layers(model)
+    bns = bn_layers(model)
     sums = [None] * len(bns)
 
     def hook(i):
@@ -294,7 +295,7 @@ def analysis_test_batches(model: nn.Module, data, cfg, sizes=(2, 8, 64, 1000)) -
     """
     from bnlib.train import batch_statistics
 
-    if not _bn_layers(model):
+    if not bn_layers(model):
         return {}
     g = torch.Generator().manual_seed(cfg.seed)
     perm = torch.randperm(len(data.x_test), generator=g)
@@ -318,7 +319,7 @@ def analysis_test_batches(model: nn.Module, data, cfg, sizes=(2, 8, 64, 1000)) -
 
 def fold_model(model: nn.Module) -> nn.Sequential:
     """An inference-only copy of a Sequential MLP/CNN with every BN folded into the preceding layer."""
-    bn_types = tuple(type(b) for b in _bn_layers(model)) or (nn.BatchNorm1d,)
+    bn_types = tuple(type(b) for b in bn_layers(model)) or (nn.BatchNorm1d,)
     mods = list(model.net) if hasattr(model, "net") else list(model)
     out: list[nn.Module] = []
     for m in mods:
@@ -344,7 +345,7 @@ def fold_model(model: nn.Module) -> nn.Sequential:
 @torch.no_grad()
 def analysis_fold(model: nn.Module, data, cfg, repeats: int = 20) -> dict:
     """Fold BN into the preceding layers; compare outputs with eval mode and time both."""
-    if not _bn_layers(model):
+    if not bn_layers(model):
         return {}
     model.eval()
     folded = fold_model(model)

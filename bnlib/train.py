@@ -212,24 +212,83 @@ def batch_statistics(model: nn.Module):
         model.train(was_training)
 
 
+EVAL_CHUNK = 2000  # examples per forward pass when evaluating
+
+
+def _grouped_bn_layers(model: nn.Module) -> list[nn.Module] | None:
+    """The BN layers of ``model`` (torch's and bnlib's), or None when another layer's output depends on
+    the batch in training mode (Batch Renorm, l_p normalization), so that test batches must be run one by one."""
+    from bnlib import norms
+
+    if any(isinstance(m, (norms.BatchRenorm, norms.LpNorm)) for m in model.modules()):
+        return None
+    return analysis.bn_layers(model)
+
+
+def _grouped_bn(bn: nn.Module, group: int, x: torch.Tensor) -> torch.Tensor:
+    """BN in training mode applied to every ``group`` consecutive examples of ``x`` separately, each
+    normalized by its own mean and biased variance (per channel, over the group and all positions)."""
+    xs = x.reshape(x.shape[0] // group, group, *x.shape[1:])
+    dims = [1, *range(3, xs.dim())]
+    xc = xs - xs.mean(dims, keepdim=True)  # two passes (torch.var_mean is much slower over a middle axis)
+    y = xc * torch.rsqrt((xc * xc).mean(dims, keepdim=True) + bn.eps)
+    if bn.weight is not None:
+        shape = (1, 1, -1) + (1,) * (xs.dim() - 3)
+        y = y * bn.weight.view(shape) + bn.bias.view(shape)
+    return y.reshape(x.shape)
+
+
+@contextmanager
+def _grouped_batch_statistics(layers: list[nn.Module], group: int):
+    """Every BN layer in ``layers`` normalizes each ``group`` consecutive examples by their own statistics."""
+    try:
+        for bn in layers:
+            bn.forward = lambda x, bn=bn: _grouped_bn(bn, group, x)
+        yield
+    finally:
+        for bn in layers:
+            del bn.forward
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000,
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_CHUNK,
              batch_stats: bool = False) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of ``model`` on ``x, y``.
 
-    ``batch_stats=False``: eval mode (population statistics). ``True``: training-mode
-    normalization over consecutive batches of ``batch_size`` (the last, partial batch is
-    dropped when it has fewer than 2 examples).
+    ``batch_stats=False``: eval mode (population statistics), in passes of ``batch_size``.
+    ``True``: training-mode normalization over consecutive batches of ``batch_size`` (the last,
+    partial batch is dropped when it has fewer than 2 examples). Where every batch-dependent layer
+    is a BN layer, whole runs of test batches go through the network in one pass, each batch
+    normalized by its own statistics; otherwise the batches go through one by one.
     """
     n = len(x) if not batch_stats or len(x) % batch_size != 1 else len(x) - 1
     correct, loss = 0, 0.0
-    ctx = batch_statistics(model) if batch_stats else _eval_mode(model)
-    with ctx:
+
+    def add(i: int, j: int):
+        nonlocal correct, loss
+        out = model(x[i:j])
+        loss += nn.functional.cross_entropy(out, y[i:j], reduction="sum").item()
+        correct += (out.argmax(1) == y[i:j]).sum().item()
+
+    if not batch_stats:
+        with _eval_mode(model):
+            for i in range(0, n, batch_size):
+                add(i, min(i + batch_size, n))
+        return correct / n, loss / n
+    layers = _grouped_bn_layers(model)
+    if layers is None:  # each batch from the same state: moving statistics restored after every batch
         for i in range(0, n, batch_size):
-            out = model(x[i : min(i + batch_size, n)])
-            yy = y[i : min(i + batch_size, n)]
-            loss += nn.functional.cross_entropy(out, yy, reduction="sum").item()
-            correct += (out.argmax(1) == yy).sum().item()
+            with batch_statistics(model):
+                add(i, min(i + batch_size, n))
+        return correct / n, loss / n
+    full = n - n % batch_size
+    chunk = max(1, EVAL_CHUNK // batch_size) * batch_size
+    with batch_statistics(model):
+        with _grouped_batch_statistics(layers, batch_size):
+            for i in range(0, full, chunk):
+                add(i, min(i + chunk, full))
+        if full < n:
+            add(full, n)
     return correct / n, loss / n
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import replace
@@ -128,6 +129,42 @@ def test_batch_statistics_evaluation_leaves_running_stats_alone():
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert 0 <= acc_batch <= 1 and 0 <= acc_eval <= 1
+
+
+def _batch_by_batch(model, x, y, bs):
+    """Accuracy and mean loss with every test batch of ``bs`` pushed through a fresh copy of the model in
+    training mode, one at a time (a final batch of one example is dropped): the reference."""
+    n = len(x) - 1 if len(x) % bs == 1 else len(x)
+    correct, loss = 0, 0.0
+    for i in range(0, n, bs):
+        m = copy.deepcopy(model).train()
+        with torch.no_grad():
+            out = m(x[i:min(i + bs, n)])
+        yy = y[i:min(i + bs, n)]
+        correct += int((out.argmax(1) == yy).sum())
+        loss += float(torch.nn.functional.cross_entropy(out.double(), yy, reduction="sum"))
+    return correct / n, loss / n
+
+
+@pytest.mark.parametrize("norm", ["torch", "bnlib", "renorm", "l1"])
+@pytest.mark.parametrize("image", [False, True])
+def test_batch_statistics_evaluation_matches_batch_by_batch(norm, image):
+    torch.manual_seed(0)
+    if image:
+        model, x = models.SigmoidCNN(depth=3, width=4, norm=norm), torch.randn(150, 3, 8, 8)
+    else:
+        model, x = models.SigmoidMLP((20, 16, 16, 4), norm=norm), torch.randn(150, 20)
+    y = torch.randint(0, 4, (150,))
+    with torch.no_grad():  # non-trivial gammas, betas and moving statistics
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        model.train()
+        for _ in range(30):
+            model(2 * torch.randn_like(x[:32]) + 0.5)
+    for bs, n in ((8, 150), (7, 141), (16, 97)):  # 97 % 16 == 1: the last example is dropped
+        acc, loss = T.evaluate(model, x[:n], y[:n], batch_size=bs, batch_stats=True)
+        ref_acc, ref_loss = _batch_by_batch(model, x[:n], y[:n], bs)
+        assert acc == ref_acc and loss == pytest.approx(ref_loss, rel=1e-5)
 
 
 def test_divergence_is_recorded_not_raised():
