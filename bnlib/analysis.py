@@ -172,14 +172,6 @@ def bn_layers(model: nn.Module) -> list[nn.Module]:
 
 
 @torch.no_grad()
-def _accuracy(model, x, y, bs=2000):
-    correct = 0
-    for i in range(0, len(x), bs):
-        correct += (model(x[i : i + bs]).argmax(1) == y[i : i + bs]).sum().item()
-    return correct / len(x)
-
-
-@torch.no_grad()
 def batch_moments(model: nn.Module, x: torch.Tensor, batch_size: int, max_batches: int | None = None):
     """Per BN layer, the mean and biased variance of its input on each training mini-batch.
 
@@ -220,6 +212,8 @@ def analysis_population(model: nn.Module, data, cfg) -> dict:
     - ``exact``: the mean and (unbiased) variance of each BN input over the whole training set
       with the final weights (a "calibration" pass).
     """
+    from bnlib.train import evaluate
+
     bns = bn_layers(model)
     if not bns:
         return {}
@@ -244,8 +238,7 @@ def analysis_population(model: nn.Module, data, cfg) -> dict:
                 for b, (mu, var) in zip(bns, stats, strict=True):
                     b.running_mean.copy_(torch.as_tensor(mu))
                     b.running_var.copy_(torch.as_tensor(var))
-            model.eval()
-            accs[name] = _accuracy(model, data.x_test, data.y_test)
+            accs[name] = evaluate(model, data.x_test, data.y_test)[0]
     out["test_acc"] = accs
     return out
 
@@ -293,27 +286,21 @@ def analysis_test_batches(model: nn.Module, data, cfg, sizes=(2, 8, 64, 1000)) -
     with one-class batches of 64 (every batch drawn from a single class). Size 1 is not
     run: a batch of one has no variance, and BN refuses it in training mode.
     """
-    from bnlib.train import batch_statistics
+    from bnlib.train import evaluate
 
     if not bn_layers(model):
         return {}
     g = torch.Generator().manual_seed(cfg.seed)
     perm = torch.randperm(len(data.x_test), generator=g)
     x, y = data.x_test[perm], data.y_test[perm]
-    out = {"eval_mode": _accuracy(model.eval(), x, y), "by_size": {}}
-    with torch.no_grad(), batch_statistics(model):
-        for s in sizes:
-            n = (len(x) // s) * s
-            out["by_size"][str(s)] = _accuracy(model, x[:n], y[:n], bs=s)
-        correct = total = 0
-        for c in range(int(y.max()) + 1):
-            idx = torch.nonzero(y == c).flatten()
-            idx = idx[: (len(idx) // 64) * 64]
-            for k in range(0, len(idx), 64):
-                b = idx[k : k + 64]
-                correct += (model(x[b]).argmax(1) == y[b]).sum().item()
-                total += len(b)
-        out["one_class_64"] = correct / total
+    out = {"eval_mode": evaluate(model, x, y)[0], "by_size": {}}
+    for s in sizes:
+        n = (len(x) // s) * s
+        out["by_size"][str(s)] = evaluate(model, x[:n], y[:n], batch_size=s, batch_stats=True)[0]
+    # each class's examples, cut to whole batches of 64, so that no batch mixes two classes
+    idx = torch.cat([i[: (len(i) // 64) * 64] for i in (torch.nonzero(y == c).flatten()
+                                                         for c in range(int(y.max()) + 1))])
+    out["one_class_64"] = evaluate(model, x[idx], y[idx], batch_size=64, batch_stats=True)[0]
     return out
 
 
