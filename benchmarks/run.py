@@ -15,7 +15,10 @@ Benchmarks (the targets are from the foundation issue):
   ``torch.nn.BatchNorm1d/2d`` alone, 2-D and 4-D input (no target: the layer alone is
   dominated by per-operation overhead; reported for context).
 - ``mlp_step``: one SGD training step of the paper's 784-100-100-100-10 sigmoid MLP with BN
-  before each sigmoid at batch 60, bnlib vs torch; target: bnlib / torch <= 1.25.
+  before each sigmoid at batch 60, bnlib vs torch; target: bnlib / torch <= 1.25. A second
+  row times the floor of the Function route against torch: bnlib's module with a Python
+  ``torch.autograd.Function`` that calls PyTorch's own kernels (no target; it separates the
+  cost of the mechanism from the cost of bnlib's arithmetic).
 - ``cnn_step``: one SGD training step of a small sigmoid CNN (CIFAR-10 shaped input) at
   batch 128, bnlib vs torch; target: bnlib / torch <= 1.25.
 - ``bn_overhead``: one training step of the MLP and the CNN with BN (torch's, bnlib's) vs
@@ -46,6 +49,7 @@ from torch import nn
 
 from bnlib import functional as F
 from bnlib import models
+from bnlib import nn as bnlib_nn
 from bnlib import train as T
 
 
@@ -158,10 +162,52 @@ def _step_row(name: str, case: str, make: Callable[[str], nn.Module], x, y, sett
     return Row(name, case, "bnlib", t_ours, "torch", t_ref, "<= 1.25", "bnlib / torch", ratio, ratio <= 1.25)
 
 
+class NativeKernelsFunction(torch.autograd.Function):
+    """The floor of the Function route: a Python ``torch.autograd.Function`` whose forward and
+    backward call PyTorch's own BN kernels (one call each way). Benchmark only; it shows what the
+    mechanism costs (the Python module, ``apply``, the saved tensors, the Python backward call)
+    before any arithmetic of bnlib's own."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, running_mean=None, running_var=None, factor=0.0):
+        y, mean, invstd = torch.native_batch_norm(x, weight, bias, running_mean, running_var, True, factor, eps)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, mean, invstd = ctx.saved_tensors
+        mask = list(ctx.needs_input_grad[:3])
+        dx, dw, db = torch.ops.aten.native_batch_norm_backward(dy, x, weight, None, None, mean, invstd, True,
+                                                               ctx.eps, mask)
+        return dx, dw, db, None, None, None, None
+
+
+class FloorBatchNorm(bnlib_nn.BatchNorm):
+    """bnlib's module with :class:`NativeKernelsFunction` in place of its own Function."""
+
+    function = NativeKernelsFunction
+
+
+def mlp_floor() -> nn.Module:
+    model = mlp("bnlib")
+    for i, layer in enumerate(model.net):
+        if isinstance(layer, bnlib_nn.BatchNorm):
+            model.net[i] = FloorBatchNorm(layer.num_features)
+    return model
+
+
 def bench_mlp_step(settings: Settings) -> list[Row]:
+    """bnlib's module against torch's (the target), and the Function floor against torch (context)."""
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(60, 784, generator=g), torch.randint(0, 10, (60,), generator=g)
-    return [_step_row("mlp_step", "784-100-100-100-10, batch 60", mlp, x, y, settings)]
+    rows = [_step_row("mlp_step", "784-100-100-100-10, batch 60", mlp, x, y, settings)]
+    ref, floor = _pair(lambda kind: mlp("torch") if kind == "torch" else mlp_floor())
+    t_floor, t_ref = compare(_train_step(floor, x, y), _train_step(ref, x, y), settings)
+    rows.append(Row("mlp_step", "the same, Function floor", "floor", t_floor, "torch", t_ref, "(none)",
+                    "floor / torch", t_floor / t_ref, None))
+    return rows
 
 
 def bench_cnn_step(settings: Settings) -> list[Row]:

@@ -151,7 +151,9 @@ def test_function_matches_torch_autograd_float64(shape):
     gamma = torch.randn(shape[1], generator=g, dtype=torch.float64, requires_grad=True)
     beta = torch.randn(shape[1], generator=g, dtype=torch.float64, requires_grad=True)
     dy = torch.randn(shape, generator=g, dtype=torch.float64)
-    y, mean, var = BatchNormFunction.apply(x, gamma, beta, 1e-5)
+    m = x.numel() // shape[1]
+    mean, var = torch.zeros(shape[1], dtype=torch.float64), torch.ones(shape[1], dtype=torch.float64)
+    y = BatchNormFunction.apply(x, gamma, beta, 1e-5, mean, var, 1.0)  # factor 1: the batch statistics
     assert "BatchNormFunction" in type(y.grad_fn).__name__  # the gradient is ours, not autograd's
     grads = torch.autograd.grad(y, (x, gamma, beta), dy)
     dims = [0] + list(range(2, len(shape)))
@@ -165,7 +167,7 @@ def test_function_matches_torch_autograd_float64(shape):
         return ((a - b).abs().max() / max(b.abs().max().item(), floor)).item()
 
     assert rel(y, y_ref) <= 1e-10
-    assert rel(mean, mu.view(-1)) <= 1e-10 and rel(var, v.view(-1)) <= 1e-10
+    assert rel(mean, mu.view(-1)) <= 1e-10 and rel(var, v.view(-1) * m / (m - 1)) <= 1e-10  # unbiased
     term = (gamma.abs().max() / torch.sqrt(v.min() + 1e-5) * dy.abs().max()).item()  # see test_functional
     assert rel(grads[0], grads_ref[0], floor=term) <= 1e-10
     assert rel(grads[1], grads_ref[1]) <= 1e-10
@@ -187,11 +189,45 @@ def test_gradcheck_against_finite_differences(affine):
         b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
     else:
         w = b = None
-    assert torch.autograd.gradcheck(lambda *a: BatchNormFunction.apply(*a, 1e-3)[0], (x, w, b))
+    assert torch.autograd.gradcheck(lambda *a: BatchNormFunction.apply(*a, 1e-3), (x, w, b))
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 2)])
+@pytest.mark.parametrize("parts", ["weight only", "bias only"])
+def test_half_affine_matches_torch_functional(shape, parts):
+    """weight without bias and bias without weight (torch.nn.functional.batch_norm allows both):
+    outputs and gradients against torch's functional BN in float64."""
+    g = torch.Generator().manual_seed(12)
+    x = _batch(shape, g, torch.float64).requires_grad_(True)
+    p = torch.randn(shape[1], generator=g, dtype=torch.float64, requires_grad=True)
+    w, b = (p, None) if parts == "weight only" else (None, p)
+    dy = torch.randn(shape, generator=g, dtype=torch.float64)
+    y = batch_norm(x, None, None, w, b, True, 0.1, 1e-5)
+    y_ref = torch.nn.functional.batch_norm(x, None, None, w, b, True, 0.1, 1e-5)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    for a, r in zip(torch.autograd.grad(y, (x, p), dy), torch.autograd.grad(y_ref, (x, p), dy), strict=True):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-10)
+
+
+def test_output_without_affine_may_be_modified_in_place():
+    """Without the affine part the output is not the saved xhat itself, so an in-place op after the
+    layer (nn.ReLU(inplace=True), common after BN) leaves the gradient right, as torch's."""
+    g = torch.Generator().manual_seed(13)
+    x = _batch((4, 3, 2, 2), g).requires_grad_(True)
+    grads = []
+    for layer in (BatchNorm(3, affine=False), torch.nn.BatchNorm2d(3, affine=False)):
+        y = torch.relu_(layer(x))
+        grads.append(torch.autograd.grad((y * y).sum(), x)[0])
+    assert_close32(grads[0], grads[1])
+
+
+def test_function_refuses_one_value_per_channel(raises_one_sentence):
+    raises_one_sentence(lambda: BatchNormFunction.apply(torch.randn(1, 3), None, None, 1e-5), ValueError,
+                        "at least two values per channel")
 
 
 def test_second_derivative_is_refused_not_wrong():
-    """The saved x - mu is not connected to x's graph, so a second derivative through the
+    """The saved xhat is not connected to x's graph, so a second derivative through the
     backward formula would be silently wrong; asking for one must raise instead."""
     x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     y = BatchNorm(3, dtype=torch.float64)(x)
