@@ -1,0 +1,45 @@
+"""The benchmark's arithmetic (benchmarks/run.py) on synthetic timings with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.run import Settings, Timing, _record_excess, _row, compare
+
+
+@pytest.mark.parametrize("k,extra", [(500, 0.5), (1000, 1.0)])
+def test_record_excess_recovers_a_known_record_cost(k, extra):
+    """100-step segments of 1 s; each record adds ``extra`` s to its segment: on/off = 1 + extra / (k/100)."""
+    seg = np.ones(100)
+    seg[0] = 7.0  # set-up and the step-0 record: skipped
+    per = k // 100
+    seg[per - 1 :: per] += extra
+    out = _record_excess(seg, k)
+    assert len(out) == 100 // per - (1 if per == 1 else 0)
+    np.testing.assert_allclose([r for _, r in out], 1.0 + extra / per)
+    np.testing.assert_allclose([p for p, _ in out], 1.0)
+
+
+def test_record_excess_compares_each_record_with_its_own_neighbours():
+    """A load that doubles every segment from the middle on leaves the ratio where it was."""
+    seg = np.ones(100)
+    seg[52:] *= 2.0  # between records (segments 49 and 54) and their neighbours
+    seg[4::5] += np.where(np.arange(100)[4::5] >= 52, 1.0, 0.5)  # the record costs half a segment in both halves
+    ratios = [r for _, r in _record_excess(seg, 500)]
+    np.testing.assert_allclose(ratios, 1.1)
+
+
+def test_targets_are_judged_on_the_quiet_ratio():
+    t = Timing(a_s=1.3, b_s=1.0, ratio=1.3, ratio_quiet=1.2)
+    assert _row("x", "case", "a", "b", t, "<= 1.25").met is True
+    assert _row("x", "case", "a", "b", t, ">= 1.25").met is False
+    assert _row("x", "case", "a", "b", t).met is None
+
+
+def test_compare_times_the_slower_function_as_slower():
+    def busy(n):
+        return lambda: sum(range(n))
+
+    t = compare(busy(20_000), busy(2_000), Settings(repeats=8, min_time=0.002))
+    assert t.a_s > t.b_s and t.ratio > 2 and t.ratio_quiet > 2
