@@ -119,7 +119,7 @@ class BatchNormFunction(torch.autograd.Function):
             dgamma = torch.linalg.vecdot(dy, xhat, dim=0)  # sum_i dy_i xhat_i
             if ctx.needs_input_grad[0]:
                 u = torch.addcmul(dbeta, xhat, dgamma)  # dbeta + xhat * dgamma
-                dx = torch.add(dy, u, alpha=-1.0 / ctx.m).mul_(scale)
+                dx = torch.add(dy, u, alpha=-1.0 / ctx.m, out=u).mul_(scale)  # written over u: one allocation
         else:
             dims = _reduce_dims(dy)
             dbeta = dy.sum(dims)
@@ -294,22 +294,25 @@ class BatchNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # parameters and buffers are read once each: every read goes through nn.Module.__getattr__
+        weight, bias, running_mean = self.weight, self.bias, self.running_mean
         use_batch_stats = self.training or not self.track_running_stats
-        ref = self.weight if self.weight is not None else self.running_mean
+        ref = weight if weight is not None else running_mean
         _check_input(x, self.num_features, use_batch_stats, None if ref is None else ref.dtype)
         if not use_batch_stats:
             shape = _per_channel(x)
             scale = (self.running_var + self.eps).rsqrt()
-            if self.weight is None:
-                return (x - self.running_mean.view(shape)) * scale.view(shape)
-            scale = scale * self.weight
-            shift = torch.addcmul(self.bias, self.running_mean, scale, value=-1.0)
+            if weight is None:
+                return (x - running_mean.view(shape)) * scale.view(shape)
+            scale = scale * weight
+            shift = torch.addcmul(bias, running_mean, scale, value=-1.0)
             return torch.addcmul(shift.view(shape), x, scale.view(shape))
         if not (self.training and self.track_running_stats):
-            return self.function.apply(x, self.weight, self.bias, self.eps)
-        self.num_batches_tracked.add_(_const_cached(1, torch.long, self.num_batches_tracked.device))
-        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        return self.function.apply(x, self.weight, self.bias, self.eps, self.running_mean, self.running_var, factor)
+            return self.function.apply(x, weight, bias, self.eps)
+        nbt = self.num_batches_tracked
+        nbt.add_(_const_cached(1, torch.long, nbt.device))
+        factor = 1.0 / float(nbt) if self.momentum is None else self.momentum
+        return self.function.apply(x, weight, bias, self.eps, running_mean, self.running_var, factor)
 
     def extra_repr(self) -> str:
         return (
