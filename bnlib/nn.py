@@ -20,6 +20,7 @@ channels untouched (a test checks this against torch).
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 from torch import nn
@@ -72,20 +73,23 @@ class BatchNormFunction(torch.autograd.Function):
         if m < 2:
             raise ValueError(f"Batch statistics need at least two values per channel, got input size {tuple(x.shape)}.")
         if x.dim() == 2:  # (N, C): per-channel vectors broadcast as they are
-            mean = x.sum(0).mul_(_const(1.0 / m, x))  # mini-batch mean
-            xhat = x - mean
+            total = x.sum(0)  # m * mini-batch mean
+            xhat = torch.sub(x, total, alpha=1.0 / m)  # x - mu
             ssq = torch.linalg.vecdot(xhat, xhat, dim=0)  # sum of squares about the mean (two-pass)
-            shape = None
-            inv_std = torch.add(_const(eps, x), ssq, alpha=1.0 / m).rsqrt_()  # 1/sqrt(var + eps), var = ssq/m
-            xhat.mul_(inv_std)  # x - mu is normalized in place
+            shape, mean_alpha = None, 1.0 / m
         else:
             dims = _reduce_dims(x)
             shape = _per_channel(x)
-            mean = x.sum(dims).mul_(_const(1.0 / m, x))
-            xhat = x - mean.view(shape)
+            total = x.sum(dims).mul_(_const(1.0 / m, x))  # the mean itself (it is needed as a view)
+            xhat = x - total.view(shape)
             ssq = (xhat * xhat).sum(dims)
-            inv_std = torch.add(_const(eps, x), ssq, alpha=1.0 / m).rsqrt_()
-            xhat.mul_(inv_std.view(shape))
+            mean_alpha = 1.0
+        if running_mean is not None:  # r <- (1 - factor) r + factor * batch; variance unbiased: ssq / (m - 1)
+            keep = _const(1.0 - factor, x)
+            running_mean.mul_(keep).add_(total, alpha=factor * mean_alpha)
+            running_var.mul_(keep).add_(ssq, alpha=factor / (m - 1))
+        inv_std = ssq.add_(_const(eps * m, x)).rsqrt_().mul_(_const(math.sqrt(m), x))  # 1/sqrt(ssq/m + eps), in place
+        xhat.mul_(inv_std if shape is None else inv_std.view(shape))  # x - mu is normalized in place
         # a view of a parameter costs several microseconds inside a Function, so 2-D input uses none
         w = weight if weight is None or shape is None else weight.view(shape)
         b = bias if bias is None or shape is None else bias.view(shape)
@@ -95,8 +99,6 @@ class BatchNormFunction(torch.autograd.Function):
         else:
             y = xhat * w if b is None else torch.addcmul(b, xhat, w)  # gamma * xhat + beta
             scale = inv_std.mul_(weight)  # gamma / sqrt(var + eps)
-        if running_mean is not None:  # unbiased variance: ssq / (m - 1) = var * m / (m - 1)
-            torch._foreach_lerp_((running_mean, running_var), (mean, ssq.mul_(_const(1.0 / (m - 1), x))), factor)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(xhat, scale)
         ctx.m = m
