@@ -121,8 +121,8 @@ class BatchNormFunction(torch.autograd.Function):
             dbeta = dy.sum(0)  # sum_i dy_i
             dgamma = torch.linalg.vecdot(dy, xhat, dim=0)  # sum_i dy_i xhat_i
             if ctx.needs_input_grad[0]:
-                u = torch.addcmul(dbeta, xhat, dgamma)  # dbeta + xhat * dgamma
-                dx = torch.add(dy, u, alpha=-1.0 / ctx.m, out=u).mul_(scale)  # written over u: one allocation
+                # dy - (dbeta + xhat * dgamma) / m, then times gamma / sqrt(var + eps): one allocation
+                dx = torch.addcmul(dy, xhat, dgamma, value=-1.0 / ctx.m).sub_(dbeta, alpha=1.0 / ctx.m).mul_(scale)
         else:
             dims = _reduce_dims(dy)
             dbeta = dy.sum(dims)
