@@ -85,14 +85,21 @@ class Row:
     ratio_quiet: float | None = None  # median over the quietest quarter of the repeats
 
 
-def _row(benchmark: str, case: str, a_name: str, b_name: str, t: Timing, target: str = "(none)") -> Row:
+def _row(benchmark: str, case: str, a_name: str, b_name: str, t: Timing, target: str = "(none)",
+         ratio_name: str | None = None) -> Row:
     """A row from a :class:`Timing`; ``target`` is ``"(none)"``, ``"<= x"`` or ``">= x"``, judged on the quiet ratio."""
     met = None
     if target != "(none)":
         op, bound = target.split()
         met = t.ratio_quiet <= float(bound) if op == "<=" else t.ratio_quiet >= float(bound)
-    return Row(benchmark, case, a_name, t.a_s, b_name, t.b_s, target, f"{a_name} / {b_name}", t.ratio, met,
-               t.ratio_quiet)
+    return Row(benchmark, case, a_name, t.a_s, b_name, t.b_s, target, ratio_name or f"{a_name} / {b_name}", t.ratio,
+               met, t.ratio_quiet)
+
+
+def _quiet_median(loads: list[float], values: list[float]) -> float:
+    """Median of ``values`` over the quarter of them with the smallest ``loads`` (at least one)."""
+    quiet = sorted(range(len(values)), key=lambda i: loads[i])[: max(1, len(values) // 4)]
+    return statistics.median(values[i] for i in quiet)
 
 
 def _calibrate(fn: Callable[[], object], min_time: float) -> int:
@@ -129,9 +136,8 @@ def compare(fa: Callable[[], object], fb: Callable[[], object], settings: Settin
                 fn()
             acc.append((time.perf_counter() - t0) / number)
     ratios = [a / b for a, b in zip(ta, tb, strict=True)]
-    quiet = sorted(range(len(ratios)), key=lambda r: ta[r] + tb[r])[: max(1, len(ratios) // 4)]
     return Timing(statistics.median(ta), statistics.median(tb), statistics.median(ratios),
-                  statistics.median(ratios[r] for r in quiet))
+                  _quiet_median([a + b for a, b in zip(ta, tb, strict=True)], ratios))
 
 
 # --------------------------------------------------------------------------- NumPy backward
@@ -319,10 +325,10 @@ def bench_recorders(settings: Settings) -> list[Row]:
     rows = []
     for k in every:
         t_on = statistics.median(times[k])
-        quiet_n = max(1, len(excess[k]) // 4)
-        quiet = statistics.median(ratio for _, ratio in sorted(excess[k])[:quiet_n])
-        rows.append(Row("recorders", f"MLP+BN, record every {k} steps", "on", t_on, "off", t_off, "<= 1.2",
-                        "on / off (per step)", t_on / t_off, quiet <= 1.2, quiet))
+        plain, ratios = zip(*excess[k], strict=True)
+        t = Timing(t_on, t_off, t_on / t_off, _quiet_median(list(plain), list(ratios)))
+        rows.append(_row("recorders", f"MLP+BN, record every {k} steps", "on", "off", t, "<= 1.2",
+                         "on / off (per step)"))
     return rows
 
 
