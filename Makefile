@@ -49,13 +49,13 @@ browser: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m browser tests/test_browser.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check bnlib tests benchmarks
-	$(BIN)/python -m bnlib.nbclean --check $(NOTEBOOKS)
+	$(BIN)/ruff check bnlib tests benchmarks tools
+	$(BIN)/python tools/nbclean.py --check $(NOTEBOOKS)
 
 ## Re-execute every chapter in place (authors), then normalize its metadata.
 execute: $(STAMP)
 	for nb in $(NOTEBOOKS); do $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 $$nb || exit 1; done
-	$(BIN)/python -m bnlib.nbclean $(NOTEBOOKS)
+	$(BIN)/python tools/nbclean.py $(NOTEBOOKS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -28,6 +28,8 @@ from torch import nn
 
 from bnlib import functional as F
 from bnlib import models
+from bnlib.evaluate import evaluate, mode
+from bnlib.models import bn_layers
 
 
 @contextmanager
@@ -55,14 +57,6 @@ def _flat_grads(params) -> torch.Tensor:
     return torch.cat([p.grad.reshape(-1) for p in params])
 
 
-def _deterministic_train_mode(model: nn.Module) -> None:
-    """Training-mode normalization, but no dropout and no injected noise: the same function twice."""
-    model.train()
-    for m in model.modules():
-        if isinstance(m, (nn.Dropout, models.NoisyShift)):
-            m.eval()
-
-
 # --------------------------------------------------------------------------- recorders
 def record_ics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) -> dict:
     """Internal covariate shift as Santurkar et al. (2018) define it, for every weight layer i >= 1.
@@ -74,8 +68,7 @@ def record_ics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) ->
     """
     layers = models.weight_layers(model)
     l2, cos = [None], [None]
-    with preserved(model):
-        _deterministic_train_mode(model)
+    with preserved(model), mode(model, "batch"):
         model.zero_grad()
         _loss(model, x, y).backward()
         grads = [(m.weight.grad.clone(), m.bias.grad.clone() if m.bias is not None else None) for m in layers]
@@ -124,8 +117,7 @@ def record_landscape(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: flo
     ||eta g||`` (``beta``). ``loss_range`` is max - min of the loss over the steps.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    with preserved(model):
-        _deterministic_train_mode(model)
+    with preserved(model), mode(model, "batch"):
         model.zero_grad()
         loss0 = _loss(model, x, y)
         loss0.backward()
@@ -159,18 +151,43 @@ def _split(flat: torch.Tensor, params) -> list[torch.Tensor]:
     return out
 
 
+def noisy_shift_draws(num_features: int, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The per-unit scale ``s_t`` and shift ``b_t`` that ``NoisyShift(num_features, seed=seed)`` applies at
+    training steps ``t = 1 .. steps``: two float64 arrays of shape ``(steps, num_features)``.
+
+    The module itself is run (in training mode, on the inputs 0 and 1), so the draws are the
+    ones training used: the engine calls each NoisyShift once per training step and never
+    otherwise in training mode (recorders and evaluations switch the noise off).
+    """
+    for name, v in (("num_features", num_features), ("steps", steps)):
+        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    layer = models.NoisyShift(int(num_features), seed=int(seed)).train()
+    probe = torch.stack([torch.zeros(num_features, dtype=torch.float64), torch.ones(num_features, dtype=torch.float64)])
+    scale, shift = np.empty((steps, num_features)), np.empty((steps, num_features))
+    with torch.no_grad():
+        for t in range(steps):
+            y = layer(probe).numpy()
+            shift[t], scale[t] = y[0], y[1] - y[0]
+    return scale, shift
+
+
+
+def noisy_run_draws(config: dict) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """:func:`noisy_shift_draws` of every hidden layer of a noisy-BN MLP run, from its configuration
+    (layer ``i`` has ``sizes[i + 1]`` units and seed ``seed + i``), for steps 1 .. ``steps + 1``."""
+    if config.get("norm") != "noisy" or config.get("model", "mlp") != "mlp":
+        raise ValueError(f"noisy_run_draws needs a noisy-BN MLP run, got norm={config.get('norm')!r}, "
+                         f"model={config.get('model', 'mlp')!r}.")
+    sizes = config["sizes"]
+    return {i: noisy_shift_draws(int(sizes[i + 1]), int(config["seed"]) + i, int(config["steps"]) + 1)
+            for i in range(len(sizes) - 2)}
+
+
 RECORDERS: dict[str, Callable] = {"ics": record_ics, "landscape": record_landscape}
 
 
 # --------------------------------------------------------------------------- analyses after training
-def bn_layers(model: nn.Module) -> list[nn.Module]:
-    """The BN layers of ``model`` (``torch.nn.BatchNorm1d``/``2d`` and ``bnlib.nn.BatchNorm``), in order."""
-    from bnlib.nn import BatchNorm
-
-    kinds = (nn.BatchNorm1d, nn.BatchNorm2d, BatchNorm)
-    return [m for m in model.modules() if isinstance(m, kinds)]
-
-
 @torch.no_grad()
 def batch_moments(model: nn.Module, x: torch.Tensor, batch_size: int, max_batches: int | None = None):
     """Per BN layer, the mean and biased variance of its input on each training mini-batch.
@@ -190,8 +207,7 @@ def batch_moments(model: nn.Module, x: torch.Tensor, batch_size: int, max_batche
 
         return h
 
-    with preserved(model):
-        _deterministic_train_mode(model)
+    with preserved(model), mode(model, "batch"):
         handles = [b.register_forward_hook(hook(i)) for i, b in enumerate(bns)]
         try:
             n = len(x) // batch_size
@@ -212,8 +228,6 @@ def analysis_population(model: nn.Module, data, cfg) -> dict:
     - ``exact``: the mean and (unbiased) variance of each BN input over the whole training set
       with the final weights (a "calibration" pass).
     """
-    from bnlib.train import evaluate
-
     bns = bn_layers(model)
     if not bns:
         return {}
@@ -286,8 +300,6 @@ def analysis_test_batches(model: nn.Module, data, cfg, sizes=(2, 8, 64, 1000)) -
     with one-class batches of 64 (every batch drawn from a single class). Size 1 is not
     run: a batch of one has no variance, and BN refuses it in training mode.
     """
-    from bnlib.train import evaluate
-
     if not bn_layers(model):
         return {}
     g = torch.Generator().manual_seed(cfg.seed)

@@ -27,7 +27,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bnlib import results
 from bnlib import train as T
 from bnlib.train import RunConfig
 
@@ -312,21 +312,6 @@ def provenance(wall: float, device: str) -> dict:
     }
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, separators=(",", ":"), allow_nan=False)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _round_floats(obj, digits: int = 7):
     """Round floats for storage: the results are compared at lower precision anyway."""
     if isinstance(obj, float):
@@ -399,7 +384,7 @@ def run(exp: Experiment | str, scale: str = "book", force: bool = False, progres
             return json.load(fh)
     res = compute(exp, progress=progress)
     if exp.scale != "smoke":
-        write_json_atomic(exp.path, res)
+        results.save(exp.path, res)
     return res
 
 

@@ -24,8 +24,13 @@ __all__ = [
     "inference",
     "update_running",
     "population_stats",
+    "fuse_linear_bn_weights",
+    "fuse_conv_bn_weights",
     "fold_linear",
     "fold_conv",
+    "running_conventions",
+    "half_life",
+    "steps_to_forget",
 ]
 
 
@@ -379,3 +384,83 @@ def fold_conv(W, b, mean, var, gamma, beta, eps: float = 1e-5):
     if np.ndim(W) != 4:
         raise ValueError(f"W must have shape (out_channels, in_channels, kh, kw), got shape {np.shape(W)}.")
     return _fold(W, b, mean, var, gamma, beta, eps)
+
+
+def fuse_linear_bn_weights(linear_w, linear_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b):
+    """:func:`fold_linear` with the names and argument order of ``torch.nn.utils.fusion.fuse_linear_bn_weights``.
+
+    Inputs: ``linear_w`` (out, in), ``linear_b`` (out,) or None, running mean and variance, ``eps``,
+    BN's ``gamma`` and ``beta`` (out,). Returns ``(W', b')`` with ``BN(x W^T + b) = x W'^T + b'``.
+    """
+    return fold_linear(linear_w, linear_b, bn_rm, bn_rv, bn_w, bn_b, bn_eps)
+
+
+def fuse_conv_bn_weights(conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b):
+    """:func:`fold_conv` with the names and argument order of ``torch.nn.utils.fusion.fuse_conv_bn_weights``.
+
+    Inputs: ``conv_w`` (out, in, kh, kw), ``conv_b`` (out,) or None, then as :func:`fuse_linear_bn_weights`.
+    """
+    return fold_conv(conv_w, conv_b, bn_rm, bn_rv, bn_w, bn_b, bn_eps)
+
+
+# --------------------------------------------------------------------------- running-average conventions
+def running_conventions(batch_means, batch_vars, n: int, torch_momentum: float = 0.1,
+                        init: tuple[float, float] = (0.0, 1.0)) -> dict:
+    """Running averages of a sequence of batch statistics under both conventions.
+
+    ``batch_means`` and ``batch_vars`` (biased) have shape ``(K, C)``, from batches of ``n``
+    values per channel. With ``p = torch_momentum`` returns trajectories (shape ``(K, C)``)
+    ``torch_mean``/``torch_var`` (PyTorch, momentum ``p``), ``keras_mean``/``keras_var``
+    (Keras, momentum ``1 - p``, biased variance), and ``keras_var_unbiased`` (Keras fed the
+    unbiased batch variance ``n/(n-1) sigma_B^2``), each from ``init`` = (mean, var).
+    """
+    bm, bv = np.asarray(batch_means, dtype=np.float64), np.asarray(batch_vars, dtype=np.float64)
+    if bm.ndim != 2 or bm.shape != bv.shape:
+        raise ValueError(f"batch_means and batch_vars must both have shape (K, C), got {bm.shape} and {bv.shape}.")
+    c = bm.shape[1]
+    state = {k: (np.full(c, init[0]), np.full(c, init[1])) for k in ("torch", "keras", "keras_u")}
+    traj: dict = {k: [] for k in ("torch_mean", "torch_var", "keras_mean", "keras_var", "keras_var_unbiased")}
+    for m, v in zip(bm, bv, strict=True):
+        state["torch"] = update_running(*state["torch"], m, v, n, momentum=torch_momentum, convention="torch")
+        state["keras"] = update_running(*state["keras"], m, v, n, momentum=1 - torch_momentum, convention="keras")
+        state["keras_u"] = update_running(*state["keras_u"], m, v * n / (n - 1), n, momentum=1 - torch_momentum,
+                                            convention="keras")
+        traj["torch_mean"].append(state["torch"][0])
+        traj["torch_var"].append(state["torch"][1])
+        traj["keras_mean"].append(state["keras"][0])
+        traj["keras_var"].append(state["keras"][1])
+        traj["keras_var_unbiased"].append(state["keras_u"][1])
+    return {k: np.array(v).reshape(len(bm), c) for k, v in traj.items()}
+
+
+
+def half_life(torch_momentum: float) -> float:
+    """Number of batches after which an old value keeps half its weight in the running average:
+    ``ln 2 / -ln(1 - p)`` for PyTorch momentum ``p`` (Keras momentum ``1 - p``)."""
+    if not 0.0 < torch_momentum < 1.0:
+        raise ValueError(f"torch_momentum must lie strictly between 0 and 1, got {torch_momentum!r}.")
+    return math.log(2.0) / -math.log1p(-torch_momentum)
+
+
+
+def stream_of_batches(k: int, c: int, n: int, mean: float, std: float, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """``k`` batches of ``n`` Gaussian values for ``c`` channels: their means and biased variances."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(mean, std, size=(k, n, c))
+    return x.mean(axis=1), x.var(axis=1)
+
+
+
+def steps_to_forget(torch_momentum: float, weight: float) -> int:
+    """Fewest updates ``k`` after which the initial value weighs at most ``weight`` in a running
+    average with PyTorch momentum ``p``: the smallest ``k`` with ``(1 - p)^k <= weight``."""
+    half_life(torch_momentum)  # validates torch_momentum
+    if not 0.0 < weight < 1.0:
+        raise ValueError(f"weight must lie strictly between 0 and 1, got {weight!r}.")
+    k = math.ceil(math.log(weight) / math.log1p(-torch_momentum))
+    # guard the boundary against rounding in the logarithms
+    while k > 0 and (1 - torch_momentum) ** (k - 1) <= weight:
+        k -= 1
+    while (1 - torch_momentum) ** k > weight:
+        k += 1
+    return k

@@ -26,6 +26,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from bnlib import norms
+from bnlib.nn import BatchNorm
+
 NORMS = (None, "torch", "bnlib", "layer", "group", "renorm", "noisy", "l1", "linf")
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
 
@@ -83,24 +86,16 @@ def make_norm(norm: str | None, num_features: int, conv: bool, seed: int = 0) ->
     if norm == "torch":
         return nn.BatchNorm2d(num_features) if conv else nn.BatchNorm1d(num_features)
     if norm == "bnlib":
-        from bnlib.nn import BatchNorm
-
         return BatchNorm(num_features)
     if norm == "noisy":
-        from bnlib.nn import BatchNorm
-
         return nn.Sequential(BatchNorm(num_features), NoisyShift(num_features, seed=seed))
     if norm in ("layer", "group", "renorm"):
-        from bnlib import norms
-
         if norm == "layer":
             return norms.LayerNorm(num_features)
         if norm == "group":
             return norms.GroupNorm(_groups(num_features), num_features)
         return norms.BatchRenorm(num_features)
     if norm in ("l1", "linf"):
-        from bnlib import norms
-
         return norms.LpNorm(num_features, p=1.0 if norm == "l1" else math.inf)
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
 
@@ -236,6 +231,12 @@ class SigmoidCNN(nn.Module):
 def activations(model: nn.Module) -> list[Activation]:
     """The hidden nonlinearities of ``model``, in order (layer 0 is the first hidden layer)."""
     return [m for m in model.modules() if isinstance(m, Activation)]
+
+
+def bn_layers(model: nn.Module) -> list[nn.Module]:
+    """The BN layers of ``model`` (``torch.nn.BatchNorm1d``/``2d`` and ``bnlib.nn.BatchNorm``), in order."""
+    kinds = (nn.BatchNorm1d, nn.BatchNorm2d, BatchNorm)
+    return [m for m in model.modules() if isinstance(m, kinds)]
 
 
 def weight_layers(model: nn.Module) -> list[nn.Module]:

@@ -24,7 +24,6 @@ import math
 
 import torch
 from torch import nn
-from torch._C._functorch import unwrap_if_dead as _unwrap_if_dead
 
 __all__ = ["BatchNormFunction", "BatchNorm", "batch_norm"]
 
@@ -144,29 +143,6 @@ class BatchNormFunction(torch.autograd.Function):
         )
 
 
-def _apply(function: type[torch.autograd.Function], x: torch.Tensor, *args):
-    """``function.apply(x, *args)``, through PyTorch's C entry point when nothing else is needed.
-
-    ``torch.autograd.Function.apply`` runs a Python preamble before its C entry point: it binds
-    default arguments for functions that define ``setup_context``, and for functorch it checks for
-    active transforms (vmap, grad, ...) and unwraps tensors that outlived one. On this project's
-    2-core CPU the preamble costs about ten microseconds per call, a third of what the whole BN
-    layer may add to a step of the MNIST MLP. Outside functorch transforms, and for Functions
-    without ``setup_context`` (as here), all it does is unwrap a dead functorch wrapper, which is
-    done here for the input; the parameters and buffers are the module's own. Under an active
-    transform the call goes through ``function.apply`` unchanged.
-    """
-    if torch._C._are_functorch_transforms_active():
-        return function.apply(x, *args)
-    return _c_apply(function)(_unwrap_if_dead(x), *args)
-
-
-@functools.cache
-def _c_apply(function: type[torch.autograd.Function]):
-    """The C entry point that ``function.apply`` ends in (``torch._C._FunctionBase.apply``, bound to ``function``)."""
-    return super(torch.autograd.Function, function).apply
-
-
 def _const(value: float, like: torch.Tensor) -> torch.Tensor:
     """``value`` as a 0-dim tensor of ``like``'s dtype and device, cached.
 
@@ -231,7 +207,7 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
                 f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}."
             )
         if running_mean is None:
-            return _apply(BatchNormFunction, x, weight, bias, eps)
+            return BatchNormFunction.apply(x, weight, bias, eps)
         if running_var is None:
             raise ValueError("running_mean and running_var must be given together (or both be None).")
         if momentum is None:
@@ -240,7 +216,7 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
             factor = 1.0 / float(num_batches_tracked)
         else:
             factor = float(momentum)
-        return _apply(BatchNormFunction, x, weight, bias, eps, running_mean, running_var, factor)
+        return BatchNormFunction.apply(x, weight, bias, eps, running_mean, running_var, factor)
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm with training=False needs running_mean and running_var.")
     shape = _per_channel(x)
@@ -334,11 +310,11 @@ class BatchNorm(nn.Module):
             shift = torch.addcmul(bias, running_mean, scale, value=-1.0)
             return torch.addcmul(shift.view(shape), x, scale.view(shape))
         if not (self.training and self.track_running_stats):
-            return _apply(self.function, x, weight, bias, self.eps)
+            return self.function.apply(x, weight, bias, self.eps)
         nbt = self.num_batches_tracked
         nbt.add_(_const_cached(1, torch.long, nbt.device))
         factor = 1.0 / float(nbt) if self.momentum is None else self.momentum
-        return _apply(self.function, x, weight, bias, self.eps, running_mean, self.running_var, factor)
+        return self.function.apply(x, weight, bias, self.eps, running_mean, self.running_var, factor)
 
     def extra_repr(self) -> str:
         return (

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -37,11 +36,8 @@ import torch
 from torch import nn
 
 from bnlib import analysis, models
-
-#: sigmoid'(x) = s(1 - s) < 0.01 exactly when |x| > 2 * arccosh(1 / (2 * sqrt(0.01))) = 2 arccosh 5 = 4.5849...
-SATURATION_THRESHOLD = 2.0 * math.acosh(1.0 / (2.0 * math.sqrt(0.01)))
-HIST_EDGES = np.linspace(-12.0, 12.0, 49)
-PERCENTILES = (15.0, 50.0, 85.0)
+from bnlib import data as bdata
+from bnlib.evaluate import evaluate, probe_stats
 
 
 @dataclass(frozen=True)
@@ -92,8 +88,6 @@ class RunConfig:
             raise ValueError(f"lr must be a positive finite number, got {self.lr}.")
         if not (self.batch_sampler == "iid" or self.batch_sampler.startswith("classes:")):
             raise ValueError(f"batch_sampler must be 'iid' or 'classes:k', got {self.batch_sampler!r}.")
-        from bnlib import analysis
-
         for kind, names, known in (("recorders", self.recorders, analysis.RECORDERS),
                                    ("analyses", self.analyses, analysis.ANALYSES)):
             unknown = [n for n in names if n not in known]
@@ -139,8 +133,6 @@ def load_data(dataset: str, flatten: bool) -> Data:
     """Load a dataset through :mod:`bnlib.data` as standardized float32 tensors (cached in memory)."""
     key = (dataset, flatten)
     if key not in _DATA_CACHE:
-        from bnlib import data as bdata
-
         loaders = {"mnist": bdata.load_mnist, "fashion_mnist": bdata.load_fashion_mnist, "cifar10": bdata.load_cifar10}
         if dataset not in loaders:
             raise ValueError(f"dataset must be one of {sorted(loaders)}, got {dataset!r}.")
@@ -190,133 +182,6 @@ class BatchSampler:
             # with replacement only when k classes hold fewer examples than a batch (tiny subsets)
             idx = self.rng.choice(pool, size=self.bs, replace=len(pool) < self.bs)
         return torch.from_numpy(np.asarray(idx, dtype=np.int64))
-
-
-# --------------------------------------------------------------------------- evaluation
-@contextmanager
-def batch_statistics(model: nn.Module):
-    """Run ``model`` with batch statistics (training-mode normalization) without changing it:
-    running statistics and counters are restored, dropout and injected noise are off."""
-    was_training = model.training
-    saved = {k: v.clone() for k, v in model.named_buffers()}
-    model.train()
-    for m in model.modules():
-        if isinstance(m, (nn.Dropout, models.NoisyShift)):
-            m.eval()
-    try:
-        yield model
-    finally:
-        with torch.no_grad():
-            for k, v in model.named_buffers():
-                v.copy_(saved[k])
-        model.train(was_training)
-
-
-EVAL_CHUNK = 2000  # examples per forward pass when evaluating
-
-
-def _grouped_bn_layers(model: nn.Module) -> list[nn.Module] | None:
-    """The BN layers of ``model`` (torch's and bnlib's), or None when another layer's output depends on
-    the batch in training mode (Batch Renorm, l_p normalization), so that test batches must be run one by one."""
-    from bnlib import norms
-
-    if any(isinstance(m, (norms.BatchRenorm, norms.LpNorm)) for m in model.modules()):
-        return None
-    return analysis.bn_layers(model)
-
-
-def _grouped_bn(bn: nn.Module, group: int, x: torch.Tensor) -> torch.Tensor:
-    """BN in training mode applied to every ``group`` consecutive examples of ``x`` separately, each
-    normalized by its own mean and biased variance (per channel, over the group and all positions)."""
-    xs = x.reshape(x.shape[0] // group, group, *x.shape[1:])
-    dims = [1, *range(3, xs.dim())]
-    xc = xs - xs.mean(dims, keepdim=True)  # two passes (torch.var_mean is much slower over a middle axis)
-    y = xc * torch.rsqrt((xc * xc).mean(dims, keepdim=True) + bn.eps)
-    if bn.weight is not None:
-        shape = (1, 1, -1) + (1,) * (xs.dim() - 3)
-        y = y * bn.weight.view(shape) + bn.bias.view(shape)
-    return y.reshape(x.shape)
-
-
-@contextmanager
-def _grouped_batch_statistics(layers: list[nn.Module], group: int):
-    """Every BN layer in ``layers`` normalizes each ``group`` consecutive examples by their own statistics."""
-    try:
-        for bn in layers:
-            bn.forward = lambda x, bn=bn: _grouped_bn(bn, group, x)
-        yield
-    finally:
-        for bn in layers:
-            del bn.forward
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_CHUNK,
-             batch_stats: bool = False) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of ``model`` on ``x, y``.
-
-    ``batch_stats=False``: eval mode (population statistics), in passes of ``batch_size``.
-    ``True``: training-mode normalization over consecutive batches of ``batch_size`` (the last,
-    partial batch is dropped when it has fewer than 2 examples). Where every batch-dependent layer
-    is a BN layer, whole runs of test batches go through the network in one pass, each batch
-    normalized by its own statistics; otherwise the batches go through one by one.
-    """
-    n = len(x) if not batch_stats or len(x) % batch_size != 1 else len(x) - 1
-    correct, loss = 0, 0.0
-
-    def add(i: int, j: int):
-        nonlocal correct, loss
-        out = model(x[i:j])
-        loss += nn.functional.cross_entropy(out, y[i:j], reduction="sum").item()
-        correct += (out.argmax(1) == y[i:j]).sum().item()
-
-    if not batch_stats:
-        with _eval_mode(model):
-            for i in range(0, n, batch_size):
-                add(i, min(i + batch_size, n))
-        return correct / n, loss / n
-    layers = _grouped_bn_layers(model)
-    if layers is None:  # each batch from the same state: moving statistics restored after every batch
-        for i in range(0, n, batch_size):
-            with batch_statistics(model):
-                add(i, min(i + batch_size, n))
-        return correct / n, loss / n
-    full = n - n % batch_size
-    chunk = max(1, EVAL_CHUNK // batch_size) * batch_size
-    with batch_statistics(model):
-        with _grouped_batch_statistics(layers, batch_size):
-            for i in range(0, full, chunk):
-                add(i, min(i + chunk, full))
-        if full < n:
-            add(full, n)
-    return correct / n, loss / n
-
-
-@contextmanager
-def _eval_mode(model: nn.Module):
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-@torch.no_grad()
-def probe_stats(model: nn.Module, x_probe: torch.Tensor, units: tuple[int, ...]) -> dict:
-    """Percentiles, saturated fraction and histogram of every hidden layer's pre-activation input."""
-    with _eval_mode(model), models.Probe(model) as probe:
-        model(x_probe)
-    pct, sat, hist = [], [], []
-    for i in probe.layers:
-        z = probe.inputs[i]
-        per_unit = z.transpose(0, 1).reshape(z.shape[1], -1)  # (units, values)
-        u = [j for j in units if j < per_unit.shape[0]]
-        q = torch.quantile(per_unit[u].double(), torch.tensor(PERCENTILES, dtype=torch.float64) / 100, dim=1)
-        pct.append(q.T.tolist())
-        sat.append(float((z.abs() > SATURATION_THRESHOLD).double().mean()))
-        hist.append(np.histogram(z.numpy().clip(HIST_EDGES[0], HIST_EDGES[-1]), HIST_EDGES)[0].tolist())
-    return {"percentiles": pct, "saturated": sat, "hist": hist}
 
 
 # --------------------------------------------------------------------------- training
@@ -432,11 +297,3 @@ def train(cfg: RunConfig, data: Data | None = None, progress: Callable[[int], No
     summary["best_test_acc"] = max(accs) if accs else None
     return {"config": cfg.to_dict(), "curves": curves, "summary": summary, "analysis": result_analyses,
             "model": model}
-
-
-def steps_to_reach(result: dict, target: float) -> int | None:
-    """First recorded step at which the test accuracy reaches ``target`` (None if never)."""
-    for s, a in zip(result["curves"]["step"], result["curves"]["test_acc"], strict=True):
-        if a is not None and a >= target:
-            return s
-    return None

@@ -64,7 +64,7 @@ def test_population_estimates_against_direct_computation():
     _assert_unchanged(model, before)
     z = (data.x_train.double() @ models.weight_layers(model)[0].weight.detach().double().T).numpy()
     exact_mean, exact_var = z.mean(0), z.var(0, ddof=1)
-    bn = A.bn_layers(model)[0]
+    bn = models.bn_layers(model)[0]
     assert res["layers"][0]["running_vs_exact_mean"] == pytest.approx(
         np.abs(bn.running_mean.double().numpy() - exact_mean).max(), rel=1e-6)
     # Algorithm 2 by hand: 40 batches of 25, mean of batch means, m/(m-1) times mean of biased variances
@@ -133,3 +133,4 @@ def test_recorders_in_training_loop_and_unknown_names():
     assert res["analysis"]["fold"]["max_abs_diff"] < 1e-5
     with pytest.raises(ValueError, match="unknown recorders"):
         T.RunConfig(recorders=("hessian",))
+

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from bnlib import evaluate, models, results
 from bnlib import experiments as E
-from bnlib import models
 from bnlib import train as T
 
 
@@ -83,7 +83,7 @@ def test_bad_model_arguments():
 
 # --------------------------------------------------------------------------- training loop
 def test_saturation_threshold_matches_its_definition():
-    x = T.SATURATION_THRESHOLD
+    x = results.SATURATION_THRESHOLD
     s = 1 / (1 + math.exp(-x))
     assert s * (1 - s) == pytest.approx(0.01, rel=1e-12)
 
@@ -102,7 +102,7 @@ def test_training_learns_and_records():
     assert c["grad_norm"][0] is None and len(c["grad_norm"][1]) == 3
     s = res["summary"]
     assert s["diverged_at"] is None and s["steps_done"] == 400
-    acc, _ = T.evaluate(res["model"], data.x_test, data.y_test)
+    acc, _ = evaluate.evaluate(res["model"], data.x_test, data.y_test)
     assert s["final_test_acc"] == acc == c["test_acc"][-1]  # the full test set is the curve's test set here
     assert s["best_test_acc"] == max(c["test_acc"])
     assert 0.8 < s["final_train_acc"] <= 1.0 and s["final_test_acc_batchstats"] > 0.8
@@ -112,11 +112,11 @@ def test_percentiles_against_numpy():
     torch.manual_seed(0)
     m = models.SigmoidMLP((10, 6, 3))
     x = torch.randn(101, 10)
-    stats = T.probe_stats(m, x, (0, 4))
+    stats = evaluate.probe_stats(m, x, (0, 4))
     z = models.weight_layers(m)[0](x).detach().numpy()
     np.testing.assert_allclose(stats["percentiles"][0], np.percentile(z[:, [0, 4]], [15, 50, 85], axis=0).T,
                                rtol=1e-6)
-    assert stats["saturated"][0] == pytest.approx(np.mean(np.abs(z) > T.SATURATION_THRESHOLD))
+    assert stats["saturated"][0] == pytest.approx(np.mean(np.abs(z) > results.SATURATION_THRESHOLD))
 
 
 def test_batch_statistics_evaluation_leaves_running_stats_alone():
@@ -124,8 +124,8 @@ def test_batch_statistics_evaluation_leaves_running_stats_alone():
     cfg = T.RunConfig(norm="torch", sizes=(784, 16, 4), steps=30, record_every=10, batch_size=32)
     model = T.train(cfg, data)["model"]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    acc_eval, _ = T.evaluate(model, data.x_test, data.y_test)
-    acc_batch, _ = T.evaluate(model, data.x_test, data.y_test, batch_size=8, batch_stats=True)
+    acc_eval, _ = evaluate.evaluate(model, data.x_test, data.y_test)
+    acc_batch, _ = evaluate.evaluate(model, data.x_test, data.y_test, batch_size=8, batch_stats=True)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert 0 <= acc_batch <= 1 and 0 <= acc_eval <= 1
@@ -162,7 +162,7 @@ def test_batch_statistics_evaluation_matches_batch_by_batch(norm, image):
         for _ in range(30):
             model(2 * torch.randn_like(x[:32]) + 0.5)
     for bs, n in ((8, 150), (7, 141), (16, 97)):  # 97 % 16 == 1: the last example is dropped
-        acc, loss = T.evaluate(model, x[:n], y[:n], batch_size=bs, batch_stats=True)
+        acc, loss = evaluate.evaluate(model, x[:n], y[:n], batch_size=bs, batch_stats=True)
         ref_acc, ref_loss = _batch_by_batch(model, x[:n], y[:n], bs)
         assert acc == ref_acc and loss == pytest.approx(ref_loss, rel=1e-5)
 
@@ -255,7 +255,7 @@ def test_stale_detection_fails_when_a_config_changes(tmp_path, monkeypatch):
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "r.json"
     with pytest.raises(ValueError):
-        E.write_json_atomic(target, {"x": float("nan")})
+        results.save(target, {"x": float("nan")})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -314,3 +314,4 @@ def test_cheapest_book_result_reproduces_from_scratch():
         assert new["summary"]["diverged_at"] == run["summary"]["diverged_at"], label
         np.testing.assert_allclose(new["curves"]["test_acc"], run["curves"]["test_acc"], atol=0.005, err_msg=label)
         assert new["summary"]["final_test_acc"] == pytest.approx(run["summary"]["final_test_acc"], abs=0.005)
+

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
-from bnlib import nbclean
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import nbclean  # noqa: E402
 
 
 def test_every_requirement_is_pinned_exactly():
@@ -25,7 +26,7 @@ def test_notebooks_are_small_and_normalized():
     assert total < 15 * 2**20, f"book/*.ipynb total {total / 2**20:.1f} MB exceeds 15 MB"
     for p in notebooks:
         text = p.read_text(encoding="utf-8")
-        assert nbclean.dumps(nbclean.normalize(json.loads(text))) == text, f"{p.name}: run python -m bnlib.nbclean"
+        assert nbclean.dumps(nbclean.normalize(json.loads(text))) == text, f"{p.name}: run python tools/nbclean.py"
 
 
 def test_no_large_or_dataset_file_is_tracked():

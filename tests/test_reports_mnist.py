@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from bnlib import reports as R
+from bnlib import results as RR
+from bnlib.plots import mnist as PM
+from bnlib.reports import mnist as RM
 
 STEPS = [0, 100, 200, 300, 400]
 
@@ -34,7 +36,7 @@ def test_speedup_counts_recorded_steps_both_ways():
         "none": _run([0.1, 0.80, 0.90, 0.88, 0.90]),  # final 0.90, first reached at step 200
         "bn": _run([0.1, 0.91, 0.93, 0.95, 0.96], norm="torch"),  # reaches 0.90 at step 100; final 0.96
     }}
-    s = R.mnist_speedup(res)
+    s = RM.mnist_speedup(res)
     assert s["final_fast"] == 0.96 and s["final_slow"] == 0.90 and s["steps"] == 400
     assert s["fast_to_slow"] == 100 and s["slow_to_slow"] == 200
     assert s["slow_to_fast"] is None and s["fast_to_fast"] == 400
@@ -43,13 +45,13 @@ def test_speedup_counts_recorded_steps_both_ways():
 
 def test_speedup_none_when_fast_never_gets_there_and_errors():
     res = {"runs": {"none": _run([0.1, 0.5, 0.9]), "bn": _run([0.1, 0.2, 0.3], norm="torch")}}
-    s = R.mnist_speedup(res)
+    s = RM.mnist_speedup(res)
     assert s["fast_to_slow"] is None and s["speedup"] is None and s["slow_to_fast"] == 100
     res["runs"]["bn"] = _run([0.1, 0.2], norm="torch", diverged_at=150)
     with pytest.raises(ValueError, match="'bn' diverged"):
-        R.mnist_speedup(res)
+        RM.mnist_speedup(res)
     with pytest.raises(ValueError, match="no run 'fast'"):
-        R.mnist_speedup(res, fast="fast")
+        RM.mnist_speedup(res, fast="fast")
 
 
 # --------------------------------------------------------------------------- percentiles and drift
@@ -65,31 +67,31 @@ def _pct_run(medians, widths, norm=None):
 
 def test_percentiles_of_one_unit_and_layer_bounds():
     run = _pct_run([5.0, 1.0, 2.0], [1.0, 2.0, 4.0])
-    t = R.mnist_percentiles(run, layer=-1, unit=1)
+    t = RR.unit_percentiles(run, layer=-1, unit=1)
     assert t == {"step": [0, 100, 200], "p15": [4.5, 0.0, 0.0], "p50": [5.0, 1.0, 2.0], "p85": [5.5, 2.0, 4.0]}
-    assert R.mnist_percentiles(run, layer=1, unit=1) == t
+    assert RR.unit_percentiles(run, layer=1, unit=1) == t
     with pytest.raises(ValueError, match="hidden layers 0..1"):
-        R.mnist_percentiles(run, layer=2, unit=0)
+        RR.unit_percentiles(run, layer=2, unit=0)
     with pytest.raises(ValueError, match="unit 7 was not probed"):
-        R.mnist_percentiles(run, layer=0, unit=7)
+        RR.unit_percentiles(run, layer=0, unit=7)
 
 
 def test_median_drift_skips_step_zero_by_default():
     # step 0 (median 5) is left out: from step 100 the medians are 1, 2, 0.5, 1.5
     run = _pct_run([5.0, 1.0, 2.0, 0.5, 1.5], [9.0, 1.0, 2.0, 2.0, 3.0])
-    d = R.mnist_median_drift(run, layer=-1, unit=1)
+    d = RM.mnist_median_drift(run, layer=-1, unit=1)
     assert d["from_step"] == 100
     assert d["range"] == pytest.approx(1.5)  # 2 - 0.5
     assert d["net"] == pytest.approx(0.5)  # 1.5 - 1
     assert d["width"] == pytest.approx(2.0)  # mean of 1, 2, 2, 3
     assert d["relative"] == pytest.approx(0.75)
     assert d["width_ratio"] == pytest.approx(3.0)
-    full = R.mnist_median_drift(run, layer=-1, unit=1, from_step=0)
+    full = RM.mnist_median_drift(run, layer=-1, unit=1, from_step=0)
     assert full["range"] == pytest.approx(4.5) and full["width_ratio"] == pytest.approx(9.0)
-    still = R.mnist_median_drift(run, layer=0, unit=2)
+    still = RM.mnist_median_drift(run, layer=0, unit=2)
     assert still["range"] == 0.0 and still["relative"] == 0.0 and still["width_ratio"] == 1.0
     with pytest.raises(ValueError, match="no record at or after step 1000"):
-        R.mnist_median_drift(run, layer=0, unit=0, from_step=1000)
+        RM.mnist_median_drift(run, layer=0, unit=0, from_step=1000)
 
 
 def test_typical_unit_is_the_middle_drifter():
@@ -99,24 +101,24 @@ def test_typical_unit_is_the_middle_drifter():
         units = [[-1 + 0.2 * k, 0.2 * k, 1 + 0.2 * k], [-1 + k, float(k), 1 + k], [-1 + 0.5 * k, 0.5 * k, 1 + 0.5 * k]]
         recs.append([units])
     run = _run([0.1] * 3, percentiles=recs)
-    assert R.mnist_typical_unit(run, -1) == 2
+    assert RM.mnist_typical_unit(run, -1) == 2
     run["config"]["probe_units"] = [4, 9, 7]  # unit numbers come from the configuration
-    assert R.mnist_typical_unit(run, 0) == 7
+    assert RM.mnist_typical_unit(run, 0) == 7
 
 
 def test_drift_rows_summary_and_table():
     res = {"runs": {"none": _pct_run([5.0, 1.0, 3.0], [1.0, 2.0, 2.0]),
                     "bn": _pct_run([0.0, 0.0, 0.5], [2.0, 2.0, 2.0], norm="torch")}}
-    rows = R.mnist_drift_rows(res)
+    rows = RM.mnist_drift_rows(res)
     assert len(rows) == 2 * 2 * 3
     mine = [r for r in rows if r["layer"] == 2 and r["unit"] == 1]
     assert [(r["network"], r["range"]) for r in mine] == [("none", 2.0), ("BN", 0.5)]
-    s = R.mnist_drift_summary(rows, "none", layer=2)
+    s = RM.mnist_drift_summary(rows, "none", layer=2)
     assert s["range"] == pytest.approx(2.0 / 3) and s["relative"] == pytest.approx(1.0 / 3)
-    assert R.mnist_drift_summary(rows, "BN")["range"] == pytest.approx(0.5 / 6)
+    assert RM.mnist_drift_summary(rows, "BN")["range"] == pytest.approx(0.5 / 6)
     with pytest.raises(ValueError, match="no drift rows for network 'LN'"):
-        R.mnist_drift_summary(rows, "LN")
-    text = repr(R.mnist_drift_table(rows))
+        RM.mnist_drift_summary(rows, "LN")
+    text = repr(RM.mnist_drift_table(rows))
     assert "drift / spread" in text and "2.00" in text
 
 
@@ -124,42 +126,42 @@ def test_drift_rows_summary_and_table():
 def test_saturation_per_layer():
     sat = [[0.1, 0.0], [0.5, 0.02], [0.7, 0.01], [0.6, 0.01]]
     run = _run([0.1] * 4, saturated=sat)
-    s = R.mnist_saturation(run)
+    s = RM.mnist_saturation(run)
     assert s[0] == {"layer": 1, "initial": 0.1, "final": 0.6, "max": 0.7, "max_step": 200}
     assert s[1] == {"layer": 2, "initial": 0.0, "final": 0.01, "max": 0.02, "max_step": 100}
-    table = repr(R.mnist_saturation_table({"runs": {"bn": _run([0.1] * 4, norm="torch", saturated=sat)}}))
+    table = repr(RM.mnist_saturation_table({"runs": {"bn": _run([0.1] * 4, norm="torch", saturated=sat)}}))
     assert "70.0%" in table and "BN" in table
 
 
 def test_checkpoints_geometric_and_short_runs():
     run = {"curves": {"step": list(range(0, 10_001, 100))}}
-    assert R.mnist_checkpoints(run, 4) == [0, 100, 1000, 10_000]
-    assert R.mnist_checkpoints(run, 2) == [0, 10_000]
-    assert R.mnist_checkpoints({"curves": {"step": [0, 5, 10]}}, 4) == [0, 5, 10]
+    assert RM.mnist_checkpoints(run, 4) == [0, 100, 1000, 10_000]
+    assert RM.mnist_checkpoints(run, 2) == [0, 10_000]
+    assert RM.mnist_checkpoints({"curves": {"step": [0, 5, 10]}}, 4) == [0, 5, 10]
     with pytest.raises(ValueError, match="at least 2"):
-        R.mnist_checkpoints(run, 1)
+        RM.mnist_checkpoints(run, 1)
 
 
 def test_histograms_are_densities():
     edges = [-2.0, -1.0, 0.0, 2.0]  # widths 1, 1, 2
     hist = [[[1, 1, 2]], [[0, 4, 0]]]
     run = _run([0.1, 0.2], hist=hist)
-    h = R.mnist_histograms(run, [0, 100], edges=edges)
+    h = RM.mnist_histograms(run, [0, 100], edges=edges)
     assert h["centers"] == [-1.5, -0.5, 1.0]
     assert h["density"][0][0] == pytest.approx([0.25, 0.25, 0.25])
     assert h["density"][1][0] == pytest.approx([0.0, 1.0, 0.0])
     for dens in (h["density"][0][0], h["density"][1][0]):
         assert float(np.dot(dens, np.diff(edges))) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="step 50 was not recorded"):
-        R.mnist_histograms(run, [50], edges=edges)
+        RM.mnist_histograms(run, [50], edges=edges)
     with pytest.raises(ValueError, match="3 bins but the edges give 2"):
-        R.mnist_histograms(run, [0], edges=[0.0, 1.0, 2.0])
+        RM.mnist_histograms(run, [0], edges=[0.0, 1.0, 2.0])
 
 
 def test_histograms_default_edges_are_the_engines():
     bins = 48
     run = _run([0.1], hist=[[[1] * bins]])
-    h = R.mnist_histograms(run, [0])
+    h = RM.mnist_histograms(run, [0])
     assert len(h["edges"]) == bins + 1 and h["edges"][0] == -12.0 and h["edges"][-1] == 12.0
     assert h["density"][0][0] == pytest.approx([1 / 24] * bins)
 
@@ -168,22 +170,22 @@ def test_histograms_default_edges_are_the_engines():
 def test_lr_choice_picks_the_best_final_accuracy_and_skips_diverged():
     res = {"runs": {"lr2": _run([0.1, 0.9], lr=2.0), "lr0.1": _run([0.1, 0.8], lr=0.1),
                     "lr0.5": _run([0.1, 0.95], lr=0.5), "lr9": _run([0.1], lr=9.0, diverged_at=50)}}
-    rows, best = R.mnist_lr_choice(res)
+    rows, best = RM.mnist_lr_choice(res)
     assert [r["lr"] for r in rows] == [0.1, 0.5, 2.0, 9.0]
     assert best["lr"] == 0.5 and best["final_acc"] == 0.95
-    assert R.mnist_lr_row(rows, 2.0)["final_acc"] == 0.9 and R.mnist_lr_row(rows, 9.0)["final_acc"] is None
+    assert RM.mnist_lr_row(rows, 2.0)["final_acc"] == 0.9 and RM.mnist_lr_row(rows, 9.0)["final_acc"] is None
     with pytest.raises(ValueError, match="no run with learning rate 1"):
-        R.mnist_lr_row(rows, 1.0)
+        RM.mnist_lr_row(rows, 1.0)
     with pytest.raises(ValueError, match="every run"):
-        R.mnist_lr_choice({"runs": {"lr9": _run([0.1], lr=9.0, diverged_at=50)}})
+        RM.mnist_lr_choice({"runs": {"lr9": _run([0.1], lr=9.0, diverged_at=50)}})
 
 
 def test_wobble():
     run = _run([0.1, 0.90, 0.95, 0.93, 0.94])
-    assert R.mnist_wobble(run, last=3) == pytest.approx(0.02)
-    assert R.mnist_wobble(run, last=5) == pytest.approx(0.80)
+    assert RM.mnist_wobble(run, last=3) == pytest.approx(0.02)
+    assert RM.mnist_wobble(run, last=5) == pytest.approx(0.80)
     with pytest.raises(ValueError, match="at least two records"):
-        R.mnist_wobble(run, last=1)
+        RM.mnist_wobble(run, last=1)
 
 
 def _sweep():
@@ -199,40 +201,40 @@ def _sweep():
 
 
 def test_init_sweep_grid_and_sigma_range():
-    grid = R.mnist_init_sweep(_sweep())
+    grid = RM.mnist_init_sweep(_sweep())
     assert grid["sigmas"] == [0.01, 0.1, 1.0, 10.0, 100.0] and grid["networks"] == ["none", "BN"]
     assert grid["acc"]["none"][0.1] == 0.96 and grid["acc"]["none"][100.0] is None
     assert grid["sat0"]["BN"][10.0] == pytest.approx(0.75)  # mean of 0.5 and 1.0
     assert grid["sat_final"]["BN"][10.0] == 0.0 and grid["sat_final"]["none"][100.0] == 1.0
-    r = R.mnist_sigma_range(grid, "none", within=0.01)
+    r = RM.mnist_sigma_range(grid, "none", within=0.01)
     assert (r["best_sigma"], r["lo"], r["hi"]) == (0.1, 0.1, 1.0) and r["decades"] == pytest.approx(1.0)
     assert r["worst_acc"] == 0.0  # the diverged run counts as 0
-    r = R.mnist_sigma_range(grid, "BN", within=0.01)
+    r = RM.mnist_sigma_range(grid, "BN", within=0.01)
     assert (r["lo"], r["hi"], r["best_acc"]) == (0.01, 1.0, 0.975) and r["decades"] == pytest.approx(2.0)
-    assert R.mnist_sigma_range(grid, "BN", within=0.05)["decades"] == pytest.approx(3.0)
-    assert math.isclose(R.mnist_sigma_range(grid, "BN", within=0.0)["decades"], 0.0)
+    assert RM.mnist_sigma_range(grid, "BN", within=0.05)["decades"] == pytest.approx(3.0)
+    assert math.isclose(RM.mnist_sigma_range(grid, "BN", within=0.0)["decades"], 0.0)
     with pytest.raises(ValueError, match="network 'LN' is not in the sweep"):
-        R.mnist_sigma_range(grid, "LN", 0.01)
+        RM.mnist_sigma_range(grid, "LN", 0.01)
     with pytest.raises(ValueError, match="two runs of network 'none' have init_sigma 0.1"):
-        R.mnist_init_sweep({"runs": {"a": _run([0.1, 0.5]), "b": _run([0.1, 0.6])}})
-    assert "96.00%" in repr(R.mnist_init_table(grid))
+        RM.mnist_init_sweep({"runs": {"a": _run([0.1, 0.5]), "b": _run([0.1, 0.6])}})
+    assert "96.00%" in repr(RM.mnist_init_table(grid))
 
 
 def test_dense128_epochs_and_lowest_loss():
     run = _run([0.1, 0.9, 0.95, 0.96], batch_size=10, train_subset=1000)  # 100 steps per epoch
     run["curves"]["test_loss"] = [2.3, 0.3, 0.2, 0.25]
-    d = R.mnist_dense128({"runs": {"none": run}})["none"]
+    d = RM.mnist_dense128({"runs": {"none": run}})["none"]
     assert d["epoch"] == [0.0, 1.0, 2.0, 3.0]
     assert d["min_loss"] == 0.2 and d["min_loss_epoch"] == 2.0
     assert d["final_acc"] == 0.96 and d["final_loss"] == 0.3 and d["train_loss"] == 0.1 and d["best_acc"] == 0.96
     run["config"]["train_subset"] = 0  # all 60,000 images: 6,000 steps per epoch at batch 10
-    assert R.mnist_dense128({"runs": {"none": run}})["none"]["epoch"][1] == pytest.approx(100 / 6000)
+    assert RM.mnist_dense128({"runs": {"none": run}})["none"]["epoch"][1] == pytest.approx(100 / 6000)
 
 
 def test_lr_table_formats_rows():
     runs = {"a": _run([0.1, 0.9512], lr=0.5), "b": _run([0.1], lr=4.0, diverged_at=1200)}
-    rows, _ = R.mnist_lr_choice({"runs": runs})
-    text = repr(R.mnist_lr_table(rows))
+    rows, _ = RM.mnist_lr_choice({"runs": runs})
+    text = repr(RM.mnist_lr_table(rows))
     assert "95.12%" in text and "1,200" in text and "n/a" in text
 
 
@@ -251,38 +253,38 @@ def test_figures_draw_the_given_curves():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bnlib import plots as P
 
     res = _fig1()
-    fig = P.figure_mnist_accuracy(res, R.mnist_speedup(res))
+    fig = PM.figure_mnist_accuracy(res, RM.mnist_speedup(res))
     ys = [list(line.get_ydata()) for line in fig.axes[0].lines]
     assert [0.1, 0.8, 0.9, 0.92, 0.93] in ys and [0.1, 0.9, 0.95, 0.96, 0.97] in ys
-    fig = P.figure_mnist_percentiles(res, -1, 1)
+    fig = PM.figure_mnist_percentiles(res, -1, 1)
     med = [list(line.get_ydata()) for line in fig.axes[1].lines if line.get_label() == "median"]
     assert np.allclose(med, [[0.0, 0.1, 0.2, 0.3, 0.4]])
-    fig = P.figure_mnist_saturation(res, 4.58)
+    fig = PM.figure_mnist_saturation(res, 4.58)
     assert np.allclose(fig.axes[0].lines[0].get_ydata(), [0, 10, 20, 30, 40])
     assert np.allclose(fig.axes[1].lines[1].get_ydata(), [0, 1, 2, 3, 4])
-    hists = {k: R.mnist_histograms(res["runs"][k], [0, 400]) for k in ("none", "bn")}
-    fig = P.figure_mnist_histograms(res, hists, 4.58)
+    hists = {k: RM.mnist_histograms(res["runs"][k], [0, 400]) for k in ("none", "bn")}
+    fig = PM.figure_mnist_histograms(res, hists, 4.58)
     assert np.allclose(fig.axes[0].lines[1].get_ydata(), 1 / 24)
-    grid = R.mnist_init_sweep(_sweep())
-    fig = P.figure_mnist_init_sweep(grid)
+    grid = RM.mnist_init_sweep(_sweep())
+    fig = PM.figure_mnist_init_sweep(grid)
     assert np.allclose(np.asarray(fig.axes[0].lines[1].get_ydata(), dtype=float), [97, 97.5, 97, 94])
     assert np.allclose(fig.axes[1].lines[0].get_ydata(), [0.075, 0.75, 7.5, 75, 100])  # 100 mean(s/20, s/10)
     run = _run([0.1, 0.9, 0.95], batch_size=10, train_subset=1000)
     run["curves"]["test_loss"] = [2.3, 0.3, 0.2]
-    fig = P.figure_mnist_dense128(R.mnist_dense128({"runs": {"none": run, "bn": run}}))
+    fig = PM.figure_mnist_dense128(RM.mnist_dense128({"runs": {"none": run, "bn": run}}))
     assert list(fig.axes[0].lines[0].get_xdata()) == [1.0, 2.0] and list(fig.axes[0].lines[0].get_ydata()) == [0.3, 0.2]
     plt.close("all")
 
 
 def test_last_lead_and_spread():
     res = {"runs": {"none": _run([0.1, 0.9, 0.8, 0.93, 0.90]), "bn": _run([0.1, 0.8, 0.9, 0.92, 0.95], norm="torch")}}
-    assert R.mnist_last_lead(res) == 300  # none ahead at 100 and 300; BN from 400 on
+    assert RM.mnist_last_lead(res) == 300  # none ahead at 100 and 300; BN from 400 on
     res["runs"]["none"] = _run([0.1, 0.5, 0.5, 0.5, 0.5])
-    assert R.mnist_last_lead(res) is None  # step 0 (a tie) does not count
+    assert RM.mnist_last_lead(res) is None  # step 0 (a tie) does not count
     run = _pct_run([5.0, 1.0, 2.0], [1.0, 2.0, 4.0])
-    assert R.mnist_spread(run, -1, 1, 200) == 4.0 and R.mnist_spread(run, 0, 0, 0) == 2.0
+    assert RM.mnist_spread(run, -1, 1, 200) == 4.0 and RM.mnist_spread(run, 0, 0, 0) == 2.0
     with pytest.raises(ValueError, match="step 50 was not recorded"):
-        R.mnist_spread(run, 0, 0, 50)
+        RM.mnist_spread(run, 0, 0, 50)
+

@@ -13,7 +13,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from bnlib import reports as R  # noqa: E402
+from bnlib import functional as F  # noqa: E402
+from bnlib import results as RR  # noqa: E402
+from bnlib.plots import train_test as PT  # noqa: E402
+from bnlib.reports import format as RF  # noqa: E402
+from bnlib.reports import train_test as RT  # noqa: E402
 
 
 def _run(norm="torch", batch_size=60, lr=0.5, dropout=0.0, sampler="iid", summary=None, curves=None, analysis=None,
@@ -27,7 +31,7 @@ def _run(norm="torch", batch_size=60, lr=0.5, dropout=0.0, sampler="iid", summar
 
 # --------------------------------------------------------------------------- Table
 def test_table_text_and_html():
-    t = R.Table(["name", "acc"], [["a<b", 0.98765], ["c", None]], [None, ".3f"], caption="cap")
+    t = RF.Table(["name", "acc"], [["a<b", 0.98765], ["c", None]], [None, ".3f"], caption="cap")
     assert t.cells() == [["a<b", "0.988"], ["c", "n/a"]]
     assert repr(t).splitlines() == ["cap", "name    acc", "----  -----", " a<b  0.988", "   c    n/a"]
     h = t._repr_html_()
@@ -36,31 +40,31 @@ def test_table_text_and_html():
 
 def test_table_rejects_ragged_rows():
     with pytest.raises(ValueError, match="every row must have 2 cells"):
-        R.Table(["a", "b"], [[1, 2], [3]])
+        RF.Table(["a", "b"], [[1, 2], [3]])
     with pytest.raises(ValueError, match="one entry per column"):
-        R.Table(["a", "b"], [[1, 2]], [".2f"])
+        RF.Table(["a", "b"], [[1, 2]], [".2f"])
 
 
 # --------------------------------------------------------------------------- final metrics
 def test_final_metric_prefers_summary_then_last_full_record():
     curves = {"step": [0, 50, 100], "test_acc": [0.1, 0.5, 0.9], "test_acc_batchstats": [0.1, 0.4, 0.8]}
     run = _run(summary={"final_test_acc": 0.91}, curves=curves)
-    assert R.final_metric(run, "final_test_acc") == 0.91
-    assert R.final_metric(run, "final_test_acc_batchstats") == 0.8  # summary lacks it: the last record, at step 100
-    assert R.final_metric(run, "final_train_acc") is None  # no curve measures it
+    assert RR.final_metric(run, "final_test_acc") == 0.91
+    assert RR.final_metric(run, "final_test_acc_batchstats") == 0.8  # summary lacks it: the last record, at step 100
+    assert RR.final_metric(run, "final_train_acc") is None  # no curve measures it
     partial = _run(curves=curves, test_subset=2000)  # curves on part of the test set: not the same measurement
-    assert R.final_metric(partial, "final_test_acc") is None
+    assert RR.final_metric(partial, "final_test_acc") is None
     early = _run(curves={"step": [0, 50], "test_acc": [0.1, 0.5], "test_acc_batchstats": [0.1, 0.4]})
-    assert R.final_metric(early, "final_test_acc") is None  # the last record is not at the last step
+    assert RR.final_metric(early, "final_test_acc") is None  # the last record is not at the last step
     diverged = _run(summary={"diverged_at": 7, "final_test_acc": 0.3})
-    assert R.final_metric(diverged, "final_test_acc") is None
+    assert RR.final_metric(diverged, "final_test_acc") is None
 
 
 def test_run_of_errors():
     with pytest.raises(ValueError, match="has no run 'x'; its runs are \\['bn'\\]"):
-        R.run_of({"name": "e", "runs": {"bn": {}}}, "x")
+        RR.run_of({"name": "e", "runs": {"bn": {}}}, "x")
     with pytest.raises(TypeError, match="experiment result"):
-        R.run_of([1], "x")
+        RR.run_of([1], "x")
 
 
 # --------------------------------------------------------------------------- population statistics
@@ -71,19 +75,19 @@ def test_population_summary():
                "alg2_vs_exact_var_rel": 0.04}]
     run = _run(analysis={"population": {"layers": layers,
                                         "test_acc": {"running": 0.97, "algorithm2": 0.975, "exact": 0.974}}})
-    s = R.population_summary(run)
+    s = RT.population_summary(run)
     assert math.isclose(s["acc_spread"], 0.005)
     assert s["max_running_vs_exact_mean"] == 0.3 and s["max_alg2_vs_exact_var_rel"] == 0.05
     assert s["max_running_vs_exact_var_rel"] == 0.02 and s["max_alg2_vs_exact_mean"] == 2e-3
-    assert R.population_table(s).cells()[1] == ["2", "3.00e-01", "1.00e-02", "2.00e-03", "4.00e-02"]
+    assert RT.population_table(s).cells()[1] == ["2", "3.00e-01", "1.00e-02", "2.00e-03", "4.00e-02"]
     with pytest.raises(ValueError, match="no 'population' analysis"):
-        R.population_summary(_run())
+        RT.population_summary(_run())
 
 
 def test_train_eval_gap():
     curves = {"step": [0, 10, 20, 30], "test_acc": [0.1, 0.8, 0.9, 0.95],
               "test_acc_batchstats": [0.5, 0.7, 0.92, 0.94]}
-    g = R.train_eval_gap(_run(curves=curves))
+    g = RT.train_eval_gap(_run(curves=curves))
     np.testing.assert_allclose(g["gap"], [-0.4, 0.1, -0.02, 0.01])
     assert math.isclose(g["final_gap"], 0.01)
     # the largest |gap| after step 0 is at step 10 (step 0's -0.4 is left out)
@@ -92,11 +96,11 @@ def test_train_eval_gap():
 
 def test_test_batch_summary_orders_sizes_numerically():
     tb = {"eval_mode": 0.97, "by_size": {"1000": 0.969, "2": 0.5, "64": 0.96, "8": 0.9}, "one_class_64": 0.3}
-    s = R.test_batch_summary(_run(analysis={"test_batches": tb}))
+    s = RT.test_batch_summary(_run(analysis={"test_batches": tb}))
     assert s["sizes"] == [2, 8, 64, 1000] and s["acc"] == [0.5, 0.9, 0.96, 0.969]
     np.testing.assert_allclose(s["drop"], [0.47, 0.07, 0.01, 0.001])
     assert math.isclose(s["one_class_drop"], 0.67)
-    rows = R.test_batch_table(s).cells()
+    rows = RT.test_batch_table(s).cells()
     assert rows[0] == ["eval mode (population statistics)", "97.00", "+0.00"]
     assert rows[-1] == ["batch statistics, one-class batches of 64", "30.00", "+67.00"]
 
@@ -120,36 +124,36 @@ def test_batch_size_grid_and_falls_behind():
            "torch": {2: 0.70, 4: 0.88, 8: 0.95},
            "layer": {2: 0.90, 4: 0.89, 8: 0.93},
            "group": {2: 0.91, 4: 0.87, 8: 0.94}}
-    grid = R.batch_size_grid(_sweep(acc, {"torch": {2: 0.60, 4: 0.88, 8: 0.97}}))
+    grid = RT.batch_size_grid(_sweep(acc, {"torch": {2: 0.60, 4: 0.88, 8: 0.97}}))
     assert grid["sizes"] == [2, 4, 8] and grid["norms"] == ["none", "BN", "Layer Norm", "Group Norm"]
     assert math.isclose(grid["lr"][8], 0.5 * 8 / 60)
     assert grid["acc"]["BN"] == {2: 0.70, 4: 0.88, 8: 0.95}
     assert grid["acc_batch"]["none"] == grid["acc"]["none"]  # no BN: one function in both modes
     assert math.isclose(grid["gap"]["BN"][2], 0.10) and math.isclose(grid["gap"]["BN"][8], -0.02)
     # BN 0.70 < 0.91 at 2; 0.88 < 0.89 at 4; 0.95 > 0.94 at 8
-    assert R.falls_behind(grid) == [2, 4]
-    assert R.falls_behind(grid, others=("Group Norm",)) == [2]
-    assert R.falls_behind(grid, norm="none", others=("BN",)) == [4, 8]
-    t = R.batch_size_table(grid)
+    assert RT.falls_behind(grid) == [2, 4]
+    assert RT.falls_behind(grid, others=("Group Norm",)) == [2]
+    assert RT.falls_behind(grid, norm="none", others=("BN",)) == [4, 8]
+    t = RT.batch_size_table(grid)
     assert t.columns == ["batch size", "learning rate", "none", "BN", "Layer Norm", "Group Norm"]
     assert t.cells()[0] == ["2", "0.01667", "80.00", "70.00", "90.00", "91.00"]
-    assert R.batch_size_table(grid, "gap").cells()[0][3] == "+10.00"
+    assert RT.batch_size_table(grid, "gap").cells()[0][3] == "+10.00"
     with pytest.raises(ValueError, match="norm 'Batch Renorm' is not in the grid"):
-        R.falls_behind(grid, others=("Batch Renorm",))
+        RT.falls_behind(grid, others=("Batch Renorm",))
 
 
 def test_falls_behind_with_diverged_runs():
     acc = {"torch": {2: 0.9, 4: 0.9}, "layer": {2: 0.8, 4: 0.8}}
-    grid = R.batch_size_grid(_sweep(acc, diverged={("torch", 2), ("layer", 4)}))
+    grid = RT.batch_size_grid(_sweep(acc, diverged={("torch", 2), ("layer", 4)}))
     assert grid["acc"]["BN"][2] is None and grid["gap"]["BN"][2] is None
-    assert R.falls_behind(grid, others=("Layer Norm",)) == [2]  # BN diverged at 2; at 4 the other one did
+    assert RT.falls_behind(grid, others=("Layer Norm",)) == [2]  # BN diverged at 2; at 4 the other one did
 
 
 def test_batch_size_grid_rejects_two_learning_rates():
     res = {"runs": {"a": _run(batch_size=8, lr=0.1, summary={"final_test_acc": 0.9}),
                     "b": _run(norm=None, batch_size=8, lr=0.2, summary={"final_test_acc": 0.9})}}
     with pytest.raises(ValueError, match="batch size 8 is trained with two learning rates"):
-        R.batch_size_grid(res)
+        RT.batch_size_grid(res)
 
 
 # --------------------------------------------------------------------------- non-i.i.d. batches, regularizer, fold
@@ -159,10 +163,10 @@ def test_noniid_grid():
         "torch-2class": _run(sampler="classes:2", summary={"final_test_acc": 0.4, "final_test_acc_batchstats": 0.6,
                                                             "final_train_acc": 0.41}),
     }}
-    g = R.noniid_grid(res)
+    g = RT.noniid_grid(res)
     assert g["none"]["iid"] == {"test_acc": 0.97, "test_acc_batch": 0.97, "train_acc": 0.98}
     assert g["BN"]["2 classes"] == {"test_acc": 0.4, "test_acc_batch": 0.6, "train_acc": 0.41}
-    assert R.noniid_table(g).cells()[1] == ["BN", "2 classes", "40.00", "60.00", "41.00"]
+    assert RT.noniid_table(g).cells()[1] == ["BN", "2 classes", "40.00", "60.00", "41.00"]
 
 
 def test_regularizer_grid():
@@ -174,22 +178,22 @@ def test_regularizer_grid():
         "none-dropout0": _run(norm=None, summary=s(1.0, 0.94, 0.001, 0.25)),
         "torch-dropout0": _run(summary=s(1.0, 0.95, 0.002, 0.2)),
     }}
-    rows = R.regularizer_grid(res)
+    rows = RT.regularizer_grid(res)
     assert [(r["norm"], r["dropout"]) for r in rows] == [("none", 0.0), ("BN", 0.0), ("BN", 0.3)]
-    r = R.regularizer_row(rows, "BN", 0.3)
+    r = RT.regularizer_row(rows, "BN", 0.3)
     assert math.isclose(r["acc_gap"], 0.03) and math.isclose(r["loss_gap"], 0.10)
-    assert math.isclose(R.regularizer_row(rows, "none", 0)["acc_gap"], 0.06)
+    assert math.isclose(RT.regularizer_row(rows, "none", 0)["acc_gap"], 0.06)
     with pytest.raises(ValueError, match="no run with norm 'none' and dropout 0.3"):
-        R.regularizer_row(rows, "none", 0.3)
-    assert R.regularizer_table(rows).cells()[0] == ["none", "0", "100.00", "94.00", "+6.00", "0.0010", "0.2500",
+        RT.regularizer_row(rows, "none", 0.3)
+    assert RT.regularizer_table(rows).cells()[0] == ["none", "0", "100.00", "94.00", "+6.00", "0.0010", "0.2500",
                                                      "+0.2490"]
 
 
 def test_fold_summary():
     fold = {"max_abs_diff": 1e-6, "seconds_bn": 2e-3, "seconds_folded": 1e-3, "speedup": 2.0, "same_predictions": 1.0}
-    assert R.fold_summary(_run(analysis={"fold": fold})) == fold
+    assert RT.fold_summary(_run(analysis={"fold": fold})) == fold
     with pytest.raises(ValueError, match="no 'fold' analysis"):
-        R.fold_summary(_run())
+        RT.fold_summary(_run())
 
 
 # --------------------------------------------------------------------------- running-average conventions
@@ -205,7 +209,7 @@ def test_running_conventions_match_torch_batchnorm():
         ref_var.append(bn.running_var.clone().numpy())
     means = np.stack([x.mean(0).numpy() for x in xs])
     vars_ = np.stack([x.var(0, unbiased=False).numpy() for x in xs])
-    t = R.running_conventions(means, vars_, n=16, torch_momentum=0.1)
+    t = F.running_conventions(means, vars_, n=16, torch_momentum=0.1)
     np.testing.assert_allclose(t["torch_mean"], np.stack(ref_mean), rtol=1e-12)
     np.testing.assert_allclose(t["torch_var"], np.stack(ref_var), rtol=1e-12)
     np.testing.assert_allclose(t["keras_mean"], t["torch_mean"], rtol=1e-12)
@@ -217,32 +221,31 @@ def test_running_conventions_match_torch_batchnorm():
 
 
 def test_half_life_and_stream():
-    assert math.isclose(R.half_life(0.5), 1.0)
+    assert math.isclose(F.half_life(0.5), 1.0)
     p = 1 - 0.5 ** (1 / 10)  # (1 - p)^10 = 1/2
-    assert math.isclose(R.half_life(p), 10.0)
+    assert math.isclose(F.half_life(p), 10.0)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        R.half_life(0.0)
-    m, v = R.stream_of_batches(4000, 2, 50, mean=3.0, std=2.0, seed=1)
+        F.half_life(0.0)
+    m, v = F.stream_of_batches(4000, 2, 50, mean=3.0, std=2.0, seed=1)
     assert m.shape == v.shape == (4000, 2)
     assert abs(m.mean() - 3.0) < 0.02 and abs(v.mean() - 4.0 * 49 / 50) < 0.05  # E[biased var] = (n-1)/n sigma^2
 
 
 def test_steps_to_forget():
-    assert R.steps_to_forget(0.5, 0.25) == 2  # 0.5^2 = 0.25 exactly
-    assert R.steps_to_forget(0.5, 0.2) == 3  # 0.25 > 0.2 >= 0.125
+    assert F.steps_to_forget(0.5, 0.25) == 2  # 0.5^2 = 0.25 exactly
+    assert F.steps_to_forget(0.5, 0.2) == 3  # 0.25 > 0.2 >= 0.125
     # brute force: the first k with 0.99^k <= 0.05
     k = next(k for k in range(10_000) if 0.99**k <= 0.05)
-    assert R.steps_to_forget(0.01, 0.05) == k
+    assert F.steps_to_forget(0.01, 0.05) == k
     with pytest.raises(ValueError, match="weight must lie strictly between 0 and 1"):
-        R.steps_to_forget(0.1, 1.0)
+        F.steps_to_forget(0.1, 1.0)
 
 # --------------------------------------------------------------------------- figures (the data they draw)
 def test_figures_draw_the_given_numbers():
-    from bnlib import plots
 
-    tb = R.test_batch_summary(_run(analysis={"test_batches": {
+    tb = RT.test_batch_summary(_run(analysis={"test_batches": {
         "eval_mode": 0.97, "by_size": {"2": 0.5, "8": 0.9, "64": 0.96, "1000": 0.969}, "one_class_64": 0.3}}))
-    fig = plots.figure_tt_test_batches(tb)
+    fig = PT.figure_tt_test_batches(tb)
     ax = fig.axes[0]
     lines = {ln.get_label(): ln for ln in ax.get_lines()}
     np.testing.assert_allclose(lines["batch statistics, i.i.d. test batches"].get_ydata(), [50, 90, 96, 96.9])
@@ -251,8 +254,8 @@ def test_figures_draw_the_given_numbers():
     plt.close(fig)
 
     acc = {None: {2: 0.80, 8: 0.90}, "torch": {2: 0.70, 8: 0.95}, "layer": {2: 0.9, 8: 0.93}}
-    grid = R.batch_size_grid(_sweep(acc, {"torch": {2: 0.60, 8: 0.97}}))
-    fig = plots.figure_tt_batch_size(grid)
+    grid = RT.batch_size_grid(_sweep(acc, {"torch": {2: 0.60, 8: 0.97}}))
+    fig = PT.figure_tt_batch_size(grid)
     a, b = fig.axes
     errors = {ln.get_label(): ln.get_ydata() for ln in a.get_lines()}
     np.testing.assert_allclose(errors["BN"], [30, 5])
@@ -264,18 +267,17 @@ def test_figures_draw_the_given_numbers():
 
     rows = [{"norm": "none", "dropout": 0.0, "train_acc": 1.0, "test_acc": 0.94, "train_loss": 0.01, "test_loss": 0.3},
             {"norm": "BN", "dropout": 0.3, "train_acc": 0.99, "test_acc": 0.96, "train_loss": 0.02, "test_loss": 0.2}]
-    fig = plots.figure_tt_regularizer(rows)
+    fig = PT.figure_tt_regularizer(rows)
     np.testing.assert_allclose([p.get_height() for p in fig.axes[0].patches], [0, 1, 6, 4], atol=1e-9)
     np.testing.assert_allclose([p.get_height() for p in fig.axes[1].patches], [0.01, 0.02, 0.3, 0.2])
     plt.close(fig)
 
 
 def test_population_figure_marks_exact_values():
-    from bnlib import plots
 
     layers = [{"running_vs_exact_mean": 0.5, "running_vs_exact_var_rel": 0.1, "alg2_vs_exact_mean": 1e-15,
                "alg2_vs_exact_var_rel": 0.05}]
-    fig = plots.figure_tt_population({"layers": layers})
+    fig = PT.figure_tt_population({"layers": layers})
     a, b = fig.axes
     assert [t.get_text() for t in a.texts] == ["exact"] and not b.texts
     # the exact value is drawn at the axis' lower limit (an empty bar), not at 1e-15
@@ -285,12 +287,12 @@ def test_population_figure_marks_exact_values():
 
 
 def test_conventions_figure_draws_the_trajectories():
-    from bnlib import plots
 
-    m, v = R.stream_of_batches(30, 1, 8, 2.0, 1.5)
-    fast, slow = R.running_conventions(m, v, 8, 0.1), R.running_conventions(m, v, 8, 0.01)
-    fig = plots.figure_tt_conventions(fast, slow, 2.0, 2.25, 8, 0.1, 0.01)
+    m, v = F.stream_of_batches(30, 1, 8, 2.0, 1.5)
+    fast, slow = F.running_conventions(m, v, 8, 0.1), F.running_conventions(m, v, 8, 0.01)
+    fig = PT.figure_tt_conventions(fast, slow, 2.0, 2.25, 8, 0.1, 0.01)
     lines = {ln.get_label(): ln.get_ydata() for ln in fig.axes[0].get_lines()}
     np.testing.assert_allclose(lines["PyTorch, momentum 0.1"], fast["torch_mean"][:, 0])
     np.testing.assert_allclose(lines["Keras, momentum 0.99 (default)"], slow["keras_mean"][:, 0])
     plt.close(fig)
+

@@ -15,10 +15,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from bnlib import analysis as A  # noqa: E402
+from bnlib import identities as ID  # noqa: E402
 from bnlib import models  # noqa: E402
-from bnlib import plots as P  # noqa: E402
-from bnlib import reports as R  # noqa: E402
 from bnlib import train as T  # noqa: E402
+from bnlib.plots import why as PW  # noqa: E402
+from bnlib.reports import claims as RL  # noqa: E402
+from bnlib.reports import why as RW  # noqa: E402
 
 
 def _run(norm=None, steps=(0, 10, 20, 30), summary=None, curves=None, analysis=None, **cfg):
@@ -45,7 +48,7 @@ def _acc_run(accs, final=None, norm=None, diverged_at=None, step=100, **cfg):
 def test_noisy_shift_draws_follow_the_documented_distribution():
     # NoisyShift's docstring: b_t ~ N(sin(t / 200), 0.5^2), s_t ~ U(1, 2), per unit, from its own generator.
     c, k, seed = 5, 30, 7
-    scale, shift = R.noisy_shift_draws(c, seed, k)
+    scale, shift = A.noisy_shift_draws(c, seed, k)
     gen = torch.Generator().manual_seed(seed)
     for t in range(1, k + 1):
         b = math.sin(t / 200.0) + 0.5 * torch.randn(c, generator=gen)
@@ -69,7 +72,7 @@ def test_noisy_shift_draws_are_the_ones_training_used():
     assert len(layers) == 2
     for i, layer in enumerate(layers):
         assert layer.steps == k
-        scale, shift = R.noisy_shift_draws(6, cfg.seed + i, k + 1)
+        scale, shift = A.noisy_shift_draws(6, cfg.seed + i, k + 1)
         x = torch.randn(3, 6, dtype=torch.float64, generator=gen)
         with torch.no_grad():
             y = layer.train()(x)
@@ -78,9 +81,9 @@ def test_noisy_shift_draws_are_the_ones_training_used():
 
 def test_noisy_shift_draws_rejects_bad_sizes():
     with pytest.raises(ValueError, match="steps must be a positive integer"):
-        R.noisy_shift_draws(4, 0, 0)
+        A.noisy_shift_draws(4, 0, 0)
     with pytest.raises(ValueError, match="num_features must be a positive integer"):
-        R.noisy_shift_draws(2.5, 0, 3)
+        A.noisy_shift_draws(2.5, 0, 3)
 
 
 # --------------------------------------------------------------------------- noisy BN: the shift training sees
@@ -102,16 +105,16 @@ def test_as_trained_applies_the_next_steps_draw():
     run = _pct_run("noisy", [0.0, 1.0, 2.0, 3.0])
     scale = np.arange(31 * 3, dtype=float).reshape(31, 3) / 50 + 1
     shift = -np.arange(31 * 3, dtype=float).reshape(31, 3) / 10
-    out = R.as_trained(run, {0: (scale, shift)})
+    out = RW.as_trained(run, {0: (scale, shift)})
     for r, step in enumerate(run["curves"]["step"]):
         p = np.array(run["curves"]["percentiles"][r][0][0])
         # the record after step t is seen by step t + 1, whose draw is row t; unit 1 is column 1
         np.testing.assert_allclose(out["curves"]["percentiles"][r][0][0], scale[step, 1] * p + shift[step, 1])
     assert run["curves"]["percentiles"][1][0][0] == [0.0, 1.0, 2.0]  # the input run is left alone
     plain = _pct_run(None, [0.0, 1.0, 2.0, 3.0])
-    assert R.as_trained(plain) is plain
+    assert RW.as_trained(plain) is plain
     with pytest.raises(ValueError, match="draws for 20 steps"):
-        R.as_trained(run, {0: (scale[:20], shift[:20])})
+        RW.as_trained(run, {0: (scale[:20], shift[:20])})
 
 
 def test_why_shift_uses_the_mnist_drift_measure_on_what_training_sees():
@@ -119,10 +122,10 @@ def test_why_shift_uses_the_mnist_drift_measure_on_what_training_sees():
                     "noisy": _pct_run("noisy", [0.0, 0.0, 0.0, 0.0])}}
     # from the first record after step 0: medians 0, 0.5, 0.25 -> range 0.5; spread 2 -> relative 0.25
     # noisy: eval-mode medians all 0, shifted by the draws of steps 11, 21, 31 (rows 10, 20, 30): 0, 2, 1
-    out = R.why_shift(res, _draws(shift_at={10: 0.0, 20: 2.0, 30: 1.0}))
+    out = RW.why_shift(res, _draws(shift_at={10: 0.0, 20: 2.0, 30: 1.0}))
     assert out["none"]["range"] == pytest.approx(0.5) and out["none"]["relative"] == pytest.approx(0.25)
     assert out["noisy"]["range"] == pytest.approx(2.0) and out["noisy"]["relative"] == pytest.approx(1.0)
-    doubled = R.why_shift({"runs": {"noisy": res["runs"]["noisy"]}}, _draws(scale=2.0, shift_at={20: 2.0}))
+    doubled = RW.why_shift({"runs": {"noisy": res["runs"]["noisy"]}}, _draws(scale=2.0, shift_at={20: 2.0}))
     assert doubled["noisy"]["width_ratio"] == pytest.approx(1.0) and doubled["noisy"]["relative"] == pytest.approx(0.5)
 
 
@@ -133,19 +136,19 @@ def _ics_run(l2, cos, norm=None):
 
 
 def test_ics_summary():
-    s = R.ics_summary(_ics_run([[1.0, 2.0], [3.0, 4.0], [5.0, 0.0]], [[0.9, 0.8], [0.7, 0.6], [0.5, 1.0]]))
+    s = RW.ics_summary(_ics_run([[1.0, 2.0], [3.0, 4.0], [5.0, 0.0]], [[0.9, 0.8], [0.7, 0.6], [0.5, 1.0]]))
     assert s["steps"] == [10, 20, 30] and s["layers"] == [1, 2]
     assert s["l2"] == [[1.0, 3.0, 5.0], [2.0, 4.0, 0.0]] and s["cos"][1] == [0.8, 0.6, 1.0]
     assert s["median_l2"] == [3.0, 2.0] and s["median_cos"] == [0.7, 0.8]
     assert s["median_l2_all"] == 2.5 and s["median_cos_all"] == pytest.approx(0.75)
     with pytest.raises(ValueError, match="no 'ics' recorder curve"):
-        R.ics_summary(_run())
+        RW.ics_summary(_run())
     bad = _ics_run([[1.0, 2.0]], [[0.9, 0.8]])
     bad["curves"]["step"].append(20)
     with pytest.raises(ValueError, match="1 entries for 2 records"):
-        R.ics_summary(bad)
+        RW.ics_summary(bad)
     with pytest.raises(TypeError, match="one run of an experiment result"):
-        R.ics_summary({"runs": {}})
+        RW.ics_summary({"runs": {}})
 
 
 def _land_run(recs, norm=None, loss0=1.0):
@@ -154,32 +157,32 @@ def _land_run(recs, norm=None, loss0=1.0):
 
 
 def test_landscape_summary_skips_non_finite_losses():
-    s = R.landscape_summary(_land_run([([1.0, 0.5, 2.0], [0.1, 0.3, 0.2], 4.0),
+    s = RW.landscape_summary(_land_run([([1.0, 0.5, 2.0], [0.1, 0.3, 0.2], 4.0),
                                        ([1.0, math.inf, 0.9], [0.2, 0.2, 0.5], 1.0),
                                        ([0.3, 0.3, 0.4], [0.05, 0.1, 0.1], 2.0)]))
     assert s["loss_min"] == [0.5, 0.9, 0.3] and s["loss_max"] == [2.0, 1.0, 0.4]
     assert s["loss_range"] == pytest.approx([1.5, 0.1, 0.1])
     assert s["gc_min"] == [0.1, 0.2, 0.05] and s["gc_max"] == [0.3, 0.5, 0.1]
     assert s["median_loss_range"] == pytest.approx(0.1) and s["median_gc_max"] == 0.3 and s["median_beta"] == 2.0
-    half = R.landscape_summary(_land_run([([1.0, 0.5, 2.0], [0.1], 4.0), ([0.3, 0.4], [0.1], 2.0)], loss0=0.5))
+    half = RW.landscape_summary(_land_run([([1.0, 0.5, 2.0], [0.1], 4.0), ([0.3, 0.4], [0.1], 2.0)], loss0=0.5))
     assert half["median_loss0"] == 0.5 and half["median_rel_range"] == pytest.approx((3.0 + 0.2) / 2)
 
 
 def test_early_and_late_training_loss():
     run = _run(None, [0, 10, 20, 30, 40, 50], curves={"train_loss": [None, 2.0, 1.0, 0.6, 0.4, 0.2]})
-    assert R.early_train_loss(run) == 2.0
-    assert R.late_train_loss(run, 0.2) == pytest.approx(0.2)  # steps > 40
-    assert R.late_train_loss(run, 0.5) == pytest.approx((0.6 + 0.4 + 0.2) / 3)  # steps > 25
+    assert RW.early_train_loss(run) == 2.0
+    assert RW.late_train_loss(run, 0.2) == pytest.approx(0.2)  # steps > 40
+    assert RW.late_train_loss(run, 0.5) == pytest.approx((0.6 + 0.4 + 0.2) / 3)  # steps > 25
     run["summary"]["diverged_at"] = 45
-    assert R.late_train_loss(run) is None
+    assert RW.late_train_loss(run) is None
     with pytest.raises(ValueError, match="fraction must lie in"):
-        R.late_train_loss(run, 0.0)
+        RW.late_train_loss(run, 0.0)
 
 
 # --------------------------------------------------------------------------- checks against torch autograd
 def test_scale_invariance_check_against_autograd():
     seed, scales, eps = 3, (0.01, 0.1, 10.0, 100.0), 1e-5
-    out = R.scale_invariance_check(seed=seed, scales=scales, eps=eps)
+    out = ID.scale_invariance_check(seed=seed, scales=scales, eps=eps)
     assert out["max_out_diff"] < 1e-12 and out["max_grad_rel"] < 1e-12  # eps = 0: exact up to rounding
     # the same quantities with eps > 0, computed independently with torch autograd
     rng = np.random.default_rng(seed)
@@ -206,7 +209,7 @@ def test_scale_invariance_check_against_autograd():
 
 
 def test_gradient_projection_against_autograd():
-    out = R.gradient_projection_check(seed=1, m=40, c=4)
+    out = ID.gradient_projection_check(seed=1, m=40, c=4)
     assert out["max_rel"] < 1e-12 and all(0 < s <= 1 for s in out["shrink"])
     # the formula itself, with torch autograd through BN written out (eps = 0, which torch's batch_norm refuses)
     gen = torch.Generator().manual_seed(0)
@@ -222,7 +225,7 @@ def test_gradient_projection_against_autograd():
 
 
 def test_identity_check():
-    out = R.identity_check(seed=5)
+    out = ID.identity_check(seed=5)
     assert out["train_rel"] < 1e-12 and out["inference_rel"] < 1e-12
 
 
@@ -240,18 +243,18 @@ def _sweep(accs: dict, base=0.1, step=100):
 def test_claim_higher_lr():
     acc = {(None, 1): 0.50, (None, 2): 0.48, (None, 5): None, ("torch", 1): 0.52, ("torch", 2): 0.52,
            ("torch", 5): 0.50, ("torch", 10): 0.30}
-    row = R.claim_higher_lr(_sweep(acc), 0.1)  # threshold 0.45: k_none = 2, k_bn = 5
-    assert row["verdict"] == R.SUPPORTED and row["numbers"]["k_bn"] == 5 and row["numbers"]["k_none"] == 2
+    row = RL.claim_higher_lr(_sweep(acc), 0.1)  # threshold 0.45: k_none = 2, k_bn = 5
+    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["k_bn"] == 5 and row["numbers"]["k_none"] == 2
     assert row["numbers"]["threshold"] == pytest.approx(0.45)
-    row = R.claim_higher_lr(_sweep({**acc, ("torch", 5): 0.40}), 0.1)  # k_bn = 2 = k_none
-    assert row["verdict"] == R.NOT_SUPPORTED
-    row = R.claim_higher_lr(_sweep({**acc, (None, 2): 0.40, ("torch", 5): 0.40}), 0.1)  # k_bn = 2 > k_none = 1
-    assert row["verdict"] == R.MIXED
-    row = R.claim_higher_lr(_sweep({**acc, (None, 5): 0.46, (None, 10): 0.2}), 0.1)  # k_bn = 5 = k_none
-    assert row["verdict"] == R.NOT_SUPPORTED
-    row = R.claim_higher_lr(_sweep({**acc, (None, 1): None}), 0.1)
-    assert row["verdict"] == R.MIXED and "diverges at the baseline rate" in row["measured"]
-    assert R.claim_higher_lr(None, 0.1)["verdict"] == R.NOT_TESTED
+    row = RL.claim_higher_lr(_sweep({**acc, ("torch", 5): 0.40}), 0.1)  # k_bn = 2 = k_none
+    assert row["verdict"] == RL.NOT_SUPPORTED
+    row = RL.claim_higher_lr(_sweep({**acc, (None, 2): 0.40, ("torch", 5): 0.40}), 0.1)  # k_bn = 2 > k_none = 1
+    assert row["verdict"] == RL.MIXED
+    row = RL.claim_higher_lr(_sweep({**acc, (None, 5): 0.46, (None, 10): 0.2}), 0.1)  # k_bn = 5 = k_none
+    assert row["verdict"] == RL.NOT_SUPPORTED
+    row = RL.claim_higher_lr(_sweep({**acc, (None, 1): None}), 0.1)
+    assert row["verdict"] == RL.MIXED and "diverges at the baseline rate" in row["measured"]
+    assert RL.claim_higher_lr(None, 0.1)["verdict"] == RL.NOT_TESTED
 
 
 def test_claim_init():
@@ -262,15 +265,15 @@ def test_claim_init():
                 runs[f"{norm}-{sigma}"] = _acc_run([0.1, a], norm=norm, init_sigma=sigma)
         return {"runs": runs}
 
-    row = R.claim_init(sweep([0.5, 0.97, 0.96, 0.3], [0.975, 0.98, 0.97, 0.90]))  # BN 0.01..1, none 0.1..1
-    assert row["verdict"] == R.SUPPORTED
+    row = RL.claim_init(sweep([0.5, 0.97, 0.96, 0.3], [0.975, 0.98, 0.97, 0.90]))  # BN 0.01..1, none 0.1..1
+    assert row["verdict"] == RL.SUPPORTED
     assert (row["numbers"]["bn"]["lo"], row["numbers"]["bn"]["hi"]) == (0.01, 1.0)
     assert row["numbers"]["none"]["decades"] == pytest.approx(1.0)
-    assert R.claim_init(sweep([0.97, 0.97, 0.96, 0.3], [0.5, 0.98, 0.97, 0.90]))["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_init(sweep([0.5, 0.97, 0.96, 0.3], [0.5, 0.98, 0.97, 0.90]))["verdict"] == R.NOT_SUPPORTED  # equal
+    assert RL.claim_init(sweep([0.97, 0.97, 0.96, 0.3], [0.5, 0.98, 0.97, 0.90]))["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_init(sweep([0.5, 0.97, 0.96, 0.3], [0.5, 0.98, 0.97, 0.90]))["verdict"] == RL.NOT_SUPPORTED  # equal
     # BN wider (0.1..10, 2 decades) but not containing no-BN's 0.01..0.1 (1 decade): mixed
-    assert R.claim_init(sweep([0.97, 0.97, 0.5, 0.3], [0.5, 0.98, 0.97, 0.97]))["verdict"] == R.MIXED
-    assert R.claim_init(None)["verdict"] == R.NOT_TESTED
+    assert RL.claim_init(sweep([0.97, 0.97, 0.5, 0.3], [0.5, 0.98, 0.97, 0.97]))["verdict"] == RL.MIXED
+    assert RL.claim_init(None)["verdict"] == RL.NOT_TESTED
 
 
 def _reg(gap_bn, gap_none, test_bn, test_none_dropout):
@@ -283,12 +286,12 @@ def _reg(gap_bn, gap_none, test_bn, test_none_dropout):
 
 
 def test_claim_regularizer():
-    row = R.claim_regularizer(_reg(0.01, 0.03, 0.97, 0.96))
-    assert row["verdict"] == R.SUPPORTED and row["numbers"]["dropout"] == 0.3
-    assert R.claim_regularizer(_reg(0.04, 0.03, 0.95, 0.96))["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_regularizer(_reg(0.01, 0.03, 0.95, 0.96))["verdict"] == R.MIXED
-    assert R.claim_regularizer(_reg(0.04, 0.03, 0.97, 0.96))["verdict"] == R.MIXED
-    assert R.claim_regularizer(None)["verdict"] == R.NOT_TESTED
+    row = RL.claim_regularizer(_reg(0.01, 0.03, 0.97, 0.96))
+    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["dropout"] == 0.3
+    assert RL.claim_regularizer(_reg(0.04, 0.03, 0.95, 0.96))["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_regularizer(_reg(0.01, 0.03, 0.95, 0.96))["verdict"] == RL.MIXED
+    assert RL.claim_regularizer(_reg(0.04, 0.03, 0.97, 0.96))["verdict"] == RL.MIXED
+    assert RL.claim_regularizer(None)["verdict"] == RL.NOT_TESTED
 
 
 def test_claim_saturating():
@@ -301,11 +304,11 @@ def test_claim_saturating():
                 runs[f"{norm}-depth{d}"] = run
         return {"runs": runs}
 
-    row = R.claim_saturating(depth(0.55, 0.10, 0.05, 0.60))
-    assert row["verdict"] == R.SUPPORTED and row["numbers"]["depth"] == 9
-    assert R.claim_saturating(depth(0.10, 0.12, 0.05, 0.60))["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_saturating(depth(0.55, 0.10, 0.70, 0.60))["verdict"] == R.MIXED
-    assert R.claim_saturating(depth(0.13, 0.10, 0.05, 0.60))["verdict"] == R.MIXED
+    row = RL.claim_saturating(depth(0.55, 0.10, 0.05, 0.60))
+    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["depth"] == 9
+    assert RL.claim_saturating(depth(0.10, 0.12, 0.05, 0.60))["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_saturating(depth(0.55, 0.10, 0.70, 0.60))["verdict"] == RL.MIXED
+    assert RL.claim_saturating(depth(0.13, 0.10, 0.05, 0.60))["verdict"] == RL.MIXED
 
 
 def test_claim_reduces_ics():
@@ -313,10 +316,10 @@ def test_claim_reduces_ics():
         return {"runs": {"none": _ics_run([[1.0, 1.0]], [[0.9, 0.9]]),
                          "bn": _ics_run([[l2_bn, l2_bn]], [[cos_bn, cos_bn]], norm="torch")}}
 
-    assert R.claim_reduces_ics(res(0.5, 0.95))["verdict"] == R.SUPPORTED
-    assert R.claim_reduces_ics(res(2.0, 0.5))["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_reduces_ics(res(0.5, 0.5))["verdict"] == R.MIXED
-    assert R.claim_reduces_ics(None)["verdict"] == R.NOT_TESTED
+    assert RL.claim_reduces_ics(res(0.5, 0.95))["verdict"] == RL.SUPPORTED
+    assert RL.claim_reduces_ics(res(2.0, 0.5))["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_reduces_ics(res(0.5, 0.5))["verdict"] == RL.MIXED
+    assert RL.claim_reduces_ics(None)["verdict"] == RL.NOT_TESTED
 
 
 def _noisy_res(early, acc, noisy_shift=2.0):
@@ -333,21 +336,21 @@ def _noisy_res(early, acc, noisy_shift=2.0):
 def test_claim_ics_is_why():
     early = {"none": 1.0, "bn": 0.5, "noisy": 0.6}  # noisy keeps 80% of the early advantage
     acc = {"none": 0.96, "bn": 0.98, "noisy": 0.975}  # and 75% of the accuracy advantage
-    row = R.claim_ics_is_why(*_noisy_res(early, acc))
-    assert row["verdict"] == R.NOT_SUPPORTED
+    row = RL.claim_ics_is_why(*_noisy_res(early, acc))
+    assert row["verdict"] == RL.NOT_SUPPORTED
     assert row["numbers"]["kept"] == pytest.approx({"early speed": 0.8, "test accuracy": 0.75})
     assert row["numbers"]["shift"] == pytest.approx({"none": 0.25, "noisy": 1.0})
-    row = R.claim_ics_is_why(*_noisy_res(early, {**acc, "noisy": 0.961}))  # keeps speed, loses accuracy
-    assert row["verdict"] == R.MIXED
-    row = R.claim_ics_is_why(*_noisy_res({**early, "noisy": 0.95}, {**acc, "noisy": 0.961}))
-    assert row["verdict"] == R.SUPPORTED
+    row = RL.claim_ics_is_why(*_noisy_res(early, {**acc, "noisy": 0.961}))  # keeps speed, loses accuracy
+    assert row["verdict"] == RL.MIXED
+    row = RL.claim_ics_is_why(*_noisy_res({**early, "noisy": 0.95}, {**acc, "noisy": 0.961}))
+    assert row["verdict"] == RL.SUPPORTED
     # only the benefits BN has count: here BN is not more accurate, so only the early speed is tested
-    row = R.claim_ics_is_why(*_noisy_res({**early, "noisy": 0.95}, {**acc, "bn": 0.95}))
-    assert row["verdict"] == R.SUPPORTED and list(row["numbers"]["kept"]) == ["early speed"]
+    row = RL.claim_ics_is_why(*_noisy_res({**early, "noisy": 0.95}, {**acc, "bn": 0.95}))
+    assert row["verdict"] == RL.SUPPORTED and list(row["numbers"]["kept"]) == ["early speed"]
     # no extra shift injected: the experiment does not test anything
-    row = R.claim_ics_is_why(*_noisy_res(early, acc, noisy_shift=0.4))
-    assert row["verdict"] == R.MIXED
-    assert R.claim_ics_is_why(None)["verdict"] == R.NOT_TESTED
+    row = RL.claim_ics_is_why(*_noisy_res(early, acc, noisy_shift=0.4))
+    assert row["verdict"] == RL.MIXED
+    assert RL.claim_ics_is_why(None)["verdict"] == RL.NOT_TESTED
 
 
 def test_claim_accelerates():
@@ -356,23 +359,23 @@ def test_claim_accelerates():
     recipe = {"runs": {"none-baseline": _acc_run([0.1, 0.3, 0.5, 0.6]),  # best 0.6 at 300
                        "bn-baseline": _acc_run([0.1, 0.4, 0.6, 0.65], norm="torch"),  # 200: 1.5x
                        "+lr x5": _acc_run([0.1, 0.6, 0.7, 0.7], norm="torch", lr=0.5)}}  # 100: 3x
-    row = R.claim_accelerates(fig1, recipe)
-    assert row["verdict"] == R.MIXED
+    row = RL.claim_accelerates(fig1, recipe)
+    assert row["verdict"] == RL.MIXED
     assert row["numbers"]["speedups"] == pytest.approx({"MNIST, BN": 3.0, "CIFAR-10, BN": 1.5,
                                                         "CIFAR-10, recipe": 3.0})
-    assert R.claim_accelerates(fig1, None)["verdict"] == R.SUPPORTED
+    assert RL.claim_accelerates(fig1, None)["verdict"] == RL.SUPPORTED
     slow = {"runs": {"none": fig1["runs"]["none"], "bn": _acc_run([0.1, 0.2, 0.3, 0.5, 0.9])}}
-    assert R.claim_accelerates(slow, None)["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_accelerates(None, None)["verdict"] == R.NOT_TESTED
+    assert RL.claim_accelerates(slow, None)["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_accelerates(None, None)["verdict"] == RL.NOT_TESTED
 
 
 def test_claims_from_checks():
     ok = {"max_out_diff": 1e-15, "max_grad_rel": 1e-15, "max_out_diff_eps": 0.05, "max_grad_rel_eps": 0.04,
           "eps": 1e-5}
-    assert R.claim_scale_invariance(ok)["verdict"] == R.SUPPORTED
-    assert R.claim_scale_invariance({**ok, "max_grad_rel": 1e-3})["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_identity({"train_rel": 1e-16, "inference_rel": 0.0})["verdict"] == R.SUPPORTED
-    assert R.claim_identity({"train_rel": 1e-16, "inference_rel": 1e-6})["verdict"] == R.NOT_SUPPORTED
+    assert RL.claim_scale_invariance(ok)["verdict"] == RL.SUPPORTED
+    assert RL.claim_scale_invariance({**ok, "max_grad_rel": 1e-3})["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_identity({"train_rel": 1e-16, "inference_rel": 0.0})["verdict"] == RL.SUPPORTED
+    assert RL.claim_identity({"train_rel": 1e-16, "inference_rel": 1e-6})["verdict"] == RL.NOT_SUPPORTED
 
 
 def test_claim_small_batches():
@@ -385,10 +388,10 @@ def test_claim_small_batches():
                                             batch_size=b, lr=0.5 * b / 60)
         return {"runs": runs}
 
-    row = R.claim_small_batches(res([0.90, 0.97, 0.97], [0.95, 0.96, 0.96]))
-    assert row["verdict"] == R.SUPPORTED and row["numbers"]["batch"] == 2
-    assert R.claim_small_batches(res([0.965, 0.97, 0.97], [0.95, 0.96, 0.96]))["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_small_batches(res([0.94, 0.97, 0.97], [0.93, 0.96, 0.96]))["verdict"] == R.MIXED
+    row = RL.claim_small_batches(res([0.90, 0.97, 0.97], [0.95, 0.96, 0.96]))
+    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["batch"] == 2
+    assert RL.claim_small_batches(res([0.965, 0.97, 0.97], [0.95, 0.96, 0.96]))["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_small_batches(res([0.94, 0.97, 0.97], [0.93, 0.96, 0.96]))["verdict"] == RL.MIXED
 
 
 def test_claim_folding():
@@ -396,10 +399,10 @@ def test_claim_folding():
         return {"runs": {"bn": _run("torch", analysis={"fold": {"max_abs_diff": diff, "same_predictions": same,
                                                                 "speedup": 1.3}})}}
 
-    assert R.claim_folding(res(1.0, 2e-6))["verdict"] == R.SUPPORTED
-    assert R.claim_folding(res(0.99, 2e-6))["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_folding(res(1.0, 1e-3))["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_folding(None)["verdict"] == R.NOT_TESTED
+    assert RL.claim_folding(res(1.0, 2e-6))["verdict"] == RL.SUPPORTED
+    assert RL.claim_folding(res(0.99, 2e-6))["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_folding(res(1.0, 1e-3))["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_folding(None)["verdict"] == RL.NOT_TESTED
 
 
 def _timed(norm, seconds, steps=100, **cfg):
@@ -415,27 +418,27 @@ def test_step_overhead_pairs_runs_that_differ_only_in_bn():
     b = {"name": "b", "runs": {"none": _timed(None, 11.0), "bn": _timed("torch", 13.0),  # a's runs, reused
                                "cnn-none": _timed(None, 10.0, model="cnn"), "cnn-bn": _timed("torch", 20.0,
                                                                                              model="cnn")}}
-    out = R.step_overhead([a, None, b])
+    out = RL.step_overhead([a, None, b])
     ratios = sorted(p["ratio"] for p in out["pairs"])
     # 13/10 = 1.3; (6/50)/(8/100) = 1.5; cnn 2.0; b's reused bn run counted once
     assert ratios == pytest.approx([1.3, 1.5, 2.0])
     assert out["median_overhead"][("mlp", "torch")] == pytest.approx(0.4) and out["count"][("mlp", "torch")] == 2
     assert out["median_overhead_all"] == pytest.approx(0.5) and out["slower_fraction"] == 1.0
-    assert R.claim_overhead(out)["verdict"] == R.SUPPORTED
+    assert RL.claim_overhead(out)["verdict"] == RL.SUPPORTED
     a["runs"]["none-half"] = _timed(None, 20.0, seed=1)  # now BN is "faster" in one pair of three
-    noisy_times = R.step_overhead([a, b])
+    noisy_times = RL.step_overhead([a, b])
     assert noisy_times["slower_fraction"] == pytest.approx(2 / 3)
-    assert R.claim_overhead(noisy_times)["verdict"] == R.MIXED
-    assert R.claim_overhead(R.step_overhead([]))["verdict"] == R.NOT_TESTED
+    assert RL.claim_overhead(noisy_times)["verdict"] == RL.MIXED
+    assert RL.claim_overhead(RL.step_overhead([]))["verdict"] == RL.NOT_TESTED
 
 
-@pytest.mark.parametrize(("median", "verdict"), [(0.3, R.SUPPORTED), (0.15, R.SUPPORTED), (0.6, R.SUPPORTED),
-                                                 (0.1, R.MIXED), (0.61, R.MIXED), (0.9, R.MIXED),
-                                                 (0.0, R.NOT_SUPPORTED), (-0.2, R.NOT_SUPPORTED)])
+@pytest.mark.parametrize(("median", "verdict"), [(0.3, RL.SUPPORTED), (0.15, RL.SUPPORTED), (0.6, RL.SUPPORTED),
+                                                 (0.1, RL.MIXED), (0.61, RL.MIXED), (0.9, RL.MIXED),
+                                                 (0.0, RL.NOT_SUPPORTED), (-0.2, RL.NOT_SUPPORTED)])
 def test_claim_overhead_thresholds(median, verdict):
     ov = {"median_overhead_all": median, "median_overhead": {("mlp", "torch"): median},
           "count": {("mlp", "torch"): 3}}
-    assert R.claim_overhead(ov)["verdict"] == verdict
+    assert RL.claim_overhead(ov)["verdict"] == verdict
 
 
 def test_claim_smooths():
@@ -443,10 +446,10 @@ def test_claim_smooths():
         none = [([1.0, 0.5], [0.1, 0.4], 2.0)]
         return {"runs": {"none": _land_run(none), "bn": _land_run(bn_recs, norm="torch")}}
 
-    assert R.claim_smooths(res([([1.0, 0.8], [0.1, 0.2], 1.0)]))["verdict"] == R.SUPPORTED
-    assert R.claim_smooths(res([([1.0, 0.2], [0.1, 0.5], 3.0)]))["verdict"] == R.NOT_SUPPORTED
-    row = R.claim_smooths(res([([1.0, 0.2], [0.1, 0.2], 1.0)]))  # larger loss range, smaller changes
-    assert row["verdict"] == R.MIXED and row["numbers"]["median_loss_range_bn"] == pytest.approx(0.8)
+    assert RL.claim_smooths(res([([1.0, 0.8], [0.1, 0.2], 1.0)]))["verdict"] == RL.SUPPORTED
+    assert RL.claim_smooths(res([([1.0, 0.2], [0.1, 0.5], 3.0)]))["verdict"] == RL.NOT_SUPPORTED
+    row = RL.claim_smooths(res([([1.0, 0.2], [0.1, 0.2], 1.0)]))  # larger loss range, smaller changes
+    assert row["verdict"] == RL.MIXED and row["numbers"]["median_loss_range_bn"] == pytest.approx(0.8)
 
 
 def test_claim_lp_smooth():
@@ -461,15 +464,15 @@ def test_claim_lp_smooth():
     three = [([1.0, 0.8], [0.1, 0.2], 1.0)]  # all three smaller
     zero = [([1.0, 0.2], [0.1, 0.5], 3.0)]  # none smaller
     one = [([1.0, 0.2], [0.1, 0.5], 1.0)]  # only beta smaller
-    row = R.claim_lp_smooth(res(two, two, three))
-    assert row["verdict"] == R.SUPPORTED and row["numbers"]["wins"] == {"bn": 2, "l1": 2, "linf": 3}
+    row = RL.claim_lp_smooth(res(two, two, three))
+    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["wins"] == {"bn": 2, "l1": 2, "linf": 3}
     assert row["numbers"]["median_beta_l1"] == pytest.approx(1.0)
-    assert R.claim_lp_smooth(res(two, one, three))["verdict"] == R.MIXED
-    assert R.claim_lp_smooth(res(two, zero, zero))["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_lp_smooth(res(zero, zero, one))["verdict"] == R.MIXED  # BN 0: an l_p run needs at least one
-    assert R.claim_lp_smooth(None)["verdict"] == R.NOT_TESTED
+    assert RL.claim_lp_smooth(res(two, one, three))["verdict"] == RL.MIXED
+    assert RL.claim_lp_smooth(res(two, zero, zero))["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_lp_smooth(res(zero, zero, one))["verdict"] == RL.MIXED  # BN 0: an l_p run needs at least one
+    assert RL.claim_lp_smooth(None)["verdict"] == RL.NOT_TESTED
     with pytest.raises(ValueError, match="no run 'l1'"):
-        R.claim_lp_smooth({"runs": {"none": _land_run(none), "bn": _land_run(two, norm="torch")}})
+        RL.claim_lp_smooth({"runs": {"none": _land_run(none), "bn": _land_run(two, norm="torch")}})
 
 
 def test_claim_recipe():
@@ -488,38 +491,38 @@ def test_claim_recipe():
              ("+no dropout", {"dropout": 0.0}, [0.1, 0.4, 0.5, 0.6, 0.65]),  # 200, higher final: helps
              ("+L2 / 5", {"weight_decay": 1e-4}, [0.1, 0.4, 0.45, 0.6, 0.6]),  # 300: does not help
              ("+decay", {"lr_decay_every": 200}, [0.1, 0.4, 0.45, 0.55, 0.55])]  # 300 again, lower final: no
-    row = R.claim_recipe(recipe(steps))
-    assert row["verdict"] == R.MIXED
+    row = RL.claim_recipe(recipe(steps))
+    assert row["verdict"] == RL.MIXED
     assert list(row["numbers"]["helps"].values()) == [True, True, False, False]
     assert "learning rate 0.1 → 0.5" in row["numbers"]["helps"]
-    assert R.claim_recipe(recipe(steps[:3]))["verdict"] == R.SUPPORTED
+    assert RL.claim_recipe(recipe(steps[:3]))["verdict"] == RL.SUPPORTED
     never = [steps[0], ("+lr x5", {"lr": 0.5}, [0.1, 0.2, 0.3, 0.3, 0.3])]
-    assert R.claim_recipe(recipe(never))["verdict"] == R.NOT_SUPPORTED
+    assert RL.claim_recipe(recipe(never))["verdict"] == RL.NOT_SUPPORTED
 
 
 def test_claim_bjorck():
     acc = {(None, 1): 0.50, (None, 2): 0.52, (None, 5): 0.40, ("torch", 1): 0.51, ("torch", 2): 0.53,
            ("torch", 5): 0.60}
-    row = R.claim_bjorck(_sweep(acc), 0.1)  # advantage 0.08; at no-BN's best rate (2x) 0.01
-    assert row["verdict"] == R.SUPPORTED and row["numbers"]["k_none"] == 2
+    row = RL.claim_bjorck(_sweep(acc), 0.1)  # advantage 0.08; at no-BN's best rate (2x) 0.01
+    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["k_none"] == 2
     assert row["numbers"]["advantage"] == pytest.approx(0.08) and row["numbers"]["at_same_rate"] == pytest.approx(0.01)
-    assert R.claim_bjorck(_sweep({**acc, ("torch", 2): 0.60}), 0.1)["verdict"] == R.NOT_SUPPORTED
-    assert R.claim_bjorck(_sweep({**acc, ("torch", 2): 0.57}), 0.1)["verdict"] == R.MIXED
-    assert R.claim_bjorck(_sweep({**acc, ("torch", 5): 0.45, ("torch", 2): 0.5}), 0.1)["verdict"] == R.MIXED
+    assert RL.claim_bjorck(_sweep({**acc, ("torch", 2): 0.60}), 0.1)["verdict"] == RL.NOT_SUPPORTED
+    assert RL.claim_bjorck(_sweep({**acc, ("torch", 2): 0.57}), 0.1)["verdict"] == RL.MIXED
+    assert RL.claim_bjorck(_sweep({**acc, ("torch", 5): 0.45, ("torch", 2): 0.5}), 0.1)["verdict"] == RL.MIXED
 
 
 def test_ledger_without_results():
-    checks = {"scale": R.scale_invariance_check(), "identity": R.identity_check()}
-    rows = R.claims_ledger({}, checks, 0.1)
+    checks = {"scale": ID.scale_invariance_check(), "identity": ID.identity_check()}
+    rows = RL.claims_ledger({}, checks, 0.1)
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == 16
-    untested = {r["key"] for r in rows if r["verdict"] == R.NOT_TESTED}
+    untested = {r["key"] for r in rows if r["verdict"] == RL.NOT_TESTED}
     assert untested == set(keys) - {"scale_invariance", "identity"}
-    counts = R.verdict_counts(rows)
-    assert counts == {R.SUPPORTED: 2, R.NOT_SUPPORTED: 0, R.MIXED: 0, R.NOT_TESTED: 14}
+    counts = RL.verdict_counts(rows)
+    assert counts == {RL.SUPPORTED: 2, RL.NOT_SUPPORTED: 0, RL.MIXED: 0, RL.NOT_TESTED: 14}
     assert all(r["rule"] and r["claim"] for r in rows)
     with pytest.raises(ValueError, match="verdict must be one of"):
-        R._row("k", "c", [], [], "rule", "probably", "m")
+        RL._row("k", "c", [], [], "rule", "probably", "m")
 
 
 # --------------------------------------------------------------------------- figures draw the data
@@ -528,7 +531,7 @@ def test_figure_why_training_draws_the_curves():
                                                      "test_acc_batchstats": [0.1, 0.9, 0.95]}),
             "bn": _run("torch", (0, 10, 20), curves={"train_loss": [None, 0.8, 0.4], "test_acc": [0.1, 0.92, 0.96],
                                                       "test_acc_batchstats": [0.1, 0.91, 0.94]})}
-    fig = P.figure_why_training(runs)
+    fig = PW.figure_why_training(runs)
     a, b = fig.axes
     assert [list(line.get_ydata()) for line in a.lines] == [[1.0, 0.5], [0.8, 0.4]]
     assert len(b.lines) == 3  # eval mode for both, batch statistics for BN only
@@ -537,35 +540,36 @@ def test_figure_why_training_draws_the_curves():
 
 
 def test_figure_why_ics_and_landscape_layout():
-    ics = {"none": R.ics_summary(_ics_run([[1.0, 2.0], [3.0, 4.0]], [[0.9, 0.8], [0.7, 0.6]])),
-           "bn": R.ics_summary(_ics_run([[0.5, 0.5], [0.4, 0.4]], [[0.99, 0.98], [0.97, 0.96]], norm="torch"))}
-    fig = P.figure_why_ics(ics)
+    ics = {"none": RW.ics_summary(_ics_run([[1.0, 2.0], [3.0, 4.0]], [[0.9, 0.8], [0.7, 0.6]])),
+           "bn": RW.ics_summary(_ics_run([[0.5, 0.5], [0.4, 0.4]], [[0.99, 0.98], [0.97, 0.96]], norm="torch"))}
+    fig = PW.figure_why_ics(ics)
     assert len(fig.axes) == 4
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [2.0, 4.0])  # l2 of the second layer, no BN
     np.testing.assert_allclose(fig.axes[3].lines[1].get_ydata(), [0.98, 0.96])  # cosine of the second layer, BN
     plt.close(fig)
-    land = {"none": R.landscape_summary(_land_run([([1.0, 0.5], [0.1, 0.4], 2.0), ([0.5, 0.4], [0.1, 0.2], 1.0)]))}
-    fig = P.figure_why_landscape(land)
+    land = {"none": RW.landscape_summary(_land_run([([1.0, 0.5], [0.1, 0.4], 2.0), ([0.5, 0.4], [0.1, 0.2], 1.0)]))}
+    fig = PW.figure_why_landscape(land)
     np.testing.assert_allclose(fig.axes[2].lines[0].get_ydata(), [2.0, 1.0])
     plt.close(fig)
-    runs = {"none": _pct_run(None, [0.0, 0.5, 1.0, 1.5]), "noisy": R.as_trained(_pct_run("noisy", [0.0] * 4),
+    runs = {"none": _pct_run(None, [0.0, 0.5, 1.0, 1.5]), "noisy": RW.as_trained(_pct_run("noisy", [0.0] * 4),
                                                                                   _draws(shift_at={10: 2.0}))}
-    fig = P.figure_why_shift(runs, layer=-1, unit=1)
+    fig = PW.figure_why_shift(runs, layer=-1, unit=1)
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [0.0, 0.5, 1.0, 1.5])
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [0.0, 2.0, 0.0, 0.0])
     plt.close(fig)
 
 
 def test_ledger_rendering():
-    rows = [R._row("a", "claim a", ["k1", "k2"], [("mnist", "init sweep", "mnist-init"), ("cifar", "", None)],
-                   "rule a", R.SUPPORTED, "x | y"),
-            R._row("b", "claim b", [], [("transform", "identity", None)], "rule b", R.NOT_TESTED, "m",
+    rows = [RL._row("a", "claim a", ["k1", "k2"], [("mnist", "init sweep", "mnist-init"), ("cifar", "", None)],
+                   "rule a", RL.SUPPORTED, "x | y"),
+            RL._row("b", "claim b", [], [("transform", "identity", None)], "rule b", RL.NOT_TESTED, "m",
                    source_note="lecture notes")]
-    md = R.ledger_markdown(rows, {"mnist"}).splitlines()
+    md = RL.ledger_markdown(rows, {"mnist"}).splitlines()
     assert len(md) == 4 and md[0].count("|") == 7
     assert md[2] == ("| 1 | claim a | {cite:p}`k1`; {cite:p}`k2` | {ref}`init sweep <mnist-init>` | x \\| y | "
                      "**supported** |")
     assert "| lecture notes | – | m |" in md[3]  # the only place is in a chapter not in the book
-    assert "{doc}`cifar`" in R.ledger_markdown(rows, {"mnist", "cifar"})
-    assert R.ledger_table(rows).cells() == [["1", "claim a", "supported"], ["2", "claim b", "not tested"]]
-    assert R.rules_markdown(rows).splitlines() == ["1. **claim a.** rule a", "2. **claim b.** rule b"]
+    assert "{doc}`cifar`" in RL.ledger_markdown(rows, {"mnist", "cifar"})
+    assert RL.ledger_table(rows).cells() == [["1", "claim a", "supported"], ["2", "claim b", "not tested"]]
+    assert RL.rules_markdown(rows).splitlines() == ["1. **claim a.** rule a", "2. **claim b.** rule b"]
+

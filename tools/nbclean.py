@@ -1,6 +1,6 @@
 """Normalize chapter notebooks so that diffs show only real changes.
 
-``python -m bnlib.nbclean FILES`` rewrites each notebook with a fixed notebook-level
+``python tools/nbclean.py FILES`` rewrites each notebook with a fixed notebook-level
 metadata block (kernelspec and language name only), cell metadata reduced to ``tags``,
 no execution timing, and one JSON layout. ``--check`` rewrites nothing and exits with 1
 when a file is not normalized (``make lint`` runs it).

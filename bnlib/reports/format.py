@@ -1,0 +1,181 @@
+"""How the book shows numbers: formatters, :class:`Table`, and the glue helpers every chapter uses.
+
+A chapter's hidden cells hand numbers to the prose with :func:`glue_all`: each value says how it
+is shown (:func:`number`, :func:`percent`, :func:`text`, :func:`md`, :func:`math`), rounded here so
+that nbval compares the same text on every machine.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    """0.4567 -> "45.7%"; None -> "–"."""
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def fmt_steps(x: int | None) -> str:
+    """Steps with a thousands separator; None (never reached) -> "never"."""
+    return "never" if x is None else f"{x:,}"
+
+
+def fmt_ratio(x: float | None) -> str:
+    """A speed-up factor, "3.5×"; None -> "–"."""
+    return "–" if x is None else f"{x:.3g}×"
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub-flavoured markdown table (every cell passed through ``str``; ``|`` escaped)."""
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError(f"every row must have {len(header)} cells, like the header.")
+
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])
+
+
+class Table:
+    """A small table: aligned plain text for ``repr`` (and nbval), an HTML table for the book.
+
+    ``formats`` gives, per column, a format spec (``".3f"``) or a callable; ``None`` cells
+    show as ``n/a``.
+    """
+
+    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence], formats: Sequence | None = None,
+                 caption: str = ""):
+        self.columns = [str(c) for c in columns]
+        self.rows = [list(r) for r in rows]
+        bad = [i for i, r in enumerate(self.rows) if len(r) != len(self.columns)]
+        if bad:
+            raise ValueError(f"every row must have {len(self.columns)} cells (one per column); row {bad[0]} has "
+                             f"{len(self.rows[bad[0]])}.")
+        self.formats = list(formats) if formats is not None else [None] * len(self.columns)
+        if len(self.formats) != len(self.columns):
+            raise ValueError(f"formats must give one entry per column ({len(self.columns)}), got {len(self.formats)}.")
+        self.caption = caption
+
+    @staticmethod
+    def _cell(v, fmt) -> str:
+        if v is None:
+            return "n/a"
+        if callable(fmt):
+            return fmt(v)
+        if fmt and not isinstance(v, str):
+            return format(v, fmt)
+        return str(v)
+
+    def cells(self) -> list[list[str]]:
+        """The formatted cells, row by row."""
+        return [[self._cell(v, f) for v, f in zip(r, self.formats, strict=True)] for r in self.rows]
+
+    def __repr__(self) -> str:
+        body = self.cells()
+        widths = [max(len(c) for c in col) for col in zip(self.columns, *body, strict=True)]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(self.columns, widths, strict=True))]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+        return "\n".join(([self.caption] if self.caption else []) + lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in self.cells())
+        cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return f'<table class="table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def pct(x: float) -> str:
+    """An accuracy as a percentage with two decimals: 0.98765 -> "98.77"."""
+    return f"{100 * x:.2f}"
+
+
+def points(x: float) -> str:
+    """A difference of accuracies in percentage points, signed: 0.0123 -> "+1.23"."""
+    return f"{100 * x:+.2f}"
+
+
+# --------------------------------------------------------------------------- glue
+@dataclass(frozen=True)
+class Glued:
+    """A value for the prose and how it is shown: ``kind`` is ``"number"`` (rounded to ``digits``),
+    ``"text"`` (plain text), ``"md"`` (Markdown, for ``{glue:md}``), ``"math"`` (LaTeX, for ``{glue:math}``)
+    or ``"figure"`` (a matplotlib figure, closed once glued)."""
+
+    value: object
+    kind: str = "number"
+    digits: int = 6
+
+
+def number(value, digits: int = 6) -> Glued:
+    """A number rounded to ``digits`` decimals (integers as they are)."""
+    return Glued(value, "number", digits)
+
+
+def percent(fraction: float, digits: int = 1) -> Glued:
+    """A fraction shown as a percentage rounded to ``digits`` decimals (0.4567 -> 45.7)."""
+    return Glued(100 * fraction, "number", digits)
+
+
+def text(value) -> Glued:
+    """Plain text."""
+    return Glued(str(value), "text")
+
+
+def md(value) -> Glued:
+    """Markdown text (its math renders)."""
+    return Glued(str(value), "md")
+
+
+def math(latex: str) -> Glued:
+    """An equation for a ``{glue:math}`` block, as LaTeX text (e.g. :func:`bnlib.symbolic.latex` of an expression)."""
+    if not isinstance(latex, str):
+        raise TypeError(f"math takes LaTeX text, got {type(latex).__name__}; convert with bnlib.symbolic.latex.")
+    return Glued(latex, "math")
+
+
+def figure(fig) -> Glued:
+    """A matplotlib figure for a ``{glue:figure}`` block."""
+    return Glued(fig, "figure")
+
+
+def _rounded(value, digits: int):
+    return value if isinstance(value, int) else round(float(value), digits)
+
+
+def glue_all(values: Mapping[str, Glued]) -> None:
+    """Glue every value under its name, without displaying it (myst_nb.glue; figures are closed after)."""
+    from myst_nb import glue
+
+    for name, v in values.items():
+        if not isinstance(v, Glued):
+            raise TypeError(f"glue value {name!r} must be a Glued (number, percent, text, md, math, figure), "
+                            f"got {type(v).__name__}.")
+        if v.kind == "number":
+            glue(name, _rounded(v.value, v.digits), display=False)
+        elif v.kind == "text":
+            glue(name, v.value, display=False)
+        elif v.kind == "md":
+            from IPython.display import Markdown
+
+            glue(name, Markdown(v.value), display=False)
+        elif v.kind == "math":
+            from IPython.display import Math
+
+            glue(name, Math(v.value), display=False)
+        elif v.kind == "figure":
+            import matplotlib.pyplot as plt
+
+            glue(name, v.value, display=False)
+            plt.close(v.value)
+        else:
+            raise ValueError(f"glue value {name!r} has unknown kind {v.kind!r}.")
+
+
+def power_bound(err: float) -> str:
+    """An error shown as the power of ten above it (``"1e-15"``), so that rounding noise does not change the text."""
+    import math as _m
+
+    return "0" if err == 0 else f"1e{int(_m.ceil(_m.log10(err)))}"

@@ -1,0 +1,195 @@
+"""The results JSON, defined once: what a run and an experiment result hold, typed accessors,
+atomic load and save, seed groups and steps-to-target.
+
+An experiment result (``results/<name>-<hash>.json``) is ``{"name", "scale", "hash",
+"description", "runs": {label: run}, "provenance"}``. A run is ``{"config": RunConfig as a dict,
+"curves": {key: [one value per record]}, "summary": {...}, "analysis": {...}}``; the curve keys
+are :data:`CURVES`. Labels of repeated seeds end in ``-seedK``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: sigmoid'(x) = s(1 - s) < 0.01 exactly when |x| > 2 * arccosh(1 / (2 * sqrt(0.01))) = 2 arccosh 5 = 4.5849...;
+#: the ``saturated`` curve counts the inputs beyond it.
+SATURATION_THRESHOLD = 2.0 * math.acosh(1.0 / (2.0 * math.sqrt(0.01)))
+#: Bin edges of the ``hist`` curve (inputs clipped to the outer edges first).
+HIST_EDGES = np.linspace(-12.0, 12.0, 49)
+#: The percentiles of the ``percentiles`` curve, in order.
+PERCENTILES = (15.0, 50.0, 85.0)
+
+#: What each curve holds, one value per record (record 0 is step 0, before any update).
+CURVES = {
+    "step": "the training step of the record",
+    "test_acc": "test accuracy in eval mode (running statistics)",
+    "test_loss": "test cross-entropy in eval mode",
+    "test_acc_batchstats": "test accuracy with batch statistics, in batches of the training batch size",
+    "train_loss": "mean mini-batch loss since the previous record (None at step 0)",
+    "grad_norm": "per weight layer, the l2 norm of the loss gradient on the current batch (None at step 0)",
+    "percentiles": "per hidden layer and probed unit, the PERCENTILES of its pre-activation over the probe batch",
+    "saturated": "per hidden layer, the fraction of pre-activations with |x| > SATURATION_THRESHOLD",
+    "hist": "per hidden layer, counts of pre-activations in the bins HIST_EDGES",
+    "ics": "the 'ics' recorder (bnlib.analysis.record_ics), when the run asked for it",
+    "landscape": "the 'landscape' recorder (bnlib.analysis.record_landscape), when the run asked for it",
+}
+
+_SEED_SUFFIX = re.compile(r"-seed\d+$")
+
+
+# --------------------------------------------------------------------------- accessors
+def curve(run: dict, key: str) -> list:
+    """The curve ``key`` of one run (one value per record)."""
+    if key not in CURVES:
+        raise ValueError(f"unknown curve {key!r}; the curves are {sorted(CURVES)}.")
+    curves = run.get("curves") if isinstance(run, dict) else None
+    if not isinstance(curves, dict):
+        raise TypeError("expected a run: a dict with a 'curves' dict (one entry of a result's 'runs').")
+    if key not in curves:
+        raise ValueError(f"this run has no {key!r} curve (recorded: {sorted(curves)}).")
+    return curves[key]
+
+
+def steps(run: dict) -> list[int]:
+    """The steps at which the run recorded its curves."""
+    return curve(run, "step")
+
+
+def config(run: dict) -> dict:
+    """The run's configuration (a :class:`bnlib.train.RunConfig` as a dict)."""
+    return run["config"]
+
+
+def summary(run: dict, key: str):
+    """``run["summary"][key]`` (None when missing)."""
+    return run["summary"].get(key)
+
+
+def run_of(res: dict, label: str) -> dict:
+    """The run ``label`` of an experiment result (one clear error when it is not there)."""
+    runs = res.get("runs") if isinstance(res, dict) else None
+    if not isinstance(runs, dict):
+        raise TypeError("expected an experiment result: a dict with a 'runs' dict (as bnlib.experiments.run returns).")
+    if label not in runs:
+        raise ValueError(f"result {res.get('name', '?')!r} has no run {label!r}; its runs are {sorted(runs)}.")
+    return runs[label]
+
+
+_CURVE_OF = {"final_test_acc": "test_acc", "final_test_acc_batchstats": "test_acc_batchstats"}
+
+
+def final_metric(run: dict, key: str) -> float | None:
+    """``run["summary"][key]``, or None when the run diverged or the value is missing.
+
+    The final test accuracies (eval mode and batch statistics) are also measured by the
+    last record of the curves when that record is at the last step and the curves use the
+    whole test set: the same evaluation of the same weights. That record stands in when
+    the summary lacks the value.
+    """
+    s = run["summary"]
+    if s.get("diverged_at") is not None:
+        return None
+    v = s.get(key)
+    if v is not None or key not in _CURVE_OF:
+        return v
+    c, cfg = run.get("curves", {}), run.get("config", {})
+    vals = c.get(_CURVE_OF[key]) or []
+    if vals and c.get("step") and c["step"][-1] == s.get("steps_done") and not cfg.get("test_subset"):
+        return vals[-1]
+    return None
+
+
+def probe_index(run: dict, layer: int, unit: int) -> tuple[int, int]:
+    """(layer index, position in the probed units) of hidden ``layer`` (negative counts from the end)
+    and unit ``unit`` (a unit number from the configuration's ``probe_units``)."""
+    pct = curve(run, "percentiles")
+    if not pct:
+        raise ValueError("the run has no recorded percentiles.")
+    n_layers = len(pct[0])
+    if not -n_layers <= layer < n_layers:
+        raise ValueError(f"the run has hidden layers 0..{n_layers - 1} (or -1..-{n_layers}); got layer {layer}.")
+    units = list(run["config"]["probe_units"])[: len(pct[0][layer])]
+    if unit not in units:
+        raise ValueError(f"unit {unit} was not probed; the probed units are {units}.")
+    return layer % n_layers, units.index(unit)
+
+
+def unit_percentiles(run: dict, layer: int, unit: int) -> dict:
+    """The recorded 15th, 50th and 85th percentiles of one sigmoid's input over training:
+    ``{"step", "p15", "p50", "p85"}`` (lists over the records)."""
+    li, ui = probe_index(run, layer, unit)
+    c = run["curves"]
+    q = [rec[li][ui] for rec in c["percentiles"]]
+    return {"step": list(c["step"]), "p15": [v[0] for v in q], "p50": [v[1] for v in q], "p85": [v[2] for v in q]}
+
+
+# --------------------------------------------------------------------------- seeds and targets
+def seed_groups(runs: dict) -> dict[str, list[dict]]:
+    """Runs grouped by label without its ``-seedK`` suffix, in first-seen order."""
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError("runs must be a non-empty dict mapping run labels to results.")
+    groups: dict[str, list[dict]] = {}
+    for label, run in runs.items():
+        groups.setdefault(_SEED_SUFFIX.sub("", label), []).append(run)
+    return groups
+
+
+def steps_to_reach(run: dict, target: float) -> int | None:
+    """First recorded step at which a run's test accuracy is at least ``target`` (None if never)."""
+    for step, acc in zip(curve(run, "step"), curve(run, "test_acc"), strict=True):
+        if acc is not None and acc >= target:
+            return step
+    return None
+
+
+def median_steps(values: list[int | None]) -> int | None:
+    """Median over seeds of steps-to-target, a seed that never got there counting as infinitely many.
+
+    With an even number of seeds the upper of the two middle values is taken (the conservative
+    choice), so the result is always one of the measured values, or None when at least half
+    of the seeds never reached the target.
+    """
+    ordered = sorted(values, key=lambda s: math.inf if s is None else s)
+    return ordered[len(ordered) // 2]
+
+
+# --------------------------------------------------------------------------- files
+def load(path: str | Path) -> dict:
+    """An experiment result from its JSON file (one clear error when it is missing or damaged)."""
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            res = json.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no result file at {path}; run the experiment first.") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}); delete it and rerun.") from None
+    if not isinstance(res, dict) or not isinstance(res.get("runs"), dict):
+        raise ValueError(f"{path} is not an experiment result (a JSON object with a 'runs' object).")
+    return res
+
+
+def save(path: str | Path, obj) -> None:
+    """Write ``obj`` as JSON atomically: a temporary file in the same folder, flushed to disk, then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, separators=(",", ":"), allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
