@@ -48,6 +48,7 @@ And one more, for the "why does BN work" chapter:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -63,7 +64,9 @@ __all__ = [
     "batch_renorm_backward",
     "batch_renorm_inference",
     "renorm_schedule",
+    "RenormSchedule",
     "PAPER_SCHEDULE",
+    "BOOK_SCHEDULE",
     "GroupNormFunction",
     "BatchRenormFunction",
     "LayerNorm",
@@ -71,12 +74,6 @@ __all__ = [
     "BatchRenorm",
     "LpNorm",
 ]
-
-#: Ioffe (2017), Sec. 4.1: plain BN (``r_max = 1``, ``d_max = 0``) for the first 5,000 steps, then
-#: relaxed to reach ``r_max = 3`` at step 40,000 and ``d_max = 5`` at step 25,000 (keyword
-#: arguments of :func:`renorm_schedule`).
-PAPER_SCHEDULE = {"r_max": 3.0, "d_max": 5.0, "bn_steps": 5000, "r_ramp_steps": 35_000, "d_ramp_steps": 20_000}
-
 
 # --------------------------------------------------------------------------- checks (NumPy)
 def _check_float_array(name: str, a) -> np.ndarray:
@@ -291,37 +288,56 @@ def _check_steps(name: str, v) -> None:
         raise ValueError(f"{name} must be a non-negative integer number of steps, got {v!r}.")
 
 
-def renorm_schedule(
-    step: int,
-    r_max: float = 3.0,
-    d_max: float = 5.0,
-    bn_steps: int = 5000,
-    r_ramp_steps: int = 35_000,
-    d_ramp_steps: int = 20_000,
-) -> tuple[float, float]:
-    """The limits ``(r_max(step), d_max(step))`` of Batch Renorm's warm-up; ``step`` counts from 0.
+@dataclass(frozen=True)
+class RenormSchedule:
+    """Batch Renorm's warm-up of the limits ``(r_max, d_max)``: plain BN for ``bn_steps`` steps, then two
+    linear ramps, ``r_max`` reached at ``bn_steps + r_ramp_steps`` and ``d_max`` at ``bn_steps + d_ramp_steps``
+    (a ramp of 0 steps is a jump at ``bn_steps``). The defaults are the paper's (Ioffe 2017, Sec. 4.1)."""
 
-    Plain BN for the first ``bn_steps`` steps, then two linear ramps::
+    r_max: float = 3.0
+    d_max: float = 5.0
+    bn_steps: int = 5000
+    r_ramp_steps: int = 35_000
+    d_ramp_steps: int = 20_000
 
-        t_r = clip((step - bn_steps) / r_ramp_steps, 0, 1),  r_max(step) = 1 + (r_max - 1) * t_r
-        t_d = clip((step - bn_steps) / d_ramp_steps, 0, 1),  d_max(step) = d_max * t_d
+    def __post_init__(self):
+        _check_limits(self.r_max, self.d_max)
+        for name in ("bn_steps", "r_ramp_steps", "d_ramp_steps"):
+            _check_steps(name, getattr(self, name))
 
-    so ``(1, 0)`` up to step ``bn_steps``, ``r_max`` reached at step ``bn_steps + r_ramp_steps``
-    and ``d_max`` at ``bn_steps + d_ramp_steps``, constant after (a ramp of 0 steps is a jump at
-    ``bn_steps``). The defaults are the paper's (:data:`PAPER_SCHEDULE`, Ioffe 2017, Sec. 4.1):
-    BN for 5,000 steps, ``r_max = 3`` at 40,000 and ``d_max = 5`` at 25,000.
-    """
-    _check_steps("step", step)
-    _check_limits(r_max, d_max)
-    for name, v in (("bn_steps", bn_steps), ("r_ramp_steps", r_ramp_steps), ("d_ramp_steps", d_ramp_steps)):
-        _check_steps(name, v)
+    def limits(self, step: int) -> tuple[float, float]:
+        """``(r_max(step), d_max(step))``; ``step`` counts from 0::
 
-    def frac(ramp: int) -> float:
-        if step < bn_steps:
-            return 0.0
-        return 1.0 if ramp == 0 else min(1.0, (step - bn_steps) / ramp)
+            t = clip((step - bn_steps) / ramp_steps, 0, 1),  r_max(step) = 1 + (r_max - 1) t_r,  d_max(step) = d_max t_d
+        """
+        _check_steps("step", step)
 
-    return 1.0 + (float(r_max) - 1.0) * frac(r_ramp_steps), float(d_max) * frac(d_ramp_steps)
+        def frac(ramp: int) -> float:
+            if step < self.bn_steps:
+                return 0.0
+            return 1.0 if ramp == 0 else min(1.0, (step - self.bn_steps) / ramp)
+
+        return 1.0 + (float(self.r_max) - 1.0) * frac(self.r_ramp_steps), float(self.d_max) * frac(self.d_ramp_steps)
+
+    def scaled(self, factor: float) -> RenormSchedule:
+        """The same schedule with every step count multiplied by ``factor`` (rounded to whole steps)."""
+        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a positive finite number, got {factor!r}.")
+        return replace(self, **{k: int(round(getattr(self, k) * factor)) for k in ("bn_steps", "r_ramp_steps",
+                                                                                     "d_ramp_steps")})
+
+
+#: Ioffe (2017), Sec. 4.1: BN for 5,000 steps, ``r_max = 3`` at step 40,000, ``d_max = 5`` at 25,000.
+PAPER_SCHEDULE = RenormSchedule()
+#: The paper's schedule shortened tenfold for the book's runs of a few thousand steps (BatchRenorm's default).
+BOOK_SCHEDULE = PAPER_SCHEDULE.scaled(0.1)
+
+
+def renorm_schedule(step: int, schedule: RenormSchedule = PAPER_SCHEDULE) -> tuple[float, float]:
+    """The limits ``(r_max, d_max)`` of ``schedule`` at ``step`` (:meth:`RenormSchedule.limits`)."""
+    if not isinstance(schedule, RenormSchedule):
+        raise TypeError(f"schedule must be a RenormSchedule, got {type(schedule).__name__}.")
+    return schedule.limits(step)
 
 
 # --------------------------------------------------------------------------- torch: autograd Functions
@@ -545,9 +561,8 @@ class BatchRenorm(nn.Module):
     torch's ``running_var``) and ``num_batches_tracked`` (so a reloaded module resumes its
     warm-up where it stopped).
 
-    The default warm-up is the paper's schedule (:data:`PAPER_SCHEDULE`: BN for 5,000 steps,
-    ``r_max = 3`` at 40,000, ``d_max = 5`` at 25,000) divided by 10 for the book's runs of a few
-    thousand steps: BN for 500 steps, ``r_max = 3`` at step 4,000, ``d_max = 5`` at step 2,500.
+    The default warm-up is :data:`BOOK_SCHEDULE`, the paper's schedule shortened tenfold for the book's
+    runs of a few thousand steps: BN for 500 steps, ``r_max = 3`` at step 4,000, ``d_max = 5`` at step 2,500.
     ``momentum = 0.01`` is the paper's ``alpha``. After each training forward, ``last_r`` and
     ``last_d`` hold that batch's corrections (per channel, detached) and ``last_limits`` the
     ``(r_max, d_max)`` used.
@@ -558,11 +573,7 @@ class BatchRenorm(nn.Module):
         num_features: int,
         eps: float = 1e-5,
         momentum: float = 0.01,
-        r_max: float = 3.0,
-        d_max: float = 5.0,
-        bn_steps: int = 500,
-        r_ramp_steps: int = 3500,
-        d_ramp_steps: int = 2000,
+        schedule: RenormSchedule = BOOK_SCHEDULE,
         affine: bool = True,
         device=None,
         dtype=None,
@@ -571,12 +582,12 @@ class BatchRenorm(nn.Module):
         _check_positive_int("num_features", num_features)
         _check_eps(eps)
         _check_momentum(momentum)
-        renorm_schedule(0, r_max, d_max, bn_steps, r_ramp_steps, d_ramp_steps)  # validates the schedule
+        if not isinstance(schedule, RenormSchedule):
+            raise TypeError(f"schedule must be a RenormSchedule, got {type(schedule).__name__}.")
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
-        self.r_max, self.d_max = float(r_max), float(d_max)
-        self.bn_steps, self.r_ramp_steps, self.d_ramp_steps = bn_steps, r_ramp_steps, d_ramp_steps
+        self.schedule = schedule
         self.affine = affine
         factory = {"device": device, "dtype": dtype}
         _affine_parameters(self, num_features, affine, factory)
@@ -588,7 +599,13 @@ class BatchRenorm(nn.Module):
     def limits(self, step: int | None = None) -> tuple[float, float]:
         """``(r_max, d_max)`` at ``step`` (default: the next training step, ``num_batches_tracked``)."""
         step = int(self.num_batches_tracked) if step is None else step
-        return renorm_schedule(step, self.r_max, self.d_max, self.bn_steps, self.r_ramp_steps, self.d_ramp_steps)
+        return self.schedule.limits(step)
+
+    r_max = property(lambda self: float(self.schedule.r_max), doc="The schedule's final r_max.")
+    d_max = property(lambda self: float(self.schedule.d_max), doc="The schedule's final d_max.")
+    bn_steps = property(lambda self: self.schedule.bn_steps, doc="Steps of plain BN before the ramps.")
+    r_ramp_steps = property(lambda self: self.schedule.r_ramp_steps, doc="Length of the r_max ramp.")
+    d_ramp_steps = property(lambda self: self.schedule.d_ramp_steps, doc="Length of the d_max ramp.")
 
     def reset_running_stats(self) -> None:
         self.running_mean.zero_()
@@ -623,8 +640,7 @@ class BatchRenorm(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, r_max={self.r_max}, d_max={self.d_max}, "
-            f"bn_steps={self.bn_steps}, r_ramp_steps={self.r_ramp_steps}, d_ramp_steps={self.d_ramp_steps}, "
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, schedule={self.schedule}, "
             f"affine={self.affine}"
         )
 

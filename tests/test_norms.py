@@ -384,11 +384,14 @@ def test_renorm_schedule_values():
     assert abs(r - (1 + 2 * 20 / 35)) < 1e-15 and d == 5.0
     assert norms.renorm_schedule(40_000) == (3.0, 5.0)
     assert norms.renorm_schedule(10**7) == (3.0, 5.0)
-    assert norms.renorm_schedule(7, **norms.PAPER_SCHEDULE) == (1.0, 0.0)
+    assert norms.renorm_schedule(7, norms.PAPER_SCHEDULE) == (1.0, 0.0)
+    # the book's default is the paper's shortened tenfold, and BatchRenorm uses it
+    assert norms.BOOK_SCHEDULE == norms.RenormSchedule(3.0, 5.0, 500, 3500, 2000)
+    assert norms.BatchRenorm(3).schedule == norms.BOOK_SCHEDULE and norms.BatchRenorm(3).limits(4000) == (3.0, 5.0)
     # a configurable schedule, and a ramp of 0 steps (a jump)
-    assert norms.renorm_schedule(15, r_max=5.0, d_max=2.0, bn_steps=10, r_ramp_steps=20, d_ramp_steps=10) == (2.0, 1.0)
-    assert norms.renorm_schedule(9, bn_steps=10, r_ramp_steps=0, d_ramp_steps=0) == (1.0, 0.0)
-    assert norms.renorm_schedule(10, bn_steps=10, r_ramp_steps=0, d_ramp_steps=0) == (3.0, 5.0)
+    assert norms.renorm_schedule(15, norms.RenormSchedule(5.0, 2.0, 10, 20, 10)) == (2.0, 1.0)
+    assert norms.RenormSchedule(bn_steps=10, r_ramp_steps=0, d_ramp_steps=0).limits(9) == (1.0, 0.0)
+    assert norms.RenormSchedule(bn_steps=10, r_ramp_steps=0, d_ramp_steps=0).limits(10) == (3.0, 5.0)
 
 
 def test_batch_renorm_bad_inputs():
@@ -415,9 +418,9 @@ def test_batch_renorm_bad_inputs():
     with pytest.raises(ValueError, match="step must be a non-negative integer"):
         norms.renorm_schedule(2.5)
     with pytest.raises(ValueError, match="r_ramp_steps must be a non-negative integer"):
-        norms.renorm_schedule(3, r_ramp_steps=-5)
+        norms.RenormSchedule(r_ramp_steps=-5)
     with pytest.raises(ValueError, match="r_max must be a finite number >= 1"):
-        norms.renorm_schedule(3, r_max=0.9)
+        norms.RenormSchedule(r_max=0.9)
 
 
 # =========================================================================== Batch Renorm, torch
@@ -445,7 +448,7 @@ def test_batch_renorm_function_matches_numpy_float64():
 
 def test_batch_renorm_module_follows_schedule_and_equations():
     """Several training steps of the module against the NumPy functional run alongside, then eval mode."""
-    m = norms.BatchRenorm(5, momentum=0.2, r_max=2.0, d_max=1.0, bn_steps=2, r_ramp_steps=2, d_ramp_steps=4)
+    m = norms.BatchRenorm(5, momentum=0.2, schedule=norms.RenormSchedule(2.0, 1.0, 2, 2, 4))
     m = m.double()
     with torch.no_grad():
         m.weight.copy_(torch.linspace(0.5, 1.5, 5))
@@ -479,7 +482,7 @@ def test_batch_renorm_module_follows_schedule_and_equations():
     # state dict: the documented keys; a reloaded module resumes the warm-up where it stopped
     sd = m.state_dict()
     assert set(sd) == {"weight", "bias", "running_mean", "running_std", "num_batches_tracked"}
-    m2 = norms.BatchRenorm(5, r_max=2.0, d_max=1.0, bn_steps=2, r_ramp_steps=2, d_ramp_steps=4).double()
+    m2 = norms.BatchRenorm(5, schedule=norms.RenormSchedule(2.0, 1.0, 2, 2, 4)).double()
     m2.load_state_dict(sd)
     assert m2.limits() == (2.0, 1.0)
 
@@ -487,7 +490,7 @@ def test_batch_renorm_module_follows_schedule_and_equations():
 @pytest.mark.parametrize("shape", [(16, 6), (4, 6, 3, 3)])
 def test_batch_renorm_module_limits_1_0_train_like_torch_batchnorm(shape):
     torch.manual_seed(0)
-    ours = norms.BatchRenorm(6, r_max=1.0, d_max=0.0, bn_steps=0, r_ramp_steps=0, d_ramp_steps=0)
+    ours = norms.BatchRenorm(6, schedule=norms.RenormSchedule(1.0, 0.0, 0, 0, 0))
     ref = nn.BatchNorm1d(6) if len(shape) == 2 else nn.BatchNorm2d(6)
     with torch.no_grad():
         ref.weight.normal_()
@@ -521,11 +524,13 @@ def test_batch_renorm_module_bad_inputs():
     with pytest.raises(TypeError, match="torch.float32 but the input is torch.float64"):
         m(torch.randn(5, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="r_max must be a finite number >= 1"):
-        norms.BatchRenorm(4, r_max=0.0)
+        norms.BatchRenorm(4, schedule=norms.RenormSchedule(r_max=0.0))
     with pytest.raises(ValueError, match="momentum must be a number in"):
         norms.BatchRenorm(4, momentum=-0.1)
     with pytest.raises(ValueError, match="bn_steps must be a non-negative integer"):
-        norms.BatchRenorm(4, bn_steps=-1)
+        norms.BatchRenorm(4, schedule=norms.RenormSchedule(bn_steps=-1))
+    with pytest.raises(TypeError, match="schedule must be a RenormSchedule"):
+        norms.BatchRenorm(4, schedule={"r_max": 3.0})
     assert int(m.num_batches_tracked) == 0  # failed calls left the module untouched
     m.eval()
     assert m(torch.randn(1, 4)).shape == (1, 4)  # one example is fine at inference
