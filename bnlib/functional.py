@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from bnlib import _checks as C
+
 __all__ = [
     "forward",
     "backward",
@@ -35,23 +37,13 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- checks
-def _check_float_array(name: str, a, finite: bool = True) -> np.ndarray:
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array of float32 or float64, got {type(a).__name__}.")
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}.")
-    if finite and not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    return a
-
-
 def _check_input(x) -> tuple[int, ...]:
     """Type, dtype and shape of ``x``; returns the axes the statistics are taken over.
 
     Finiteness is checked on the per-channel sums the callers compute anyway (a NaN or an
     infinity anywhere in a channel makes its sum non-finite), which costs no extra pass.
     """
-    _check_float_array("x", x, finite=False)
+    C.float_array("x", x, finite=False)
     if x.ndim not in (2, 4):
         raise ValueError(
             f"x must have shape (N, C) or (N, C, H, W), got {x.ndim} dimensions with shape {x.shape}."
@@ -61,13 +53,6 @@ def _check_input(x) -> tuple[int, ...]:
     return (0,) if x.ndim == 2 else (0, 2, 3)
 
 
-def _check_per_channel(name: str, a, c: int, dtype) -> np.ndarray:
-    _check_float_array(name, a)
-    if a.shape != (c,):
-        raise ValueError(f"{name} must have shape ({c},), one value per channel of x, got {a.shape}.")
-    return a.astype(dtype, copy=False)
-
-
 def _check_finite_stats(name: str, *stats: np.ndarray) -> None:
     # One scalar sum of the per-channel statistics: NaN or infinity anywhere propagates into it.
     if not math.isfinite(sum(float(s.sum()) for s in stats)):
@@ -75,17 +60,6 @@ def _check_finite_stats(name: str, *stats: np.ndarray) -> None:
             f"{name} contains NaN or infinite values (or values so large that their per-channel sums overflow); "
             "the batch statistics and gradients would be undefined."
         )
-
-
-def _bshape(x: np.ndarray) -> tuple[int, ...]:
-    """Shape that broadcasts a per-channel vector against x."""
-    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
-
-
-def _check_eps(eps: float) -> None:
-    if isinstance(eps, bool) or not (isinstance(eps, (int, float, np.integer, np.floating)) and np.isfinite(eps)
-                                     and eps >= 0):
-        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}.")
 
 
 # --------------------------------------------------------------------------- forward
@@ -109,16 +83,16 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-
     """
     axes = _check_input(x)
     c = x.shape[1]
-    gamma = _check_per_channel("gamma", gamma, c, x.dtype)
-    beta = _check_per_channel("beta", beta, c, x.dtype)
-    _check_eps(eps)
+    gamma = C.per_channel("gamma", gamma, c, x.dtype)
+    beta = C.per_channel("beta", beta, c, x.dtype)
+    C.eps(eps)
     m = x.size // c
     if m < 2:
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input of shape {x.shape}: "
             "batch statistics need at least two values per channel."
         )
-    bs = _bshape(x)
+    bs = C.bshape(x)
     with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf and overflow are reported below
         mu = x.mean(axis=axes)  # mini-batch mean
         xmu = x - mu.reshape(bs)
@@ -147,7 +121,7 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-
 
 
 def _check_dy(dy, cache) -> None:
-    _check_float_array("dy", dy, finite=False)
+    C.float_array("dy", dy, finite=False)
     xhat = cache["xhat"]
     if dy.shape != xhat.shape:
         raise ValueError(f"dy must have the shape of the forward input {xhat.shape}, got {dy.shape}.")
@@ -167,7 +141,7 @@ def backward(dy: np.ndarray, cache: dict):
     """
     _check_dy(dy, cache)
     axes, m, xhat = cache["axes"], cache["m"], cache["xhat"]
-    bs = _bshape(xhat)
+    bs = C.bshape(xhat)
     with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf and overflow are reported just below
         dbeta = dy.sum(axis=axes)
         dgamma = np.einsum(_EINSUM[xhat.ndim], dy, xhat)  # sum_i dy_i xhat_i without a temporary
@@ -201,7 +175,7 @@ def backward_staged(dy: np.ndarray, cache: dict):
 def _staged(dy: np.ndarray, cache: dict):
     axes, m = cache["axes"], cache["m"]
     xmu, xhat = cache["x_mu"], cache["xhat"]
-    bs = _bshape(xhat)
+    bs = C.bshape(xhat)
     var_eps = cache["var"] + xhat.dtype.type(cache["eps"])
     # (1) dl/dxhat_i = dl/dy_i * gamma
     dxhat = dy * cache["gamma"].reshape(bs)
@@ -231,18 +205,18 @@ def inference(x, mean, var, gamma, beta, eps: float = 1e-5) -> np.ndarray:
     ``x * scale + shift``, the form that :func:`fold_linear` and :func:`fold_conv` fold away.
     """
     _check_input(x)
-    _check_float_array("x", x)
+    C.float_array("x", x)
     c = x.shape[1]
     mean, var, gamma, beta = (
-        _check_per_channel(n, a, c, x.dtype)
+        C.per_channel(n, a, c, x.dtype)
         for n, a in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))
     )
-    _check_eps(eps)
+    C.eps(eps)
     if np.any(var < 0):
         raise ValueError("var must be non-negative (it is a variance).")
     if eps == 0 and np.any(var == 0):
         raise ValueError("var has a zero entry and eps is 0, so the normalization would divide by zero; use eps > 0.")
-    bs = _bshape(x)
+    bs = C.bshape(x)
     scale = gamma / np.sqrt(var + x.dtype.type(eps))
     return x * scale.reshape(bs) + (beta - mean * scale).reshape(bs)
 
@@ -346,14 +320,14 @@ def population_stats(batch_means, batch_vars, m: int):
 
 # --------------------------------------------------------------------------- folding
 def _fold(W, b, mean, var, gamma, beta, eps):
-    W = _check_float_array("W", np.asarray(W))
+    W = C.float_array("W", np.asarray(W))
     c = W.shape[0]
     mean, var, gamma, beta = (
-        _check_per_channel(n, np.asarray(a), c, W.dtype)
+        C.per_channel(n, np.asarray(a), c, W.dtype)
         for n, a in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))
     )
-    b = np.zeros(c, dtype=W.dtype) if b is None else _check_per_channel("b", np.asarray(b), c, W.dtype)
-    _check_eps(eps)
+    b = np.zeros(c, dtype=W.dtype) if b is None else C.per_channel("b", np.asarray(b), c, W.dtype)
+    C.eps(eps)
     if np.any(var < 0):
         raise ValueError("var must be non-negative (it is a variance).")
     if eps == 0 and np.any(var == 0):

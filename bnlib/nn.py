@@ -25,6 +25,8 @@ import math
 import torch
 from torch import nn
 
+from bnlib import _checks as C
+
 __all__ = ["BatchNormFunction", "BatchNorm", "batch_norm"]
 
 _DIMS = {2: [0], 3: [0, 2], 4: [0, 2, 3]}
@@ -158,33 +160,6 @@ def _const_cached(value: float, dtype: torch.dtype, device: torch.device) -> tor
     return torch.tensor(value, dtype=dtype, device=device)
 
 
-def _check_input(x, num_features: int, training: bool, dtype: torch.dtype | None) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"BatchNorm expects a torch.Tensor, got {type(x).__name__}.")
-    if x.dim() not in (2, 3, 4):
-        raise ValueError(
-            f"BatchNorm expects input of shape (N, C), (N, C, L) or (N, C, H, W), got {x.dim()}-D input "
-            f"of shape {tuple(x.shape)}."
-        )
-    if x.shape[1] != num_features:
-        raise ValueError(
-            f"BatchNorm has {num_features} features but the input has {x.shape[1]} channels (axis 1) "
-            f"in shape {tuple(x.shape)}."
-        )
-    if not x.is_floating_point():
-        raise TypeError(f"BatchNorm expects a floating-point tensor, got dtype {x.dtype}.")
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(
-            f"BatchNorm's parameters and buffers are {dtype} but the input is {x.dtype}; convert one of them "
-            "(e.g. module.to(x.dtype))."
-        )
-    if training and x.numel() < 2 * num_features:
-        raise ValueError(
-            f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}: "
-            "batch statistics need at least two values per channel."
-        )
-
-
 def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked=None):
     """Functional BN with PyTorch's running-statistics rule; in training the gradient is the hand-derived one.
 
@@ -229,7 +204,30 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
     return torch.addcmul(shift.view(shape), x, scale.view(shape))
 
 
-class BatchNorm(nn.Module):
+class _NormBase(nn.Module):
+    """What every normalization module of bnlib shares: per-channel ``weight`` (ones) and ``bias`` (zeros),
+    registered as None when not ``affine``, and ``reset_parameters`` (running statistics, then the affine pair)."""
+
+    def _register_affine(self, n: int, affine: bool, factory: dict) -> None:
+        self.affine = affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones(n, **factory))
+            self.bias = nn.Parameter(torch.zeros(n, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_running_stats(self) -> None:
+        """Nothing to reset for a layer without running statistics; subclasses that keep them override this."""
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+
+class BatchNorm(_NormBase):
     """Batch Normalization for ``(N, C)``, ``(N, C, L)`` and ``(N, C, H, W)`` input.
 
     Behaves as ``torch.nn.BatchNorm1d`` / ``BatchNorm2d`` with the same arguments: batch
@@ -256,8 +254,7 @@ class BatchNorm(nn.Module):
         dtype=None,
     ):
         super().__init__()
-        if isinstance(num_features, bool) or not (isinstance(num_features, int) and num_features >= 1):
-            raise ValueError(f"num_features must be a positive integer, got {num_features!r}.")
+        C.positive_int("num_features", num_features)
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must lie in [0, 1] or be None, got {momentum!r}.")
         if not eps >= 0:
@@ -266,14 +263,8 @@ class BatchNorm(nn.Module):
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
-        self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features, **factory))
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        self._register_affine(num_features, affine, factory)
         if track_running_stats:
             self.register_buffer("running_mean", torch.zeros(num_features, **factory))
             self.register_buffer("running_var", torch.ones(num_features, **factory))
@@ -289,18 +280,14 @@ class BatchNorm(nn.Module):
             self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
 
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # parameters and buffers are read once each: every read goes through nn.Module.__getattr__
         weight, bias, running_mean = self.weight, self.bias, self.running_mean
         use_batch_stats = self.training or not self.track_running_stats
         ref = weight if weight is not None else running_mean
-        _check_input(x, self.num_features, use_batch_stats, None if ref is None else ref.dtype)
+        C.tensor("BatchNorm", x, self.num_features, None if ref is None else ref.dtype, "features", (2, 3, 4))
+        if use_batch_stats:
+            C.batch_stats(x, self.num_features)
         if not use_batch_stats:
             shape = _per_channel(x)
             scale = (self.running_var + self.eps).rsqrt()

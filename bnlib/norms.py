@@ -52,8 +52,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from torch import nn
 from torch.autograd.function import once_differentiable
+
+from bnlib import _checks as C
+from bnlib.nn import _NormBase
 
 __all__ = [
     "layer_norm_forward",
@@ -76,34 +78,12 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- checks (NumPy)
-def _check_float_array(name: str, a) -> np.ndarray:
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array of float32 or float64, got {type(a).__name__}.")
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}.")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or infinite values; the statistics would be undefined.")
-    return a
-
-
 def _check_input(x) -> None:
-    _check_float_array("x", x)
+    C.float_array("x", x)
     if x.ndim not in (2, 4):
         raise ValueError(
             f"x must have shape (N, C) or (N, C, H, W), got {x.ndim} dimensions with shape {x.shape}."
         )
-
-
-def _check_per_channel(name: str, a, c: int, dtype) -> np.ndarray:
-    _check_float_array(name, a)
-    if a.shape != (c,):
-        raise ValueError(f"{name} must have shape ({c},), one value per channel of x, got {a.shape}.")
-    return a.astype(dtype, copy=False)
-
-
-def _check_eps(eps) -> None:
-    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}.")
 
 
 def _check_groups(num_groups, c: int) -> None:
@@ -120,16 +100,6 @@ def _check_limits(r_max, d_max) -> None:
         raise ValueError(f"d_max must be a finite number >= 0 (d is clipped to [-d_max, d_max]), got {d_max!r}.")
 
 
-def _check_momentum(momentum) -> None:
-    if isinstance(momentum, bool) or not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
-        raise ValueError(f"momentum must be a number in [0, 1] (the weight of the new batch), got {momentum!r}.")
-
-
-def _bshape(x: np.ndarray) -> tuple[int, ...]:
-    """Shape that broadcasts a per-channel vector against x."""
-    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
-
-
 # --------------------------------------------------------------------------- Group Norm / Layer Norm (NumPy)
 def group_norm_forward(x: np.ndarray, num_groups: int, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5):
     """Group Norm: normalize each example over groups of ``C / num_groups`` channels (and all positions).
@@ -141,16 +111,16 @@ def group_norm_forward(x: np.ndarray, num_groups: int, gamma: np.ndarray, beta: 
     _check_input(x)
     n, c = x.shape[:2]
     _check_groups(num_groups, c)
-    gamma = _check_per_channel("gamma", gamma, c, x.dtype)
-    beta = _check_per_channel("beta", beta, c, x.dtype)
-    _check_eps(eps)
+    gamma = C.per_channel("gamma", gamma, c, x.dtype)
+    beta = C.per_channel("beta", beta, c, x.dtype)
+    C.eps(eps)
     xg = x.reshape(n, num_groups, -1)  # (N, G, M): the M values that share a mean and a variance
     mu = xg.mean(axis=2, keepdims=True)
     xmu = xg - mu
     var = (xmu * xmu).mean(axis=2, keepdims=True)  # biased, 1/M, two-pass
     inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
     xhat = (xmu * inv_std).reshape(x.shape)
-    bs = _bshape(x)
+    bs = C.bshape(x)
     y = xhat * gamma.reshape(bs) + beta.reshape(bs)
     cache = {"xhat": xhat, "inv_std": inv_std, "gamma": gamma, "num_groups": num_groups,
              "mu": mu.reshape(n, num_groups), "var": var.reshape(n, num_groups), "eps": eps}
@@ -165,14 +135,14 @@ def group_norm_backward(dy: np.ndarray, cache: dict):
     axes exchanged); ``dgamma = sum_{n, h, w} dy * xhat``, ``dbeta = sum_{n, h, w} dy``.
     """
     xhat = cache["xhat"]
-    _check_float_array("dy", dy)
+    C.float_array("dy", dy)
     if dy.shape != xhat.shape:
         raise ValueError(f"dy must have the shape of the forward input {xhat.shape}, got {dy.shape}.")
     axes = (0,) if dy.ndim == 2 else (0, 2, 3)
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * xhat).sum(axis=axes)
     n, g = xhat.shape[0], cache["num_groups"]
-    gx = (dy * cache["gamma"].reshape(_bshape(dy))).reshape(n, g, -1)
+    gx = (dy * cache["gamma"].reshape(C.bshape(dy))).reshape(n, g, -1)
     xh = xhat.reshape(n, g, -1)
     dx = cache["inv_std"] * (gx - gx.mean(axis=2, keepdims=True) - xh * (gx * xh).mean(axis=2, keepdims=True))
     return dx.reshape(dy.shape).astype(xhat.dtype, copy=False), dgamma, dbeta
@@ -215,15 +185,15 @@ def batch_renorm_forward(
     """
     _check_input(x)
     c = x.shape[1]
-    gamma = _check_per_channel("gamma", gamma, c, x.dtype)
-    beta = _check_per_channel("beta", beta, c, x.dtype)
-    running_mean = _check_per_channel("running_mean", running_mean, c, x.dtype)
-    running_std = _check_per_channel("running_std", running_std, c, x.dtype)
+    gamma = C.per_channel("gamma", gamma, c, x.dtype)
+    beta = C.per_channel("beta", beta, c, x.dtype)
+    running_mean = C.per_channel("running_mean", running_mean, c, x.dtype)
+    running_std = C.per_channel("running_std", running_std, c, x.dtype)
     if np.any(running_std <= 0):
         raise ValueError("running_std must be positive (it is a moving standard deviation).")
     _check_limits(r_max, d_max)
-    _check_eps(eps)
-    _check_momentum(momentum)
+    C.eps(eps)
+    C.momentum(momentum)
     m = x.size // c
     if m < 2:
         raise ValueError(
@@ -231,7 +201,7 @@ def batch_renorm_forward(
             "batch statistics need at least two values per channel."
         )
     axes = (0,) if x.ndim == 2 else (0, 2, 3)
-    bs = _bshape(x)
+    bs = C.bshape(x)
     mu = x.mean(axis=axes)
     xmu = x - mu.reshape(bs)
     sigma = np.sqrt((xmu * xmu).mean(axis=axes) + x.dtype.type(eps))  # sigma_B, eps inside the root
@@ -255,11 +225,11 @@ def batch_renorm_backward(dy: np.ndarray, cache: dict):
     ``r``), ``dgamma = sum dy * xhat``, ``dbeta = sum dy``.
     """
     z = cache["z"]
-    _check_float_array("dy", dy)
+    C.float_array("dy", dy)
     if dy.shape != z.shape:
         raise ValueError(f"dy must have the shape of the forward input {z.shape}, got {dy.shape}.")
     axes, m = cache["axes"], cache["m"]
-    bs = _bshape(dy)
+    bs = C.bshape(dy)
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * cache["xhat"]).sum(axis=axes)
     sdz = (dy * z).sum(axis=axes)
@@ -273,13 +243,13 @@ def batch_renorm_inference(x, running_mean, running_std, gamma, beta) -> np.ndar
     _check_input(x)
     c = x.shape[1]
     running_mean, running_std, gamma, beta = (
-        _check_per_channel(name, a, c, x.dtype)
+        C.per_channel(name, a, c, x.dtype)
         for name, a in (("running_mean", running_mean), ("running_std", running_std), ("gamma", gamma),
                         ("beta", beta))
     )
     if np.any(running_std <= 0):
         raise ValueError("running_std must be positive (it is a moving standard deviation).")
-    bs = _bshape(x)
+    bs = C.bshape(x)
     return (x - running_mean.reshape(bs)) / running_std.reshape(bs) * gamma.reshape(bs) + beta.reshape(bs)
 
 
@@ -453,48 +423,7 @@ class BatchRenormFunction(torch.autograd.Function):
 
 
 # --------------------------------------------------------------------------- torch: modules
-def _check_tensor(name: str, x, num_channels: int, dtype: torch.dtype | None) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}.")
-    if x.dim() < 2:
-        raise ValueError(f"{name} expects input of shape (N, C, ...), got {x.dim()}-D input of shape {tuple(x.shape)}.")
-    if x.shape[1] != num_channels:
-        raise ValueError(
-            f"{name} has {num_channels} channels but the input has {x.shape[1]} (axis 1) in shape {tuple(x.shape)}."
-        )
-    if not x.is_floating_point():
-        raise TypeError(f"{name} expects a floating-point tensor, got dtype {x.dtype}.")
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(
-            f"{name}'s parameters and buffers are {dtype} but the input is {x.dtype}; convert one of them "
-            "(e.g. module.to(x.dtype))."
-        )
-
-
-def _check_positive_int(name: str, v) -> None:
-    if isinstance(v, bool) or not (isinstance(v, int) and v >= 1):
-        raise ValueError(f"{name} must be a positive integer, got {v!r}.")
-
-
-def _check_batch_stats(x: torch.Tensor, num_features: int) -> None:
-    if x.numel() < 2 * num_features:
-        raise ValueError(
-            f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}: "
-            "batch statistics need at least two values per channel."
-        )
-
-
-def _affine_parameters(module: nn.Module, n: int, affine: bool, factory: dict) -> None:
-    """``weight`` (ones) and ``bias`` (zeros), one per channel, or both registered as None."""
-    if affine:
-        module.weight = nn.Parameter(torch.ones(n, **factory))
-        module.bias = nn.Parameter(torch.zeros(n, **factory))
-    else:
-        module.register_parameter("weight", None)
-        module.register_parameter("bias", None)
-
-
-class GroupNorm(nn.Module):
+class GroupNorm(_NormBase):
     """Group Norm for ``(N, C, *)`` input, a drop-in for ``torch.nn.GroupNorm``.
 
     Same arguments (``num_groups``, ``num_channels``, ``eps``, ``affine``) and the same
@@ -506,23 +435,17 @@ class GroupNorm(nn.Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        _check_positive_int("num_groups", num_groups)
-        _check_positive_int("num_channels", num_channels)
+        C.positive_int("num_groups", num_groups)
+        C.positive_int("num_channels", num_channels)
         _check_groups(num_groups, num_channels)
-        _check_eps(eps)
+        C.eps(eps)
         self.num_groups = num_groups
         self.num_channels = num_channels
         self.eps = eps
-        self.affine = affine
-        _affine_parameters(self, num_channels, affine, {"device": device, "dtype": dtype})
-
-    def reset_parameters(self) -> None:
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
+        self._register_affine(num_channels, affine, {"device": device, "dtype": dtype})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_tensor(type(self).__name__, x, self.num_channels, None if self.weight is None else self.weight.dtype)
+        C.tensor(type(self).__name__, x, self.num_channels, None if self.weight is None else self.weight.dtype)
         return GroupNormFunction.apply(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -547,7 +470,7 @@ class LayerNorm(GroupNorm):
         return f"{self.num_features}, eps={self.eps}, elementwise_affine={self.affine}"
 
 
-class BatchRenorm(nn.Module):
+class BatchRenorm(_NormBase):
     """Batch Renormalization (Ioffe 2017) for ``(N, C)``, ``(N, C, L)`` and ``(N, C, H, W)`` input.
 
     Training mode: :class:`BatchRenormFunction` with the limits ``(r_max, d_max)`` that
@@ -579,18 +502,17 @@ class BatchRenorm(nn.Module):
         dtype=None,
     ):
         super().__init__()
-        _check_positive_int("num_features", num_features)
-        _check_eps(eps)
-        _check_momentum(momentum)
+        C.positive_int("num_features", num_features)
+        C.eps(eps)
+        C.momentum(momentum)
         if not isinstance(schedule, RenormSchedule):
             raise TypeError(f"schedule must be a RenormSchedule, got {type(schedule).__name__}.")
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
         self.schedule = schedule
-        self.affine = affine
         factory = {"device": device, "dtype": dtype}
-        _affine_parameters(self, num_features, affine, factory)
+        self._register_affine(num_features, affine, factory)
         self.register_buffer("running_mean", torch.zeros(num_features, **factory))
         self.register_buffer("running_std", torch.ones(num_features, **factory))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
@@ -612,21 +534,15 @@ class BatchRenorm(nn.Module):
         self.running_std.fill_(1)
         self.num_batches_tracked.zero_()
 
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_tensor("BatchRenorm", x, self.num_features, self.running_mean.dtype)
+        C.tensor("BatchRenorm", x, self.num_features, self.running_mean.dtype)
         shape = _per_channel(x)
         if not self.training:
             y = (x - self.running_mean.view(shape)) / self.running_std.view(shape)
             if self.weight is not None:
                 y = torch.addcmul(self.bias.view(shape), y, self.weight.view(shape))
             return y
-        _check_batch_stats(x, self.num_features)
+        C.batch_stats(x, self.num_features)
         r_max, d_max = self.limits()
         y, mean, sigma, r, d = BatchRenormFunction.apply(
             x, self.weight, self.bias, self.running_mean, self.running_std, self.eps, r_max, d_max
@@ -651,7 +567,7 @@ def _check_p(p) -> float:
     return float(p)
 
 
-class LpNorm(nn.Module):
+class LpNorm(_NormBase):
     """l_p normalization (Santurkar et al., 2018) for ``(N, C)``, ``(N, C, L)`` and ``(N, C, H, W)`` input.
 
     Training mode, per channel over the batch (and positions): ``mu = mean(x)``,
@@ -665,21 +581,21 @@ class LpNorm(nn.Module):
     def __init__(self, num_features: int, p: float = 1.0, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, device=None, dtype=None):
         super().__init__()
-        _check_positive_int("num_features", num_features)
-        _check_eps(eps)
-        _check_momentum(momentum)
+        C.positive_int("num_features", num_features)
+        C.eps(eps)
+        C.momentum(momentum)
         self.p = _check_p(p)
-        self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
         factory = {"device": device, "dtype": dtype}
-        _affine_parameters(self, num_features, affine, factory)
+        self._register_affine(num_features, affine, factory)
         self.register_buffer("running_mean", torch.zeros(num_features, **factory))
         self.register_buffer("running_scale", torch.ones(num_features, **factory))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_tensor("LpNorm", x, self.num_features, self.running_mean.dtype)
+        C.tensor("LpNorm", x, self.num_features, self.running_mean.dtype)
         shape = _per_channel(x)
         if self.training:
-            _check_batch_stats(x, self.num_features)
+            C.batch_stats(x, self.num_features)
             dims = _reduce_dims(x)
             mean = x.mean(dim=dims)
             xc = x - mean.view(shape)
