@@ -6,10 +6,11 @@ regularizer, and folding.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from bnlib.reports.format import Table, pct, points
-from bnlib.results import final_metric
+from bnlib.functional import half_life, running_conventions, steps_to_forget, stream_of_batches
+from bnlib.reports.format import Glued, Table, md, number, pct, percent, points
+from bnlib.results import config, final_metric
 from bnlib.vocabulary import norm_name
 
 
@@ -206,3 +207,285 @@ def fold_summary(run: dict) -> dict:
     if not fold:
         raise ValueError("the run has no 'fold' analysis (train it with analyses=('fold',)).")
     return dict(fold)
+
+
+# --------------------------------------------------------------------------- what the prose glues, section by section
+def _check(holds: bool, message: str) -> None:
+    """Raise ``ValueError(message)`` unless the prose claim ``holds``."""
+    if not holds:
+        raise ValueError(message)
+
+
+def _count(n) -> Glued:
+    """A count with a thousands separator, for ``{glue:md}``."""
+    return md(f"{int(n):,}")
+
+
+def and_list(values: Sequence) -> str:
+    """Values as prose: ``[2, 4, 8] -> "2, 4 and 8"``, ``[2] -> "2"``."""
+    if not values:
+        raise ValueError("and_list needs at least one value.")
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" and {words[-1]}"
+
+
+def setup_numbers(res: Mapping[str, dict], run: dict) -> dict[str, Glued]:
+    """The BN run's training settings, and the minutes all of the chapter's experiments took to compute."""
+    cfg = config(run)
+    return {"tt_steps": _count(cfg["steps"]), "tt_batch": number(int(cfg["batch_size"])),
+            "tt_lr": number(cfg["lr"]), "tt_sigma": number(cfg["init_sigma"]),
+            "tt_total_minutes": number(sum(r["provenance"]["wall_seconds"] for r in res.values()) / 60)}
+
+
+def conventions_demo(m: int, mean: float, std: float, batches: int, p_fast: float, p_slow: float,
+                     seed: int = 0) -> dict:
+    """Running averages of one feature's batch statistics (``batches`` batches of ``m`` normal values)
+    under both conventions, for PyTorch momenta ``p_fast`` and ``p_slow`` (what the conventions figure draws)."""
+    bm, bv = stream_of_batches(batches, 1, m, mean, std, seed=seed)
+    return {"fast": running_conventions(bm, bv, m, p_fast), "slow": running_conventions(bm, bv, m, p_slow),
+            "m": m, "mean": mean, "var": std**2, "p_fast": p_fast, "p_slow": p_slow}
+
+
+def conventions_numbers(demo: dict, forget: float = 0.05) -> dict[str, Glued]:
+    """Half-lives and batches until the initial value weighs at most ``forget``, for the demo's two momenta
+    (``p_fast``: PyTorch's default, ``p_slow``: Keras' default), and the demo's distribution."""
+    return {"tt_half_torch": number(half_life(demo["p_fast"])), "tt_half_keras": number(half_life(demo["p_slow"])),
+            "tt_conv_m": number(demo["m"]), "tt_conv_mean": number(demo["mean"]), "tt_conv_var": number(demo["var"]),
+            "tt_forget_torch": number(steps_to_forget(demo["p_fast"], forget)),
+            "tt_forget_keras": number(steps_to_forget(demo["p_slow"], forget))}
+
+
+def population_numbers(pop: dict, cfg: dict, train_size: int) -> dict[str, Glued]:
+    """The three estimates' accuracies and differences (:func:`population_summary`), with the prose's checks;
+    ``train_size`` is the full training set, used when ``cfg["train_subset"]`` is 0."""
+    layer1 = pop["layers"][0]
+    n_train, batch = int(cfg["train_subset"] or train_size), int(cfg["batch_size"])
+    _check(n_train % batch == 0, f"The text says Algorithm 2's batches partition the training set, but {n_train} "
+                                 f"examples do not split into batches of {batch}.")
+    _check(layer1["alg2_vs_exact_mean"] < 1e-9, "The text says Algorithm 2's means are exact in the first BN layer, "
+                                                f"but they differ by {layer1['alg2_vs_exact_mean']:.2g}.")
+    _check(pop["acc_spread"] < 0.002, "The text says the three estimates give test accuracies within a fraction of "
+                                      f"a point, but they spread over {100 * pop['acc_spread']:.2f} points.")
+    for kind, what in (("mean", "means"), ("var_rel", "variances")):
+        run, alg2 = pop[f"max_running_vs_exact_{kind}"], pop[f"max_alg2_vs_exact_{kind}"]
+        _check(run > alg2, f"The text says the running averages' {what} are further from the exact ones than "
+                           f"Algorithm 2's, but they differ by {run:.2g} against {alg2:.2g}.")
+    acc = pop["test_acc"]
+    return {"tt_pop_acc_running": percent(acc["running"], 6), "tt_pop_acc_alg2": percent(acc["algorithm2"], 6),
+            "tt_pop_acc_exact": percent(acc["exact"], 6), "tt_pop_spread": percent(pop["acc_spread"], 6),
+            "tt_pop_run_mean": number(pop["max_running_vs_exact_mean"]),
+            "tt_pop_alg2_mean": number(pop["max_alg2_vs_exact_mean"]),
+            "tt_pop_run_var": percent(pop["max_running_vs_exact_var_rel"], 6),
+            "tt_pop_alg2_var": percent(pop["max_alg2_vs_exact_var_rel"], 6),
+            "tt_pop_alg2_mean_l1": number(layer1["alg2_vs_exact_mean"], 20),
+            "tt_pop_alg2_var_l1": percent(layer1["alg2_vs_exact_var_rel"], 6),
+            "tt_pop_alg2_mean_later": number(max(layer["alg2_vs_exact_mean"] for layer in pop["layers"][1:])),
+            "tt_pop_nbatches": _count(n_train // batch)}
+
+
+def ahead_count(gap: dict) -> tuple[int, int]:
+    """Of the records after step 0 of :func:`train_eval_gap`, how many there are and at how many eval mode is ahead."""
+    later = [d for s, d in zip(gap["step"], gap["gap"], strict=True) if s > 0]
+    return len(later), sum(d > 0 for d in later)
+
+
+def train_eval_numbers(gap: dict, record_every: int) -> dict[str, Glued]:
+    """Eval mode against batch statistics along training (:func:`train_eval_gap`), with the prose's check."""
+    n, ahead = ahead_count(gap)
+    _check(gap["final_gap"] > 0 and ahead > n / 2,
+           f"The text says eval mode is the better of the two along training, but it is ahead at {ahead} of {n} "
+           f"records and by {100 * gap['final_gap']:.2f} points at the end.")
+    return {"tt_record_every": number(int(record_every)), "tt_te_final_eval": percent(gap["eval"][-1], 6),
+            "tt_te_final_batch": percent(gap["batch"][-1], 6), "tt_te_final_gap": percent(gap["final_gap"], 6),
+            "tt_te_max_gap": percent(gap["max_abs_gap"], 6), "tt_te_max_gap_step": number(int(gap["max_abs_gap_step"])),
+            "tt_te_n_records": number(n), "tt_te_n_ahead": number(ahead), "tt_te_gap0": percent(gap["gap"][0], 6)}
+
+
+def test_batch_numbers(tb: dict) -> dict[str, Glued]:
+    """Accuracy with batch statistics by test-batch size (:func:`test_batch_summary`), with the prose's checks."""
+    acc = tb["acc"]
+    _check(all(a < b for a, b in zip(acc[:-1], acc[1:], strict=True)) and acc[-1] <= tb["eval_mode"],
+           "The text says the accuracy with batch statistics climbs with the test-batch size and never reaches "
+           f"eval mode, but it is {[round(100 * a, 2) for a in acc]}% against {100 * tb['eval_mode']:.2f}%.")
+    _check(tb["one_class"] < acc[0], "The text says one-class test batches are worse than any i.i.d. batch size, "
+                                     f"but they score {100 * tb['one_class']:.2f}% against {100 * acc[0]:.2f}%.")
+    out = {"tt_tb_eval": percent(tb["eval_mode"], 6)}
+    for s, a, d in zip(tb["sizes"], acc, tb["drop"], strict=True):
+        out[f"tt_tb_acc_{s}"], out[f"tt_tb_drop_{s}"] = percent(a, 6), percent(d, 6)
+    out["tt_tb_one_class"], out["tt_tb_one_class_drop"] = percent(tb["one_class"], 6), percent(tb["one_class_drop"], 6)
+    return out
+
+
+def renorm_numbers(bn_steps: int, r_max: float, d_max: float, r_ramp_steps: int, d_ramp_steps: int,
+                   momentum: float) -> dict[str, Glued]:
+    """Batch Renorm's schedule as the prose states it: the BN phase, the final limits and the steps that reach them."""
+    return {"tt_rn_bn_steps": number(int(bn_steps)), "tt_rn_rmax": number(r_max), "tt_rn_dmax": number(d_max),
+            "tt_rn_r_full": number(int(bn_steps + r_ramp_steps)), "tt_rn_d_full": number(int(bn_steps + d_ramp_steps)),
+            "tt_rn_momentum": number(momentum)}
+
+
+def noniid_drop(grid: dict, norm: str) -> float:
+    """Eval-mode test accuracy lost by training ``norm`` on two-class batches instead of i.i.d. ones."""
+    return grid[norm]["iid"]["test_acc"] - grid[norm]["2 classes"]["test_acc"]
+
+
+def noniid_numbers(ni: dict) -> dict[str, Glued]:
+    """Every accuracy of :func:`noniid_grid` and each norm's drop, with the prose's checks."""
+    bn2, rn2 = ni["BN"]["2 classes"], ni["Batch Renorm"]["2 classes"]
+    drop = {n: noniid_drop(ni, n) for n in ("none", "BN", "Batch Renorm")}
+    _check(abs(drop["none"]) < 0.005, "The text says two-class batches cost the network without normalization almost "
+                                      f"nothing, but they cost {100 * drop['none']:.2f} points.")
+    _check(drop["BN"] > 0.05, f"The text says two-class batches cost BN many points, but they cost "
+                              f"{100 * drop['BN']:.2f}.")
+    _check(bn2["train_acc"] < 0.9, "The text says BN trained on two-class batches is as poor on its training images, "
+                                   f"but it scores {100 * bn2['train_acc']:.2f}% there.")
+    _check(bn2["test_acc_batch"] < bn2["test_acc"], "The text says batch statistics are no better for BN trained on "
+                                                    "two-class batches, but they beat eval mode.")
+    _check(rn2["test_acc"] > bn2["test_acc"] + 0.05, "The text says Batch Renorm recovers most of what two-class "
+                                                     f"batches cost BN, but it scores {100 * rn2['test_acc']:.2f}% "
+                                                     f"against BN's {100 * bn2['test_acc']:.2f}%.")
+    out = {}
+    for n, key in (("none", "none"), ("BN", "bn"), ("Batch Renorm", "rn")):
+        for s, skey in (("iid", "iid"), ("2 classes", "2c")):
+            v = ni[n][s]
+            out[f"tt_ni_{key}_{skey}"] = percent(v["test_acc"], 6)
+            out[f"tt_ni_{key}_{skey}_batch"] = percent(v["test_acc_batch"], 6)
+            out[f"tt_ni_{key}_{skey}_train"] = percent(v["train_acc"], 6)
+    for n, key in (("BN", "bn"), ("Batch Renorm", "rn"), ("none", "none")):
+        out[f"tt_ni_{key}_drop"] = percent(drop[n], 6)
+    return out
+
+
+def hidden_width(res: dict) -> int:
+    """The width of the first hidden layer, which every run of the experiment shares."""
+    widths = {int(config(run)["sizes"][1]) for run in res["runs"].values()}
+    if len(widths) != 1:
+        raise ValueError(f"the runs have hidden widths {sorted(widths)}, not one.")
+    return widths.pop()
+
+
+def best_size(grid: dict, norm: str) -> int:
+    """The batch size at which ``norm``'s eval-mode test accuracy is highest (the smallest such size on ties)."""
+    return max(grid["sizes"], key=lambda b: grid["acc"][norm][b])
+
+
+def drop_from_best(grid: dict, norm: str, sizes: Sequence[int]) -> float:
+    """How far ``norm``'s accuracy at the worst of ``sizes`` lies below its best at any batch size."""
+    acc = grid["acc"][norm]
+    return acc[best_size(grid, norm)] - min(acc[b] for b in sizes)
+
+
+def gap_small_from(grid: dict, norm: str = "BN", within: float = 0.01) -> int | None:
+    """The smallest batch size from which on ``norm``'s train/eval gap stays under ``within`` (None: never)."""
+    sizes, gap = grid["sizes"], grid["gap"][norm]
+    return next((b for i, b in enumerate(sizes) if all(abs(gap[c]) < within for c in sizes[i:])), None)
+
+
+def batch_size_numbers(grid: dict, hidden: int, groups: int, examples: int, renorm_bn_steps: int,
+                       stable_from: int = 16) -> dict[str, Glued]:
+    """The batch-size sweep (:func:`batch_size_grid`) as the prose tells it, with its checks: ``hidden`` units
+    in ``groups`` Group Norm groups, ``examples`` per run, Batch Renorm plain BN for ``renorm_bn_steps`` steps."""
+    sizes, A, GAP = grid["sizes"], grid["acc"], grid["gap"]
+    s0, s1, s2, largest = sizes[0], sizes[1], sizes[2], sizes[-1]
+    behind = falls_behind(grid)
+    _check(bool(behind) and behind == sizes[:len(behind)], "The text says BN falls behind Layer and Group Norm "
+                                                           f"exactly at the smallest batch sizes, but it is behind at "
+                                                           f"{behind}.")
+    small_from = gap_small_from(grid)
+    _check(small_from is not None, "The text says BN's train/eval gap is under 1 point from some batch size on, "
+                                   "but it is not.")
+    lngn_drop = max(drop_from_best(grid, n, [s0]) for n in ("Layer Norm", "Group Norm"))
+    rn_maxgap = max(abs(GAP["Batch Renorm"][b]) for b in sizes)
+    steps_largest = examples // largest
+    _check(A["BN"][s0] < A["BN"][s1] < A["BN"][s2] < A["BN"][stable_from],
+           f"The text says BN's accuracy falls at every halving of the batch below {stable_from}, but it does not.")
+    _check(all(A["none"][b] >= max(A[n][b] for n in grid["norms"]) for b in sizes),
+           "The text says the network without normalization is the most accurate at every batch size, but it is not.")
+    _check(A["BN"][s0] < A["Batch Renorm"][s0] < min(A["Layer Norm"][s0], A["Group Norm"][s0]),
+           f"The text says Batch Renorm lies between BN and Layer/Group Norm at B = {s0}, but it does not.")
+    _check(all(GAP["BN"][b] > 0 for b in sizes) and GAP["BN"][s0] > GAP["BN"][s1] > GAP["BN"][s2],
+           "The text says BN is more accurate in eval mode at every batch size, the more so the smaller the batch, "
+           "but it is not.")
+    _check(lngn_drop < 0.005, "The text says Layer and Group Norm lose at most a fraction of a point between their "
+                              f"best batch size and B = {s0}, but they lose {100 * lngn_drop:.2f}.")
+    _check(rn_maxgap < 0.01, "The text says Batch Renorm's two modes agree within a point at every batch size, but "
+                             f"they differ by {100 * rn_maxgap:.2f}.")
+    _check(steps_largest < renorm_bn_steps, f"The text says Batch Renorm never leaves its BN phase at B = {largest}, "
+                                            f"but the epoch has {steps_largest} steps against {renorm_bn_steps}.")
+    _check(max(A["Layer Norm"][largest], A["Group Norm"][largest]) < A["BN"][largest],
+           f"The text says Layer and Group Norm fall behind BN at B = {largest}, but they do not.")
+    out = {"tt_bs_lr_min": number(grid["lr"][min(sizes)]), "tt_bs_lr_max": number(grid["lr"][max(sizes)]),
+           "tt_hidden": number(int(hidden)), "tt_gn_groups": number(int(groups)), "tt_bs_examples": _count(examples),
+           "tt_bs_sizes": md(and_list(sizes)), "tt_gn_size": number(int(hidden) // int(groups)),
+           "tt_bs_behind": md(and_list(behind)), "tt_bs_ahead_from": number(sizes[len(behind)]),
+           "tt_bs_smallest": number(s0), "tt_bs_second": number(s1), "tt_bs_largest": number(largest)}
+    for n, key in (("none", "none"), ("BN", "bn"), ("Batch Renorm", "rn"), ("Layer Norm", "ln"), ("Group Norm", "gn")):
+        for b in (s0, s1, s2, largest):
+            out[f"tt_bs_{key}_{b}"] = percent(A[n][b], 6)
+        best = best_size(grid, n)
+        out[f"tt_bs_{key}_best"], out[f"tt_bs_{key}_best_at"] = percent(A[n][best], 6), number(best)
+    for b in sizes:
+        out[f"tt_bs_bn_gap_{b}"] = percent(GAP["BN"][b], 6)
+    out.update({"tt_bs_gap_small_from": number(small_from), "tt_bs_rn_maxgap": percent(rn_maxgap, 6),
+                "tt_bs_bn_stable": percent(drop_from_best(grid, "BN", [b for b in sizes if b >= stable_from]), 6),
+                "tt_bs_lngn_drop2": percent(lngn_drop, 6), "tt_bs_none_min": percent(min(A["none"].values()), 6),
+                "tt_bs_none_max": percent(max(A["none"].values()), 6), "tt_bs_steps_largest": _count(steps_largest),
+                "tt_bs_lr_largest": number(grid["lr"][largest])})
+    return out
+
+
+def binomial_se(p: float, n: int) -> float:
+    """The standard error of an accuracy ``p`` measured on ``n`` independent examples."""
+    return (p * (1 - p) / n) ** 0.5
+
+
+def regularizer_numbers(res: dict, test_size: int) -> dict[str, Glued]:
+    """The regularizer experiment (:func:`regularizer_grid`) as the prose tells it, with its checks;
+    ``test_size`` images give the binomial standard error."""
+    reg = regularizer_grid(res)
+    cfg = config(next(iter(res["runs"].values())))
+    acc = {(r["norm"], r["dropout"]): r["test_acc"] for r in reg}
+    p0 = acc[("none", 0.0)]
+    gains = {"bn": acc[("BN", 0.0)] - p0, "do": acc[("none", 0.3)] - p0, "both": acc[("BN", 0.3)] - p0}
+    loss = {(r["norm"], r["dropout"]): r["test_loss"] for r in reg}
+    _check(all(r["train_acc"] == 1.0 for r in reg), "The text says all four networks fit their training images "
+                                                    "perfectly, but one does not.")
+    _check(acc[("BN", 0.3)] > max(acc[("BN", 0.0)], acc[("none", 0.3)]) > p0,
+           "The text says BN and dropout each raise the test accuracy and together raise it most, but they do not.")
+    _check(all(0.003 < gains[k] < 0.008 for k in ("bn", "do")), "The text says BN alone and dropout alone each raise "
+                                                                "the test accuracy by about half a point, but they "
+                                                                f"raise it by {100 * gains['bn']:.2f} and "
+                                                                f"{100 * gains['do']:.2f}.")
+    _check(loss[("BN", 0.0)] < loss[("none", 0.0)], "The text says BN lowers the test loss, but it does not.")
+    _check(loss[("none", 0.3)] > loss[("none", 0.0)],
+           "The text says dropout alone raises the test loss, but it does not.")
+    out = {"tt_reg_n": _count(cfg["train_subset"]), "tt_reg_steps": _count(cfg["steps"]),
+           "tt_reg_p": number(max(r["dropout"] for r in reg))}
+    for n, key in (("none", "none"), ("BN", "bn")):
+        for p, pkey in ((0.0, "d0"), (0.3, "d3")):
+            r = regularizer_row(reg, n, p)
+            out.update({f"tt_reg_{key}_{pkey}_test": percent(r["test_acc"], 6),
+                        f"tt_reg_{key}_{pkey}_train": percent(r["train_acc"], 6),
+                        f"tt_reg_{key}_{pkey}_gap": percent(r["acc_gap"], 6),
+                        f"tt_reg_{key}_{pkey}_lgap": number(r["loss_gap"]),
+                        f"tt_reg_{key}_{pkey}_tloss": number(r["test_loss"])})
+    out["tt_reg_se"] = percent(binomial_se(p0, test_size), 6)
+    out.update({f"tt_reg_gain_{k}": percent(v, 6) for k, v in gains.items()})
+    return out
+
+
+def fold_numbers(fold: dict, provenance: dict) -> dict[str, Glued]:
+    """Folding's error and timing (:func:`fold_summary`) and the machine that timed it, with the prose's check."""
+    _check(fold["max_abs_diff"] < 1e-4 and fold["same_predictions"] == 1.0,
+           "The text says folding changes the logits only by float32 rounding and not one prediction, but max "
+           f"|difference| is {fold['max_abs_diff']:.2g} and {100 * fold['same_predictions']:.4g}% agree.")
+    threads = provenance["threads"]
+    return {"tt_fold_diff": number(fold["max_abs_diff"], 12), "tt_fold_speedup": number(fold["speedup"]),
+            "tt_fold_ms_bn": number(1000 * fold["seconds_bn"]),
+            "tt_fold_ms_folded": number(1000 * fold["seconds_folded"]),
+            "tt_fold_device": md(f"{provenance['device']}, {threads} thread" + ("s" if threads != 1 else ""))}
+
+
+def exercise_numbers(m: int) -> dict[str, Glued]:
+    """The Keras exercise's batch size ``m`` and the variance ratio ``(m - 1) / m`` its answer tends to."""
+    return {"tt_ex_m": number(m), "tt_ex_ratio": number((m - 1) / m)}
