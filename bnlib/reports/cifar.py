@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from bnlib.results import median_steps, seed_groups, steps_to_reach
+from bnlib.reports.format import Glued, Table, fmt_pct, fmt_ratio, fmt_steps, number, percent, text
+from bnlib.results import SATURATION_THRESHOLD, config, curve, median_steps, seed_groups, steps_to_reach
 
 
 def run_stats(group: list[dict], target: float | None = None) -> dict:
@@ -162,3 +163,338 @@ def gradient_ratio(group: list[dict], record: int = -1) -> float:
         d = run["config"]["depth"]
         ratios.append(math.log(g[d - 1] / g[0]))
     return math.exp(sum(ratios) / len(ratios))
+
+
+# --------------------------------------------------------------------------- small derivations
+def sigmoid_slope(x: float) -> float:
+    """sigmoid'(x) = s(1 - s): the factor by which the backward pass scales a gradient at input ``x``."""
+    s = 1 / (1 + math.exp(-x))
+    return s * (1 - s)
+
+
+def largest_drop(values: list[float]) -> tuple[int, float, float]:
+    """The largest fall between consecutive values: ``(i, values[i], values[i + 1])`` (the first one on ties)."""
+    if len(values) < 2:
+        raise ValueError(f"a drop needs at least two values, got {len(values)}.")
+    i = max(range(len(values) - 1), key=lambda i: values[i] - values[i + 1])
+    return i, values[i], values[i + 1]
+
+
+def last_spread(values: list[float], n: int = 3) -> float:
+    """max - min over the last ``n`` values: how far a curve still moves at the end."""
+    if not 1 <= n <= len(values):
+        raise ValueError(f"need 1 <= n <= {len(values)} values, got n={n}.")
+    tail = values[-n:]
+    return max(tail) - min(tail)
+
+
+def gradient_spread(norms: list[float]) -> float:
+    """The largest over the smallest of a set of gradient norms (1: all alike)."""
+    if not norms or min(norms) <= 0:
+        raise ValueError("gradient norms must be a non-empty list of positive numbers.")
+    return max(norms) / min(norms)
+
+
+def tolerance_threshold(rows: list[dict]) -> float:
+    """The final accuracy a rate must reach to count as tolerated: that of the network without BN at
+    the baseline rate (multiplier 1); ``rows`` as from :func:`lr_sweep`."""
+    base = [r for r in rows if r["norm"] is None and r["multiplier"] == 1]
+    if not base or base[0]["final_acc"] is None:
+        raise ValueError("the sweep needs a run without BN at multiplier 1 that did not diverge.")
+    return base[0]["final_acc"]
+
+
+def speedup_bounds(base_steps: int, steps: int, record_every: int) -> tuple[float, float | None]:
+    """Bounds on a true speed-up when each run first crossed the target somewhere in the ``record_every``
+    steps before its recorded step: ``((S_b - h) / S, S_b / (S - h))``, None for an unbounded upper one."""
+    if not steps or not base_steps:
+        raise ValueError("both runs must reach the target after step 0 to bound a speed-up.")
+    return (base_steps - record_every) / steps, (None if steps <= record_every else base_steps / (steps - record_every))
+
+
+def per_layer_factor(ratio: float, layers: int) -> float:
+    """The average per-layer factor of a ``ratio`` accumulated over ``layers`` layer-to-layer steps."""
+    if layers < 1 or ratio <= 0:
+        raise ValueError(f"need a positive ratio over at least one layer, got {ratio} over {layers}.")
+    return ratio ** (1 / layers)
+
+
+def _row(rows: list[dict], what: str, **match) -> dict:
+    """The one row whose fields equal ``match`` (``what`` names it in the error)."""
+    hits = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    if len(hits) != 1:
+        raise ValueError(f"expected one row for {what}, found {len(hits)}.")
+    return hits[0]
+
+
+def _claim(ok: bool, sentence: str) -> None:
+    if not ok:
+        raise ValueError(sentence)
+
+
+# --------------------------------------------------------------------------- the chapter's sections
+def setup_numbers(base: dict, depths: tuple[int, ...], multipliers: tuple[float, ...], n_train: int, n_test: int,
+                  results: list[dict]) -> dict[str, Glued]:
+    """The overview's and the setup section's numbers: ``base`` is the base configuration as a dict,
+    ``results`` the ``runs`` of every experiment of the chapter (whose prose says they use all images)."""
+    if any(config(r)["train_subset"] != 0 for runs in results for r in runs.values()):
+        raise ValueError("the chapter says every run trains on all training images, but one uses a subset.")
+    slope = sigmoid_slope(SATURATION_THRESHOLD)
+    return {
+        "cifar_steps": number(base["steps"]),
+        "cifar_epochs": number(base["steps"] * base["batch_size"] / n_train),
+        "cifar_ntrain": number(n_train),
+        "cifar_ntest": number(n_test),
+        "cifar_ntest_curve": number(base["test_subset"]),
+        "cifar_record_every": number(base["record_every"]),
+        "cifar_batch": number(base["batch_size"]),
+        "cifar_lr": number(base["lr"]),
+        "cifar_momentum": number(base["momentum"]),
+        "cifar_width": number(base["width"]),
+        "cifar_probe": number(base["probe_batch"]),
+        "cifar_depth_list": text(", ".join(map(str, depths[:-1])) + f" and {depths[-1]}"),
+        "cifar_depth_max": number(max(depths)),
+        "cifar_depth_min": number(min(depths)),
+        "cifar_sweep_depth": number(base["depth"]),
+        "cifar_n_rates": number(len(multipliers)),
+        "cifar_mult_min": text(f"{min(multipliers):.3g}"),
+        "cifar_mult_max": text(f"{max(multipliers):g}"),
+        "cifar_sat_threshold": number(SATURATION_THRESHOLD),
+        "cifar_sat_level": number(round(slope, 12)),
+        "cifar_mult_list": text(", ".join(f"{k:.3g}" for k in multipliers)),
+    }
+
+
+def depth_numbers(runs: dict, depths: tuple[int, ...], mid_depth: int, n_params: dict[str, int]) -> dict[str, Glued]:
+    """The depth section's numbers (Table 1's runs): accuracies, saturation and gradient ratios of the
+    shallowest, ``mid_depth`` and deepest networks; ``n_params`` maps run labels to parameter counts."""
+    rows = depth_saturation(runs)
+    groups = seed_groups(runs)
+    dmin, dmax = min(depths), max(depths)
+    out = {}
+    for role, d in (("shallow", dmin), ("mid", mid_depth), ("deep", dmax)):
+        for r in (r for r in rows if r["depth"] == d):
+            key = f"cifar_{role}_{'bn' if r['norm'] else 'none'}"
+            out[key + "_best"] = percent(r["best_acc"])
+            out[key + "_final"] = percent(r["final_acc"])
+            out[key + "_sat"] = percent(r["sat_final_mean"])
+            out[key + "_sat_last"] = percent(r["sat_final"][-1])
+            out[key + "_sat_last_init"] = percent(r["sat_init"][-1])
+            out[key + "_sat_front"] = percent(max(r["sat_final"][:-1]))
+    deep_bn, deep_none = groups[f"bn-depth{dmax}"], groups[f"none-depth{dmax}"]
+    row_bn = _row(rows, f"bn-depth{dmax}", label=f"bn-depth{dmax}")
+    row_none = _row(rows, f"none-depth{dmax}", label=f"none-depth{dmax}")
+    _claim(max(rows, key=lambda r: r["best_acc"]) is row_bn,
+           f"the prose says the {dmax}-layer BN network has the highest best accuracy of all networks, but it has not.")
+    _claim(row_none["best_acc"] < 0.11,
+           f"the prose says the {dmax}-layer network without BN stays at chance (best below 11%), but it does not.")
+    _claim(max(row_none["sat_final"][:-1]) < 0.01,
+           f"the prose says the first {dmax - 1} layers without BN are practically unsaturated (below 1%), "
+           "but one is not.")
+    out["cifar_deep_bn_final_bs"] = percent(sum(r["summary"]["final_test_acc_batchstats"] for r in deep_bn)
+                                            / len(deep_bn))
+    out["cifar_deep_none_train_loss"] = number(curve(deep_none[0], "train_loss")[-1])
+    out["cifar_log10"] = number(math.log(10))
+    out["cifar_grad_spread_bn"] = number(gradient_spread(curve(deep_bn[0], "grad_norm")[-1][:dmax]))
+    out["cifar_deep_bn_sat_max"] = percent(max(row_bn["sat_final"]))
+    out["cifar_deep_front"] = number(dmax - 1)
+    out["cifar_grad_ratio_none"] = number(gradient_ratio(deep_none))
+    out["cifar_grad_ratio_bn"] = number(gradient_ratio(deep_bn))
+    out["cifar_grad_ratio_none_first"] = number(gradient_ratio(deep_none, record=1))
+    params = seed_groups(n_params)
+    out["cifar_params_min"] = number(params[f"none-depth{dmin}"][0])
+    out["cifar_params_max"] = number(params[f"bn-depth{dmax}"][0])
+    return out
+
+
+def depth_table(rows: list[dict]) -> Table:
+    """Table 1: one line per network of :func:`depth_saturation`."""
+    return Table(["conv layers", "BN", "best acc.", "final acc.", "saturated (mean)", "saturated (worst layer)"],
+                 [[r["depth"], "yes" if r["norm"] else "no", fmt_pct(r["best_acc"]), fmt_pct(r["final_acc"]),
+                   fmt_pct(r["sat_final_mean"]), fmt_pct(max(r["sat_final"]))] for r in rows])
+
+
+def lr_numbers(runs: dict, base_lr: float, max_multiplier: float) -> dict[str, Glued]:
+    """The learning-rate section's numbers: the tolerance (:func:`tolerance_threshold`,
+    :func:`max_tolerated_multiplier`), the runs at ``max_multiplier`` and the best rate with and without BN."""
+    rows = lr_sweep(runs, base_lr)
+    groups = seed_groups(runs)
+    none_rows = [r for r in rows if r["norm"] is None]
+    bn_rows = [r for r in rows if r["norm"] is not None]
+    if not none_rows or not bn_rows:
+        raise ValueError("the sweep needs runs both without and with BN.")
+    none_max = _row(none_rows, f"no BN at x{max_multiplier:g}", multiplier=max_multiplier)
+    bn_max = _row(bn_rows, f"BN at x{max_multiplier:g}", multiplier=max_multiplier)
+    threshold = tolerance_threshold(rows)
+    tol_none = max_tolerated_multiplier(rows, None, threshold)
+    tol_bn = max_tolerated_multiplier(rows, bn_rows[0]["norm"], threshold)
+    best_none = max(none_rows, key=lambda r: r["best_acc"])
+    best_bn = max(bn_rows, key=lambda r: r["best_acc"])
+    _claim(not any(r["diverged"] for r in rows), "the prose says no run of the sweep diverged, but one did.")
+    _claim(none_max["best_acc"] < 0.12,
+           f"the prose says the network without BN stays at chance (best below 12%) at x{max_multiplier:g}, "
+           "but it does not.")
+    _claim(tol_none is not None and tol_bn is not None,
+           "the prose says both networks tolerate the baseline rate, but one does not.")
+    _claim(tol_none < max_multiplier and tol_bn == max_multiplier,
+           f"the prose says only the BN network tolerates every rate up to x{max_multiplier:g}, which no longer holds.")
+    _claim(best_none["multiplier"] > 1,
+           "the prose says a rate above the baseline's is best for the network without BN, but it is not.")
+    _claim(best_bn["best_acc"] > best_none["best_acc"],
+           "the prose says the best BN run beats the best run without BN, but it does not.")
+    return {
+        "cifar_tol_threshold": percent(threshold),
+        "cifar_tol_none": text(f"{tol_none:g}"),
+        "cifar_tol_bn": text(f"{tol_bn:g}"),
+        "cifar_tol_ratio": number(tol_bn / tol_none),
+        "cifar_n_runs_sweep": number(len(rows)),
+        "cifar_none_xmax_best": percent(none_max["best_acc"]),
+        "cifar_none_xmax_final": percent(none_max["final_acc"]),
+        "cifar_none_xmax_loss": number(curve(groups[none_max["label"]][0], "train_loss")[-1]),
+        "cifar_bn_xmax_final": percent(bn_max["final_acc"]),
+        "cifar_best_none_mult": text(f"{best_none['multiplier']:g}"),
+        "cifar_best_none_acc": percent(best_none["best_acc"]),
+        "cifar_best_bn_mult": text(f"{best_bn['multiplier']:g}"),
+        "cifar_best_bn_acc": percent(best_bn["best_acc"]),
+        "cifar_bn_x1_final": percent(_row(bn_rows, "BN at x1", multiplier=1)["final_acc"]),
+    }
+
+
+def lr_table(rows: list[dict]) -> Table:
+    """Table 2: one line per run of :func:`lr_sweep`."""
+    return Table(["learning rate", "multiplier", "BN", "best acc.", "final acc.", "diverged"],
+                 [[f"{r['lr']:.3g}", f"x{r['multiplier']:.3g}", "yes" if r["norm"] else "no", fmt_pct(r["best_acc"]),
+                   fmt_pct(r["final_acc"]), "no" if r["diverged_at"] is None else f"at step {r['diverged_at']:,}"]
+                  for r in rows])
+
+
+def sweep_steps(runs: dict, base_lr: float, baseline: str = "none-x1") -> tuple[float, list[dict]]:
+    """Table 3: :func:`steps_to_accuracy` over the sweep's runs at the baseline rate and above."""
+    labels = [r["label"] for r in lr_sweep(runs, base_lr) if r["multiplier"] >= 1]
+    return steps_to_accuracy(runs, baseline=baseline, labels=labels)
+
+
+def steps_numbers(runs: dict, base_lr: float, last_step: int, baseline: str = "none-x1") -> dict[str, Glued]:
+    """The steps section's numbers (:func:`sweep_steps`): the target, the baseline's and the BN networks'
+    steps to it, and how many higher rates without BN reach it; ``last_step``: the runs' length."""
+    target, rows = sweep_steps(runs, base_lr, baseline)
+    base = _row(rows, baseline, label=baseline)
+    bn = [r for r in rows if r["norm"] is not None]
+    others = [r for r in rows if r["norm"] is None and r["label"] != baseline]
+    reached = [r["steps"] for r in others if r["steps"] is not None]
+    _claim(bool(bn) and len({r["steps"] for r in bn}) == 1 and bn[0]["steps"] is not None,
+           "the prose says every BN network reaches the target at the same step, but they do not.")
+    _claim(base["steps"] == last_step, f"the prose says the baseline reaches its best only at step {last_step}, "
+           f"but it does at step {base['steps']}.")
+    _claim(bool(reached), "the prose names the fastest higher rate without BN to reach the target, but none does.")
+    return {
+        "cifar_target": percent(target),
+        "cifar_steps_base": number(base["steps"]),
+        "cifar_steps_bn": number(bn[0]["steps"]),
+        "cifar_speedup_bn": number(bn[0]["speedup"]),
+        "cifar_last_step": number(last_step),
+        "cifar_none_reached": number(len(reached)),
+        "cifar_none_others": number(len(others)),
+        "cifar_none_fastest": text(fmt_steps(min(reached))),
+    }
+
+
+def steps_table(rows: list[dict], base_lr: float) -> Table:
+    """Table 3 in the format of the paper's Table 2 (rows from :func:`sweep_steps`)."""
+    return Table(["model", "learning rate", "steps to target", "speed-up", "max accuracy"],
+                 [[sweep_name(r["norm"], r["lr"] / base_lr), f"{r['lr']:.3g}", fmt_steps(r["steps"]),
+                   fmt_ratio(r["speedup"]), fmt_pct(r["best_acc"])] for r in rows])
+
+
+def recipe_numbers(runs: dict, sweep_target: float, recipe_base: dict, final_lr: float,
+                   baseline: str = "none-baseline") -> dict[str, Glued]:
+    """The recipe section's numbers (:func:`ablation`, six rows: no BN, BN, then four changes): steps,
+    speed-ups and accuracies per row, the BN baseline's largest drop between records, the spread of the
+    last three records of the last two rows; ``recipe_base`` is the starting configuration as a dict,
+    ``final_lr`` the last row's learning rate at its last step, ``sweep_target`` Table 3's target."""
+    target, rows = ablation(runs, baseline)
+    if len(rows) != 6:
+        raise ValueError(f"the prose describes six rows of the recipe (no BN, BN, four changes), got {len(rows)}.")
+    groups = seed_groups(runs)
+    out = {
+        "cifar_recipe_target": percent(target),
+        "cifar_recipe_dropout": number(recipe_base["dropout"]),
+        "cifar_recipe_l2": number(recipe_base["weight_decay"]),
+        "cifar_recipe_decay": number(recipe_base["lr_decay"]),
+        "cifar_recipe_decay_every": number(recipe_base["lr_decay_every"]),
+    }
+    for i, r in enumerate(rows):
+        out[f"cifar_recipe{i}_best"] = percent(r["best_acc"])
+        if r["final_acc"] is not None:
+            out[f"cifar_recipe{i}_final"] = percent(r["final_acc"])
+        out[f"cifar_recipe{i}_steps"] = text(fmt_steps(r["steps"]))
+        if r["speedup"] is not None:
+            out[f"cifar_recipe{i}_speedup"] = number(r["speedup"])
+    acc = [curve(groups[r["label"]][0], "test_acc") for r in rows]  # the first seed of each row
+    _, drop_from, drop_to = largest_drop(acc[1])
+    out["cifar_recipe_drop_from"] = percent(drop_from)
+    out["cifar_recipe_drop_to"] = percent(drop_to)
+    spread = [100 * last_spread(acc[i], 3) for i in (4, 5)]
+    out["cifar_recipe4_spread"] = number(spread[0])
+    out["cifar_recipe5_spread"] = number(spread[1])
+    out["cifar_recipe_final_lr"] = number(final_lr)
+    out["cifar_recipe_fast_every"] = number(config(groups[rows[5]["label"]][0])["lr_decay_every"])
+    out["cifar_sweep_target"] = percent(sweep_target)
+    st = [r["steps"] for r in rows]
+    _claim(None not in st, "the prose gives every row's step to the target, but one never reaches it.")
+    _claim(st[1] < st[0], "the prose says BN alone reaches the target sooner than the baseline, but it does not.")
+    _claim(st[2] == st[1], "the prose says raising the learning rate changes nothing at this resolution, but it does.")
+    _claim(st[3] > st[2], "the prose says removing dropout makes the network slower to the target, but it does not.")
+    _claim(st[5] == min(st) and st[4] == st[5],
+           "the prose says the weight-decay row reaches the target soonest and faster decay no sooner, "
+           "which no longer holds.")
+    _claim(rows[4]["best_acc"] == max(r["best_acc"] for r in rows),
+           "the prose says reducing the weight decay gives the highest best accuracy, but it does not.")
+    _claim(target < sweep_target, "the prose says the regularized baseline's best is below the sweep's target, "
+           "but it is not.")
+    _claim(rows[5]["final_acc"] == max(r["final_acc"] or -1.0 for r in rows),
+           "the prose says the full recipe ends with the highest final accuracy, but it does not.")
+    _claim(spread[1] < spread[0], "the prose says faster decay ends the jumping of the accuracy, but the last "
+           "records vary no less.")
+    return out
+
+
+def ablation_table(rows: list[dict]) -> Table:
+    """Table 4: the recipe as an ablation (rows from :func:`ablation`)."""
+    return Table(["network", "change", "steps to target", "speed-up", "best acc.", "final acc."],
+                 [[r["label"], r["change"] or "(baseline)", fmt_steps(r["steps"]), fmt_ratio(r["speedup"]),
+                   fmt_pct(r["best_acc"]), fmt_pct(r["final_acc"])] for r in rows])
+
+
+def paper_numbers(experiments: dict[str, dict], n_train: int, sweep: str = "cifar_lr_sweep",
+                  first: str = "none-x1-seed0") -> dict[str, Glued]:
+    """The paper scale's size: ``experiments`` maps names to experiments as dicts (``{"runs": {label:
+    config dict}}``); steps and epochs of ``sweep``'s run ``first``, its seeds, and the runs of all."""
+    cfg = experiments[sweep]["runs"][first]
+    return {
+        "cifar_paper_steps": number(cfg["steps"]),
+        "cifar_paper_epochs": number(cfg["steps"] * cfg["batch_size"] / n_train),
+        "cifar_paper_seeds": number(len({c["seed"] for c in experiments[sweep]["runs"].values()})),
+        "cifar_paper_runs": number(sum(len(e["runs"]) for e in experiments.values())),
+    }
+
+
+def exercise_numbers(depth_runs: dict, sweep_runs: dict, base_lr: float, max_depth: int, record_every: int,
+                     baseline: str = "none-x1", fast: str = "bn-x5") -> dict[str, Glued]:
+    """The exercises' numbers: where the sigmoid saturates, the per-layer gradient factor of the deepest
+    network without BN at its first record, and the bounds on ``fast``'s speed-up (:func:`speedup_bounds`)."""
+    slope = sigmoid_slope(SATURATION_THRESHOLD)
+    ratio0 = gradient_ratio(seed_groups(depth_runs)[f"none-depth{max_depth}"], record=1)
+    _, rows = sweep_steps(sweep_runs, base_lr, baseline)
+    s_b = _row(rows, baseline, label=baseline)["steps"]
+    s_5 = _row(rows, fast, label=fast)["steps"]
+    lo, hi = speedup_bounds(s_b, s_5, record_every)
+    return {
+        "cifar_sat_cosh": number(1 / (2 * math.sqrt(slope))),
+        "cifar_ex_layers": number(max_depth - 1),
+        "cifar_ex_per_layer": number(per_layer_factor(ratio0, max_depth - 1)),
+        "cifar_ex_sb": number(s_b),
+        "cifar_ex_s5": number(s_5),
+        "cifar_ex_lo": number(lo),
+        "cifar_ex_hi": text("unbounded" if hi is None else f"{hi:.3g}"),
+    }
