@@ -288,3 +288,233 @@ def test_last_lead_and_spread():
     with pytest.raises(ValueError, match="step 50 was not recorded"):
         RM.mnist_spread(run, 0, 0, 50)
 
+
+
+# --------------------------------------------------------------------------- what each section glues
+def _values(glued: dict) -> dict:
+    return {k: v.value for k, v in glued.items()}
+
+
+def test_jitter_and_checkpoint_histograms():
+    run = _pct_run([5.0, 1.0, 2.0, 0.5, 1.5], [1.0] * 5)
+    assert RM.mnist_jitter(run, -1, 1) == pytest.approx((1.0 + 1.5 + 1.0) / 3)  # step 0 left out
+    assert RM.mnist_jitter(run, 0, 0) == 0.0
+    with pytest.raises(ValueError, match="two records after step 0"):
+        RM.mnist_jitter(_pct_run([5.0, 1.0], [1.0, 1.0]), -1, 1)
+    hist = [[[k + 1] * 48] for k in range(5)]
+    res = {"runs": {"none": _run([0.1] * 5, hist=hist), "bn": _run([0.1] * 5, norm="torch", hist=hist)}}
+    h = RM.mnist_checkpoint_histograms(res, 2)
+    assert h["none"]["steps"] == h["bn"]["steps"] == [0, 400]
+    assert h["bn"]["density"][1][0] == pytest.approx([1 / 24] * 48)
+
+
+def _setup_cfg(**kw):
+    return {"sizes": [784, 100, 100, 100, 10], "momentum": 0.0, "weight_decay": 0.0, "lr_decay_every": 0,
+            "optimizer": "sgd", "record_every": 500, "steps": 50_000, "batch_size": 60, "init_sigma": 0.1,
+            "lr": 0.5, "probe_batch": 1000, "probe_units": [0, 1, 2], **kw}
+
+
+def test_setup_numbers_and_the_prose_checks():
+    import dataclasses
+
+    kw = {"n_train": 60_000, "n_test": 10_000, "mean": 0.1307, "std": 0.3081, "bn_momentum": 0.1, "bn_eps": 1e-5}
+    v = RM.mnist_setup_numbers(_setup_cfg(), **kw)
+    assert _values(v) == {"mnist_ntrain": 60_000, "mnist_ntest": 10_000, "mnist_in": 784, "mnist_width": 100,
+                          "mnist_depth": 3, "mnist_classes": 10, "mnist_batch": 60, "mnist_steps": 50_000,
+                          "mnist_epochs": 50.0, "mnist_every": 500, "mnist_sigma": 0.1, "mnist_lr": 0.5,
+                          "mnist_probe": 1000, "mnist_nunits": 3, "mnist_mean": 0.1307, "mnist_std": 0.3081,
+                          "mnist_bn_momentum": 0.1, "mnist_bn_eps": 1e-5,
+                          "mnist_threshold": pytest.approx(math.acosh(49))}
+    assert all(g.kind == "number" and g.digits == 6 for g in v.values())
+    cfg_type = dataclasses.make_dataclass("Cfg", list(_setup_cfg()))
+    as_object = cfg_type(**_setup_cfg())
+    assert _values(RM.mnist_setup_numbers(as_object, registered=as_object, **kw)) == _values(v)
+    with pytest.raises(ValueError, match="registered mnist_fig1 experiment"):
+        RM.mnist_setup_numbers(_setup_cfg(), registered=_setup_cfg(lr=1.0), **kw)
+    with pytest.raises(ValueError, match="plain SGD"):
+        RM.mnist_setup_numbers(_setup_cfg(momentum=0.9), **kw)
+    with pytest.raises(ValueError, match="50,000 steps"):
+        RM.mnist_setup_numbers(_setup_cfg(batch_size=32), **kw)
+
+
+def _lr_grid(override=None):
+    accs = {0.1: [0.1, 0.5, 0.6, 0.7, 0.8], 0.5: [0.93, 0.94, 0.95, 0.95, 0.955],
+            1.0: [0.93, 0.94, 0.95, 0.955, 0.96], 2.0: [0.1, 0.9, 0.92, 0.93, 0.94], **(override or {})}
+    return {"runs": {f"lr{lr:g}": _run(a, lr=lr) for lr, a in accs.items()}}
+
+
+def test_lr_numbers_and_the_prose_checks():
+    configs = {"lr0.1": {"norm": None, "steps": 300}, "lr2": {"norm": None, "steps": 300}}
+    v = RM.mnist_lr_numbers(_lr_grid(), configs, (0.1, 0.5, 1.0, 2.0), 0.5)
+    assert v["mnist_lr_list"].kind == "text" and v["mnist_lr_gap"].digits == 4
+    # best: rate 1 (0.96); its largest step between records is 0.01; the chosen rate 0.5 ends at 0.955
+    assert _values(v) == pytest.approx({"mnist_lr_steps": 300, "mnist_lr_list": "0.1, 0.5, 1 and 2",
+                                        "mnist_lr_best": 1.0, "mnist_lr_best_acc": 96.0, "mnist_lr_chosen_acc": 95.5,
+                                        "mnist_lr_gap": 0.5, "mnist_lr_wobble": 1.0, "mnist_lr_lo": 0.1,
+                                        "mnist_lr_lo_acc": 80.0, "mnist_lr_hi": 2.0, "mnist_lr_hi_acc": 94.0})
+    with pytest.raises(ValueError, match="only the network without BN"):
+        RM.mnist_lr_numbers(_lr_grid(), {"a": {"norm": "torch", "steps": 300}}, (0.1,), 0.5)
+    with pytest.raises(ValueError, match="best or a smaller one"):
+        RM.mnist_lr_numbers(_lr_grid(), configs, (0.1,), 2.0)  # 2 points behind the best
+    with pytest.raises(ValueError, match="smallest rate is clearly too slow"):
+        RM.mnist_lr_numbers(_lr_grid({0.1: [0.1, 0.9, 0.93, 0.95, 0.95]}), configs, (0.1,), 0.5)
+    diverged = _lr_grid()
+    diverged["runs"]["lr4"] = _run([0.1], lr=4.0, diverged_at=50)
+    with pytest.raises(ValueError, match="diverges"):
+        RM.mnist_lr_numbers(diverged, configs, (0.1,), 0.5)
+
+
+def _acc_res(none=(0.1, 0.80, 0.85, 0.90, 0.90), bn=(0.1, 0.70, 0.92, 0.95, 0.97)):
+    return {"runs": {"none": _run(list(none)), "bn": _run(list(bn), norm="torch")}}
+
+
+def test_accuracy_numbers_and_the_prose_checks():
+    cfg = {"steps": 1000, "record_every": 100}  # the last fifth: 200 steps, the last 3 records
+    v = _values(RM.mnist_accuracy_numbers(_acc_res(), cfg))
+    assert v == pytest.approx({"mnist_final_none": 90.0, "mnist_final_bn": 97.0, "mnist_final_gap": 7.0,
+                               "mnist_err_reduction": 70.0,  # 3% errors instead of 10%
+                               "mnist_best_none": 90.0, "mnist_best_bn": 97.0,
+                               "mnist_bn_to_none": 200, "mnist_none_to_none": 300, "mnist_bn_to_bn": 400,
+                               "mnist_speedup": 1.5, "mnist_speedup_total": 2.0,  # 300 / 200, 400 / 200
+                               "mnist_last_lead": 100, "mnist_first_ahead": 200, "mnist_tail": 200,
+                               "mnist_wobble_none": 5.0, "mnist_wobble_bn": 3.0})
+    with pytest.raises(ValueError, match="never reaches"):
+        RM.mnist_accuracy_numbers(_acc_res(none=(0.1, 0.8, 0.85, 0.97, 0.90)), cfg)
+    with pytest.raises(ValueError, match="ahead early on"):
+        RM.mnist_accuracy_numbers(_acc_res(bn=(0.1, 0.85, 0.92, 0.95, 0.97)), cfg)
+    with pytest.raises(ValueError, match="not an accident"):
+        RM.mnist_accuracy_numbers(_acc_res(bn=(0.1, 0.70, 0.92, 0.80, 0.93)), cfg)
+
+
+def _units(*per_unit):
+    """One record of one hidden layer: (median, 15-85 spread) per unit."""
+    return [[[m - w / 2, m, m + w / 2] for m, w in per_unit]]
+
+
+def _drift_res(bn_unit1=((1.0, 2.0), (3.0, 4.0), (1.5, 2.0)), bn_unit2=(1.5, 3.0), none_spread0=0.1):
+    """One hidden layer, three probed units, records at steps 0-300. Without BN, from step 100 on, unit 0's
+    median moves by 0.2 (spread 1), unit 1's by 1 (spread 2), unit 2's by 4 (spread 2); unit 1 is the typical one."""
+    none = [_units((0.0, 1.0), (0.0, none_spread0), (0.0, 2.0)),
+            *[_units((0.1 * k, 1.0), (1.0 + 0.5 * k, 2.0), (2.0 * k, 2.0)) for k in range(3)]]
+    bn = [none[0], *[_units((0.1 * k, 1.0), bn_unit1[k], (bn_unit2[0] * k, 2.0)) for k in range(3)]]
+    return {"runs": {"none": _run([0.1] * 4, percentiles=none), "bn": _run([0.1] * 4, norm="torch", percentiles=bn)}}
+
+
+def test_percentile_numbers_and_the_prose_checks():
+    cfg = {"sizes": [784, 100, 10], "record_every": 100}
+    v = _values(RM.mnist_percentile_numbers(_drift_res(), cfg))
+    assert v == pytest.approx({"mnist_unit": 1, "mnist_last_layer": 1, "mnist_from_step": 100,
+                               "mnist_drift_none": 1.0, "mnist_drift_net_none": 1.0, "mnist_width_none": 2.0,
+                               "mnist_rel_none": 0.5, "mnist_wratio_none": 1.0,
+                               "mnist_drift_bn": 2.0, "mnist_drift_net_bn": 0.5, "mnist_width_bn": 8 / 3,
+                               "mnist_rel_bn": 0.75, "mnist_wratio_bn": 2.0,
+                               "mnist_rel_all_none": (0.2 + 0.5 + 2.0) / 3, "mnist_rel_all_bn": (0.2 + 0.75 + 1.5) / 3,
+                               "mnist_n_probed": 3, "mnist_spread0": 0.1, "mnist_spread1_none": 2.0,
+                               "mnist_spread_growth": 20.0}, abs=1e-4)
+    with pytest.raises(ValueError, match="drifts no less with BN"):
+        RM.mnist_percentile_numbers(_drift_res(bn_unit1=((1.0, 2.0), (1.2, 2.0), (1.4, 2.0))), cfg)
+    with pytest.raises(ValueError, match="about as much with BN"):
+        RM.mnist_percentile_numbers(_drift_res(bn_unit2=(10.0, 2.0)), cfg)
+    with pytest.raises(ValueError, match="more than tenfold"):
+        RM.mnist_percentile_numbers(_drift_res(none_spread0=1.0), cfg)
+    with pytest.raises(ValueError, match="jitter"):  # BN's median moves 1 per record on average, not above 2 x 0.5
+        RM.mnist_percentile_numbers(_drift_res(bn_unit1=((1.0, 2.0), (3.0, 4.0), (3.0, 2.0))), cfg)
+
+
+def _sat_res(bn_initial=0.1, none_final=0.65, bn_l3_final=0.02):
+    none = [[0.1, 0.0, 0.0], [0.6, 0.01, 0.02], [0.7, 0.02, 0.01], [none_final, 0.01, 0.01]]
+    bn = [[bn_initial, 0.0, 0.0], [0.05, 0.02, 0.03], [0.04, 0.03, 0.04], [0.03, 0.02, bn_l3_final]]
+    return {"runs": {"none": _run([0.1] * 4, saturated=none), "bn": _run([0.1] * 4, norm="torch", saturated=bn)}}
+
+
+def test_saturation_numbers_and_the_prose_checks():
+    v = RM.mnist_saturation_numbers(_sat_res())
+    assert v["mnist_sat_none_l1"].digits == 4 and v["mnist_checkpoints"].kind == "text"
+    got = _values(v)
+    assert got["mnist_checkpoints"] == "0, 100, 200 and 300" and got["mnist_hist_max"] == 12.0
+    assert got["mnist_sat_none_l1"] == pytest.approx(65.0) and got["mnist_sat0_none_l1"] == pytest.approx(10.0)
+    assert got["mnist_satmax_none_l1"] == pytest.approx(70.0) and got["mnist_satmax_step_none_l1"] == 200
+    assert got["mnist_sat_bn_l1"] == pytest.approx(3.0) and got["mnist_satmax_bn_l3"] == pytest.approx(4.0)
+    assert got["mnist_satmax_step_bn_l3"] == 200 and got["mnist_satmax_step_none_l3"] == 100
+    assert len(got) == 2 * 3 * 4 + 2
+    with pytest.raises(ValueError, match="same function at step 0"):
+        RM.mnist_saturation_numbers(_sat_res(bn_initial=0.2))
+    with pytest.raises(ValueError, match="most first-layer inputs"):
+        RM.mnist_saturation_numbers(_sat_res(none_final=0.4))
+    with pytest.raises(ValueError, match="later hidden layers"):
+        RM.mnist_saturation_numbers(_sat_res(bn_l3_final=0.005))
+
+
+def _init_res(none=None, bn=None):
+    none = none or {0.01: 0.11, 0.1: 0.96, 1.0: 0.955, 10.0: 0.5}
+    bn = bn or {0.01: 0.97, 0.1: 0.975, 1.0: 0.972, 10.0: 0.94}
+    runs = {}
+    for norm, by, end in ((None, none, [0.3, 0.2]), ("torch", bn, [0.01, 0.03])):
+        for s, a in by.items():
+            runs[f"{norm}-{s}"] = _run([0.1, a], norm=norm, init_sigma=s, saturated=[[s / 20, s / 10], end])
+    return {"runs": runs}
+
+
+def test_init_numbers_and_the_prose_checks():
+    configs = {"a": {"steps": 2000}}
+    v = _values(RM.mnist_init_numbers(_init_res(), configs, within=0.01))
+    assert v == pytest.approx({"mnist_sw_steps": 2000, "mnist_sw_min": 0.01, "mnist_sw_max": 10.0,
+                               "mnist_sw_decades": 3.0, "mnist_sw_within": 1.0,
+                               "mnist_sw_lo_none": 0.1, "mnist_sw_hi_none": 1.0, "mnist_sw_dec_none": 1.0,
+                               "mnist_sw_best_none": 96.0, "mnist_sw_bestsig_none": 0.1, "mnist_sw_worst_none": 11.0,
+                               "mnist_sw_lo_bn": 0.01, "mnist_sw_hi_bn": 1.0, "mnist_sw_dec_bn": 2.0,
+                               "mnist_sw_best_bn": 97.5, "mnist_sw_bestsig_bn": 0.1, "mnist_sw_worst_bn": 94.0,
+                               "mnist_sw_drop_bn": 3.5, "mnist_sw_sat0_max": 75.0,  # mean of 0.5 and 1.0
+                               "mnist_sw_satend_none": 25.0, "mnist_sw_satend_bn": 2.0})
+    with pytest.raises(ValueError, match="ahead at every sigma"):
+        RM.mnist_init_numbers(_init_res(bn={0.01: 0.10, 0.1: 0.975, 1.0: 0.972, 10.0: 0.94}), configs)
+    flat_none = {0.01: 0.95, 0.1: 0.96, 1.0: 0.955, 10.0: 0.955}  # within a point everywhere: 3 decades
+    with pytest.raises(ValueError, match="more decades"):
+        RM.mnist_init_numbers(_init_res(none=flat_none, bn={0.01: 0.97, 0.1: 0.975, 1.0: 0.972, 10.0: 0.96}),
+                              configs)
+    with pytest.raises(ValueError, match="worst result is at the largest sigma"):
+        RM.mnist_init_numbers(_init_res(none={0.01: 0.11, 0.1: 0.96, 1.0: 0.90, 10.0: 0.5},
+                                        bn={0.01: 0.93, 0.1: 0.975, 1.0: 0.972, 10.0: 0.94}), configs)
+
+
+def _dense_res(none_loss=(2.3, 0.30, 0.20, 0.22, 0.25), bn_loss=(2.3, 0.35, 0.18, 0.21, 0.255),
+               bn_acc=(0.1, 0.88, 0.94, 0.95, 0.96), bn_final_loss=0.255):
+    runs = {}
+    for label, norm, acc, loss, final in (("none", None, (0.1, 0.90, 0.95, 0.96, 0.955), none_loss, 0.25),
+                                          ("bn", "torch", bn_acc, bn_loss, bn_final_loss)):
+        run = _run(list(acc), norm=norm, batch_size=10, train_subset=1000)  # 100 steps per epoch
+        run["curves"]["test_loss"] = list(loss)
+        run["summary"]["final_test_loss"] = final
+        runs[label] = run
+    return {"runs": runs}
+
+
+def test_dense128_setup_and_numbers_and_the_prose_checks():
+    cfg = {"sizes": [784, 128, 10], "batch_size": 10, "lr": 0.001, "train_subset": 1000, "steps": 400}
+    assert _values(RM.mnist_dense128_setup(cfg, n_train=4000)) == pytest.approx(
+        {"mnist_d_width": 128, "mnist_d_batch": 10, "mnist_d_lr": 0.001, "mnist_d_ntrain": 1000,
+         "mnist_d_split": 75.0, "mnist_d_epochs": 4.0})
+    v = _values(RM.mnist_dense128_numbers(_dense_res(), cfg))
+    assert v == pytest.approx({"mnist_d_acc_none": 95.5, "mnist_d_loss_none": 0.25, "mnist_d_min_none": 0.20,
+                               "mnist_d_minep_none": 2.0, "mnist_d_loss1_none": 0.30, "mnist_d_ep1_none": 1.0,
+                               "mnist_d_acc_bn": 96.0, "mnist_d_loss_bn": 0.255, "mnist_d_min_bn": 0.18,
+                               "mnist_d_minep_bn": 2.0, "mnist_d_loss1_bn": 0.35, "mnist_d_ep1_bn": 1.0,
+                               "mnist_d_gap": 0.5, "mnist_d_wobble": 6.0})  # BN's last four: 0.88 -> 0.94
+    with pytest.raises(ValueError, match="less than the wobble"):  # 5.5 points behind; the wobble is 5
+        RM.mnist_dense128_numbers(_dense_res(bn_acc=(0.1, 0.88, 0.89, 0.895, 0.90)), cfg)
+    with pytest.raises(ValueError, match="higher after the first epoch"):
+        RM.mnist_dense128_numbers(_dense_res(bn_loss=(2.3, 0.25, 0.18, 0.21, 0.255)), cfg)
+    with pytest.raises(ValueError, match="nearly the same test loss"):
+        RM.mnist_dense128_numbers(_dense_res(bn_final_loss=0.3), cfg)
+    with pytest.raises(ValueError, match="overfits before the end"):
+        RM.mnist_dense128_numbers(_dense_res(none_loss=(2.3, 0.30, 0.28, 0.26, 0.25)), cfg)
+
+
+def test_threshold_numbers():
+    from scipy.stats import norm
+
+    v = RM.mnist_threshold_numbers()
+    assert v["mnist_acosh49"].kind == "text" and v["mnist_acosh49"].value == f"{np.arccosh(49.0):.4f}" == "4.5849"
+    assert v["mnist_normal_sat_ppm"].value == pytest.approx(2e6 * norm.sf(np.arccosh(49.0)))
+    with pytest.raises(ValueError, match="SATURATION_THRESHOLD"):
+        RM.mnist_threshold_numbers(4.0)

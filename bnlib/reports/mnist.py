@@ -1,19 +1,31 @@
 """Numbers of the MNIST chapter (book/mnist.ipynb): the paper's Figure 1 (final accuracies, the
 steps each network needs to reach the other's final accuracy, the drift of the sigmoid-input
 percentiles), the saturated fraction and input histograms per layer, the learning-rate choice, the
-initialization sweep and the Dense-128 demo. Each function takes an experiment result or one run.
+initialization sweep and the Dense-128 demo. Each function takes an experiment result or one run;
+the ``mnist_*_numbers`` functions return every value one section's prose glues, and raise a
+ValueError when a result no longer supports what that prose says.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from bnlib.reports.cifar import run_stats
-from bnlib.reports.format import Table
-from bnlib.results import HIST_EDGES, final_metric, probe_index, run_of, seed_groups, steps_to_reach, unit_percentiles
+from bnlib.reports.format import Glued, Table, number, percent, text
+from bnlib.results import (
+    HIST_EDGES,
+    SATURATION_THRESHOLD,
+    final_metric,
+    probe_index,
+    run_of,
+    seed_groups,
+    steps_to_reach,
+    unit_percentiles,
+)
 from bnlib.vocabulary import norm_name
 
 
@@ -324,3 +336,254 @@ def mnist_spread(run: dict, layer: int, unit: int, step: int) -> float:
         raise ValueError(f"step {step} was not recorded; records run from {t['step'][0]} to {t['step'][-1]}.")
     i = t["step"].index(step)
     return t["p85"][i] - t["p15"][i]
+
+
+def mnist_jitter(run: dict, layer: int, unit: int) -> float:
+    """Mean absolute change of one sigmoid's input median between consecutive records after step 0:
+    how much its curve jitters from record to record."""
+    p50 = unit_percentiles(run, layer, unit)["p50"][1:]
+    if len(p50) < 2:
+        raise ValueError("need at least two records after step 0 to measure the jitter.")
+    return float(np.abs(np.diff(p50)).mean())
+
+
+def mnist_checkpoint_histograms(res: dict, n: int = 4, base: str = "none") -> dict:
+    """:func:`mnist_histograms` of every run at the :func:`mnist_checkpoints` of run ``base``."""
+    steps = mnist_checkpoints(run_of(res, base), n)
+    return {label: mnist_histograms(run, steps) for label, run in res["runs"].items()}
+
+
+# --------------------------------------------------------------------------- what each section glues
+def _cfg(c) -> dict:
+    """A run configuration as a dict (a :class:`bnlib.train.RunConfig` or the results' ``config``)."""
+    return dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dict(c)
+
+
+def _pc(fraction: float) -> Glued:
+    """A fraction glued as a percentage rounded to 4 decimals (the prose picks the digits it shows)."""
+    return percent(fraction, 4)
+
+
+def _and_list(items: Sequence[str]) -> str:
+    """``a, b and c``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
+
+
+def mnist_setup_numbers(cfg, *, n_train: int, n_test: int, mean: float, std: float, bn_momentum: float,
+                        bn_eps: float, registered=None) -> dict[str, Glued]:
+    """The experiment section's numbers: data, network, training and measurement settings of the
+    Figure 1 configuration ``cfg`` (``registered``: the configuration the experiment actually trains)."""
+    c = _cfg(cfg)
+    if registered is not None and _cfg(registered) != c:
+        raise ValueError("the registered mnist_fig1 experiment no longer trains the configuration the prose describes.")
+    if c["momentum"] != 0 or c["weight_decay"] != 0 or c["lr_decay_every"] != 0 or c["optimizer"] != "sgd":
+        raise ValueError("the prose says plain SGD without momentum, weight decay or learning-rate schedule, "
+                         "which the configuration no longer is.")
+    if (c["record_every"], c["steps"], c["batch_size"]) != (500, 50_000, 60):
+        raise ValueError("the prose says 50,000 steps of mini-batches of 60 recorded every 500 steps, which the "
+                         "configuration no longer is.")
+    sizes = c["sizes"]
+    return {"mnist_ntrain": number(n_train), "mnist_ntest": number(n_test), "mnist_in": number(sizes[0]),
+            "mnist_width": number(sizes[1]), "mnist_depth": number(len(sizes) - 2),
+            "mnist_classes": number(sizes[-1]), "mnist_batch": number(c["batch_size"]),
+            "mnist_steps": number(c["steps"]), "mnist_epochs": number(c["steps"] * c["batch_size"] / n_train),
+            "mnist_every": number(c["record_every"]), "mnist_sigma": number(c["init_sigma"]),
+            "mnist_lr": number(c["lr"]), "mnist_probe": number(c["probe_batch"]),
+            "mnist_nunits": number(len(c["probe_units"])), "mnist_mean": number(mean), "mnist_std": number(std),
+            "mnist_bn_momentum": number(bn_momentum), "mnist_bn_eps": number(bn_eps),
+            "mnist_threshold": number(SATURATION_THRESHOLD)}
+
+
+def mnist_lr_numbers(lr_grid: dict, configs: dict, rates: Sequence[float], chosen_lr: float) -> dict[str, Glued]:
+    """The learning-rate section's numbers: the grid (``configs``: its run configurations, ``rates``:
+    its learning rates), its best rate and the chosen one ``chosen_lr`` against the best run's wobble."""
+    rows, best = mnist_lr_choice(lr_grid)
+    cfgs = [_cfg(c) for c in configs.values()]
+    if any(c["norm"] is not None for c in cfgs):
+        raise ValueError("the prose says the learning-rate grid trains only the network without BN, which it no "
+                         "longer does.")
+    chosen = mnist_lr_row(rows, chosen_lr)
+    wob = mnist_wobble(lr_grid["runs"][best["label"]])
+    lo, hi = rows[0], rows[-1]
+    if any(r["diverged"] for r in rows):
+        raise ValueError("the prose says no rate of the learning-rate grid diverges, but one does.")
+    if not (best["final_acc"] - chosen["final_acc"] < wob and chosen_lr <= best["lr"]):
+        raise ValueError("the prose says the chosen rate is the grid's best or a smaller one within the best run's "
+                         "wobble, which no longer holds.")
+    if not (chosen["final_acc"] - lo["final_acc"] > wob and hi["final_acc"] < chosen["final_acc"]):
+        raise ValueError("the prose says the smallest rate is clearly too slow and the largest ends lower than the "
+                         "chosen one, which no longer holds.")
+    return {"mnist_lr_steps": number(cfgs[0]["steps"]), "mnist_lr_list": text(_and_list([f"{r:g}" for r in rates])),
+            "mnist_lr_best": number(best["lr"]), "mnist_lr_best_acc": _pc(best["final_acc"]),
+            "mnist_lr_chosen_acc": _pc(chosen["final_acc"]),
+            "mnist_lr_gap": _pc(best["final_acc"] - chosen["final_acc"]),
+            "mnist_lr_wobble": _pc(wob), "mnist_lr_lo": number(lo["lr"]), "mnist_lr_lo_acc": _pc(lo["final_acc"]),
+            "mnist_lr_hi": number(hi["lr"]), "mnist_lr_hi_acc": _pc(hi["final_acc"])}
+
+
+def mnist_accuracy_numbers(res: dict, cfg) -> dict[str, Glued]:
+    """Figure 1(a)'s numbers: final and best accuracies, the speed-up (:func:`mnist_speedup`), the last
+    step at which the network without BN leads, and each network's wobble over the last fifth of ``cfg``'s steps."""
+    c = _cfg(cfg)
+    sp = mnist_speedup(res)
+    none, bn = run_of(res, "none"), run_of(res, "bn")
+    if sp["slow_to_fast"] is not None:
+        raise ValueError("the prose says the network without BN never reaches the BN network's final accuracy, "
+                         "but it does.")
+    lead = mnist_last_lead(res)
+    if lead is None:
+        raise ValueError("the prose says the network without BN is ahead early on, but it never is after step 0.")
+    tail = c["steps"] // 5
+    last = tail // c["record_every"] + 1
+    wob_none, wob_bn = mnist_wobble(none, last), mnist_wobble(bn, last)
+    if not sp["final_fast"] - sp["final_slow"] > 2 * wob_bn:
+        raise ValueError("the prose says the final accuracy gap is not an accident of where training stopped, but it "
+                         "is no longer above twice the BN network's wobble.")
+    return {"mnist_final_none": _pc(sp["final_slow"]), "mnist_final_bn": _pc(sp["final_fast"]),
+            "mnist_final_gap": _pc(sp["final_fast"] - sp["final_slow"]),
+            "mnist_err_reduction": _pc(1 - (1 - sp["final_fast"]) / (1 - sp["final_slow"])),
+            "mnist_best_none": _pc(none["summary"]["best_test_acc"]),
+            "mnist_best_bn": _pc(bn["summary"]["best_test_acc"]),
+            "mnist_bn_to_none": number(sp["fast_to_slow"]), "mnist_none_to_none": number(sp["slow_to_slow"]),
+            "mnist_bn_to_bn": number(sp["fast_to_fast"]), "mnist_speedup": number(sp["speedup"], 4),
+            "mnist_speedup_total": number(sp["steps"] / sp["fast_to_slow"], 4),
+            "mnist_last_lead": number(lead), "mnist_first_ahead": number(lead + c["record_every"]),
+            "mnist_tail": number(tail), "mnist_wobble_none": _pc(wob_none), "mnist_wobble_bn": _pc(wob_bn)}
+
+
+def mnist_percentile_numbers(res: dict, cfg) -> dict[str, Glued]:
+    """Figure 1(b, c)'s numbers: the typical unit of the last hidden layer, its median drift in both
+    networks, the mean drift over all probed units, and its spread's growth before the first record."""
+    c = _cfg(cfg)
+    none, bn = run_of(res, "none"), run_of(res, "bn")
+    unit = mnist_typical_unit(none, layer=-1)
+    d = {"none": mnist_median_drift(none, -1, unit), "bn": mnist_median_drift(bn, -1, unit)}
+    rows = mnist_drift_rows(res)
+    s_none, s_bn = mnist_drift_summary(rows, norm_name(None)), mnist_drift_summary(rows, norm_name("torch"))
+    spread0, spread1 = mnist_spread(none, -1, unit, 0), mnist_spread(none, -1, unit, c["record_every"])
+    if not (d["bn"]["range"] >= d["none"]["range"] and d["bn"]["relative"] >= d["none"]["relative"]):
+        raise ValueError("the prose says the typical unit's median drifts no less with BN than without, which no "
+                         "longer holds.")
+    if not 0.75 < s_bn["relative"] / s_none["relative"] < 4 / 3:
+        raise ValueError("the prose says the median drifts about as much with BN as without over all probed units, "
+                         "but the two differ by more than a third.")
+    if not spread1 / spread0 > 10:
+        raise ValueError("the prose says the typical unit's spread grows more than tenfold before the first record, "
+                         "which no longer holds.")
+    if not mnist_jitter(bn, -1, unit) > 2 * mnist_jitter(none, -1, unit):
+        raise ValueError("the prose says the BN network's percentiles jitter while the others are smooth, but its "
+                         "median no longer moves twice as much between records.")
+    out = {"mnist_unit": number(unit), "mnist_last_layer": number(len(c["sizes"]) - 2),
+           "mnist_from_step": number(d["none"]["from_step"])}
+    for key in ("none", "bn"):
+        out |= {f"mnist_drift_{key}": number(d[key]["range"], 4), f"mnist_drift_net_{key}": number(d[key]["net"], 4),
+                f"mnist_width_{key}": number(d[key]["width"], 4), f"mnist_rel_{key}": number(d[key]["relative"], 4),
+                f"mnist_wratio_{key}": number(d[key]["width_ratio"], 4)}
+    return out | {"mnist_rel_all_none": number(s_none["relative"], 4), "mnist_rel_all_bn": number(s_bn["relative"], 4),
+                  "mnist_n_probed": number(len(rows) // 2), "mnist_spread0": number(spread0, 4),
+                  "mnist_spread1_none": number(spread1, 4), "mnist_spread_growth": number(spread1 / spread0, 4)}
+
+
+def mnist_saturation_numbers(res: dict) -> dict[str, Glued]:
+    """The saturation section's numbers: per network and hidden layer the saturated fraction at the
+    end, at step 0, at its largest and the step of it; the histograms' range and checkpoints."""
+    sat = {"none": mnist_saturation(run_of(res, "none")), "bn": mnist_saturation(run_of(res, "bn"))}
+    if not math.isclose(sat["none"][0]["initial"], sat["bn"][0]["initial"], abs_tol=1e-3):
+        raise ValueError("the prose says both networks compute the same function at step 0, but their first layers' "
+                         "saturated fractions differ there.")
+    if not (sat["none"][0]["final"] > 0.5 and sat["bn"][0]["final"] < 0.1):
+        raise ValueError("the prose says most first-layer inputs end saturated without BN and few with BN, which no "
+                         "longer holds.")
+    if not all(b["final"] > n["final"] for n, b in zip(sat["none"][1:], sat["bn"][1:], strict=True)):
+        raise ValueError("the prose says the BN network ends with more saturated inputs in the later hidden layers, "
+                         "which no longer holds.")
+    out = {}
+    for key in ("none", "bn"):
+        for s in sat[key]:
+            n = s["layer"]
+            out |= {f"mnist_sat_{key}_l{n}": _pc(s["final"]), f"mnist_sat0_{key}_l{n}": _pc(s["initial"]),
+                    f"mnist_satmax_{key}_l{n}": _pc(s["max"]), f"mnist_satmax_step_{key}_l{n}": number(s["max_step"])}
+    steps = mnist_checkpoints(run_of(res, "none"), 4)
+    return out | {"mnist_hist_max": number(float(HIST_EDGES[-1])),
+                  "mnist_checkpoints": text(_and_list([f"{s:,}" for s in steps]))}
+
+
+def mnist_init_numbers(sweep: dict, configs: dict, within: float = 0.01) -> dict[str, Glued]:
+    """The initialization sweep's numbers (``configs``: its run configurations): the swept sigmas, per
+    network the range of sigmas within ``within`` of its best (:func:`mnist_sigma_range`), and the
+    accuracy drop and saturation at the largest sigma."""
+    grid = mnist_init_sweep(sweep)
+    sig = grid["sigmas"]
+    smax = max(sig)
+    r = {key: mnist_sigma_range(grid, norm_name(norm), within) for key, norm in (("none", None), ("bn", "torch"))}
+    acc_none, acc_bn = grid["acc"][norm_name(None)], grid["acc"][norm_name("torch")]
+    if not all(acc_bn.get(s) is not None and (acc_none.get(s) is None or acc_bn[s] > acc_none[s]) for s in sig):
+        raise ValueError("the prose says BN is ahead at every sigma of the sweep, which no longer holds.")
+    if not (r["bn"]["decades"] > r["none"]["decades"] and r["bn"]["worst_acc"] > r["none"]["worst_acc"]):
+        raise ValueError("the prose says BN stays near its best over more decades of sigma and has the better worst "
+                         "result, which no longer holds.")
+    if acc_bn[smax] != r["bn"]["worst_acc"]:
+        raise ValueError("the prose says BN's worst result is at the largest sigma, but it is elsewhere.")
+    out = {"mnist_sw_steps": number(_cfg(next(iter(configs.values())))["steps"]), "mnist_sw_min": number(min(sig)),
+           "mnist_sw_max": number(smax), "mnist_sw_decades": number(math.log10(smax / min(sig)), 4),
+           "mnist_sw_within": _pc(within)}
+    for key in ("none", "bn"):
+        out |= {f"mnist_sw_lo_{key}": number(r[key]["lo"]), f"mnist_sw_hi_{key}": number(r[key]["hi"]),
+                f"mnist_sw_dec_{key}": number(r[key]["decades"], 4), f"mnist_sw_best_{key}": _pc(r[key]["best_acc"]),
+                f"mnist_sw_bestsig_{key}": number(r[key]["best_sigma"]),
+                f"mnist_sw_worst_{key}": _pc(r[key]["worst_acc"])}
+    return out | {"mnist_sw_drop_bn": _pc(r["bn"]["best_acc"] - acc_bn[smax]),
+                  "mnist_sw_sat0_max": _pc(grid["sat0"][norm_name(None)][smax]),
+                  "mnist_sw_satend_none": _pc(grid["sat_final"][norm_name(None)][smax]),
+                  "mnist_sw_satend_bn": _pc(grid["sat_final"][norm_name("torch")][smax])}
+
+
+def _epochs(cfg: dict, n_train: int = 60_000) -> float:
+    return cfg["steps"] * cfg["batch_size"] / (cfg["train_subset"] or n_train)
+
+
+def mnist_dense128_setup(cfg, n_train: int) -> dict[str, Glued]:
+    """The Dense-128 exercise's settings: width, batch size, learning rate, training images, the
+    held-out fraction of the ``n_train`` training images and the epochs."""
+    c = _cfg(cfg)
+    return {"mnist_d_width": number(c["sizes"][1]), "mnist_d_batch": number(c["batch_size"]),
+            "mnist_d_lr": number(c["lr"]), "mnist_d_ntrain": number(c["train_subset"]),
+            "mnist_d_split": _pc(1 - c["train_subset"] / n_train), "mnist_d_epochs": number(_epochs(c, n_train))}
+
+
+def mnist_dense128_numbers(res: dict, cfg) -> dict[str, Glued]:
+    """The Dense-128 solution's numbers (:func:`mnist_dense128`): per network the final accuracy and
+    loss, the lowest loss and its epoch, the loss after the first epoch; the accuracy gap and wobble."""
+    c = _cfg(cfg)
+    ds = mnist_dense128(res)
+    none, bn = ds["none"], ds["bn"]
+    wob = max(mnist_wobble(run_of(res, k), 4) for k in ("none", "bn"))
+    if not abs(bn["final_acc"] - none["final_acc"]) < wob:
+        raise ValueError("the prose says the two final accuracies differ by less than the wobble between epochs, "
+                         "which no longer holds.")
+    if not (bn["test_loss"][1] > none["test_loss"][1] and bn["min_loss"] < none["min_loss"]):
+        raise ValueError("the prose says BN's test loss is higher after the first epoch but lowest overall, which no "
+                         "longer holds.")
+    if not abs(bn["final_loss"] - none["final_loss"]) < 0.01:
+        raise ValueError("the prose says both networks end with nearly the same test loss, but the two differ by "
+                         "0.01 or more.")
+    if not none["min_loss_epoch"] < _epochs(c):
+        raise ValueError("the prose says the network without BN overfits before the end, but its test loss is "
+                         "lowest at the end.")
+    out = {}
+    for key, d in (("none", none), ("bn", bn)):
+        out |= {f"mnist_d_acc_{key}": _pc(d["final_acc"]), f"mnist_d_loss_{key}": number(d["final_loss"], 4),
+                f"mnist_d_min_{key}": number(d["min_loss"], 4), f"mnist_d_minep_{key}": number(d["min_loss_epoch"], 4),
+                f"mnist_d_loss1_{key}": number(d["test_loss"][1], 4), f"mnist_d_ep1_{key}": number(d["epoch"][1], 4)}
+    return out | {"mnist_d_gap": _pc(bn["final_acc"] - none["final_acc"]), "mnist_d_wobble": _pc(wob)}
+
+
+def mnist_threshold_numbers(threshold: float = SATURATION_THRESHOLD) -> dict[str, Glued]:
+    """The threshold exercise's numbers: arccosh 49 (four decimals) and the saturated fraction, per
+    million, of a standard normal input at ``threshold``."""
+    acosh49 = math.log(49 + math.sqrt(49**2 - 1))
+    if not math.isclose(acosh49, threshold, rel_tol=1e-12):
+        raise ValueError("the prose says arccosh 49 is the engine's SATURATION_THRESHOLD, which it no longer is.")
+    return {"mnist_acosh49": text(f"{acosh49:.4f}"),
+            "mnist_normal_sat_ppm": number(1e6 * math.erfc(threshold / math.sqrt(2)), 4)}
