@@ -296,3 +296,290 @@ def test_conventions_figure_draws_the_trajectories():
     np.testing.assert_allclose(lines["Keras, momentum 0.99 (default)"], slow["keras_mean"][:, 0])
     plt.close(fig)
 
+
+
+# --------------------------------------------------------------------------- what the prose glues
+def _values(glued: dict) -> dict:
+    return {k: v.value for k, v in glued.items()}
+
+
+def test_and_list():
+    assert RT.and_list([2, 4, 8, 16]) == "2, 4, 8 and 16"
+    assert RT.and_list([2, 4]) == "2 and 4"
+    assert RT.and_list([5]) == "5"
+    with pytest.raises(ValueError, match="at least one value"):
+        RT.and_list([])
+
+
+def test_setup_numbers():
+    run = _run()
+    run["config"].update(steps=10_000, init_sigma=0.1)
+    res = {"a": {"provenance": {"wall_seconds": 60.0}}, "b": {"provenance": {"wall_seconds": 120.0}}}
+    g = RT.setup_numbers(res, run)
+    assert (g["tt_steps"].kind, g["tt_steps"].value) == ("md", "10,000")
+    assert _values(g) == {"tt_steps": "10,000", "tt_batch": 60, "tt_lr": 0.5, "tt_sigma": 0.1,
+                          "tt_total_minutes": 3.0}
+
+
+def test_conventions_numbers():
+    demo = RT.conventions_demo(m=8, mean=2.0, std=1.5, batches=40, p_fast=0.1, p_slow=0.01)
+    assert demo["var"] == 2.25 and demo["fast"]["torch_mean"].shape == (40, 1)
+    # the PyTorch running mean by hand: start at 0, move by p towards each batch mean
+    bm, _ = F.stream_of_batches(40, 1, 8, 2.0, 1.5, seed=0)
+    mu = 0.0
+    for b in bm[:, 0]:
+        mu = 0.9 * mu + 0.1 * b
+    assert math.isclose(demo["fast"]["torch_mean"][-1, 0], mu, rel_tol=1e-12)
+    v = _values(RT.conventions_numbers(demo, forget=0.05))
+    assert math.isclose(0.9 ** v["tt_half_torch"], 0.5) and math.isclose(0.99 ** v["tt_half_keras"], 0.5)
+    assert v["tt_forget_torch"] == next(k for k in range(1000) if 0.9**k <= 0.05) == 29
+    assert v["tt_forget_keras"] == next(k for k in range(1000) if 0.99**k <= 0.05) == 299
+    assert (v["tt_conv_m"], v["tt_conv_mean"], v["tt_conv_var"]) == (8, 2.0, 2.25)
+
+
+def _pop(changes=None):
+    layers = [{"running_vs_exact_mean": 0.1, "running_vs_exact_var_rel": 0.02, "alg2_vs_exact_mean": 1e-15,
+               "alg2_vs_exact_var_rel": 0.01},
+              {"running_vs_exact_mean": 0.3, "running_vs_exact_var_rel": 0.05, "alg2_vs_exact_mean": 2e-3,
+               "alg2_vs_exact_var_rel": 0.04},
+              {"running_vs_exact_mean": 0.2, "running_vs_exact_var_rel": 0.01, "alg2_vs_exact_mean": 3e-3,
+               "alg2_vs_exact_var_rel": 0.03}]
+    acc = {"running": 0.97, "algorithm2": 0.971, "exact": 0.9715}
+    for (i, k), v in (changes or {}).items():
+        (acc if i is None else layers[i])[k] = v
+    return RT.population_summary(_run(analysis={"population": {"layers": layers, "test_acc": acc}}))
+
+
+def test_population_numbers():
+    cfg = {"train_subset": 0, "batch_size": 60}
+    g = RT.population_numbers(_pop(), cfg, train_size=60_000)
+    v = _values(g)
+    assert g["tt_pop_nbatches"].kind == "md" and v["tt_pop_nbatches"] == "1,000"
+    assert math.isclose(v["tt_pop_acc_alg2"], 97.1) and math.isclose(v["tt_pop_spread"], 0.15)
+    assert v["tt_pop_run_mean"] == 0.3 and v["tt_pop_alg2_mean"] == 3e-3 and v["tt_pop_alg2_mean_later"] == 3e-3
+    assert math.isclose(v["tt_pop_run_var"], 5.0) and math.isclose(v["tt_pop_alg2_var"], 4.0)
+    assert v["tt_pop_alg2_mean_l1"] == 1e-15 and g["tt_pop_alg2_mean_l1"].digits == 20
+    assert math.isclose(v["tt_pop_alg2_var_l1"], 1.0)
+    assert _values(RT.population_numbers(_pop(), {"train_subset": 600, "batch_size": 60}, 60_000))[
+        "tt_pop_nbatches"] == "10"
+    with pytest.raises(ValueError, match="partition the training set, but 60000 examples do not split into batches"):
+        RT.population_numbers(_pop(), {"train_subset": 0, "batch_size": 70}, train_size=60_000)
+    with pytest.raises(ValueError, match="exact in the first BN layer"):
+        RT.population_numbers(_pop({(0, "alg2_vs_exact_mean"): 1e-3}), cfg, 60_000)
+    with pytest.raises(ValueError, match="within a fraction of a point, but they spread over 0.30"):
+        RT.population_numbers(_pop({(None, "exact"): 0.973}), cfg, 60_000)
+    with pytest.raises(ValueError, match="running averages' means are further"):
+        RT.population_numbers(_pop({(1, "alg2_vs_exact_mean"): 0.5}), cfg, 60_000)
+    with pytest.raises(ValueError, match="running averages' variances are further"):
+        RT.population_numbers(_pop({(2, "alg2_vs_exact_var_rel"): 0.06}), cfg, 60_000)
+
+
+def test_train_eval_numbers():
+    curves = {"step": [0, 10, 20, 30, 40], "test_acc": [0.1, 0.8, 0.9, 0.95, 0.96],
+              "test_acc_batchstats": [0.5, 0.7, 0.92, 0.94, 0.95]}
+    gap = RT.train_eval_gap(_run(curves=curves))
+    assert RT.ahead_count(gap) == (4, 3)  # gaps after step 0: +0.1, -0.02, +0.01, +0.01
+    v = _values(RT.train_eval_numbers(gap, 10))
+    assert (v["tt_te_n_records"], v["tt_te_n_ahead"], v["tt_te_max_gap_step"], v["tt_record_every"]) == (4, 3, 10, 10)
+    assert math.isclose(v["tt_te_final_eval"], 96.0) and math.isclose(v["tt_te_final_batch"], 95.0)
+    assert math.isclose(v["tt_te_final_gap"], 1.0) and math.isclose(v["tt_te_gap0"], -40.0)
+    behind = RT.train_eval_gap(_run(curves={**curves, "test_acc_batchstats": [0.5, 0.7, 0.92, 0.94, 0.97]}))
+    with pytest.raises(ValueError, match="better of the two along training, but it is ahead at 2 of 4"):
+        RT.train_eval_numbers(behind, 10)
+
+
+def _tb(by_size, eval_mode=0.97, one_class=0.3):
+    return RT.test_batch_summary(_run(analysis={"test_batches": {
+        "eval_mode": eval_mode, "by_size": by_size, "one_class_64": one_class}}))
+
+
+def test_test_batch_numbers():
+    tb = _tb({"2": 0.5, "8": 0.9, "64": 0.96, "1000": 0.969})
+    v = _values(RT.test_batch_numbers(tb))
+    assert math.isclose(v["tt_tb_acc_8"], 90.0) and math.isclose(v["tt_tb_drop_2"], 47.0)
+    assert math.isclose(v["tt_tb_drop_1000"], 0.1) and math.isclose(v["tt_tb_one_class_drop"], 67.0)
+    assert list(v) == ["tt_tb_eval", "tt_tb_acc_2", "tt_tb_drop_2", "tt_tb_acc_8", "tt_tb_drop_8", "tt_tb_acc_64",
+                       "tt_tb_drop_64", "tt_tb_acc_1000", "tt_tb_drop_1000", "tt_tb_one_class", "tt_tb_one_class_drop"]
+    with pytest.raises(ValueError, match="climbs with the test-batch size"):
+        RT.test_batch_numbers(_tb({"2": 0.5, "8": 0.97, "64": 0.96, "1000": 0.969}))
+    with pytest.raises(ValueError, match="never reaches eval mode"):
+        RT.test_batch_numbers(_tb({"2": 0.5, "8": 0.9, "64": 0.96, "1000": 0.971}))
+    with pytest.raises(ValueError, match="one-class test batches are worse"):
+        RT.test_batch_numbers(_tb({"2": 0.5, "8": 0.9, "64": 0.96, "1000": 0.969}, one_class=0.6))
+
+
+def test_renorm_numbers():
+    v = _values(RT.renorm_numbers(bn_steps=500, r_max=3.0, d_max=5.0, r_ramp_steps=3500, d_ramp_steps=2000,
+                                  momentum=0.01))
+    assert v == {"tt_rn_bn_steps": 500, "tt_rn_rmax": 3.0, "tt_rn_dmax": 5.0, "tt_rn_r_full": 4000,
+                 "tt_rn_d_full": 2500, "tt_rn_momentum": 0.01}
+
+
+def _ni():
+    def cell(test, batch, train):
+        return {"test_acc": test, "test_acc_batch": batch, "train_acc": train}
+
+    return {"none": {"iid": cell(0.97, 0.97, 0.99), "2 classes": cell(0.968, 0.968, 0.985)},
+            "BN": {"iid": cell(0.977, 0.97, 0.99), "2 classes": cell(0.86, 0.80, 0.87)},
+            "Batch Renorm": {"iid": cell(0.973, 0.97, 0.99), "2 classes": cell(0.955, 0.94, 0.97)}}
+
+
+def test_noniid_numbers():
+    ni = _ni()
+    assert math.isclose(RT.noniid_drop(ni, "BN"), 0.117)
+    v = _values(RT.noniid_numbers(ni))
+    assert math.isclose(v["tt_ni_bn_drop"], 11.7) and math.isclose(v["tt_ni_rn_drop"], 1.8)
+    assert math.isclose(v["tt_ni_none_drop"], 0.2) and math.isclose(v["tt_ni_bn_2c_batch"], 80.0)
+    assert math.isclose(v["tt_ni_rn_iid_train"], 99.0) and len(v) == 3 * 2 * 3 + 3
+
+    def broken(norm, sampler, key, value):
+        ni = _ni()
+        ni[norm][sampler][key] = value
+        return ni
+
+    for args, claim in ((("none", "2 classes", "test_acc", 0.96), "without normalization almost nothing"),
+                        (("BN", "2 classes", "test_acc", 0.94), "cost BN many points"),
+                        (("BN", "2 classes", "train_acc", 0.95), "as poor on its training images"),
+                        (("BN", "2 classes", "test_acc_batch", 0.87), "batch statistics are no better"),
+                        (("Batch Renorm", "2 classes", "test_acc", 0.90), "Batch Renorm recovers most")):
+        with pytest.raises(ValueError, match=claim):
+            RT.noniid_numbers(broken(*args))
+
+
+def test_hidden_width():
+    res = {"runs": {"a": {"config": {"sizes": [784, 100, 100, 10]}}, "b": {"config": {"sizes": [784, 100, 50, 10]}}}}
+    assert RT.hidden_width(res) == 100
+    res["runs"]["c"] = {"config": {"sizes": [784, 64, 10]}}
+    with pytest.raises(ValueError, match="hidden widths \\[64, 100\\], not one"):
+        RT.hidden_width(res)
+
+
+def _grid():
+    sizes = [2, 4, 8, 16, 32]
+    acc = {"none": [0.95, 0.95, 0.95, 0.95, 0.94], "BN": [0.60, 0.85, 0.90, 0.92, 0.93],
+           "Batch Renorm": [0.80, 0.90, 0.91, 0.92, 0.92], "Layer Norm": [0.93, 0.932, 0.931, 0.93, 0.92],
+           "Group Norm": [0.931, 0.93, 0.93, 0.925, 0.91]}
+    gap = {"BN": [0.2, 0.05, 0.02, 0.008, 0.005], "Batch Renorm": [-0.007, 0.003, 0.002, 0.001, -0.004]}
+    return {"sizes": sizes, "norms": list(acc), "lr": {b: 0.5 * b / 60 for b in sizes},
+            "acc": {n: dict(zip(sizes, a, strict=True)) for n, a in acc.items()},
+            "gap": {n: dict(zip(sizes, gap.get(n, [0.0] * 5), strict=True)) for n in acc}}
+
+
+def test_batch_size_searches():
+    grid = _grid()
+    assert RT.best_size(grid, "Layer Norm") == 4 and RT.best_size(grid, "BN") == 32
+    assert RT.best_size(grid, "none") == 2  # a tie of four sizes: the smallest
+    assert math.isclose(RT.drop_from_best(grid, "BN", [16, 32]), 0.93 - 0.92)
+    assert math.isclose(RT.drop_from_best(grid, "Layer Norm", [2]), 0.932 - 0.93)
+    assert RT.gap_small_from(grid) == 16  # |gap| < 0.01 at 16 and 32, not at 8
+    grid["gap"]["BN"][8] = 0.001
+    assert RT.gap_small_from(grid) == 8
+    grid["gap"]["BN"][4] = -0.001  # |gap| counts: a small negative gap is small
+    assert RT.gap_small_from(grid) == 4
+    grid["gap"]["BN"][32] = 0.01
+    assert RT.gap_small_from(grid) is None
+    assert RT.gap_small_from(grid, within=0.5) == 2
+
+
+def test_batch_size_numbers():
+    def numbers(grid, examples=640):
+        return RT.batch_size_numbers(grid, hidden=100, groups=25, examples=examples, renorm_bn_steps=500,
+                                     stable_from=16)
+
+    g = numbers(_grid())
+    v = _values(g)
+    assert {k for k, x in g.items() if x.kind == "md"} == {"tt_bs_examples", "tt_bs_sizes", "tt_bs_behind",
+                                                          "tt_bs_steps_largest"}
+    assert (v["tt_bs_sizes"], v["tt_bs_behind"], v["tt_bs_ahead_from"]) == ("2, 4, 8, 16 and 32", "2, 4, 8 and 16", 32)
+    assert (v["tt_bs_examples"], v["tt_bs_steps_largest"], v["tt_gn_size"]) == ("640", "20", 4)
+    assert (v["tt_bs_smallest"], v["tt_bs_second"], v["tt_bs_largest"]) == (2, 4, 32)
+    assert math.isclose(v["tt_bs_lr_min"], 1 / 60) and math.isclose(v["tt_bs_lr_largest"], 16 / 60)
+    assert math.isclose(v["tt_bs_bn_4"], 85.0) and math.isclose(v["tt_bs_gn_32"], 91.0) and "tt_bs_bn_16" not in v
+    assert (v["tt_bs_bn_best_at"], v["tt_bs_ln_best_at"], v["tt_bs_gn_best_at"]) == (32, 4, 2)
+    assert math.isclose(v["tt_bs_ln_best"], 93.2) and math.isclose(v["tt_bs_bn_gap_16"], 0.8)
+    assert v["tt_bs_gap_small_from"] == 16 and math.isclose(v["tt_bs_rn_maxgap"], 0.7)
+    assert math.isclose(v["tt_bs_bn_stable"], 1.0) and math.isclose(v["tt_bs_lngn_drop2"], 0.2)
+    assert math.isclose(v["tt_bs_none_min"], 94.0) and math.isclose(v["tt_bs_none_max"], 95.0)
+
+    def broken(key, norm, b, value):
+        grid = _grid()
+        grid[key][norm][b] = value
+        return grid
+
+    for args, claim in ((("acc", "BN", 32, 0.91), "falls behind Layer and Group Norm exactly at the smallest"),
+                        (("acc", "BN", 4, 0.94), "falls behind Layer and Group Norm exactly at the smallest"),
+                        (("gap", "BN", 32, 0.02), "under 1 point from some batch size on"),
+                        (("acc", "BN", 8, 0.84), "falls at every halving of the batch below 16"),
+                        (("acc", "none", 32, 0.92), "without normalization is the most accurate"),
+                        (("acc", "Batch Renorm", 2, 0.55), "Batch Renorm lies between BN and Layer/Group Norm"),
+                        (("gap", "BN", 2, 0.04), "more accurate in eval mode at every batch size"),
+                        (("gap", "BN", 16, -0.001), "more accurate in eval mode at every batch size"),
+                        (("acc", "Layer Norm", 2, 0.92), "lose at most a fraction of a point"),
+                        (("gap", "Batch Renorm", 8, 0.02), "agree within a point"),
+                        (("acc", "Layer Norm", 32, 0.93), "fall behind BN at B = 32")):
+        with pytest.raises(ValueError, match=claim):
+            numbers(broken(*args))
+    with pytest.raises(ValueError, match="never leaves its BN phase at B = 32, but the epoch has 500 steps"):
+        numbers(_grid(), examples=16_000)
+
+
+def test_binomial_se():
+    assert math.isclose(RT.binomial_se(0.9, 100), 0.03)
+    # against the spread of simulated accuracies
+    rng = np.random.default_rng(0)
+    sims = rng.binomial(10_000, 0.93, size=20_000) / 10_000
+    assert math.isclose(RT.binomial_se(0.93, 10_000), sims.std(), rel_tol=0.02)
+
+
+def _reg(changes=None):
+    base = {("none", 0.0): (0.93, 0.36), ("none", 0.3): (0.935, 0.40), ("torch", 0.0): (0.935, 0.30),
+            ("torch", 0.3): (0.941, 0.29)}
+    base.update(changes or {})
+    runs = {}
+    for (norm, p), (te, lte) in base.items():
+        run = _run(norm=None if norm == "none" else norm, dropout=p, summary={
+            "final_train_acc": 1.0, "final_test_acc": te, "final_train_loss": 2e-4,
+            "final_test_loss": lte})
+        run["config"].update(train_subset=5000, steps=20_000)
+        runs[f"{norm}-{p}"] = run
+    return {"runs": runs}
+
+
+def test_regularizer_numbers():
+    g = RT.regularizer_numbers(_reg(), test_size=10_000)
+    v = _values(g)
+    assert (v["tt_reg_n"], v["tt_reg_steps"], v["tt_reg_p"]) == ("5,000", "20,000", 0.3)
+    assert g["tt_reg_n"].kind == "md"
+    assert math.isclose(v["tt_reg_gain_bn"], 0.5) and math.isclose(v["tt_reg_gain_do"], 0.5)
+    assert math.isclose(v["tt_reg_gain_both"], 1.1)
+    assert math.isclose(v["tt_reg_se"], 100 * math.sqrt(0.93 * 0.07 / 10_000))
+    assert math.isclose(v["tt_reg_bn_d3_gap"], 5.9) and math.isclose(v["tt_reg_none_d3_lgap"], 0.40 - 2e-4)
+    assert math.isclose(v["tt_reg_bn_d0_tloss"], 0.30) and v["tt_reg_none_d0_train"] == 100.0
+    for changes, claim in (({("torch", 0.3): (0.934, 0.29)}, "together raise it most"),
+                           ({("torch", 0.0): (0.94, 0.30), ("torch", 0.3): (0.945, 0.29)}, "about half a point"),
+                           ({("torch", 0.0): (0.935, 0.37)}, "BN lowers the test loss"),
+                           ({("none", 0.3): (0.935, 0.35)}, "dropout alone raises the test loss")):
+        with pytest.raises(ValueError, match=claim):
+            RT.regularizer_numbers(_reg(changes), test_size=10_000)
+    res = _reg()
+    res["runs"]["none-0.0"]["summary"]["final_train_acc"] = 0.99
+    with pytest.raises(ValueError, match="fit their training images perfectly"):
+        RT.regularizer_numbers(res, test_size=10_000)
+
+
+def test_fold_numbers():
+    fold = {"max_abs_diff": 1.5e-5, "seconds_bn": 2e-3, "seconds_folded": 1e-3, "speedup": 2.0, "same_predictions": 1.0}
+    g = RT.fold_numbers(fold, {"device": "cpu", "threads": 1})
+    v = _values(g)
+    assert g["tt_fold_device"].kind == "md" and v["tt_fold_device"] == "cpu, 1 thread"
+    assert g["tt_fold_diff"].digits == 12 and v["tt_fold_diff"] == 1.5e-5
+    assert math.isclose(v["tt_fold_ms_bn"], 2.0) and math.isclose(v["tt_fold_ms_folded"], 1.0)
+    assert _values(RT.fold_numbers(fold, {"device": "cuda", "threads": 4}))["tt_fold_device"] == "cuda, 4 threads"
+    with pytest.raises(ValueError, match="not one prediction"):
+        RT.fold_numbers({**fold, "same_predictions": 0.9999}, {"device": "cpu", "threads": 1})
+    with pytest.raises(ValueError, match="float32 rounding"):
+        RT.fold_numbers({**fold, "max_abs_diff": 1e-3}, {"device": "cpu", "threads": 1})
+
+
+def test_exercise_numbers():
+    assert _values(RT.exercise_numbers(32)) == {"tt_ex_m": 32, "tt_ex_ratio": 31 / 32}

@@ -388,9 +388,9 @@ def batch_size_numbers(grid: dict, hidden: int, groups: int, examples: int, reno
     sizes, A, GAP = grid["sizes"], grid["acc"], grid["gap"]
     s0, s1, s2, largest = sizes[0], sizes[1], sizes[2], sizes[-1]
     behind = falls_behind(grid)
-    _check(bool(behind) and behind == sizes[:len(behind)], "The text says BN falls behind Layer and Group Norm "
-                                                           f"exactly at the smallest batch sizes, but it is behind at "
-                                                           f"{behind}.")
+    _check(bool(behind) and behind == sizes[:len(behind)] and len(behind) < len(sizes),
+           "The text says BN falls behind Layer and Group Norm exactly at the smallest batch sizes and is ahead "
+           f"from some size on, but it is behind at {behind} of {sizes}.")
     small_from = gap_small_from(grid)
     _check(small_from is not None, "The text says BN's train/eval gap is under 1 point from some batch size on, "
                                    "but it is not.")
