@@ -2,8 +2,10 @@
 learning-rate sweep and its tolerance, steps to accuracy in the format of the paper's Table 2, and
 the ablation of the paper's acceleration recipe (Sec. 4.2.1).
 
-Every function takes the ``runs`` mapping of an experiment result (label -> run). At paper scale
-each run is repeated over seeds (labels end in ``-seedK``): the functions then aggregate over seeds.
+The functions take the ``runs`` mapping of an experiment result (label -> run), or the rows other
+functions here return. At paper scale each run is repeated over seeds (labels end in ``-seedK``):
+the functions then aggregate over seeds. The ``*_numbers`` functions return what one section's prose
+glues and raise ValueError when a claim of that prose no longer holds for the results.
 """
 
 from __future__ import annotations
