@@ -9,9 +9,14 @@
   relative error <= 1e-12).
 - An equation edited into a wrong form (a sign, an exponent, a dropped term, m for m - 1) is
   caught: its difference does not simplify to 0.
+- Text is never parsed (SymPy would evaluate it as code), and the parts of the package import one way.
 """
 
 from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +25,7 @@ import sympy as sp
 from bnlib import functional as F
 from bnlib import symbolic as S
 from bnlib.symbolic import a, beta, dy, eps, gamma, i, m, x
+from bnlib.symbolic.lambdified import _sum_out_deltas
 
 CLAIMS = [
     S.mean_of_xhat, S.variance_of_xhat, S.identity_recovery, S.bias_cancels, S.central_moment_of_xhat,
@@ -216,6 +222,34 @@ def test_latex_writes_adjoints_as_the_paper():
     assert "=" in S.latex(S.mean_of_xhat())
 
 
+def test_equation_writes_the_sides_in_the_chapters_notation():
+    assert S.equation(S.mean_of_xhat()) == r"\frac{\sum_{j=1}^{m} \hat{x}_{j}}{m} = 0"
+    assert S.equation("a", x[i], "b") == "a = x_{i} = b"  # LaTeX text is kept as it is
+    assert S.equation(x[i] - S.mu, 0) == r"\sqrt{\epsilon + \sigma^{2}} \hat{x}_{i} = 0"
+    assert S.equation(x[i] - S.mu, 0, rewrite=False) == r"- \mu + x_{i} = 0"
+    assert S.equation(S.batch().xhat(i), "y", hat=False) == r"\frac{- \mu + x_{i}}{\sqrt{\epsilon + \sigma^{2}}} = y"
+    with pytest.raises(ValueError, match="at least two sides"):
+        S.equation(x[i])
+
+
+@pytest.mark.parametrize("value, latex", [(1e-6, "$10^{-6}$"), (1e6, "$10^{6}$"), (3e5, "$10^{5}$"), (4e5, "$10^{6}$"),
+                                          (np.spacing(1e6), "$10^{-10}$"), (np.finfo(np.float64).eps, "$10^{-16}$")])
+def test_power_of_ten(value, latex):
+    assert S.power_of_ten(value) == latex
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e-3, float("inf"), float("nan"), True])
+def test_power_of_ten_refuses_what_has_no_power(bad):
+    with pytest.raises(ValueError, match="positive finite number"):
+        S.power_of_ten(bad)
+
+
+def test_relative_error():
+    assert S.relative_error([1.0, 2.0], [1.0, 4.0]) == 0.5  # max|d| = 2, max|want| = 4
+    assert S.relative_error(np.array([[3.0]]), np.array([[3.0]])) == 0.0
+    assert S.relative_error([1e-300], [0.0]) == 1.0  # want all zero: divided by 1e-300
+
+
 def test_variance_limit():
     lim = S.variance_limit()
     assert lim["limit"] == 1 and lim["at_var_eq_eps"] == sp.Rational(1, 2)
@@ -363,3 +397,43 @@ def test_sigmoid_linear_fit_against_the_trapezoid_rule():
 def test_bad_input_is_one_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+STRING_RAN = False  # what the text below would set, were it evaluated
+
+
+@pytest.mark.parametrize("fn", [S.close, S.display, _sum_out_deltas], ids=["close", "display", "_sum_out_deltas"])
+def test_text_is_refused_and_never_run(fn):
+    """SymPy's sympify evaluates text as Python: a string that would set a global is refused, and nothing runs."""
+    code = f"setattr(__import__('sys').modules[{__name__!r}], 'STRING_RAN', True)"
+    for text in (code, code.encode(), "x + 1"):
+        with pytest.raises(TypeError, match="takes a SymPy expression"):
+            fn(text)
+    assert sys.modules[__name__].STRING_RAN is False
+    assert sp.sympify(code) is None and sys.modules[__name__].STRING_RAN is True  # the test would catch a parse
+    sys.modules[__name__].STRING_RAN = False
+
+
+def test_numbers_are_still_expressions():
+    assert S.close(3) == 3 and S.close(2.5) == sp.Float(2.5) and S.close(np.float64(0.5)) == sp.Float(0.5)
+    assert S.display(1) == 1 and _sum_out_deltas(sp.Rational(1, 3)) == sp.Rational(1, 3)
+
+
+#: The parts of bnlib.symbolic, bottom to top, and what each may import at module level besides sympy.
+PARTS = {"core": set(), "forward": {"core"}, "backward": {"core"}, "scale": {"core", "backward"},
+         "lambdified": {"core", "backward"}}
+
+
+@pytest.mark.parametrize("part", list(PARTS))
+def test_the_parts_import_one_way(part):
+    source = Path(S.__file__).with_name(f"{part}.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported |= {n.name for n in node.names}
+    siblings = {name.removeprefix("bnlib.symbolic.") for name in imported if name.startswith("bnlib")}
+    assert siblings <= PARTS[part], f"bnlib.symbolic.{part} imports {sorted(siblings - PARTS[part])}"
+    others = {name.split(".")[0] for name in imported if not name.startswith("bnlib")}
+    assert others <= {"__future__", "functools", "math", "dataclasses", "sympy", "numpy", "mpmath"}, others
