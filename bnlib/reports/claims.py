@@ -1,5 +1,5 @@
-"""The ledger of classic claims about BN (book/claims.ipynb): one rule per claim, each returning
-a row whose verdict is computed from committed results by the rule written in the row.
+"""The ledger of classic claims about BN (book/claims.ipynb): one function per claim measures its numbers from
+committed results and returns a row whose verdict the claim's rule (:mod:`bnlib.reports.rules`) decides.
 """
 
 from __future__ import annotations
@@ -10,33 +10,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bnlib.reports import rules as R
 from bnlib.reports.cifar import ablation, depth_saturation, lr_sweep, max_tolerated_multiplier, steps_to_accuracy
-from bnlib.reports.format import Table, fmt_pct, fmt_ratio
+from bnlib.reports.format import Glued, Table, fmt_pct, fmt_ratio, md, number, text
 from bnlib.reports.mnist import mnist_init_sweep, mnist_sigma_range, mnist_speedup
 from bnlib.reports.train_test import batch_size_grid, fold_summary, regularizer_grid, regularizer_row
 from bnlib.reports.why import early_train_loss, ics_summary, landscape_summary, why_shift
 from bnlib.results import final_metric, run_of
 
-SUPPORTED, NOT_SUPPORTED, MIXED, NOT_TESTED = "supported", "not supported", "mixed", "not tested"
-
-
-VERDICTS = (SUPPORTED, NOT_SUPPORTED, MIXED, NOT_TESTED)
-
-
-def _row(key: str, claim: str, sources: Sequence[str], where: Sequence[tuple], rule: str, verdict: str,
-         measured: str, numbers: dict | None = None, source_note: str = "") -> dict:
-    """One ledger row. ``sources``: bibliography keys; ``where``: ``(chapter, section words, label or None)``
-    triples naming the experiment or derivation that tests the claim."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}.")
-    return {"key": key, "claim": claim, "sources": list(sources), "source_note": source_note,
-            "where": [tuple(w) for w in where], "rule": rule, "verdict": verdict, "measured": measured,
-            "numbers": dict(numbers or {})}
-
-
-def _missing(key, claim, sources, where, rule, names: Sequence[str]) -> dict:
-    return _row(key, claim, sources, where, rule, NOT_TESTED,
-                f"no committed result of {', '.join(names)} yet: nothing measured")
+#: The verdicts and the record of a claim, from :mod:`bnlib.reports.rules`.
+SUPPORTED, NOT_SUPPORTED, MIXED, NOT_TESTED, VERDICTS = R.SUPPORTED, R.NOT_SUPPORTED, R.MIXED, R.NOT_TESTED, R.VERDICTS
+Claim, CLAIMS, _row = R.Claim, R.CLAIMS, R._row
 
 
 def _pts(x: float) -> str:
@@ -44,168 +28,93 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f} points"
 
 
-def _by_norm(rows: list[dict], norm) -> list[dict]:
-    return [r for r in rows if r["norm"] == norm]
+def _times(k: float) -> str:
+    return f"{k:g}×" if k else "not even 1×"
 
 
-RULE_HIGHER_LR = ("A learning-rate multiplier k trains when no seed diverges and the final test accuracy is at least "
-                  "the no-BN network's at 1x minus 5 points; k_max is the largest swept k such that every multiplier "
-                  "from 1 to k trains. Supported if BN's k_max is at least 5 and at least twice no-BN's; not "
-                  "supported if it is no larger than no-BN's; mixed otherwise.")
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
 
 
-def claim_higher_lr(sweep: dict | None, base_lr: float) -> dict:
+def claim_higher_lr(sweep: dict | None, base_lr: float, claim: Claim = R.HIGHER_LR) -> dict:
     """"BN allows much higher learning rates", from the CIFAR-10 learning-rate sweep around ``base_lr``."""
-    args = ("higher_lr", "allows much higher learning rates", ["ioffe2015batch", "bjorck2018understanding"],
-            [("cifar", "learning-rate sweep", "cifar-lr")], RULE_HIGHER_LR)
     if sweep is None:
-        return _missing(*args, ["cifar_lr_sweep"])
+        return claim.missing(["cifar_lr_sweep"])
     rows = lr_sweep(sweep["runs"], base_lr)
     ones = [r for r in rows if r["norm"] is None and r["multiplier"] == 1]
     if not ones:
         raise ValueError(f"the sweep has no run without BN at the base learning rate {base_lr}.")
     ref = ones[0]["final_acc"]
     if ref is None:
-        return _row(*args, MIXED, "the network without BN diverges at the baseline rate: no reference accuracy")
-    threshold = ref - 0.05
+        return claim.row(MIXED, "the network without BN diverges at the baseline rate: no reference accuracy")
+    threshold = ref - claim.margins["drop"]
     norms = sorted({r["norm"] for r in rows if r["norm"] is not None})
     k_bn = max(max_tolerated_multiplier(rows, n, threshold) or 0.0 for n in norms)
     k_none = max_tolerated_multiplier(rows, None, threshold) or 0.0
-    if k_bn >= 5 and k_bn >= 2 * k_none:
-        verdict = SUPPORTED
-    elif k_bn <= k_none:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = MIXED
-    return _row(*args, verdict, f"trains up to {_times(k_bn)} the baseline rate with BN, up to {_times(k_none)} "
-                f"without (threshold {fmt_pct(threshold)})", {"k_bn": k_bn, "k_none": k_none, "threshold": threshold})
+    return claim.judged(f"trains up to {_times(k_bn)} the baseline rate with BN, up to {_times(k_none)} without "
+                        f"(threshold {fmt_pct(threshold)})", {"k_bn": k_bn, "k_none": k_none, "threshold": threshold})
 
 
-def _times(k: float) -> str:
-    return f"{k:g}×" if k else "not even 1×"
-
-
-RULE_INIT = ("The range of initial weight scales sigma around a network's best one at which its final test "
-             "accuracy is within 2 points of that best (the MNIST chapter's sigma range), in decades. Supported if "
-             "BN's range is wider than no-BN's and contains it; not supported if it is no wider; mixed otherwise.")
-
-
-def claim_init(sweep: dict | None) -> dict:
+def claim_init(sweep: dict | None, claim: Claim = R.INIT) -> dict:
     """"With BN one can be less careful about initialization", from the MNIST init-scale sweep."""
-    args = ("init", "less careful initialization", ["ioffe2015batch"],
-            [("mnist", "initialization sweep", "mnist-init")], RULE_INIT)
     if sweep is None:
-        return _missing(*args, ["mnist_init_sweep"])
+        return claim.missing(["mnist_init_sweep"])
     grid = mnist_init_sweep(sweep)
-    bn, none = (mnist_sigma_range(grid, n, 0.02) for n in ("BN", "none"))
-    wider = bn["decades"] > none["decades"]
-    if wider and bn["lo"] <= none["lo"] and bn["hi"] >= none["hi"]:
-        verdict = SUPPORTED
-    elif not wider:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = MIXED
-    return _row(*args, verdict, f"within 2 points of its best for sigma from {bn['lo']:g} to {bn['hi']:g} with BN "
-                f"({bn['decades']:.1f} decades), {none['lo']:g} to {none['hi']:g} without ({none['decades']:.1f})",
-                {"bn": bn, "none": none})
+    within = claim.margins["within"]
+    bn, none = (mnist_sigma_range(grid, n, within) for n in ("BN", "none"))
+    return claim.judged(f"within {R.Margin(within):pts} of its best for sigma from {bn['lo']:g} to {bn['hi']:g} "
+                        f"with BN ({bn['decades']:.1f} decades), {none['lo']:g} to {none['hi']:g} without "
+                        f"({none['decades']:.1f})", {"bn": bn, "none": none})
 
 
-RULE_REGULARIZER = ("On 5,000 training images: BN regularizes if, without dropout, its train-test accuracy gap is "
-                    "smaller than no-BN's; it reduces the need for dropout if BN without dropout reaches at least the "
-                    "test accuracy of no BN with dropout. Supported if both hold, not supported if neither, mixed "
-                    "otherwise.")
-
-
-def claim_regularizer(reg: dict | None) -> dict:
+def claim_regularizer(reg: dict | None, claim: Claim = R.REGULARIZER) -> dict:
     """"BN regularizes and reduces the need for dropout", from the train/test chapter's regularizer runs."""
-    args = ("regularizer", "regularizes, reduces the need for dropout", ["ioffe2015batch"],
-            [("train_test", "BN as a regularizer", "tt-regularizer")], RULE_REGULARIZER)
     if reg is None:
-        return _missing(*args, ["tt_regularizer"])
+        return claim.missing(["tt_regularizer"])
     rows = regularizer_grid(reg)
     p = max(r["dropout"] for r in rows)
     bn0, none0, nonep = (regularizer_row(rows, "BN", 0.0), regularizer_row(rows, "none", 0.0),
                          regularizer_row(rows, "none", p))
     if None in (bn0["acc_gap"], none0["acc_gap"], bn0["test_acc"], nonep["test_acc"]):
-        return _row(*args, MIXED, "a run diverged: no comparison")
-    regularizes = bn0["acc_gap"] < none0["acc_gap"]
-    replaces = bn0["test_acc"] >= nonep["test_acc"]
-    verdict = SUPPORTED if regularizes and replaces else NOT_SUPPORTED if not (regularizes or replaces) else MIXED
-    return _row(*args, verdict, f"train-test gap {fmt_pct(bn0['acc_gap'], 2)} with BN vs "
-                f"{fmt_pct(none0['acc_gap'], 2)} without; test accuracy of BN without dropout "
-                f"{fmt_pct(bn0['test_acc'], 2)} vs no BN with dropout {p:g}: {fmt_pct(nonep['test_acc'], 2)}",
-                {"gap_bn": bn0["acc_gap"], "gap_none": none0["acc_gap"], "test_bn": bn0["test_acc"],
-                 "test_none_dropout": nonep["test_acc"], "dropout": p})
+        return claim.row(MIXED, "a run diverged: no comparison")
+    return claim.judged(f"train-test gap {fmt_pct(bn0['acc_gap'], 2)} with BN vs {fmt_pct(none0['acc_gap'], 2)} "
+                        f"without; test accuracy of BN without dropout {fmt_pct(bn0['test_acc'], 2)} vs no BN with "
+                        f"dropout {p:g}: {fmt_pct(nonep['test_acc'], 2)}",
+                        {"gap_bn": bn0["acc_gap"], "gap_none": none0["acc_gap"], "test_bn": bn0["test_acc"],
+                         "test_none_dropout": nonep["test_acc"], "dropout": p})
 
 
-RULE_SATURATING = ("Sigmoid CNNs at the largest swept depth, same learning rate: supported if BN's final test "
-                   "accuracy is at least 5 points above no-BN's and its mean saturated fraction of sigmoid inputs "
-                   "at the end is no larger; not supported if BN's accuracy is not higher; mixed otherwise.")
-
-
-def claim_saturating(depth: dict | None) -> dict:
+def claim_saturating(depth: dict | None, claim: Claim = R.SATURATING) -> dict:
     """"BN makes saturating nonlinearities trainable", from the CIFAR-10 sigmoid depth experiment."""
-    args = ("saturating", "makes saturating nonlinearities trainable", ["ioffe2015batch"],
-            [("cifar", "sigmoid networks by depth", "cifar-depth")], RULE_SATURATING)
     if depth is None:
-        return _missing(*args, ["cifar_sigmoid_depth"])
+        return claim.missing(["cifar_sigmoid_depth"])
     rows = depth_saturation(depth["runs"])
     d = max(r["depth"] for r in rows)
     bn = [r for r in rows if r["depth"] == d and r["norm"] is not None][0]
     none = [r for r in rows if r["depth"] == d and r["norm"] is None][0]
-    a_bn, a_none = bn["final_acc"] or 0.0, none["final_acc"] or 0.0
-    if a_bn - a_none >= 0.05 and bn["sat_final_mean"] <= none["sat_final_mean"]:
-        verdict = SUPPORTED
-    elif a_bn <= a_none:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = MIXED
-    return _row(*args, verdict, f"depth {d}: test accuracy {fmt_pct(bn['final_acc'])} with BN vs "
-                f"{fmt_pct(none['final_acc'])} without; saturated inputs {fmt_pct(bn['sat_final_mean'])} vs "
-                f"{fmt_pct(none['sat_final_mean'])}",
-                {"depth": d, "acc_bn": bn["final_acc"], "acc_none": none["final_acc"],
-                 "sat_bn": bn["sat_final_mean"], "sat_none": none["sat_final_mean"]})
+    return claim.judged(f"depth {d}: test accuracy {fmt_pct(bn['final_acc'])} with BN vs {fmt_pct(none['final_acc'])} "
+                        f"without; saturated inputs {fmt_pct(bn['sat_final_mean'])} vs "
+                        f"{fmt_pct(none['sat_final_mean'])}",
+                        {"depth": d, "acc_bn": bn["final_acc"], "acc_none": none["final_acc"],
+                         "sat_bn": bn["sat_final_mean"], "sat_none": none["sat_final_mean"]})
 
 
-RULE_ICS = ("Santurkar et al.'s measure (l2 distance and cosine between a layer's gradient before and after the "
-            "earlier layers' update) at every checkpoint and weight layer after the first: supported if BN's median "
-            "l2 distance is smaller and its median cosine larger than no-BN's; not supported if both are the other "
-            "way; mixed otherwise.")
-
-
-def claim_reduces_ics(landscape: dict | None) -> dict:
+def claim_reduces_ics(landscape: dict | None, claim: Claim = R.REDUCES_ICS) -> dict:
     """"BN reduces internal covariate shift", measured with Santurkar et al.'s definition."""
-    args = ("reduces_ics", "reduces internal covariate shift", ["ioffe2015batch", "santurkar2018how"],
-            [("why", "internal covariate shift measured", "why-ics")], RULE_ICS)
     if landscape is None:
-        return _missing(*args, ["why_landscape"])
+        return claim.missing(["why_landscape"])
     bn, none = ics_summary(run_of(landscape, "bn")), ics_summary(run_of(landscape, "none"))
-    smaller = bn["median_l2_all"] < none["median_l2_all"]
-    aligned = bn["median_cos_all"] > none["median_cos_all"]
-    verdict = SUPPORTED if smaller and aligned else NOT_SUPPORTED if not (smaller or aligned) else MIXED
-    return _row(*args, verdict, f"median l2 change {bn['median_l2_all']:.3g} with BN vs {none['median_l2_all']:.3g} "
-                f"without; median cosine {bn['median_cos_all']:.3f} vs {none['median_cos_all']:.3f}",
-                {"l2_bn": bn["median_l2_all"], "l2_none": none["median_l2_all"], "cos_bn": bn["median_cos_all"],
-                 "cos_none": none["median_cos_all"]})
+    return claim.judged(f"median l2 change {bn['median_l2_all']:.3g} with BN vs {none['median_l2_all']:.3g} without; "
+                        f"median cosine {bn['median_cos_all']:.3f} vs {none['median_cos_all']:.3f}",
+                        {"l2_bn": bn["median_l2_all"], "l2_none": none["median_l2_all"],
+                         "cos_bn": bn["median_cos_all"], "cos_none": none["median_cos_all"]})
 
 
-RULE_ICS_IS_WHY = ("Noisy BN injects a random, time-varying shift and scale after every BN. BN's benefits measured "
-                   "against no BN: early training speed (mean mini-batch loss over the first record interval) and "
-                   "final test accuracy (eval mode); a benefit counts only where BN beats no BN. Noisy BN keeps a "
-                   "benefit if it retains at least half of BN's advantage. The test counts only if noisy BN's "
-                   "shift (the MNIST chapter's drift measure, as training sees the inputs) exceeds no-BN's. Not "
-                   "supported if noisy BN keeps every benefit; supported if it keeps none; mixed otherwise, and "
-                   "when there is no benefit or no extra shift.")
-
-
-def claim_ics_is_why(noisy: dict | None, draws: dict | None = None) -> dict:
+def claim_ics_is_why(noisy: dict | None, draws: dict | None = None, claim: Claim = R.ICS_IS_WHY) -> dict:
     """"BN helps because it reduces internal covariate shift", tested with Santurkar et al.'s noisy BN."""
-    args = ("ics_is_why", "its benefit comes from reducing internal covariate shift",
-            ["ioffe2015batch", "santurkar2018how"], [("why", "noisy BN", "why-noisy")], RULE_ICS_IS_WHY)
     if noisy is None:
-        return _missing(*args, ["why_noisy"])
-    keys = ("none", "bn", "noisy")
-    runs = {k: run_of(noisy, k) for k in keys}
+        return claim.missing(["why_noisy"])
+    runs = {k: run_of(noisy, k) for k in ("none", "bn", "noisy")}
     early = {k: early_train_loss(r) for k, r in runs.items()}
     acc = {k: final_metric(r, "final_test_acc") for k, r in runs.items()}
     shifts = why_shift({"runs": {k: runs[k] for k in ("none", "noisy")}}, draws)
@@ -215,42 +124,18 @@ def claim_ics_is_why(noisy: dict | None, draws: dict | None = None) -> dict:
         kept["early speed"] = (early["none"] - early["noisy"]) / (early["none"] - early["bn"])
     if None not in acc.values() and acc["bn"] > acc["none"]:
         kept["test accuracy"] = (acc["noisy"] - acc["none"]) / (acc["bn"] - acc["none"])
-    nums = {"early": early, "acc": acc, "shift": shift, "kept": kept}
     measured = (f"first-interval training loss {_num(early['noisy'])} with noisy BN, {_num(early['bn'])} with BN, "
                 f"{_num(early['none'])} without; final test accuracy {fmt_pct(acc['noisy'], 2)}, "
                 f"{fmt_pct(acc['bn'], 2)}, {fmt_pct(acc['none'], 2)}; noisy BN keeps "
                 + (", ".join(f"{100 * v:.0f}% of BN's {k} advantage" for k, v in kept.items()) or "nothing to keep")
                 + f"; shift {shift['noisy']:.2f} spreads vs {shift['none']:.2f} without BN")
-    held = [v >= 0.5 for v in kept.values()]
-    if not held or shift["noisy"] <= shift["none"]:
-        verdict = MIXED
-    elif all(held):
-        verdict = NOT_SUPPORTED
-    elif not any(held):
-        verdict = SUPPORTED
-    else:
-        verdict = MIXED
-    return _row(*args, verdict, measured, nums)
+    return claim.judged(measured, {"early": early, "acc": acc, "shift": shift, "kept": kept})
 
 
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3g}"
-
-
-RULE_ACCELERATES = ("Speed-ups as each chapter defines them, read off records every few hundred steps: on MNIST "
-                    "(same learning rate) the steps the network without BN needs to first reach its final test "
-                    "accuracy over the steps BN needs to reach it; on CIFAR-10 the steps to the no-BN baseline's "
-                    "best test accuracy, for BN at the baseline's rate and for the whole recipe. Supported if every "
-                    "speed-up is at least 2; not supported if none exceeds 1; mixed otherwise.")
-
-
-def claim_accelerates(fig1: dict | None, recipe: dict | None) -> dict:
+def claim_accelerates(fig1: dict | None, recipe: dict | None, claim: Claim = R.ACCELERATES) -> dict:
     """"BN accelerates training (14× fewer steps in the paper)", from MNIST Figure 1 and the CIFAR recipe."""
-    args = ("accelerates", "accelerates training (14× fewer steps in the paper)", ["ioffe2015batch"],
-            [("mnist", "Figure 1", "mnist-accuracy"), ("cifar", "steps to the baseline", "cifar-steps")],
-            RULE_ACCELERATES)
     if fig1 is None and recipe is None:
-        return _missing(*args, ["mnist_fig1", "cifar_recipe"])
+        return claim.missing(["mnist_fig1", "cifar_recipe"])
     speed: dict = {}
     if fig1 is not None:
         speed["MNIST, BN"] = mnist_speedup(fig1)["speedup"]
@@ -259,75 +144,50 @@ def claim_accelerates(fig1: dict | None, recipe: dict | None) -> dict:
         by = {r["label"]: r["speedup"] for r in rows}
         speed["CIFAR-10, BN"] = by.get("bn-baseline")
         speed["CIFAR-10, recipe"] = by[rows[-1]["label"]]
-    vals = [v or 0.0 for v in speed.values()]
-    verdict = SUPPORTED if min(vals) >= 2 else NOT_SUPPORTED if max(vals) <= 1 else MIXED
     measured = "; ".join(f"{k}: {fmt_ratio(v) if v else 'never'}" for k, v in speed.items())
     missing = [n for n, r in (("mnist_fig1", fig1), ("cifar_recipe", recipe)) if r is None]
     if missing:
         measured += f" ({', '.join(missing)} not yet computed)"
-    return _row(*args, verdict, measured + " (paper: 14× on ImageNet)", {"speedups": speed})
+    return claim.judged(measured + " (paper: 14× on ImageNet)", {"speedups": speed})
 
 
-RULE_SCALE = ("Float64, random W, u and a in {0.01, 0.1, 10, 100}: supported if with epsilon = 0 the outputs "
-              "BN(aWu) and BN(Wu) differ by at most 1e-9 and the gradient with respect to the weights at aW is "
-              "1/a times the one at W to 1e-9 (relative); not supported otherwise.")
+def accelerates_exercise(row: dict) -> dict[str, Glued]:
+    """The claims chapter's threshold exercise: the smallest and largest speed-up of the "accelerates" row (a
+    setting that never reaches the target counts as 0) and the verdict at :data:`ACCELERATES_ALT_SPEEDUP`."""
+    vals = [v or 0.0 for v in row["numbers"].get("speedups", {}).values()]
+    if not vals:
+        return {}
+    return {"claims_acc_min": number(min(vals), 4), "claims_acc_max": number(max(vals), 4),
+            "claims_acc_alt": text(R.accelerates_alternative(row))}
 
 
-def claim_scale_invariance(check: dict) -> dict:
-    """"BN(aWu) = BN(Wu)" (the paper's Sec. 3.3), from :func:`scale_invariance_check`."""
-    args = ("scale_invariance", "scale invariance: BN(aWu) = BN(Wu)", ["ioffe2015batch"],
-            [("scale_invariance", "", None), ("claims", "checked here", "claims-checks")], RULE_SCALE)
-    ok = check["max_out_diff"] <= 1e-9 and check["max_grad_rel"] <= 1e-9
-    return _row(*args, SUPPORTED if ok else NOT_SUPPORTED,
-                f"epsilon = 0: outputs differ by {check['max_out_diff']:.1e}, gradients by {check['max_grad_rel']:.1e} "
-                f"(relative); epsilon = {check['eps']:g}: {check['max_out_diff_eps']:.1e} and "
-                f"{check['max_grad_rel_eps']:.1e}", dict(check))
+def claim_scale_invariance(check: dict, claim: Claim = R.SCALE_INVARIANCE) -> dict:
+    """"BN(aWu) = BN(Wu)" (the paper's Sec. 3.3), from :func:`bnlib.identities.scale_invariance_check`."""
+    return claim.judged(f"epsilon = 0: outputs differ by {check['max_out_diff']:.1e}, gradients by "
+                        f"{check['max_grad_rel']:.1e} (relative); epsilon = {check['eps']:g}: "
+                        f"{check['max_out_diff_eps']:.1e} and {check['max_grad_rel_eps']:.1e}", dict(check))
 
 
-RULE_IDENTITY = ("Float64, random batches: supported if with gamma = sqrt(var + epsilon) and beta = mean the layer "
-                 "returns its input to 1e-12 (relative), in training mode (batch statistics) and at inference "
-                 "(population statistics); not supported otherwise.")
+def claim_identity(check: dict, claim: Claim = R.IDENTITY) -> dict:
+    """"BN can represent the identity transform", from :func:`bnlib.identities.identity_check`."""
+    return claim.judged(f"largest relative error {check['train_rel']:.1e} (batch statistics), "
+                        f"{check['inference_rel']:.1e} (inference)", dict(check))
 
 
-def claim_identity(check: dict) -> dict:
-    """"BN can represent the identity transform", from :func:`identity_check`."""
-    args = ("identity", "can represent the identity", ["ioffe2015batch"],
-            [("transform", "", None), ("claims", "checked here", "claims-checks")], RULE_IDENTITY)
-    ok = check["train_rel"] <= 1e-12 and check["inference_rel"] <= 1e-12
-    return _row(*args, SUPPORTED if ok else NOT_SUPPORTED, f"largest relative error {check['train_rel']:.1e} "
-                f"(batch statistics), {check['inference_rel']:.1e} (inference)", dict(check))
-
-
-RULE_FOLD = ("The trained MNIST network with every BN folded into the preceding linear layer (inference only): "
-             "supported if it predicts the same class as the eval-mode network on at least 99.9% of the test images "
-             "and its outputs differ by at most 1e-4; not supported otherwise.")
-
-
-def claim_folding(pop: dict | None) -> dict:
+def claim_folding(pop: dict | None, claim: Claim = R.FOLDING) -> dict:
     """"At inference BN is a linear transform that can be folded into the layer before it"."""
-    args = ("folding", "at inference a linear transform that can be folded", ["ioffe2015batch"],
-            [("train_test", "folding", "tt-folding")], RULE_FOLD)
     if pop is None:
-        return _missing(*args, ["tt_population"])
+        return claim.missing(["tt_population"])
     f = fold_summary(run_of(pop, "bn"))
-    ok = f["same_predictions"] >= 0.999 and f["max_abs_diff"] <= 1e-4
-    return _row(*args, SUPPORTED if ok else NOT_SUPPORTED, f"same predictions on {fmt_pct(f['same_predictions'], 2)} "
-                f"of the test images, outputs within {f['max_abs_diff']:.1e}",
-                {"same_predictions": f["same_predictions"], "max_abs_diff": f["max_abs_diff"]})
+    return claim.judged(f"same predictions on {fmt_pct(f['same_predictions'], 2)} of the test images, outputs "
+                        f"within {f['max_abs_diff']:.1e}",
+                        {"same_predictions": f["same_predictions"], "max_abs_diff": f["max_abs_diff"]})
 
 
-RULE_SMALL_BATCH = ("One epoch at each training batch size (learning rate 0.5 B / 60): supported if at the smallest "
-                    "batch size BN's test accuracy (eval mode) is more than 1 point below its own best over the batch "
-                    "sizes and below the better of Layer Norm and Group Norm; not supported if it is within 1 point "
-                    "of its best; mixed otherwise.")
-
-
-def claim_small_batches(bs: dict | None) -> dict:
+def claim_small_batches(bs: dict | None, claim: Claim = R.SMALL_BATCHES) -> dict:
     """"BN works poorly with small batches", from the train/test chapter's batch-size sweep."""
-    args = ("small_batches", "poor with small batches", ["ioffe2017batch", "wu2018group"],
-            [("train_test", "batch-size sweep", "tt-batch-size")], RULE_SMALL_BATCH)
     if bs is None:
-        return _missing(*args, ["tt_batch_size"])
+        return claim.missing(["tt_batch_size"])
     grid = batch_size_grid(bs)
     b0 = grid["sizes"][0]
     bn = grid["acc"]["BN"]
@@ -335,17 +195,9 @@ def claim_small_batches(bs: dict | None) -> dict:
     at = bn.get(b0)
     others = {n: grid["acc"][n].get(b0) for n in ("Layer Norm", "Group Norm") if n in grid["acc"]}
     best_other = max((v for v in others.values() if v is not None), default=None)
-    drop = best - (at if at is not None else 0.0)
-    behind = best_other is not None and (at is None or at < best_other)
-    if drop > 0.01 and behind:
-        verdict = SUPPORTED
-    elif drop <= 0.01:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = MIXED
     other_txt = "" if best_other is None else f"; best of Layer/Group Norm there {fmt_pct(best_other, 2)}"
-    return _row(*args, verdict, f"batch {b0}: BN {fmt_pct(at, 2)} vs its best {fmt_pct(best, 2)}{other_txt}",
-                {"batch": b0, "acc_bn": at, "best_bn": best, "best_other": best_other})
+    return claim.judged(f"batch {b0}: BN {fmt_pct(at, 2)} vs its best {fmt_pct(best, 2)}{other_txt}",
+                        {"batch": b0, "acc_bn": at, "best_bn": best, "best_other": best_other})
 
 
 def step_overhead(results: Sequence[dict]) -> dict:
@@ -397,100 +249,50 @@ def _config_key(cfg: dict) -> str:
     return json.dumps({k: v for k, v in cfg.items() if k not in ("norm", "device")}, sort_keys=True)
 
 
-RULE_OVERHEAD = ("Overhead = per-step wall time with BN / without BN - 1 for every pair of committed runs that differ "
-                 "only in BN (recording every few hundred steps included; the CPU is shared), median over pairs. "
-                 "The timings count only if at least 3 in 4 pairs agree that BN is slower; otherwise mixed (too "
-                 "noisy to measure a cost). Supported if the median is between 15% and 60% ('about 30%' within a "
-                 "factor of two); not supported if it is 0 or less; mixed otherwise.")
-
-
-def claim_overhead(overhead: dict) -> dict:
+def claim_overhead(overhead: dict, claim: Claim = R.OVERHEAD) -> dict:
     """"Adding BN slows each step (about 30%)", from :func:`step_overhead` over the committed results."""
-    args = ("overhead", "adding BN slows each step (about 30%)", [], [("claims", "what was timed", "claims-overhead")],
-            RULE_OVERHEAD)
-    note = "lecture notes in the CS231n style"
     med = overhead["median_overhead_all"]
     if med is None:
-        return _row(*args, NOT_TESTED, "no pair of committed runs differing only in BN", source_note=note)
+        return claim.row(NOT_TESTED, "no pair of committed runs differing only in BN")
     slower = overhead.get("slower_fraction", 1.0)
-    if slower < 0.75:
-        verdict = MIXED
-    else:
-        verdict = SUPPORTED if 0.15 <= med <= 0.60 else NOT_SUPPORTED if med <= 0 else MIXED
     kinds = {"mlp": "MNIST MLP", "cnn": "CIFAR CNN"}
     parts = [f"{kinds.get(m, m)} with {'torch' if n == 'torch' else 'bnlib'} BN {100 * v:+.0f}% "
              f"({overhead['count'][(m, n)]} pairs)" for (m, n), v in sorted(overhead["median_overhead"].items())]
-    return _row(*args, verdict, f"median {100 * med:+.0f}% per step: " + ", ".join(parts)
-                + f"; BN slower in {100 * slower:.0f}% of the pairs",
-                {"median": med, "by_kind": {f"{m}/{n}": v for (m, n), v in overhead["median_overhead"].items()}},
-                source_note=note)
+    return claim.judged(f"median {100 * med:+.0f}% per step: " + ", ".join(parts)
+                        + f"; BN slower in {100 * slower:.0f}% of the pairs",
+                        {"median": med, "slower": slower,
+                         "by_kind": {f"{m}/{n}": v for (m, n), v in overhead["median_overhead"].items()}})
 
 
-RULE_SMOOTH = ("Medians over the checkpoints of (i) the range of the loss at w - eta g over the step sizes, (ii) the "
-               "largest gradient change ||g(w - eta g) - g(w)|| and (iii) the effective beta-smoothness. Supported if "
-               "BN's median is lower than no-BN's in all three; not supported if in none; mixed otherwise.")
-
-
-def claim_smooths(landscape: dict | None) -> dict:
+def claim_smooths(landscape: dict | None, claim: Claim = R.SMOOTHS) -> dict:
     """"BN smooths the loss landscape" (Santurkar et al.), from the landscape recorder."""
-    args = ("smooths", "smooths the loss landscape", ["santurkar2018how"],
-            [("why", "the landscape along the gradient", "why-landscape")], RULE_SMOOTH)
     if landscape is None:
-        return _missing(*args, ["why_landscape"])
+        return claim.missing(["why_landscape"])
     bn, none = landscape_summary(run_of(landscape, "bn")), landscape_summary(run_of(landscape, "none"))
-    keys = ("median_loss_range", "median_gc_max", "median_beta")
-    lower = [bn[k] < none[k] for k in keys]
-    verdict = SUPPORTED if all(lower) else NOT_SUPPORTED if not any(lower) else MIXED
-    return _row(*args, verdict, f"with BN vs without: loss range {bn['median_loss_range']:.3g} vs "
-                f"{none['median_loss_range']:.3g}, gradient change {bn['median_gc_max']:.3g} vs "
-                f"{none['median_gc_max']:.3g}, beta {bn['median_beta']:.3g} vs {none['median_beta']:.3g}",
-                {k + "_bn": bn[k] for k in keys} | {k + "_none": none[k] for k in keys})
+    return claim.judged(f"with BN vs without: loss range {bn['median_loss_range']:.3g} vs "
+                        f"{none['median_loss_range']:.3g}, gradient change {bn['median_gc_max']:.3g} vs "
+                        f"{none['median_gc_max']:.3g}, beta {bn['median_beta']:.3g} vs {none['median_beta']:.3g}",
+                        {k + "_bn": bn[k] for k in R.LANDSCAPE_KEYS} | {k + "_none": none[k] for k in R.LANDSCAPE_KEYS})
 
 
-RULE_LP = ("Santurkar et al.'s l_p normalizations divide the centred pre-activations by their batch l_1 or l_inf "
-           "average instead of the standard deviation (l_2). A run is smoother than no BN on a measure of the "
-           "landscape along the gradient (median loss range, largest gradient change, effective beta) if its value "
-           "is lower. Supported if every l_p run is smoother than no BN on at least as many measures as BN is (and on "
-           "at least one); not supported if no l_p run is smoother on any measure; mixed otherwise.")
-
-
-LP_NORMS = ("l1", "linf")
-
-
-def claim_lp_smooth(landscape: dict | None) -> dict:
+def claim_lp_smooth(landscape: dict | None, claim: Claim = R.LP_SMOOTH) -> dict:
     """"l_p normalizations smooth the landscape as well" (Santurkar et al.), from the landscape runs with
     l_1 and l_inf normalization (``why_landscape``)."""
-    args = ("lp_smooth", "l_p normalizations smooth as well", ["santurkar2018how"],
-            [("why", "l_p normalizations", "why-lp")], RULE_LP)
     if landscape is None:
-        return _missing(*args, ["why_landscape"])
-    keys = ("median_loss_range", "median_gc_max", "median_beta")
-    summ = {lab: landscape_summary(run_of(landscape, lab)) for lab in ("none", "bn", *LP_NORMS)}
-    wins = {lab: sum(summ[lab][k] < summ["none"][k] for k in keys) for lab in ("bn", *LP_NORMS)}
-    if all(wins[lab] >= max(wins["bn"], 1) for lab in LP_NORMS):
-        verdict = SUPPORTED
-    elif all(wins[lab] == 0 for lab in LP_NORMS):
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = MIXED
+        return claim.missing(["why_landscape"])
+    summ = {lab: landscape_summary(run_of(landscape, lab)) for lab in ("none", "bn", *R.LP_NORMS)}
+    wins = {lab: sum(summ[lab][k] < summ["none"][k] for k in R.LANDSCAPE_KEYS) for lab in ("bn", *R.LP_NORMS)}
     names = {"bn": "BN", "l1": "l_1", "linf": "l_inf"}
-    measured = "; ".join(f"{names[lab]}: {wins[lab]} of 3 (beta {summ[lab]['median_beta']:.3g})"
-                         for lab in ("bn", *LP_NORMS))
-    return _row(*args, verdict, f"measures smoother than no BN (beta {summ['none']['median_beta']:.3g}): {measured}",
-                {"wins": wins} | {f"{k}_{lab}": summ[lab][k] for lab in summ for k in keys})
+    measured = "; ".join(f"{names[lab]}: {wins[lab]} of {len(R.LANDSCAPE_KEYS)} (beta {summ[lab]['median_beta']:.3g})"
+                         for lab in ("bn", *R.LP_NORMS))
+    return claim.judged(f"measures smoother than no BN (beta {summ['none']['median_beta']:.3g}): {measured}",
+                        {"wins": wins} | {f"{k}_{lab}": summ[lab][k] for lab in summ for k in R.LANDSCAPE_KEYS})
 
 
-RULE_RECIPE = ("Cumulative ablation from the BN baseline (target: the no-BN baseline's best test accuracy): a change "
-               "helps if it lowers the steps to the target, or leaves them equal and raises the final test accuracy. "
-               "Supported if every change helps; not supported if none does; mixed otherwise.")
-
-
-def claim_recipe(recipe: dict | None) -> dict:
+def claim_recipe(recipe: dict | None, claim: Claim = R.RECIPE) -> dict:
     """"Each step of the paper's acceleration recipe helps", from the CIFAR-10 ablation."""
-    args = ("recipe", "each step of the acceleration recipe helps", ["ioffe2015batch"],
-            [("cifar", "the acceleration recipe", "cifar-recipe")], RULE_RECIPE)
     if recipe is None:
-        return _missing(*args, ["cifar_recipe"])
+        return claim.missing(["cifar_recipe"])
     _, rows = ablation(recipe["runs"], "none-baseline")
     start = next(i for i, r in enumerate(rows) if r["norm"] is not None)
     helps = {}
@@ -498,49 +300,33 @@ def claim_recipe(recipe: dict | None) -> dict:
         ps, cs = (math.inf if r["steps"] is None else r["steps"] for r in (prev, cur))
         pa, ca = prev["final_acc"] or 0.0, cur["final_acc"] or 0.0
         helps[cur["change"] or cur["label"]] = cs < ps or (cs == ps and ca > pa)
-    n = sum(helps.values())
-    verdict = SUPPORTED if n == len(helps) else NOT_SUPPORTED if n == 0 else MIXED
-    return _row(*args, verdict, "; ".join(f"{k}: {'helps' if v else 'does not help'}" for k, v in helps.items()),
-                {"helps": helps})
+    return claim.judged("; ".join(f"{k}: {'helps' if v else 'does not help'}" for k, v in helps.items()),
+                        {"helps": helps})
 
 
-RULE_BJORCK = ("BN's advantage = its best final test accuracy over the swept learning rates minus no-BN's best; at "
-               "equal rate = BN's minus no-BN's accuracy at no-BN's best rate. Supported if the advantage is positive "
-               "and at most half of it remains at equal rate; not supported if all of it remains; mixed otherwise "
-               "(also when BN has no advantage to explain).")
-
-
-def claim_bjorck(sweep: dict | None, base_lr: float) -> dict:
+def claim_bjorck(sweep: dict | None, base_lr: float, claim: Claim = R.BJORCK) -> dict:
     """"BN's benefit comes mainly from the larger learning rates it allows" (Bjorck et al.)."""
-    args = ("bjorck", "its benefit comes mainly from the larger learning rates it allows",
-            ["bjorck2018understanding"], [("cifar", "learning-rate sweep", "cifar-lr")], RULE_BJORCK)
     if sweep is None:
-        return _missing(*args, ["cifar_lr_sweep"])
+        return claim.missing(["cifar_lr_sweep"])
     rows = lr_sweep(sweep["runs"], base_lr)
     none = {r["multiplier"]: r["final_acc"] for r in rows if r["norm"] is None and r["final_acc"] is not None}
     bn = {r["multiplier"]: r["final_acc"] for r in rows if r["norm"] is not None and r["final_acc"] is not None}
     if not none or not bn:
-        return _row(*args, MIXED, "every run of one of the networks diverged: no comparison")
+        return claim.row(MIXED, "every run of one of the networks diverged: no comparison")
     k_star = max(none, key=none.get)
     total = max(bn.values()) - none[k_star]
     same = (bn.get(k_star) or 0.0) - none[k_star]
-    if total > 0 and same <= total / 2:
-        verdict = SUPPORTED
-    elif total > 0 and same >= total:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = MIXED
-    return _row(*args, verdict, f"BN's advantage {_pts(total)}; at no-BN's best rate ({k_star:g}×) {_pts(same)}",
-                {"advantage": total, "at_same_rate": same, "k_none": k_star})
+    return claim.judged(f"BN's advantage {_pts(total)}; at no-BN's best rate ({k_star:g}×) {_pts(same)}",
+                        {"advantage": total, "at_same_rate": same, "k_none": k_star})
 
 
 def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dict]:
-    """Every row of the claims ledger, in the book's order.
+    """Every row of the claims ledger, in the book's order (that of :data:`CLAIMS`).
 
     ``results`` maps experiment names to results (a missing name or None: not yet computed);
-    ``checks`` holds ``"scale"`` (:func:`scale_invariance_check`) and ``"identity"``
-    (:func:`identity_check`) and optionally ``"draws"`` (noisy BN's draws by layer, see
-    :func:`as_trained`); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
+    ``checks`` holds ``"scale"`` (:func:`bnlib.identities.scale_invariance_check`) and ``"identity"``
+    (:func:`bnlib.identities.identity_check`) and optionally ``"draws"`` (noisy BN's draws by layer, see
+    :func:`bnlib.reports.why.as_trained`); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
     """
     r = {k: results.get(k) for k in ("cifar_lr_sweep", "mnist_init_sweep", "tt_regularizer", "cifar_sigmoid_depth",
                                      "why_landscape", "why_noisy", "mnist_fig1", "cifar_recipe", "tt_batch_size",
@@ -602,3 +388,36 @@ def ledger_table(rows: list[dict]) -> Table:
 def rules_markdown(rows: list[dict]) -> str:
     """Every row's verdict rule as a numbered markdown list, in the ledger's order."""
     return "\n".join(f"{n}. **{r['claim']}.** {r['rule']}" for n, r in enumerate(rows, 1))
+
+
+# --------------------------------------------------------------------------- what book/claims.ipynb glues
+def ledger_numbers(rows: list[dict], docs: set[str] | Sequence[str]) -> dict[str, Glued]:
+    """The ledger's section of the claims chapter: the number of claims, the count of each verdict, the ledger and
+    its rules (markdown, cross-referencing the chapters in ``docs``) and each row's verdict (``claims_v_<key>``)."""
+    out = {"claims_n": number(len(rows))}
+    out |= {"claims_n_" + v.replace(" ", "_"): number(n) for v, n in verdict_counts(rows).items()}
+    out |= {"claims_ledger": md(ledger_markdown(rows, docs)), "claims_rules": md(rules_markdown(rows))}
+    return out | {f"claims_v_{r['key']}": text(r["verdict"]) for r in rows}
+
+
+def overhead_numbers(overhead: dict) -> dict[str, Glued]:
+    """The claims chapter's timing section from :func:`step_overhead`: the number of pairs and, if there are any,
+    the median overhead, the share of pairs in which BN was slower, and the median and count per model and BN."""
+    out = {"claims_n_pairs": number(len(overhead["pairs"]))}
+    if overhead["median_overhead_all"] is None:
+        return out
+    out |= {"claims_overhead": number(100 * overhead["median_overhead_all"], 2),
+            "claims_slower": number(100 * overhead["slower_fraction"], 2)}
+    for (model, norm), v in overhead["median_overhead"].items():
+        out[f"claims_overhead_{model}_{norm}"] = number(100 * v, 2)
+        out[f"claims_n_pairs_{model}_{norm}"] = number(overhead["count"][(model, norm)])
+    return out
+
+
+def pair_table(overhead: dict) -> Table:
+    """Every timed pair of :func:`step_overhead`, by network, experiment and run: the ratio of the time per step."""
+    pairs = sorted(overhead["pairs"], key=lambda p: (p["model"], p["experiment"], p["bn"]))
+    return Table(["experiment", "run with BN", "run without", "network", "time per step, BN / none"],
+                 [[p["experiment"], p["bn"], p["none"], p["model"].upper(), p["ratio"]] for p in pairs],
+                 [None, None, None, None, ".2f"])
+

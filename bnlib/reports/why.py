@@ -5,10 +5,19 @@ injects, Santurkar et al.'s internal-covariate-shift measure, and the loss lands
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from bnlib.reports.mnist import mnist_drift_rows, mnist_drift_summary
+from bnlib.functional import half_life
+from bnlib.reports.format import Glued, Table, md, number, percent, text
+from bnlib.reports.mnist import mnist_drift_rows, mnist_drift_summary, mnist_typical_unit, mnist_wobble
+from bnlib.results import final_metric, run_of
+
+#: The share of training at the end over which :func:`late_train_loss` averages.
+LATE_FRACTION = 0.2
+#: The networks of the noisy-BN experiment, of the landscape runs and of the l_p section, in the book's order.
+NOISY_LABELS, LANDSCAPE_LABELS, LP_LABELS = ("none", "bn", "noisy"), ("none", "bn"), ("none", "bn", "l1", "linf")
 
 
 def _check_run(run, what: str = "run") -> dict:
@@ -123,7 +132,7 @@ def landscape_summary(run: dict) -> dict:
     return out
 
 
-def late_train_loss(run: dict, fraction: float = 0.2) -> float | None:
+def late_train_loss(run: dict, fraction: float = LATE_FRACTION) -> float | None:
     """Mean of the recorded training losses (mini-batch losses, as trained) over the last ``fraction`` of
     the run's steps; None when the run diverged or recorded none there."""
     run = _check_run(run)
@@ -145,3 +154,192 @@ def early_train_loss(run: dict) -> float | None:
     c = run["curves"]
     vals = [v for st, v in zip(c["step"], c["train_loss"], strict=True) if st > 0 and v is not None]
     return float(vals[0]) if vals else None
+
+
+# --------------------------------------------------------------------------- what book/why.ipynb glues
+def _require(ok: bool, prose: str) -> None:
+    if not ok:
+        raise ValueError(f"the why chapter's prose says {prose}, which the committed results no longer show.")
+
+
+def setup_numbers(noisy: dict, land: dict, *, shift_std: float, scale_spread: float,
+                  landscape_steps: Sequence[float], n_test: int, momentum: float) -> dict[str, Glued]:
+    """The setup the chapter describes, from the BN runs' configurations of ``why_noisy`` and ``why_landscape``,
+    the noise of ``bnlib.models.NoisyShift`` (``shift_std``, ``scale_spread``), the landscape recorder's step
+    multiples, the test-set size and PyTorch's BN momentum."""
+    cfg, lcfg = run_of(noisy, "bn")["config"], run_of(land, "bn")["config"]
+    _require(cfg["norm"] == "torch" and all(cfg[k] == lcfg[k] for k in ("lr", "steps", "seed")),
+             "that the landscape runs repeat the noisy-BN experiment's BN network (PyTorch's BN, same learning "
+             "rate, steps and seed)")
+    _require(tuple(lcfg["recorders"]) == ("ics", "landscape") and cfg["optimizer"] == "sgd" and cfg["momentum"] == 0,
+             "that the landscape runs record 'ics' and 'landscape' and that every network trains by plain SGD")
+    return {"why_steps": number(cfg["steps"]), "why_every": number(cfg["record_every"]), "why_lr": number(cfg["lr"]),
+            "why_batch": number(cfg["batch_size"]), "why_depth": number(len(cfg["sizes"]) - 2),
+            "why_width": number(cfg["sizes"][1]), "why_sigma": number(cfg["init_sigma"]),
+            "why_shift_std": number(shift_std), "why_scale_hi": number(1 + scale_spread),
+            "why_eta_lo": number(cfg["lr"] * landscape_steps[0]), "why_eta_hi": number(cfg["lr"] * landscape_steps[-1]),
+            "why_n_eta": number(len(landscape_steps)), "why_nunits": number(len(cfg["probe_units"])),
+            "why_ntest": number(n_test), "why_momentum": number(momentum),
+            "why_half_life": number(half_life(momentum), 4)}
+
+
+def trained_runs(noisy: dict, draws: dict) -> dict:
+    """The runs of the noisy-BN experiment (no BN, BN, noisy BN) with their percentiles :func:`as_trained`."""
+    return {k: as_trained(run_of(noisy, k), draws) for k in NOISY_LABELS}
+
+
+def _wobble(run: dict, key: str, tail: int) -> float:
+    return mnist_wobble({"curves": {"test_acc": run["curves"][key]}}, tail)
+
+
+def noisy_numbers(noisy: dict, draws: dict, tail: int = 10) -> dict[str, Glued]:
+    """The noisy-BN section: per network the shift it trains with (:func:`why_shift`), its early and late training
+    loss and final test accuracy; the batch-statistics accuracies; the largest record-to-record change of the test
+    accuracy among the last ``tail`` records; the typical unit of the last hidden layer that the figure shows."""
+    runs = {k: run_of(noisy, k) for k in NOISY_LABELS}
+    shift = {k: v["relative"] for k, v in why_shift(noisy, draws).items()}
+    early = {k: early_train_loss(r) for k, r in runs.items()}
+    late = {k: late_train_loss(r, LATE_FRACTION) for k, r in runs.items()}
+    acc = {k: final_metric(r, "final_test_acc") for k, r in runs.items()}
+    acc_b = {k: final_metric(runs[k], "final_test_acc_batchstats") for k in ("bn", "noisy")}
+    wob = {"noisy": _wobble(runs["noisy"], "test_acc", tail), "bn": _wobble(runs["bn"], "test_acc", tail),
+           "noisy_b": _wobble(runs["noisy"], "test_acc_batchstats", tail)}
+    _require(shift["noisy"] > 3 * max(shift["none"], shift["bn"]), "that noisy BN trains with several times the shift")
+    _require(early["noisy"] <= early["bn"] < early["none"] / 2, "that noisy BN starts at least as fast as BN")
+    _require(late["none"] < late["bn"] < late["noisy"], "that late in training no BN has the lowest training loss, "
+             "noisy BN the highest")
+    _require(acc["bn"] > acc["noisy"] and acc["bn"] > acc["none"] and abs(acc["noisy"] - acc["none"]) < 0.002,
+             "that noisy BN ends at the test accuracy of no BN, below BN's")
+    _require(abs(acc_b["noisy"] - acc_b["bn"]) < 0.002 and acc_b["bn"] < acc["bn"],
+             "that with batch statistics noisy BN and BN are level")
+    _require(wob["noisy"] > 3 * wob["noisy_b"] and wob["noisy"] > 3 * wob["bn"],
+             "that noisy BN's eval-mode accuracy jumps between records, unlike BN's or its own with batch statistics")
+    out: dict[str, Glued] = {}
+    for k in runs:
+        out |= {f"why_shift_{k}": number(shift[k], 4), f"why_early_{k}": number(early[k], 4),
+                f"why_late_{k}": number(late[k], 4), f"why_acc_{k}": percent(acc[k], 4)}
+    out |= {f"why_accb_{k}": percent(v, 4) for k, v in acc_b.items()}
+    cfg = runs["bn"]["config"]
+    out |= {"why_shift_ratio": number(shift["noisy"] / shift["none"], 4),
+            "why_late_from": number(int((1 - LATE_FRACTION) * cfg["steps"])), "why_tail": number(tail),
+            "why_wob_noisy": percent(wob["noisy"], 4), "why_wob_noisy_b": percent(wob["noisy_b"], 4),
+            "why_wob_bn": percent(wob["bn"], 4)}
+    return out | {"why_unit": number(mnist_typical_unit(runs["none"], layer=-1)),
+                  "why_last_layer": number(len(cfg["sizes"]) - 2)}
+
+
+def ics_summaries(land: dict, labels: Sequence[str] = LANDSCAPE_LABELS) -> dict:
+    """:func:`ics_summary` of each run ``labels`` of ``why_landscape``."""
+    return {k: ics_summary(run_of(land, k)) for k in labels}
+
+
+def landscape_summaries(land: dict, labels: Sequence[str] = LANDSCAPE_LABELS) -> dict:
+    """:func:`landscape_summary` of each run ``labels`` of ``why_landscape``."""
+    return {k: landscape_summary(run_of(land, k)) for k in labels}
+
+
+def ics_numbers(ics: Mapping[str, dict]) -> dict[str, Glued]:
+    """The ICS section from :func:`ics_summaries` (``"none"``, ``"bn"``): medians over every checkpoint and layer,
+    the layers measured, the checkpoints, and in how many layers BN's median l2 distance is lower."""
+    none, bn = ics["none"], ics["bn"]
+    cos_higher = [b > n for b, n in zip(bn["median_cos"], none["median_cos"], strict=True)]
+    l2_lower = [b < n for b, n in zip(bn["median_l2"], none["median_l2"], strict=True)]
+    _require(all(cos_higher) and 0 < sum(l2_lower) < len(l2_lower),
+             "that BN's median cosine is higher in every layer and its l2 distance lower in some layers, not all")
+    _require(bn["median_l2_all"] < none["median_l2_all"], "that BN's median l2 distance is lower overall")
+    out: dict[str, Glued] = {}
+    for k, s in ics.items():
+        out |= {f"why_l2_{k}": number(s["median_l2_all"], 4), f"why_cos_{k}": number(s["median_cos_all"], 4)}
+    return out | {"why_ics_first": number(none["layers"][0] + 1), "why_ics_last": number(none["layers"][-1] + 1),
+                  "why_ics_n": number(len(none["steps"])), "why_l2_lower": number(sum(l2_lower)),
+                  "why_n_layers": number(len(l2_lower))}
+
+
+def ics_table(ics: Mapping[str, dict]) -> Table:
+    """Per weight layer, the median l2 distance and cosine without and with BN (from :func:`ics_summaries`)."""
+    none, bn = ics["none"], ics["bn"]
+    return Table(["weight layer", "median l2 (no BN)", "median l2 (BN)", "median cosine (no BN)", "median cosine (BN)"],
+                 [[layer + 1, a, b, c, d] for layer, a, b, c, d in zip(none["layers"], none["median_l2"],
+                                                                       bn["median_l2"], none["median_cos"],
+                                                                       bn["median_cos"], strict=True)],
+                 [None, ".4f", ".4f", ".4f", ".4f"])
+
+
+def landscape_numbers(ls: Mapping[str, dict]) -> dict[str, Glued]:
+    """The landscape section from :func:`landscape_summaries` (``"none"``, ``"bn"``): per network the medians of
+    the loss range, the largest gradient change, the effective beta, the loss at w and the relative range."""
+    none, bn = ls["none"], ls["bn"]
+    _require(bn["median_beta"] < none["median_beta"] and bn["median_gc_max"] < none["median_gc_max"],
+             "that BN's effective beta and largest gradient change are smaller")
+    _require(bn["median_loss_range"] > none["median_loss_range"],
+             "that the loss varies more along the gradient with BN")
+    _require(bn["median_loss0"] > none["median_loss0"], "that BN's mini-batch loss is higher")
+    _require(bn["median_rel_range"] < none["median_rel_range"], "that relative to the loss BN's range is smaller")
+    out: dict[str, Glued] = {}
+    for k, s in ls.items():
+        out |= {f"why_range_{k}": number(s["median_loss_range"], 4), f"why_gc_{k}": number(s["median_gc_max"], 4),
+                f"why_beta_{k}": number(s["median_beta"], 4), f"why_loss0_{k}": number(s["median_loss0"], 4),
+                f"why_relrange_{k}": percent(s["median_rel_range"], 4)}
+    return out
+
+
+def lp_summary(land: dict, labels: Sequence[str] = LP_LABELS) -> dict:
+    """Per run of the l_p section: final test accuracy (``acc``), the landscape medians (``beta``, ``gc``,
+    ``range``), the median ICS cosine (``cos``) and the shift in the MNIST chapter's measure (``shift``)."""
+    shift = why_shift({"runs": {k: run_of(land, k) for k in labels}})
+    out = {}
+    for k in labels:
+        s, run = landscape_summary(run_of(land, k)), run_of(land, k)
+        out[k] = {"acc": final_metric(run, "final_test_acc"), "beta": s["median_beta"], "gc": s["median_gc_max"],
+                  "range": s["median_loss_range"], "cos": ics_summary(run)["median_cos_all"],
+                  "shift": shift[k]["relative"]}
+    return out
+
+
+def lp_numbers(lp: Mapping[str, dict], lp_row: dict) -> dict[str, Glued]:
+    """The l_p section from :func:`lp_summary` and the ledger's l_p row: its verdict and, per network, test
+    accuracy, shift, effective beta and the number of landscape measures smoother than no normalization."""
+    wins = lp_row["numbers"]["wins"]
+    _require(wins["l1"] == wins["bn"] >= 2 and wins["linf"] == 0 and lp_row["verdict"] == "mixed",
+             "that l_1 is smoother than no BN on as many measures as BN, l_inf on none (verdict mixed)")
+    _require(lp["linf"]["shift"] > lp["none"]["shift"] > lp["l1"]["shift"],
+             "that l_inf shifts the inputs more than no normalization and l_1 less")
+    _require(lp["linf"]["acc"] < lp["none"]["acc"] < lp["l1"]["acc"] and abs(lp["l1"]["acc"] - lp["bn"]["acc"]) < 0.002,
+             "that l_inf is the least accurate and l_1 as accurate as BN")
+    out: dict[str, Glued] = {"why_v_lp": text(lp_row["verdict"])}
+    for k, v in lp.items():
+        out |= {f"why_lp_acc_{k}": percent(v["acc"], 4), f"why_lp_shift_{k}": number(v["shift"], 4),
+                f"why_lp_beta_{k}": number(v["beta"], 4), f"why_lp_wins_{k}": number(wins.get(k, 0))}
+    return out
+
+
+LP_NAMES = {"none": "none", "bn": "BN (l_2)", "l1": "l_1", "linf": "l_inf"}
+
+
+def lp_table(lp: Mapping[str, dict]) -> Table:
+    """The l_p section's table from :func:`lp_summary`, one row per network."""
+    return Table(["normalization", "test accuracy (%)", "median beta", "largest gradient change", "loss range",
+                  "ICS cosine", "shift (spreads)"],
+                 [[LP_NAMES[k], 100 * v["acc"], v["beta"], v["gc"], v["range"], v["cos"], v["shift"]]
+                  for k, v in lp.items()], [None, ".2f", ".3f", ".4f", ".4f", ".4f", ".3f"])
+
+
+#: The questions of the chapter's last table: ledger key, question, what each explanation predicts.
+VIEWS = (
+    ("reduces_ics", "Does BN reduce internal covariate shift (Santurkar et al.'s measure)?", "yes, that is its purpose",
+     "not necessarily"),
+    ("ics_is_why", "Does BN's benefit survive a shift injected after BN (noisy BN)?", "no",
+     "yes, the smoothing is untouched"),
+    ("smooths", "Is the loss landscape along the gradient smoother with BN?", "not addressed", "yes"),
+    ("bjorck", "Does most of BN's advantage need the larger learning rates it allows?", "not addressed",
+     "yes (Bjorck et al.)"),
+)
+
+
+def verdict_numbers(rows: Mapping[str, dict]) -> dict[str, Glued]:
+    """The chapter's last section from the ledger's rows by key: each row's verdict (``why_v_<key>``) and the two
+    explanations side by side with what was measured (markdown)."""
+    side = ["| question | internal covariate shift view | smoothness view | measured here | verdict |",
+            "|---|---|---|---|---|"]
+    side += [f"| {q} | {a} | {b} | {rows[k]['measured']} | **{rows[k]['verdict']}** |" for k, q, a, b in VIEWS]
+    return {f"why_v_{k}": text(r["verdict"]) for k, r in rows.items()} | {"why_side_by_side": md("\n".join(side))}
