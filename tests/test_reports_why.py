@@ -573,3 +573,167 @@ def test_ledger_rendering():
     assert RL.ledger_table(rows).cells() == [["1", "claim a", "supported"], ["2", "claim b", "not tested"]]
     assert RL.rules_markdown(rows).splitlines() == ["1. **claim a.** rule a", "2. **claim b.** rule b"]
 
+
+
+# --------------------------------------------------------------------------- margins that the measurement uses
+def test_claim_init_and_higher_lr_measure_with_their_margins():
+    from dataclasses import replace
+
+    from bnlib.reports import rules as R
+
+    def sweep(none, bn):
+        runs = {}
+        for norm, accs in ((None, none), ("torch", bn)):
+            for sigma, a in zip((0.01, 0.1, 1.0, 10.0), accs, strict=True):
+                runs[f"{norm}-{sigma}"] = _acc_run([0.1, a], norm=norm, init_sigma=sigma)
+        return {"runs": runs}
+
+    res = sweep([0.97, 0.97, 0.5, 0.3], [0.5, 0.98, 0.97, 0.97])
+    assert RL.claim_init(res)["verdict"] == RL.MIXED  # BN 0.1..10 does not contain no-BN's 0.01..0.1
+    wide = RL.claim_init(res, claim=replace(R.INIT, margins={"within": 0.5}))  # none 0.01..1, BN 0.01..10
+    assert wide["verdict"] == RL.SUPPORTED and wide["measured"].startswith("within 50 points of its best")
+    assert "within 50 points of that best" in wide["rule"]
+    acc = {(None, 1): 0.50, (None, 2): 0.48, (None, 5): None, ("torch", 1): 0.52, ("torch", 2): 0.52,
+           ("torch", 5): 0.46, ("torch", 10): 0.30}
+    assert RL.claim_higher_lr(_sweep(acc), 0.1)["verdict"] == RL.SUPPORTED  # threshold 0.45: k_bn 5, k_none 2
+    strict = RL.claim_higher_lr(_sweep(acc), 0.1, claim=replace(R.HIGHER_LR, margins={**R.HIGHER_LR.margins,
+                                                                                      "drop": 0.03}))
+    assert strict["verdict"] == RL.NOT_SUPPORTED and strict["numbers"]["k_bn"] == 2  # threshold 0.47
+    assert "(threshold 47.0%)" in strict["measured"] and "minus 3 points" in strict["rule"]
+
+
+# --------------------------------------------------------------------------- what book/why.ipynb glues
+def _values(glued: dict) -> dict:
+    return {k: v.value for k, v in glued.items()}
+
+
+def test_setup_numbers():
+    bn = _run("torch", sizes=[784, 7, 7, 7, 10], probe_units=[0, 1, 2], lr=0.5, record_every=300, optimizer="sgd",
+              momentum=0.0, batch_size=60, init_sigma=0.1, recorders=[])
+    bn["config"]["steps"] = 900
+    land = {"runs": {"bn": {**bn, "config": {**bn["config"], "recorders": ["ics", "landscape"]}}}}
+    out = RW.setup_numbers({"runs": {"bn": bn}}, land, shift_std=0.5, scale_spread=1.0, landscape_steps=(0.1, 0.4, 2.0),
+                           n_test=10000, momentum=0.1)
+    assert _values(out) == {"why_steps": 900, "why_every": 300, "why_lr": 0.5, "why_batch": 60, "why_depth": 3,
+                            "why_width": 7, "why_sigma": 0.1, "why_shift_std": 0.5, "why_scale_hi": 2.0,
+                            "why_eta_lo": 0.05, "why_eta_hi": 1.0, "why_n_eta": 3, "why_nunits": 3,
+                            "why_ntest": 10000, "why_momentum": 0.1,
+                            "why_half_life": pytest.approx(math.log(2) / math.log(1 / 0.9))}
+    assert out["why_half_life"].digits == 4
+    other = {"runs": {"bn": {**bn, "config": {**land["runs"]["bn"]["config"], "lr": 0.1}}}}
+    with pytest.raises(ValueError, match="repeat the noisy-BN experiment's BN network"):
+        RW.setup_numbers({"runs": {"bn": bn}}, other, shift_std=0.5, scale_spread=1.0, landscape_steps=(0.1,),
+                         n_test=1, momentum=0.1)
+
+
+def _noisy_experiment(acc_noisy=0.961):
+    """Three runs on which every statement of the noisy-BN section holds (one hidden layer, probed unit 1)."""
+    spec = {"none": (None, [5.0, 0.0, 0.5, 0.25], [1.0, 0.3, 0.1], [0.1, 0.9, 0.93, 0.94], 0.960, None),
+            "bn": ("torch", [0.0] * 4, [0.4, 0.3, 0.2], [0.1, 0.95, 0.96, 0.965], 0.970, 0.965),
+            "noisy": ("noisy", [0.0] * 4, [0.3, 0.3, 0.25], [0.1, 0.9, 0.95, 0.91], acc_noisy, 0.966)}
+    runs = {}
+    for k, (norm, medians, loss, test, final, final_b) in spec.items():
+        run = _pct_run(norm, medians)
+        run["config"]["steps"] = 30
+        run["curves"] |= {"train_loss": [None, *loss], "test_acc": test,
+                          "test_acc_batchstats": [0.1, 0.96, 0.965, 0.968]}
+        run["summary"] |= {"final_test_acc": final, "final_test_acc_batchstats": final_b}
+        runs[k] = run
+    return {"runs": runs}, _draws(shift_at={10: 0.0, 20: 2.0, 30: 1.0})
+
+
+def test_noisy_numbers():
+    res, draws = _noisy_experiment()
+    out = RW.noisy_numbers(res, draws, tail=3)
+    v = _values(out)
+    # shift: none's medians 0, 0.5, 0.25 after step 0 -> range 0.5 over a spread of 2; noisy's draws shift 0, 2, 1
+    assert v["why_shift_none"] == pytest.approx(0.25) and v["why_shift_bn"] == 0.0
+    assert v["why_shift_noisy"] == pytest.approx(1.0) and v["why_shift_ratio"] == pytest.approx(4.0)
+    assert (v["why_early_none"], v["why_early_bn"], v["why_early_noisy"]) == (1.0, 0.4, 0.3)
+    assert (v["why_late_none"], v["why_late_bn"], v["why_late_noisy"]) == (0.1, 0.2, 0.25)  # steps > 24: step 30
+    assert v["why_acc_bn"] == pytest.approx(97.0) and v["why_accb_noisy"] == pytest.approx(96.6)
+    assert v["why_late_from"] == 24 and v["why_tail"] == 3 and v["why_unit"] == 1 and v["why_last_layer"] == 1
+    # the largest change among the last 3 records: noisy 0.9 -> 0.95, BN 0.95 -> 0.96, noisy with batch statistics
+    # 0.96 -> 0.965, in points
+    assert v["why_wob_noisy"] == pytest.approx(5.0) and v["why_wob_bn"] == pytest.approx(1.0)
+    assert v["why_wob_noisy_b"] == pytest.approx(0.5) and out["why_wob_noisy"].digits == 4
+    assert list(out)[:4] == ["why_shift_none", "why_early_none", "why_late_none", "why_acc_none"]
+    trained = RW.trained_runs(res, draws)
+    # the record at step t is shifted by the draw of step t + 1: rows 0, 10, 20, 30 of the draws
+    assert [p[0][0][1] for p in trained["noisy"]["curves"]["percentiles"]] == [0.0, 0.0, 2.0, 1.0]
+    assert trained["none"] is res["runs"]["none"]
+    with pytest.raises(ValueError, match="noisy BN ends at the test accuracy of no BN"):
+        RW.noisy_numbers(*_noisy_experiment(acc_noisy=0.955), tail=3)
+
+
+def _ics_experiment(bn_l2):
+    return {"runs": {"none": _ics_run([[1.0, 2.0], [3.0, 4.0]], [[0.9, 0.8], [0.7, 0.6]]),
+                     "bn": _ics_run(bn_l2, [[0.95, 0.9], [0.9, 0.8]], norm="torch")}}
+
+
+def test_ics_numbers_and_table():
+    ics = RW.ics_summaries(_ics_experiment([[0.5, 3.5], [1.0, 3.5]]))
+    # per layer medians: none l2 2, 3 and BN 0.75, 3.5 (lower in one layer of two); overall 2.5 vs 2.25
+    assert _values(RW.ics_numbers(ics)) == {"why_l2_none": 2.5, "why_cos_none": pytest.approx(0.75),
+                                            "why_l2_bn": 2.25, "why_cos_bn": pytest.approx(0.9), "why_ics_first": 2,
+                                            "why_ics_last": 3, "why_ics_n": 2, "why_l2_lower": 1, "why_n_layers": 2}
+    assert RW.ics_table(ics).cells() == [["2", "2.0000", "0.7500", "0.8000", "0.9250"],
+                                         ["3", "3.0000", "3.5000", "0.7000", "0.8500"]]
+    with pytest.raises(ValueError, match="lower in some layers, not all"):
+        RW.ics_numbers(RW.ics_summaries(_ics_experiment([[0.5, 0.5], [1.0, 1.0]])))
+
+
+def test_landscape_numbers():
+    def land(bn_loss0):
+        return {"runs": {"none": _land_run([([1.0, 0.5], [0.1, 0.4], 2.0)]),
+                         "bn": _land_run([([2.0, 1.4], [0.1, 0.2], 1.0)], norm="torch", loss0=bn_loss0)}}
+
+    out = RW.landscape_numbers(RW.landscape_summaries(land(2.0)))
+    assert _values(out) == pytest.approx({"why_range_none": 0.5, "why_gc_none": 0.4, "why_beta_none": 2.0,
+                                          "why_loss0_none": 1.0, "why_relrange_none": 50.0, "why_range_bn": 0.6,
+                                          "why_gc_bn": 0.2, "why_beta_bn": 1.0, "why_loss0_bn": 2.0,
+                                          "why_relrange_bn": 30.0})
+    with pytest.raises(ValueError, match="mini-batch loss is higher"):
+        RW.landscape_numbers(RW.landscape_summaries(land(0.5)))
+
+
+def _lp_run(norm, loss, gc, beta, cos, medians, acc):
+    run = _pct_run(norm, medians)
+    run["curves"] |= {"landscape": [{"loss0": 1.0, "loss": loss, "grad_change": [0.05, gc], "beta": beta}] * 3,
+                      "ics": [{"l2": [None, 1.0], "cos": [None, cos]}] * 3}
+    run["summary"]["final_test_acc"] = acc
+    return run
+
+
+def _lp_experiment(acc_l1=0.971):
+    return {"runs": {"none": _lp_run(None, [1.0, 0.5], 0.4, 2.0, 0.90, [5.0, 0.0, 0.5, 0.25], 0.95),
+                     "bn": _lp_run("torch", [1.0, 0.4], 0.2, 1.0, 0.95, [0.0] * 4, 0.970),
+                     "l1": _lp_run("l1", [1.0, 0.4], 0.2, 1.0, 0.96, [0.0, 0.0, 0.2, 0.0], acc_l1),
+                     "linf": _lp_run("linf", [1.0, 0.2], 0.5, 3.0, 0.80, [0.0, 0.0, 2.0, 0.0], 0.90)}}
+
+
+def test_lp_numbers_and_table():
+    land = _lp_experiment()
+    lp, row = RW.lp_summary(land), RL.claim_lp_smooth(land)
+    # wins over none (range 0.5, change 0.4, beta 2): BN and l_1 on change and beta, l_inf on none: mixed
+    v = _values(RW.lp_numbers(lp, row))
+    assert v["why_v_lp"] == RL.MIXED and [v[f"why_lp_wins_{k}"] for k in RW.LP_LABELS] == [0, 2, 2, 0]
+    # shift: range of the median after step 0 over a spread of 2
+    assert [v[f"why_lp_shift_{k}"] for k in RW.LP_LABELS] == pytest.approx([0.25, 0.0, 0.1, 1.0])
+    assert v["why_lp_acc_l1"] == pytest.approx(97.1) and v["why_lp_beta_linf"] == 3.0
+    assert RW.lp_table(lp).cells()[0] == ["none", "95.00", "2.000", "0.4000", "0.5000", "0.9000", "0.250"]
+    assert RW.lp_table(lp).cells()[3][0] == "l_inf"
+    with pytest.raises(ValueError, match="l_1 as accurate as BN"):
+        RW.lp_numbers(RW.lp_summary(_lp_experiment(acc_l1=0.975)), row)
+
+
+def test_verdict_numbers():
+    rows = {k: {"measured": f"m {k}", "verdict": v} for k, v in
+            (("reduces_ics", "supported"), ("ics_is_why", "mixed"), ("smooths", "mixed"), ("bjorck", "supported"))}
+    out = RW.verdict_numbers(rows)
+    assert list(out) == ["why_v_reduces_ics", "why_v_ics_is_why", "why_v_smooths", "why_v_bjorck", "why_side_by_side"]
+    assert out["why_v_ics_is_why"].value == "mixed" and out["why_side_by_side"].kind == "md"
+    lines = out["why_side_by_side"].value.splitlines()
+    assert len(lines) == 6
+    assert lines[4] == ("| Is the loss landscape along the gradient smoother with BN? | not addressed | yes "
+                        "| m smooths | **mixed** |")
