@@ -14,6 +14,9 @@ PKG = Path(__file__).resolve().parent.parent / "bnlib"
 #: its siblings as ALLOWED_SIBLINGS says).
 LAYERS = [
     {"bnlib", "bnlib._checks", "bnlib.results", "bnlib.vocabulary"},
+    {"bnlib.symbolic.core"},
+    {"bnlib.symbolic.forward", "bnlib.symbolic.backward"},
+    {"bnlib.symbolic.scale", "bnlib.symbolic.lambdified"},
     {"bnlib.functional", "bnlib.symbolic"},
     {"bnlib.nn", "bnlib.identities"},
     {"bnlib.norms", "bnlib.data"},
@@ -22,7 +25,7 @@ LAYERS = [
     {"bnlib.analysis"},
     {"bnlib.train"},
     {"bnlib.experiments"},
-    {"bnlib.reports", "bnlib.reports.format", "bnlib.plots", "bnlib.plots.style"},
+    {"bnlib.reports", "bnlib.reports.format", "bnlib.reports.rules", "bnlib.plots", "bnlib.plots.style"},
     {"bnlib.reports.cifar", "bnlib.reports.train_test", "bnlib.reports.mnist", "bnlib.reports.why",
      "bnlib.plots.cifar", "bnlib.plots.train_test", "bnlib.plots.mnist", "bnlib.plots.why"},
     {"bnlib.reports.claims"},
