@@ -18,7 +18,7 @@ LAYERS = [
     {"bnlib.symbolic.forward", "bnlib.symbolic.backward"},
     {"bnlib.symbolic.scale", "bnlib.symbolic.lambdified"},
     {"bnlib.functional", "bnlib.symbolic"},
-    {"bnlib.nn", "bnlib.identities"},
+    {"bnlib.nn", "bnlib.identities", "bnlib.sgd"},
     {"bnlib.norms", "bnlib.data"},
     {"bnlib.models"},
     {"bnlib.evaluate"},
@@ -27,7 +27,8 @@ LAYERS = [
     {"bnlib.experiments"},
     {"bnlib.reports", "bnlib.reports.format", "bnlib.reports.rules", "bnlib.plots", "bnlib.plots.style"},
     {"bnlib.reports.cifar", "bnlib.reports.train_test", "bnlib.reports.mnist", "bnlib.reports.why",
-     "bnlib.plots.cifar", "bnlib.plots.train_test", "bnlib.plots.mnist", "bnlib.plots.why"},
+     "bnlib.reports.derivations", "bnlib.plots.cifar", "bnlib.plots.train_test", "bnlib.plots.mnist",
+     "bnlib.plots.why", "bnlib.plots.derivations"},
     {"bnlib.reports.claims"},
 ]
 #: Chapter report modules that build on another chapter's numbers (same layer, one way).
