@@ -19,9 +19,6 @@ channels untouched (a test checks this against torch).
 
 from __future__ import annotations
 
-import functools
-import math
-
 import torch
 from torch import nn
 
@@ -29,12 +26,9 @@ from bnlib import _checks as C
 
 __all__ = ["BatchNormFunction", "BatchNorm", "batch_norm"]
 
-_DIMS = {2: [0], 3: [0, 2], 4: [0, 2, 3]}
-
-
 def _reduce_dims(x: torch.Tensor) -> list[int]:
     """Every axis but the channel axis 1: the axes BN takes its statistics over."""
-    return _DIMS.get(x.dim()) or [0] + list(range(2, x.dim()))
+    return [0, *range(2, x.dim())]
 
 
 def _per_channel(x: torch.Tensor) -> tuple[int, ...]:
@@ -46,26 +40,17 @@ class BatchNormFunction(torch.autograd.Function):
     """``y = gamma * (x - mu_B) / sqrt(sigma_B^2 + eps) + beta`` with batch statistics.
 
     ``BatchNormFunction.apply(x, weight, bias, eps[, running_mean, running_var, factor])``
-    returns ``y``. ``weight`` and ``bias`` may be None (no affine part). When
-    ``running_mean`` and ``running_var`` are given they are updated in place by PyTorch's
-    rule, ``r <- (1 - factor) r + factor * batch``, with the batch mean and the batch
-    variance made unbiased (``1/(m - 1)`` instead of ``1/m``); ``factor=1`` leaves exactly
-    the batch statistics there.
+    returns ``y``; ``weight`` and ``bias`` may be None (no affine part). Given running statistics,
+    they are updated in place by PyTorch's rule ``r <- (1 - factor) r + factor * batch`` with the
+    unbiased batch variance (``1/(m - 1)``); ``factor=1`` leaves exactly the batch statistics.
 
-    ``backward`` is the compact formula of :func:`bnlib.functional.backward` (``m`` values
-    per channel, sums over them)::
+    ``backward`` is the compact formula of :func:`bnlib.functional.backward` (``m`` values per
+    channel, sums over them)::
 
         dgamma = sum(dy * xhat),  dbeta = sum(dy)
         dx = gamma / sqrt(var + eps) * (dy - (dbeta + xhat * dgamma) / m)
 
-    The forward keeps ``xhat`` and ``gamma / sqrt(var + eps)``. The arithmetic of ``dx`` is
-    arranged differently for the two input layouts, because their costs differ. A 2-D batch
-    of the MLP has a few thousand values, so an operation costs mostly its dispatch (a
-    microsecond or two) and ``dx`` takes the fewest operations, three, as written above. A
-    4-D batch of feature maps has millions of values, so each pass over the data counts:
-    the per-channel coefficients are folded first and ``dx`` is two fused multiply-adds.
-    The function is first-order only: asking for a second derivative (``create_graph=True``)
-    raises ``RuntimeError`` instead of returning a wrong one.
+    First-order only: a second derivative (``create_graph=True``) raises instead of being wrong.
     """
 
     @staticmethod
@@ -73,35 +58,20 @@ class BatchNormFunction(torch.autograd.Function):
         m = x.numel() // x.shape[1]
         if m < 2:
             raise ValueError(f"Batch statistics need at least two values per channel, got input size {tuple(x.shape)}.")
-        if x.dim() == 2:  # (N, C): per-channel vectors broadcast as they are
-            total = x.sum(0)  # m * mini-batch mean
-            xhat = torch.sub(x, total, alpha=1.0 / m)  # x - mu
-            ssq = torch.linalg.vecdot(xhat, xhat, dim=0)  # sum of squares about the mean (two-pass)
-            shape, mean_alpha = None, 1.0 / m
-        else:
-            dims = _reduce_dims(x)
-            shape = _per_channel(x)
-            total = x.sum(dims).mul_(_const(1.0 / m, x))  # the mean itself (it is needed as a view)
-            xhat = x - total.view(shape)
-            ssq = (xhat * xhat).sum(dims)
-            mean_alpha = 1.0
-        if running_mean is not None:  # r <- (1 - factor) r + factor * batch; variance unbiased: ssq / (m - 1)
-            keep = _const(1.0 - factor, x)
-            running_mean.mul_(keep).add_(total, alpha=factor * mean_alpha)
-            running_var.mul_(keep).add_(ssq, alpha=factor / (m - 1))
-        inv_std = ssq.add_(_const(eps * m, x)).rsqrt_().mul_(_const(math.sqrt(m), x))  # 1/sqrt(ssq/m + eps), in place
-        xhat.mul_(inv_std if shape is None else inv_std.view(shape))  # x - mu is normalized in place
-        # a view of a parameter costs several microseconds inside a Function, so 2-D input uses none
-        w = weight if weight is None or shape is None else weight.view(shape)
-        b = bias if bias is None or shape is None else bias.view(shape)
-        if w is None:
-            y = xhat.clone() if b is None else xhat + b
-            scale = inv_std
-        else:
-            y = xhat * w if b is None else torch.addcmul(b, xhat, w)  # gamma * xhat + beta
-            scale = inv_std.mul_(weight)  # gamma / sqrt(var + eps)
+        dims, shape = _reduce_dims(x), _per_channel(x)
+        mean = x.mean(dims)
+        xc = x - mean.view(shape)
+        var = (xc * xc).mean(dims)  # biased variance, about the mean (two passes)
+        inv_std = torch.rsqrt(var + eps)
+        xhat = xc * inv_std.view(shape)
+        if running_mean is not None:
+            running_mean.mul_(1.0 - factor).add_(mean, alpha=factor)
+            running_var.mul_(1.0 - factor).add_(var, alpha=factor * m / (m - 1))
+        y = xhat.clone() if weight is None else xhat * weight.view(shape)  # y is the caller's, xhat is saved
+        if bias is not None:
+            y = y + bias.view(shape)
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(xhat, scale)
+        ctx.save_for_backward(xhat, inv_std if weight is None else inv_std * weight)  # gamma / sqrt(var + eps)
         ctx.m = m
         ctx.affine = (weight is not None, bias is not None)
         return y
@@ -117,23 +87,12 @@ class BatchNormFunction(torch.autograd.Function):
         if dy is None:  # y did not contribute to the loss
             return None, None, None, None, None, None, None
         xhat, scale = ctx.saved_tensors
+        dims, shape = _reduce_dims(dy), _per_channel(dy)
+        dbeta = dy.sum(dims)
+        dgamma = (dy * xhat).sum(dims)
         dx = None
-        if dy.dim() == 2:
-            dbeta = dy.sum(0)  # sum_i dy_i
-            dgamma = torch.linalg.vecdot(dy, xhat, dim=0)  # sum_i dy_i xhat_i
-            if ctx.needs_input_grad[0]:
-                # dy - (dbeta + xhat * dgamma) / m, then times gamma / sqrt(var + eps): one allocation
-                dx = torch.addcmul(dy, xhat, dgamma, value=-1.0 / ctx.m).sub_(dbeta, alpha=1.0 / ctx.m).mul_(scale)
-        else:
-            dims = _reduce_dims(dy)
-            dbeta = dy.sum(dims)
-            dgamma = (dy * xhat).sum(dims)
-            if ctx.needs_input_grad[0]:
-                # dx = scale * dy + c0 + xhat * c1, with c0 = -scale * dbeta / m and c1 = -scale * dgamma / m
-                shape = _per_channel(dy)
-                k = scale * _const(-1.0 / ctx.m, dy)
-                c0, c1 = k * dbeta, k * dgamma
-                dx = torch.addcmul(c0.view(shape), dy, scale.view(shape)).addcmul_(xhat, c1.view(shape))
+        if ctx.needs_input_grad[0]:
+            dx = scale.view(shape) * (dy - (dbeta.view(shape) + xhat * dgamma.view(shape)) / ctx.m)
         return (
             dx,
             dgamma if has_weight and ctx.needs_input_grad[1] else None,
@@ -145,28 +104,15 @@ class BatchNormFunction(torch.autograd.Function):
         )
 
 
-def _const(value: float, like: torch.Tensor) -> torch.Tensor:
-    """``value`` as a 0-dim tensor of ``like``'s dtype and device, cached.
-
-    An operation with a Python number first converts it to a tensor (a few microseconds on a
-    CPU, as long as the operation itself on a small batch); the per-call constants of BN
-    (``1/m``, ``eps``, the momentum) repeat from step to step, so they are made once.
-    """
-    return _const_cached(float(value), like.dtype, like.device)
-
-
-@functools.lru_cache(maxsize=1024)
-def _const_cached(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    return torch.tensor(value, dtype=dtype, device=device)
-
-
-def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked=None):
+def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked=None,
+               function: type[torch.autograd.Function] = BatchNormFunction):
     """Functional BN with PyTorch's running-statistics rule; in training the gradient is the hand-derived one.
 
     Arguments as ``torch.nn.functional.batch_norm`` (plus ``num_batches_tracked``, the number of
     batches seen including this one, needed only for ``momentum=None``, the cumulative average).
     ``training=True`` uses batch statistics and updates ``running_mean``/``running_var`` in
-    place when they are given; ``training=False`` uses the running statistics.
+    place when they are given; ``training=False`` uses the running statistics. ``function`` is the
+    autograd Function of the batch-statistics path (the benchmarks swap in one around torch's kernels).
     """
     if x.dim() < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, ...), got shape {tuple(x.shape)}.")
@@ -182,7 +128,7 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
                 f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}."
             )
         if running_mean is None:
-            return BatchNormFunction.apply(x, weight, bias, eps)
+            return function.apply(x, weight, bias, eps)
         if running_var is None:
             raise ValueError("running_mean and running_var must be given together (or both be None).")
         if momentum is None:
@@ -191,17 +137,18 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
             factor = 1.0 / float(num_batches_tracked)
         else:
             factor = float(momentum)
-        return BatchNormFunction.apply(x, weight, bias, eps, running_mean, running_var, factor)
+        return function.apply(x, weight, bias, eps, running_mean, running_var, factor)
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm with training=False needs running_mean and running_var.")
     shape = _per_channel(x)
     scale = (running_var + eps).rsqrt()
     if weight is not None:
         scale = scale * weight
-    shift = -running_mean * scale
-    if bias is not None:
-        shift = shift + bias
+    if bias is None:
+        return (x - running_mean.view(shape)) * scale.view(shape)
+    shift = torch.addcmul(bias, running_mean, scale, value=-1.0)  # beta - mean * scale, rounded once
     return torch.addcmul(shift.view(shape), x, scale.view(shape))
+
 
 
 class _NormBase(nn.Module):
@@ -281,27 +228,17 @@ class BatchNorm(_NormBase):
             self.num_batches_tracked.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # parameters and buffers are read once each: every read goes through nn.Module.__getattr__
-        weight, bias, running_mean = self.weight, self.bias, self.running_mean
         use_batch_stats = self.training or not self.track_running_stats
-        ref = weight if weight is not None else running_mean
+        ref = self.weight if self.weight is not None else self.running_mean
         C.tensor("BatchNorm", x, self.num_features, None if ref is None else ref.dtype, "features", (2, 3, 4))
         if use_batch_stats:
             C.batch_stats(x, self.num_features)
-        if not use_batch_stats:
-            shape = _per_channel(x)
-            scale = (self.running_var + self.eps).rsqrt()
-            if weight is None:
-                return (x - running_mean.view(shape)) * scale.view(shape)
-            scale = scale * weight
-            shift = torch.addcmul(bias, running_mean, scale, value=-1.0)
-            return torch.addcmul(shift.view(shape), x, scale.view(shape))
-        if not (self.training and self.track_running_stats):
-            return self.function.apply(x, weight, bias, self.eps)
-        nbt = self.num_batches_tracked
-        nbt.add_(_const_cached(1, torch.long, nbt.device))
-        factor = 1.0 / float(nbt) if self.momentum is None else self.momentum
-        return self.function.apply(x, weight, bias, self.eps, running_mean, self.running_var, factor)
+        update = self.training and self.track_running_stats  # batch statistics and running ones updated
+        if update:
+            self.num_batches_tracked.add_(1)
+        keep = update or not use_batch_stats
+        return batch_norm(x, self.running_mean if keep else None, self.running_var if keep else None, self.weight,
+                          self.bias, use_batch_stats, self.momentum, self.eps, self.num_batches_tracked, self.function)
 
     def extra_repr(self) -> str:
         return (
