@@ -64,22 +64,15 @@ def _check_finite_stats(name: str, *stats: np.ndarray) -> None:
 
 # --------------------------------------------------------------------------- forward
 def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5):
-    """Batch-normalize ``x`` with mini-batch statistics (Algorithm 1).
+    """Batch-normalize ``x`` with its mini-batch statistics (Algorithm 1), per channel.
 
-    Returns ``(y, cache)``: ``y`` has the shape and dtype of ``x``; ``cache`` holds what
-    :func:`backward` and :func:`backward_staged` need, including the batch mean ``mu`` and
-    the biased batch variance ``var`` (one value per channel).
-
-    ``gamma`` and ``beta`` (shape ``(C,)``) are cast to the dtype of ``x``. The mean is taken
-    in two passes (the mean, then the mean of what is left after subtracting it), so that
-    the centred values sum to zero to rounding even when a feature's offset is many orders
-    of magnitude larger than its spread; the variance is the mean of the squared centred
-    values (never ``E[x^2] - E[x]^2``, which cancels catastrophically).
-
-    Raises ``TypeError`` for a non-array or a dtype other than float32/float64 and
-    ``ValueError`` for a wrong number of dimensions, a ``gamma``/``beta`` of the wrong shape,
-    fewer than two values per channel, or NaN/infinite values (checked on the per-channel
-    statistics, at no extra cost).
+    Inputs:
+    - x: (N, C) or (N, C, H, W), float32 or float64; statistics over every axis but 1 (m values)
+    - gamma, beta: (C,), cast to x's dtype
+    - eps: added to the biased batch variance
+    Returns (y, cache): y has x's shape and dtype; cache holds what :func:`backward` needs (``xhat``,
+    ``mu`` and biased ``var`` of shape (C,), ``inv_std``, ``gamma``, ``m``, ``axes``). The mean and
+    variance are two-pass (never E[x^2] - E[x]^2, which cancels catastrophically).
     """
     axes = _check_input(x)
     c = x.shape[1]
@@ -131,13 +124,13 @@ def _check_dy(dy, cache) -> None:
 
 # --------------------------------------------------------------------------- backward
 def backward(dy: np.ndarray, cache: dict):
-    """Gradients ``(dx, dgamma, dbeta)`` by the compact closed form.
+    """Gradients by the compact closed form the chapter *Backward* derives, per channel:
+    ``dx = gamma / sqrt(var + eps) * (dy - (sum dy + xhat * sum dy xhat) / m)``.
 
-    ``dx_i = gamma / (m * sqrt(var + eps)) * (m * dy_i - sum_j dy_j - xhat_i * sum_j dy_j xhat_j)``
-    per channel, which the chapter *Backward* derives from the paper's six equations. Four
-    passes over the data: two for the sums (``dbeta``, ``dgamma``), two for ``dx``.
-    ``dy`` must have the shape and dtype of the forward input; NaN or infinite values in it
-    raise ``ValueError`` (checked on the sums).
+    Inputs:
+    - dy: upstream gradient, the shape and dtype of the forward input
+    - cache: from :func:`forward`
+    Returns (dx, dgamma, dbeta): dx like dy; dgamma and dbeta of shape (C,).
     """
     _check_dy(dy, cache)
     axes, m, xhat = cache["axes"], cache["m"], cache["xhat"]
@@ -159,11 +152,11 @@ _EINSUM = {2: "nc,nc->c", 4: "nchw,nchw->c"}
 
 
 def backward_staged(dy: np.ndarray, cache: dict):
-    """Gradients ``(dx, dgamma, dbeta)`` by the paper's six chain-rule equations, node by node.
+    """Gradients by the paper's six chain-rule equations (Sec. 3), one line each, in its order: the
+    derivation as printed, kept for teaching and as a cross-check of :func:`backward`.
 
-    Slower than :func:`backward` (it makes more passes over the data and allocates more
-    temporaries) but it is the derivation as printed in Sec. 3 of the paper, one line per
-    equation and in the paper's order, kept for teaching and as a cross-check.
+    Inputs: dy (the forward input's shape), cache (from :func:`forward`).
+    Returns (dx, dgamma, dbeta): dx like dy; dgamma and dbeta of shape (C,).
     """
     _check_dy(dy, cache)
     with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf and overflow are reported at the end
@@ -198,11 +191,12 @@ def _staged(dy: np.ndarray, cache: dict):
 
 # --------------------------------------------------------------------------- inference
 def inference(x, mean, var, gamma, beta, eps: float = 1e-5) -> np.ndarray:
-    """BN at inference: ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with fixed statistics.
+    """BN at inference, ``y = gamma * (x - mean) / sqrt(var + eps) + beta``, with fixed statistics.
 
-    ``mean``, ``var``, ``gamma``, ``beta`` have shape ``(C,)`` and are cast to the dtype of ``x``.
-    Works for any batch size, one example included. Computed as one affine map per channel,
-    ``x * scale + shift``, the form that :func:`fold_linear` and :func:`fold_conv` fold away.
+    Inputs:
+    - x: (N, C) or (N, C, H, W), any N >= 1
+    - mean, var, gamma, beta: (C,), cast to x's dtype
+    Returns y, x's shape and dtype (computed as ``x * scale + shift``, the map folding removes).
     """
     _check_input(x)
     C.float_array("x", x)
@@ -232,17 +226,16 @@ def update_running(
     convention: str = "torch",
     num_batches_tracked: int | None = None,
 ):
-    """One update of the running (population) statistics; returns ``(new_mean, new_var)``.
+    """One update of the running (population) statistics.
 
-    ``batch_var`` is the biased batch variance of ``n`` values per channel, as
-    :func:`forward` returns it.
-
-    - ``convention="torch"`` (PyTorch): ``new = (1 - momentum) * old + momentum * batch``, the
-      variance made unbiased by ``n / (n - 1)`` first. ``momentum=None`` gives the cumulative
-      average, which needs ``num_batches_tracked``: the count of batches including this one.
-    - ``convention="keras"`` (Keras/TensorFlow): ``new = momentum * old + (1 - momentum) * batch``
-      (momentum weights the *old* value, default there 0.99), with the biased variance as
-      ``tf.nn.moments`` returns it. PyTorch's momentum ``p`` is Keras' ``1 - p``.
+    Inputs:
+    - running_mean, running_var: (C,), the statistics so far
+    - batch_mean, batch_var: (C,), the batch mean and *biased* variance of ``n`` values per channel
+    - convention: ``"torch"``: ``new = (1 - momentum) old + momentum batch`` with the variance made
+      unbiased by n/(n-1) (``momentum=None``: cumulative average over ``num_batches_tracked``
+      batches, this one included); ``"keras"``: ``new = momentum old + (1 - momentum) batch`` with
+      the biased variance (PyTorch's momentum p is Keras' 1 - p)
+    Returns (new_mean, new_var), each (C,).
     """
     if convention not in ("torch", "keras"):
         raise ValueError(f"convention must be 'torch' or 'keras', got {convention!r}.")
@@ -302,8 +295,8 @@ def _as_float_array(name: str, a) -> np.ndarray:
 def population_stats(batch_means, batch_vars, m: int):
     """Algorithm 2 of the paper: ``E[x] = E_B[mu_B]``, ``Var[x] = m/(m-1) E_B[sigma_B^2]``.
 
-    ``batch_means`` and ``batch_vars`` have shape ``(K, C)``: the mean and biased variance of
-    each of K mini-batches of size ``m`` (values per channel).
+    Inputs: batch_means, batch_vars: (K, C), each of K mini-batches' mean and biased variance; m: values
+    per channel in a mini-batch. Returns (mean, var), each (C,), float64.
     """
     bm = _as_float_array("batch_means", batch_means).astype(np.float64, copy=False)
     bv = _as_float_array("batch_vars", batch_vars).astype(np.float64, copy=False)
