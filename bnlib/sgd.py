@@ -48,10 +48,10 @@ def run(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, lr
         init_std: float = 0.01) -> dict:
     """Softmax regression on ``(x, y)`` by ``steps`` steps of SGD with batches of ``batch`` drawn with replacement.
 
-    Returns ``unit_norms`` (steps + 1, classes: each unit's weight norm), ``norm`` (their mean per step),
-    ``loss`` (each step's batch loss), ``acc`` (test accuracy; BN with the whole test set's statistics) and
-    ``growth``: the largest relative gap, over steps and units, in the growth law
-    ``|w'|^2 = |w|^2 + lr^2 |g|^2``, which holds for BN with eps = 0.
+    Returns ``weights`` (the final W), ``unit_norms`` (steps + 1, classes: each unit's weight norm),
+    ``norm`` (their mean per step), ``loss`` (each step's batch loss), ``acc`` (test accuracy; BN with the
+    whole test set's statistics) and ``growth``: the largest relative gap, over steps and units, in the
+    growth law ``|w'|^2 = |w|^2 + lr^2 |g|^2``, which holds for BN with eps = 0.
     """
     if steps < 1 or batch < 2:
         raise ValueError(f"a run needs at least one step and batches of at least 2, got steps={steps}, batch={batch}.")
@@ -69,5 +69,5 @@ def run(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, lr
         norms.append(np.linalg.norm(W, axis=0))
     h, _ = logits(x_test, W, bn, eps)
     unit_norms = np.array(norms)
-    return {"unit_norms": unit_norms, "norm": unit_norms.mean(axis=1), "loss": np.array(losses),
+    return {"weights": W, "unit_norms": unit_norms, "norm": unit_norms.mean(axis=1), "loss": np.array(losses),
             "acc": float((h.argmax(axis=1) == y_test).mean()), "growth": float(max(growth))}
