@@ -12,9 +12,10 @@ sized for a 2-core CPU), ``paper`` (the paper's scale; on a GPU when there is on
 Command line::
 
     python -m bnlib.experiments list
-    python -m bnlib.experiments run NAME [--scale smoke|book|paper] [--force]
+    python -m bnlib.experiments run NAME [--scale smoke|book|paper] [--force] [--jobs N] [--device cuda]
+    python -m bnlib.experiments run NAME --scheduler tcp://host:8786     # on a running Dask cluster
     python -m bnlib.experiments run --all [--scale book] [--force]
-    python -m bnlib.experiments stale
+    python -m bnlib.experiments stale          # exits 1 when a result's config or engine fingerprint differs
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bnlib import results
-from bnlib import train as T
+from bnlib import engine, results
 from bnlib.train import RunConfig
 
 SCALES = ("smoke", "book", "paper")
@@ -298,100 +298,155 @@ def _git_revision() -> str:
         return "unknown"
 
 
-def provenance(wall: float, device: str) -> dict:
+def provenance(wall: float, device: str, jobs: int = 1) -> dict:
     return {
         "bnlib_revision": _git_revision(),
+        "engine": engine.fingerprint(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
         "device": device,
-        "threads": torch.get_num_threads(),
+        "threads": 1,
+        "jobs": jobs,
         "wall_seconds": round(wall, 2),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": platform.machine(),
     }
 
 
-def _round_floats(obj, digits: int = 7):
-    """Round floats for storage: the results are compared at lower precision anyway."""
-    if isinstance(obj, float):
-        return float(f"{obj:.{digits}g}")
-    if isinstance(obj, dict):
-        return {k: _round_floats(v, digits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_round_floats(v, digits) for v in obj]
-    return obj
-
-
-def find_cached_run(cfg: RunConfig) -> dict | None:
-    """A run with exactly this configuration in another committed result (runs are shared)."""
-    ident = cfg.identity()
+def _result_files(exclude: Path | None = None) -> list[tuple[Path, dict]]:
+    """Every readable experiment result in ``RESULTS_DIR``; a damaged or foreign file is named once and skipped."""
+    out = []
     for path in sorted(RESULTS_DIR.glob("*.json")):
-        with open(path) as fh:
-            res = json.load(fh)
-        for run in res.get("runs", {}).values():
-            if T.RunConfig(**_config_args(run["config"])).identity() == ident:
+        if exclude is not None and path.resolve() == exclude.resolve():
+            continue
+        try:
+            out.append((path, results.load(path)))
+        except ValueError as err:
+            print(f"warning: skipping {path.name}: {err}", file=sys.stderr)
+    return out
+
+
+def _same_config(stored: dict | None, cfg: dict) -> bool:
+    """The stored configuration is ``cfg`` exactly, wherever it ran (the device is not part of what a run is)."""
+    return isinstance(stored, dict) and {k: v for k, v in stored.items() if k != "device"} == \
+        {k: v for k, v in cfg.items() if k != "device"}
+
+
+def find_cached_run(cfg: RunConfig, exclude: Path | None = None) -> dict | None:
+    """A run with exactly this configuration, computed by the current engine, in another result file."""
+    want, fp = cfg.to_dict(), engine.fingerprint()
+    for path, res in _result_files(exclude):
+        for run in res["runs"].values():
+            if _same_config(run.get("config"), want) and run.get("provenance", {}).get("engine") == fp:
                 return dict(run, reused_from=path.name)
     return None
 
 
-def _config_args(d: dict) -> dict:
-    tuples = ("sizes", "probe_units", "recorders", "analyses")
-    return {k: tuple(v) if k in tuples else v for k, v in d.items() if k in T.RunConfig.__dataclass_fields__}
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot create the results folder {folder} ({err.strerror}).") from None
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"the results folder {folder} is not writable; nothing was trained.")
 
 
-def compute(exp: Experiment, progress: bool = True, keep_models: bool = False, reuse: bool = True) -> dict:
-    """Train every run of ``exp``; returns the result dict (models kept on request).
+def compute(exp: Experiment, progress: bool = True, keep_models: bool = False, reuse: bool = True,
+            jobs: int = 1, scheduler: str | None = None, device: str | None = None) -> dict:
+    """Train every run of ``exp`` and return the result (models kept on request, in this process).
 
-    With ``reuse``, a run whose exact configuration is already stored in another result file
-    is taken from there instead of being trained again.
+    With ``reuse``, a run already stored with the same configuration by the current engine (in
+    another result file, or finished by an interrupted computation of this one) is taken instead of
+    trained. Runs train with one thread each, ``jobs`` at a time (or on the Dask ``scheduler``); at
+    book and paper scale each is saved the moment it finishes, so a killed computation resumes.
     """
     from tqdm.auto import tqdm
 
-    total = sum(c.steps for _, c in exp.runs)
+    configs = {label: (replace(c, device=device) if device else c) for label, c in exp.runs}
+    keep = exp.scale != "smoke" and not keep_models
     t0 = time.perf_counter()
     out: dict = {"name": exp.name, "scale": exp.scale, "hash": exp.hash, "description": exp.description,
                  "runs": {}}
+    done: dict[str, dict] = {}
+    if keep:
+        _check_writable(RESULTS_DIR)
+        results.remove_orphans(RESULTS_DIR)
+        if reuse:
+            done = engine.load_partials(exp.path, configs)
+            for label, cfg in configs.items():
+                if label not in done and (hit := find_cached_run(cfg, exclude=exp.path)) is not None:
+                    done[label] = hit
+        else:
+            engine.clear_partials(exp.path)
+    todo = {label: cfg for label, cfg in configs.items() if label not in done}
+
+    def save_partial(label: str, run: dict) -> None:
+        if keep:
+            results.save(engine.partial_dir(exp.path) / f"{label}.json", run)
+
     models = {}
-    with tqdm(total=total, desc=f"{exp.name} ({exp.scale})", unit="step", disable=not progress,
-              mininterval=2.0) as bar:
-        for label, cfg in exp.runs:
-            bar.set_postfix_str(label)
-            reused = find_cached_run(cfg) if reuse and not keep_models and exp.scale != "smoke" else None
-            if reused is not None:
-                out["runs"][label] = reused
-                bar.update(cfg.steps)
-                continue
-            res = T.train(cfg, progress=bar.update)
-            models[label] = res.pop("model")
-            bar.update(cfg.steps - res["summary"]["steps_done"])
-            out["runs"][label] = _round_floats(res)
-    out["provenance"] = provenance(time.perf_counter() - t0, exp.runs[0][1].device if exp.runs else "cpu")
+    with tqdm(total=engine.steps_of(configs.values()), desc=f"{exp.name} ({exp.scale})", unit="step",
+              disable=not progress, mininterval=2.0) as bar:
+        bar.update(engine.steps_of(configs[k] for k in done))
+        if keep_models:
+            for label, cfg in todo.items():
+                run = engine.run_one(cfg, progress=bar.update, keep_model=True)
+                models[label] = run.pop("model")
+                done[label] = run
+        else:
+            done.update(engine.run_many(todo, jobs=jobs, on_done=save_partial, progress=bar.update,
+                                        scheduler=scheduler))
+    out["runs"] = {label: done[label] for label in configs}
+    out["provenance"] = provenance(time.perf_counter() - t0, next(iter(configs.values())).device if configs
+                                   else "cpu", jobs)
     if keep_models:
         out["models"] = models
     return out
 
 
-def run(exp: Experiment | str, scale: str = "book", force: bool = False, progress: bool = True) -> dict:
-    """Load ``exp``'s cached result, or compute it and write it to ``results/`` atomically.
+def run(exp: Experiment | str, scale: str = "book", force: bool = False, progress: bool = True, jobs: int = 1,
+        scheduler: str | None = None, device: str | None = None) -> dict:
+    """Load ``exp``'s stored result, or compute it and write it to ``results/`` atomically.
 
-    Smoke-scale results are never written to ``results/`` (they are for tests).
+    ``force`` retrains every run from scratch: nothing is taken from the file being replaced, from
+    other result files or from an interrupted computation. Smoke-scale results are never written.
     """
     if isinstance(exp, str):
         exp = get(exp, scale)
     if not force and exp.path.exists():
-        with open(exp.path) as fh:
-            return json.load(fh)
-    res = compute(exp, progress=progress)
+        return results.load(exp.path)
+    res = compute(exp, progress=progress, reuse=not force, jobs=jobs, scheduler=scheduler, device=device)
     if exp.scale != "smoke":
         results.save(exp.path, res)
+        engine.clear_partials(exp.path)
     return res
 
 
-def stale() -> list[Path]:
-    """Files in ``results/`` that match no registered experiment at the book or paper scale."""
-    current = {get(n, s).path.name for n in REGISTRY for s in ("book", "paper")}
-    return sorted(p for p in RESULTS_DIR.glob("*.json") if p.name not in current)
+def stale() -> list[tuple[Path, str]]:
+    """Files in ``results/`` that are not current, each with the reason: no registered experiment has its
+    configuration, a run's stored configuration differs, or a run was computed by another engine."""
+    current = {get(n, s).path.name: get(n, s) for n in REGISTRY for s in ("book", "paper")}
+    fp, out = engine.fingerprint(), []
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        exp = current.get(path.name)
+        if exp is None:
+            out.append((path, "config differs: no registered experiment has this configuration"))
+            continue
+        try:
+            res = results.load(path)
+        except ValueError as err:
+            out.append((path, f"unreadable: {err}"))
+            continue
+        configs = {label: c.to_dict() for label, c in exp.runs}
+        wrong = [label for label, run in res["runs"].items() if not _same_config(run.get("config"), configs.get(label))]
+        if wrong or set(res["runs"]) != set(configs):
+            out.append((path, f"config differs: runs {', '.join(sorted(wrong or set(configs) ^ set(res['runs'])))}"))
+            continue
+        old = sorted({run.get("provenance", {}).get("engine", "none") for run in res["runs"].values()} - {fp})
+        if old:
+            out.append((path, f"engine fingerprint differs: computed by {', '.join(old)}, the engine is now {fp}"))
+    return out
 
 
 # --------------------------------------------------------------------------- CLI
@@ -403,8 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("name", nargs="?")
     r.add_argument("--all", action="store_true", help="every registered experiment")
     r.add_argument("--scale", default="book", choices=SCALES)
-    r.add_argument("--force", action="store_true", help="recompute even when a cached result exists")
-    sub.add_parser("stale", help="list committed results whose configuration no longer matches")
+    r.add_argument("--force", action="store_true", help="retrain every run from scratch, reusing nothing")
+    r.add_argument("--jobs", type=int, default=engine.default_jobs(), help="runs trained side by side (one per core)")
+    r.add_argument("--scheduler", help="submit the runs to a running Dask cluster (tcp://host:port)")
+    r.add_argument("--device", help="train on this device (cpu, cuda); results are the same experiment")
+    sub.add_parser("stale", help="list results whose configuration or engine fingerprint differs")
     a = p.parse_args(argv)
     if a.cmd == "list":
         for name in sorted(REGISTRY):
@@ -414,12 +472,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:28s} {len(e.runs):3d} runs {steps:9d} steps  book: {status}  ({e.path.name})")
         return 0
     if a.cmd == "stale":
-        files = stale()
-        for f in files:
-            print(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f)
-        return 1 if files else 0
+        found = stale()
+        for f, why in found:
+            print(f"{f.relative_to(ROOT) if f.is_relative_to(ROOT) else f}: {why}")
+        return 1 if found else 0
     if a.all == bool(a.name):
         p.error("give either an experiment NAME or --all")
+    if a.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {a.jobs}")
     names = sorted(REGISTRY) if a.all else [a.name]
     for name in names:
         try:
@@ -427,7 +487,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        res = run(exp, force=a.force)
+        try:
+            res = run(exp, force=a.force, jobs=a.jobs, scheduler=a.scheduler, device=a.device)
+        except (PermissionError, RuntimeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         where = exp.path if exp.scale != "smoke" else "(smoke results are not written)"
         print(f"{name}: {len(res['runs'])} runs, {res['provenance']['wall_seconds']} s -> {where}")
     return 0

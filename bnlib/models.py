@@ -93,14 +93,14 @@ def make_norm(norm: str | None, num_features: int, conv: bool, seed: int = 0) ->
         if norm == "layer":
             return norms.LayerNorm(num_features)
         if norm == "group":
-            return norms.GroupNorm(_groups(num_features), num_features)
+            return norms.GroupNorm(group_count(num_features), num_features)
         return norms.BatchRenorm(num_features)
     if norm in ("l1", "linf"):
         return norms.LpNorm(num_features, p=1.0 if norm == "l1" else math.inf)
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
 
 
-def _groups(c: int) -> int:
+def group_count(c: int) -> int:
     """Group Norm's default group count, 32 in Wu & He (2018), reduced to divide C."""
     g = min(32, c)
     while c % g:

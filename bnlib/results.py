@@ -176,11 +176,27 @@ def load(path: str | Path) -> dict:
     return res
 
 
+def load_run(path: str | Path) -> dict:
+    """One run stored on its own (``{"config", "curves", "summary", ...}``), with one clear error when damaged."""
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            run = json.load(fh)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}).") from None
+    if not isinstance(run, dict) or not isinstance(run.get("config"), dict):
+        raise ValueError(f"{path} is not a stored run (a JSON object with a 'config' object).")
+    return run
+
+
 def save(path: str | Path, obj) -> None:
-    """Write ``obj`` as JSON atomically: a temporary file in the same folder, flushed to disk, then renamed."""
+    """Write ``obj`` as JSON atomically: a temporary file in the same folder, flushed to disk, then renamed.
+
+    The temporary file is named ``.<name>.<pid>.<random>.tmp``, so that :func:`remove_orphans` can tell one
+    left by a killed process from one that a live process is still writing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, separators=(",", ":"), allow_nan=False)
@@ -193,3 +209,25 @@ def save(path: str | Path, obj) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphans(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``folder`` (and its subfolders); returns them."""
+    gone = []
+    for p in Path(folder).rglob(".*.tmp"):
+        parts = p.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+        if pid is None or not _alive(pid):
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnlib import evaluate, models, results
+from bnlib import engine, evaluate, models, results
 from bnlib import experiments as E
 from bnlib import train as T
 
@@ -176,7 +176,7 @@ def test_divergence_is_recorded_not_raised():
     assert s["diverged_at"] is not None and s["diverged_at"] <= 100
     assert s["final_test_acc"] is None
     assert all(math.isfinite(v) for v in res["curves"]["test_loss"])
-    json.dumps(E._round_floats({k: v for k, v in res.items() if k != "model"}), allow_nan=False)
+    json.dumps(engine.round_floats({k: v for k, v in res.items() if k != "model"}), allow_nan=False)
 
 
 def test_same_config_is_bit_identical():
@@ -239,17 +239,138 @@ def test_unknown_experiment_and_scale():
 
 
 def test_no_committed_result_is_stale():
-    """Every file in results/ belongs to a registered experiment's current book/paper config."""
-    assert E.stale() == [], "stale results: regenerate them with `python -m bnlib.experiments run NAME --force`"
+    """Every file in results/ belongs to a registered experiment's current config and the current engine."""
+    found = E.stale()
+    assert found == [], "stale results (regenerate with `python -m bnlib.experiments run NAME --force`): " + \
+        "; ".join(f"{p.name}: {why}" for p, why in found)
 
 
-def test_stale_detection_fails_when_a_config_changes(tmp_path, monkeypatch):
+def _stored(exp, fp):
+    """A minimal stored result of ``exp``: each run's exact config, stamped with engine fingerprint ``fp``."""
+    return {"name": exp.name, "runs": {label: {"config": c.to_dict(), "curves": {}, "summary": {},
+                                               "provenance": {"engine": fp}} for label, c in exp.runs}}
+
+
+def test_stale_names_a_changed_config_and_a_changed_engine(tmp_path, monkeypatch):
     monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
-    exp = E.get("mnist_fig1", "book")
-    (tmp_path / exp.path.name).write_text("{}")
+    exp = E.get("mnist_lr_choice", "book")
+    results.save(exp.path, _stored(exp, engine.fingerprint()))
     assert E.stale() == []
-    monkeypatch.setattr(E, "MNIST_FIG1", replace(E.MNIST_FIG1, lr=0.25))
-    assert [p.name for p in E.stale()] == [exp.path.name]
+    results.save(exp.path, _stored(exp, "0123456789ab"))  # computed by another engine
+    [(path, why)] = E.stale()
+    assert path.name == exp.path.name and why.startswith("engine fingerprint differs: computed by 0123456789ab")
+    bad = _stored(exp, engine.fingerprint())
+    first = next(iter(bad["runs"].values()))
+    first["config"]["lr"] = round(first["config"]["lr"], 2) + 1e-9  # a config stored rounded is not the config
+    results.save(exp.path, bad)
+    assert E.stale()[0][1].startswith("config differs: runs")
+    fig1 = E.get("mnist_fig1", "book")
+    results.save(fig1.path, _stored(fig1, engine.fingerprint()))
+    monkeypatch.setattr(E, "MNIST_FIG1", replace(E.MNIST_FIG1, lr=0.25))  # the registered config changes
+    assert (fig1.path, "config differs: no registered experiment has this configuration") in E.stale()
+    assert E.main(["stale"]) == 1
+
+
+def test_fingerprint_follows_code_not_docstrings():
+    src = 'def f(x):\n    """Double."""\n    return 2 * x\n'
+    assert engine._code_only(src) == engine._code_only(src.replace("Double.", "Twice x, said differently."))
+    assert engine._code_only(src) != engine._code_only(src.replace("2 * x", "3 * x"))
+    assert len(engine.fingerprint()) == 12 and engine.fingerprint() == engine.fingerprint()
+
+
+def test_orphaned_temp_files_are_removed_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    orphan = tmp_path / f".r.json.{dead}.abc123.tmp"
+    live = tmp_path / f".r.json.{os.getpid()}.def456.tmp"
+    (tmp_path / ".partial").mkdir()
+    nested = tmp_path / ".partial" / f".x.json.{dead}.q.tmp"
+    for f in (orphan, live, nested):
+        f.write_text("{")
+    assert sorted(results.remove_orphans(tmp_path)) == sorted([orphan, nested])
+    assert live.exists() and not orphan.exists()
+
+
+def test_a_damaged_result_is_named_and_skipped(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
+    (tmp_path / "broken-000000000000.json").write_text('{"runs": {')
+    assert E.find_cached_run(E.get("mnist_lr_choice").runs[0][1]) is None
+    assert "skipping broken-000000000000.json" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        results.load(tmp_path / "broken-000000000000.json")
+
+
+def test_a_results_folder_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path / "a-file" / "results")  # below a file: cannot be created
+    with pytest.raises(PermissionError, match="cannot create the results folder"):
+        E.compute(E.get("mnist_lr_choice"), progress=False)
+    assert E.main(["run", "mnist_lr_choice", "--jobs", "1"]) == 2
+
+
+def _tiny(name="tiny", n=3):
+    """A book-scale experiment (so it is saved) made of smoke-sized runs: seconds each."""
+    base = E.smoke(E.MNIST_FIG1)
+    return E.Experiment(name, "book", tuple((f"r{k}", replace(base, seed=k, steps=12 + k)) for k in range(n)))
+
+
+def _numbers(res):
+    return {k: (r["curves"], {a: b for a, b in r["summary"].items() if a != "train_seconds"}, r["config"])
+            for k, r in res["runs"].items()}
+
+
+@pytest.mark.data
+def test_pool_gives_the_same_numbers_as_one_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
+    exp = _tiny()
+    serial = E.compute(exp, progress=False, reuse=False, jobs=1)
+    pooled = E.compute(exp, progress=False, reuse=False, jobs=2)
+    assert _numbers(serial) == _numbers(pooled)
+    assert all(r["provenance"]["threads"] == 1 and r["provenance"]["engine"] == engine.fingerprint()
+               for r in pooled["runs"].values())
+
+
+@pytest.mark.data
+def test_an_interrupted_computation_resumes_and_force_retrains(tmp_path, monkeypatch):
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
+    exp = _tiny()
+    label, cfg = exp.runs[0]
+    planted = engine.run_one(cfg)
+    planted["summary"]["best_test_acc"] = -1.0  # a mark: only a reused run can carry it
+    results.save(engine.partial_dir(exp.path) / f"{label}.json", planted)
+    res = E.run(exp, progress=False)  # resumes: r0 from the partial, the others trained
+    assert res["runs"][label]["summary"]["best_test_acc"] == -1.0
+    assert exp.path.exists() and not engine.partial_dir(exp.path).exists()
+    assert E.run(exp, progress=False)["runs"][label]["summary"]["best_test_acc"] == -1.0  # loaded from the file
+    forced = E.run(exp, force=True, progress=False)  # nothing reused, not even the file it replaces
+    assert forced["runs"][label]["summary"]["best_test_acc"] != -1.0
+    assert "reused_from" not in forced["runs"][label]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_forced_book_run_changes_a_planted_stale_value_back(tmp_path, monkeypatch):
+    """The smallest registered book-scale experiment, copied with one planted wrong number, then forced."""
+    import shutil
+
+    exp = min((E.get(n, "book") for n in E.REGISTRY), key=lambda e: sum(c.steps for _, c in e.runs))
+    if not exp.path.exists():
+        pytest.skip(f"{exp.path.name} not computed")
+    src = exp.path
+    stored = results.load(src)
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
+    shutil.copy(src, exp.path)
+    label = next(iter(stored["runs"]))
+    planted = results.load(exp.path)
+    planted["runs"][label]["summary"]["final_test_acc"] = 0.0
+    results.save(exp.path, planted)
+    forced = E.run(exp, force=True, progress=False, jobs=2)
+    assert forced["runs"][label]["summary"]["final_test_acc"] == stored["runs"][label]["summary"]["final_test_acc"]
+    assert _numbers(forced) == _numbers(stored)
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

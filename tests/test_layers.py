@@ -24,6 +24,7 @@ LAYERS = [
     {"bnlib.evaluate"},
     {"bnlib.analysis"},
     {"bnlib.train"},
+    {"bnlib.engine"},
     {"bnlib.experiments"},
     {"bnlib.reports", "bnlib.reports.format", "bnlib.reports.rules", "bnlib.plots", "bnlib.plots.style"},
     {"bnlib.reports.cifar", "bnlib.reports.train_test", "bnlib.reports.mnist", "bnlib.reports.why",
