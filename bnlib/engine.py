@@ -159,7 +159,12 @@ def _run_on_dask(tasks: dict[str, T.RunConfig], scheduler: str, finished, out: d
         from distributed import Client, as_completed
     except ImportError:
         raise RuntimeError("--scheduler needs Dask's distributed package: pip install -e .[cluster]") from None
-    with Client(scheduler, timeout="30s") as client:
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as err:
+        raise RuntimeError(f"could not reach the Dask scheduler at {scheduler} ({type(err).__name__}); is it "
+                           "running, and is the address tcp://host:port?") from None
+    with client:
         futures = {client.submit(_worker, cfg, key=f"bnlib-{label}-{os.getpid()}", pure=False): label
                    for label, cfg in tasks.items()}
         for fut in as_completed(futures):

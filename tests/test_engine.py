@@ -436,3 +436,24 @@ def test_cheapest_book_result_reproduces_from_scratch():
         np.testing.assert_allclose(new["curves"]["test_acc"], run["curves"]["test_acc"], atol=0.005, err_msg=label)
         assert new["summary"]["final_test_acc"] == pytest.approx(run["summary"]["final_test_acc"], abs=0.005)
 
+
+
+@pytest.mark.data
+def test_a_dask_cluster_gives_the_same_numbers_as_the_local_pool(tmp_path, monkeypatch):
+    """Two Dask workers on the loopback address, started here, train the same runs bit for bit."""
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
+    exp = _tiny("tiny_dask", n=2)
+    pooled = E.compute(exp, progress=False, reuse=False, jobs=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        on_dask = E.compute(exp, progress=False, reuse=False, scheduler=cluster.scheduler_address)
+    assert _numbers(on_dask) == _numbers(pooled)
+
+
+def test_a_scheduler_that_does_not_answer_is_one_sentence(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(E, "REGISTRY", {**E.REGISTRY, "tiny": lambda scale="book": _tiny()})
+    assert E.main(["run", "tiny", "--scheduler", "tcp://127.0.0.1:9", "--force"]) == 2
+    assert "could not reach the Dask scheduler" in capsys.readouterr().err
