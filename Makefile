@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JB_FLAGS ?= -W -n --keep-going
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -62,7 +63,7 @@ bench: $(STAMP)
 
 ## Regenerate every book-scale result from scratch (GPU when present), then re-execute the chapters.
 reproduce: $(STAMP)
-	$(BIN)/python -m bnlib.experiments run --all --scale book --force
+	$(BIN)/python -m bnlib.experiments run --all --scale book --force --jobs $(JOBS)
 	$(MAKE) execute
 
 clean:

@@ -352,22 +352,9 @@ def _check_writable(folder: Path) -> None:
         raise PermissionError(f"the results folder {folder} is not writable; nothing was trained.")
 
 
-def compute(exp: Experiment, progress: bool = True, keep_models: bool = False, reuse: bool = True,
-            jobs: int = 1, scheduler: str | None = None, device: str | None = None) -> dict:
-    """Train every run of ``exp`` and return the result (models kept on request, in this process).
-
-    With ``reuse``, a run already stored with the same configuration by the current engine (in
-    another result file, or finished by an interrupted computation of this one) is taken instead of
-    trained. Runs train with one thread each, ``jobs`` at a time (or on the Dask ``scheduler``); at
-    book and paper scale each is saved the moment it finishes, so a killed computation resumes.
-    """
-    from tqdm.auto import tqdm
-
+def _plan(exp: Experiment, reuse: bool, device: str | None, keep: bool) -> tuple[dict, dict]:
+    """``(configs, done)``: the runs of ``exp`` (on ``device``) and those already computed that can be taken."""
     configs = {label: (replace(c, device=device) if device else c) for label, c in exp.runs}
-    keep = exp.scale != "smoke" and not keep_models
-    t0 = time.perf_counter()
-    out: dict = {"name": exp.name, "scale": exp.scale, "hash": exp.hash, "description": exp.description,
-                 "runs": {}}
     done: dict[str, dict] = {}
     if keep:
         _check_writable(RESULTS_DIR)
@@ -379,6 +366,29 @@ def compute(exp: Experiment, progress: bool = True, keep_models: bool = False, r
                     done[label] = hit
         else:
             engine.clear_partials(exp.path)
+    return configs, done
+
+
+def _assemble(exp: Experiment, configs: dict, done: dict, wall: float, jobs: int) -> dict:
+    device = next(iter(configs.values())).device if configs else "cpu"
+    return {"name": exp.name, "scale": exp.scale, "hash": exp.hash, "description": exp.description,
+            "runs": {label: done[label] for label in configs}, "provenance": provenance(wall, device, jobs)}
+
+
+def compute(exp: Experiment, progress: bool = True, keep_models: bool = False, reuse: bool = True,
+            jobs: int = 1, scheduler: str | None = None, device: str | None = None) -> dict:
+    """Train every run of ``exp`` and return the result (models kept on request, in this process).
+
+    With ``reuse``, a run already stored with the same configuration by the current engine (in
+    another result file, or finished by an interrupted computation of this one) is taken instead of
+    trained. Runs train with one thread each, ``jobs`` at a time (or on the Dask ``scheduler``); at
+    book and paper scale each is saved the moment it finishes, so a killed computation resumes.
+    """
+    from tqdm.auto import tqdm
+
+    keep = exp.scale != "smoke" and not keep_models
+    t0 = time.perf_counter()
+    configs, done = _plan(exp, reuse, device, keep)
     todo = {label: cfg for label, cfg in configs.items() if label not in done}
 
     def save_partial(label: str, run: dict) -> None:
@@ -397,9 +407,7 @@ def compute(exp: Experiment, progress: bool = True, keep_models: bool = False, r
         else:
             done.update(engine.run_many(todo, jobs=jobs, on_done=save_partial, progress=bar.update,
                                         scheduler=scheduler))
-    out["runs"] = {label: done[label] for label in configs}
-    out["provenance"] = provenance(time.perf_counter() - t0, next(iter(configs.values())).device if configs
-                                   else "cpu", jobs)
+    out = _assemble(exp, configs, done, time.perf_counter() - t0, jobs)
     if keep_models:
         out["models"] = models
     return out
@@ -414,13 +422,62 @@ def run(exp: Experiment | str, scale: str = "book", force: bool = False, progres
     """
     if isinstance(exp, str):
         exp = get(exp, scale)
-    if not force and exp.path.exists():
-        return results.load(exp.path)
-    res = compute(exp, progress=progress, reuse=not force, jobs=jobs, scheduler=scheduler, device=device)
-    if exp.scale != "smoke":
-        results.save(exp.path, res)
-        engine.clear_partials(exp.path)
-    return res
+    return run_all([exp], force=force, progress=progress, jobs=jobs, scheduler=scheduler, device=device)[exp.name]
+
+
+def run_all(exps: list[Experiment], force: bool = False, progress: bool = True, jobs: int = 1,
+            scheduler: str | None = None, device: str | None = None) -> dict[str, dict]:
+    """:func:`run` for several experiments at once: their runs share one pool, so no core waits for an
+    experiment's last run, and a configuration that two of them contain trains once. Each experiment's
+    file is written the moment its last run finishes. Returns ``name -> result``."""
+    from tqdm.auto import tqdm
+
+    out: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    plans = []
+    for exp in exps:
+        if not force and exp.path.exists():
+            out[exp.name] = results.load(exp.path)
+            continue
+        configs, done = _plan(exp, not force, device, exp.scale != "smoke")
+        plans.append((exp, configs, done))
+    tasks: dict[str, RunConfig] = {}
+    owners: dict[str, list[tuple[int, str]]] = {}
+    ids: dict[str, str] = {}
+    for k, (_, configs, done) in enumerate(plans):
+        for label, cfg in configs.items():
+            if label in done:
+                continue
+            key = json.dumps(cfg.to_dict(), sort_keys=True)
+            tid = ids.setdefault(key, f"run{len(ids)}")
+            tasks[tid] = cfg
+            owners.setdefault(tid, []).append((k, label))
+
+    def finish(k: int) -> None:
+        exp, configs, done = plans[k]
+        if len(done) == len(configs) and exp.name not in out:
+            res = _assemble(exp, configs, done, time.perf_counter() - t0, jobs)
+            if exp.scale != "smoke":
+                results.save(exp.path, res)
+                engine.clear_partials(exp.path)
+            out[exp.name] = res
+
+    def on_done(tid: str, run: dict) -> None:
+        for k, label in owners[tid]:
+            exp, _, done = plans[k]
+            done[label] = run
+            if exp.scale != "smoke":
+                results.save(engine.partial_dir(exp.path) / f"{label}.json", run)
+            finish(k)
+
+    for k in range(len(plans)):
+        finish(k)  # experiments with nothing left to train
+    total = engine.steps_of(tasks.values())
+    desc = plans[0][0].name if len(plans) == 1 else f"{len(plans)} experiments"
+    with tqdm(total=total, desc=f"{desc}, {len(tasks)} runs", unit="step", disable=not progress or not tasks,
+              mininterval=2.0) as bar:
+        engine.run_many(tasks, jobs=jobs, on_done=on_done, progress=bar.update, scheduler=scheduler)
+    return out
 
 
 def stale() -> list[tuple[Path, str]]:
@@ -481,19 +538,21 @@ def main(argv: list[str] | None = None) -> int:
     if a.jobs < 1:
         p.error(f"--jobs must be at least 1, got {a.jobs}")
     names = sorted(REGISTRY) if a.all else [a.name]
-    for name in names:
-        try:
-            exp = get(name, a.scale)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        try:
-            res = run(exp, force=a.force, jobs=a.jobs, scheduler=a.scheduler, device=a.device)
-        except (PermissionError, RuntimeError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+    try:
+        exps = [get(name, a.scale) for name in names]
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        done = run_all(exps, force=a.force, jobs=a.jobs, scheduler=a.scheduler, device=a.device)
+    except (PermissionError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for exp in exps:
         where = exp.path if exp.scale != "smoke" else "(smoke results are not written)"
-        print(f"{name}: {len(res['runs'])} runs, {res['provenance']['wall_seconds']} s -> {where}")
+        print(f"{exp.name}: {len(done[exp.name]['runs'])} runs -> {where}")
+    print(f"{len(exps)} experiment(s) in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -457,3 +457,17 @@ def test_a_scheduler_that_does_not_answer_is_one_sentence(tmp_path, monkeypatch,
     monkeypatch.setattr(E, "REGISTRY", {**E.REGISTRY, "tiny": lambda scale="book": _tiny()})
     assert E.main(["run", "tiny", "--scheduler", "tcp://127.0.0.1:9", "--force"]) == 2
     assert "could not reach the Dask scheduler" in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_run_all_trains_a_shared_config_once_and_writes_every_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
+    a, b = _tiny("tiny_a", n=2), _tiny("tiny_b", n=3)  # b's r0 and r1 are a's r0 and r1
+    trained = []
+    real = engine.run_one
+    monkeypatch.setattr(engine, "run_one", lambda cfg, **kw: trained.append(cfg) or real(cfg, **kw))
+    out = E.run_all([a, b], force=True, progress=False, jobs=1)
+    assert len(trained) == 3 and a.path.exists() and b.path.exists()
+    assert out["tiny_a"]["runs"]["r1"] == out["tiny_b"]["runs"]["r1"]
+    assert E.run_all([a, b], progress=False)["tiny_b"] == results.load(b.path)  # loaded, nothing trained
+    assert len(trained) == 3
