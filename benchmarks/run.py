@@ -26,6 +26,8 @@ Benchmarks (the targets are from the foundation issue):
   the same network without normalization (no target: the seed texts claim about 30%).
 - ``recorders``: the engine's training loop with its recorders on (every 500 steps) vs off;
   target: on / off <= 1.2 per step.
+- ``sweep``: a book-scale sweep of 12 runs, one after another with torch's default threads vs the
+  engine's pool (one single-threaded run per core); target: serial / pool >= 2.5 on 2 cores.
 
 Options: ``--only NAME[,NAME]``, ``--quick`` (fewer repeats, for a smoke check),
 ``--threads N`` (``torch.set_num_threads(N)`` first; the default is torch's own choice, which
@@ -91,9 +93,10 @@ def _row(benchmark: str, case: str, a_name: str, b_name: str, t: Timing, target:
     met = None
     if target != "(none)":
         op, bound = target.split()
-        met = t.ratio_quiet <= float(bound) if op == "<=" else t.ratio_quiet >= float(bound)
-    return Row(benchmark, case, a_name, t.a_s, b_name, t.b_s, target, ratio_name or f"{a_name} / {b_name}", t.ratio,
-               met, t.ratio_quiet)
+        met = bool(t.ratio_quiet <= float(bound) if op == "<=" else t.ratio_quiet >= float(bound))
+    quiet = None if t.ratio_quiet is None else float(t.ratio_quiet)
+    return Row(benchmark, case, a_name, float(t.a_s), b_name, float(t.b_s), target,
+               ratio_name or f"{a_name} / {b_name}", float(t.ratio), met, quiet)
 
 
 def _quiet_median(loads: list[float], values: list[float]) -> float:
@@ -350,6 +353,37 @@ def _record_excess(seg: np.ndarray, k: int, every: int = 100) -> list[tuple[floa
     return out
 
 
+
+
+# --------------------------------------------------------------------------- the engine's sweep
+def bench_sweep(settings: Settings) -> list[Row]:
+    """A book-scale sweep (mnist_init_sweep, 12 runs) the old way, one run after another in this process with
+    torch's default threads, vs the engine's pool, one single-threaded run per core; one timing each (a whole
+    sweep lasts minutes). ``--quick`` times its smoke scale instead."""
+    from bnlib import engine
+    from bnlib import experiments as E
+
+    exp = E.get("mnist_init_sweep", "smoke" if settings.repeats < Settings().repeats else "book")
+    tasks = dict(exp.runs)
+    threads = torch.get_num_threads()
+
+    def old():
+        torch.set_num_threads(threads)
+        for cfg in tasks.values():
+            T.train(cfg)
+
+    jobs = engine.default_jobs()
+    t0 = time.perf_counter()
+    engine.run_many(tasks, jobs=jobs)
+    t_new = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    old()
+    t_old = time.perf_counter() - t0
+    t = Timing(t_old, t_new, t_old / t_new, t_old / t_new)
+    return [_row("sweep", f"{exp.name} ({exp.scale}, {len(tasks)} runs)", f"serial, {threads} threads",
+                 f"pool of {jobs}, 1 thread each", t, ">= 2.5", "serial / pool")]
+
+
 BENCHMARKS: list[Callable[[Settings], list[Row]]] = [
     bench_numpy_backward,
     bench_layer,
@@ -357,6 +391,7 @@ BENCHMARKS: list[Callable[[Settings], list[Row]]] = [
     bench_cnn_step,
     bench_bn_overhead,
     bench_recorders,
+    bench_sweep,
 ]
 
 
@@ -401,9 +436,13 @@ def main(argv: list[str] | None = None) -> int:
           "not times, and repeat when it is high)", flush=True)
     if args.json:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.json)), suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump([asdict(r) for r in rows], fh, indent=1)
-        os.replace(tmp, args.json)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump([asdict(r) for r in rows], fh, indent=1)
+            os.replace(tmp, args.json)
+        except BaseException:
+            os.unlink(tmp)
+            raise
     return 0
 
 

@@ -43,3 +43,17 @@ def test_compare_times_the_slower_function_as_slower():
 
     t = compare(busy(20_000), busy(2_000), Settings(repeats=8, min_time=0.002))
     assert t.a_s > t.b_s and t.ratio > 2 and t.ratio_quiet > 2
+
+
+def test_json_output_of_rows_judged_with_numpy_numbers(tmp_path):
+    """Rows whose ratios are NumPy floats (so the target check gives a NumPy bool) still write as JSON."""
+    import json
+    from dataclasses import asdict
+
+
+    t = Timing(np.float64(2.0), np.float64(1.0), np.float64(2.0), np.float64(2.1))
+    row = _row("x", "case", "a", "b", t, ">= 2.5")
+    assert row.met is False and type(row.met) is bool
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([asdict(row)]))
+    assert json.loads(path.read_text())[0]["ratio_quiet"] == 2.1
