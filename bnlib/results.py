@@ -57,6 +57,14 @@ def curve(run: dict, key: str) -> list:
     return curves[key]
 
 
+def curves(run: dict) -> dict[str, list]:
+    """Every curve of one run (``key -> one value per record``)."""
+    c = run.get("curves") if isinstance(run, dict) else None
+    if not isinstance(c, dict):
+        raise TypeError("expected a run: a dict with a 'curves' dict (one entry of a result's 'runs').")
+    return c
+
+
 def steps(run: dict) -> list[int]:
     """The steps at which the run recorded its curves."""
     return curve(run, "step")

@@ -6,15 +6,15 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlib.results import seed_groups
+from bnlib.results import curve, seed_groups
 from bnlib.vocabulary import colour
 
 
 def _cifar_curve(group: list[dict], key: str):
     """(steps, seed-mean of ``curves[key]``) over the records every seed has."""
-    n = min(len(r["curves"]["step"]) for r in group)
-    return (np.asarray(group[0]["curves"]["step"][:n]),
-            np.mean([np.asarray(r["curves"][key][:n], dtype=float) for r in group], axis=0))
+    n = min(len(curve(r, "step")) for r in group)
+    return (np.asarray(curve(group[0], "step")[:n]),
+            np.mean([np.asarray(curve(r, key)[:n], dtype=float) for r in group], axis=0))
 
 
 def figure_cifar_depth(runs: dict, depths: tuple[int, ...]):
@@ -46,7 +46,7 @@ def figure_cifar_layers(runs: dict, depth: int):
         steps, sat = _cifar_curve(group, "saturated")
         n = len(steps)
         gsteps = steps[1:]  # no gradient is recorded at step 0
-        grads = np.mean([np.asarray(r["curves"]["grad_norm"][1:n], dtype=float) for r in group], axis=0)
+        grads = np.mean([np.asarray(curve(r, "grad_norm")[1:n], dtype=float) for r in group], axis=0)
         for layer in range(depth):
             c = cmap(layer / max(depth - 1, 1))
             axes[0, col].plot(steps, 100 * sat[:, layer], color=c, label=f"layer {layer + 1}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from bnlib.results import unit_percentiles
+from bnlib.results import curve, curves, unit_percentiles
 from bnlib.vocabulary import colour, phrase
 
 MNIST_NETWORKS = tuple((k, phrase(k)) for k in ("none", "bn"))  # Figure 1's run labels, in the order drawn
@@ -19,7 +19,7 @@ def figure_mnist_accuracy(res: dict, speed: dict | None = None):
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
     lows = []
     for label, name in MNIST_NETWORKS:
-        c = res["runs"][label]["curves"]
+        c = curves(res["runs"][label])
         ax.plot(c["step"], c["test_acc"], color=colour(label), label=name)
         lows += [a for s, a in zip(c["step"], c["test_acc"], strict=True) if s > 0]
     if speed is not None:
@@ -51,7 +51,7 @@ def figure_mnist_percentiles(res: dict, layer: int, unit: int):
     axes[0].set_ylim(lo, hi + 0.35 * (hi - lo))  # room for the legends above the curves
     for ax in axes:
         ax.legend(loc="upper center", ncol=3, fontsize=8)
-    n_layers = len(res["runs"]["none"]["curves"]["percentiles"][0])
+    n_layers = len(curve(res["runs"]["none"], "percentiles")[0])
     axes[0].set_ylabel(f"input to unit {unit} of hidden layer {layer % n_layers + 1}")
     fig.tight_layout()
     return fig
@@ -60,11 +60,11 @@ def figure_mnist_percentiles(res: dict, layer: int, unit: int):
 def figure_mnist_saturation(res: dict, threshold: float):
     """Fraction of saturated sigmoid inputs (``|x| > threshold``) over training, one panel per hidden
     layer, with and without BN."""
-    n_layers = len(res["runs"]["none"]["curves"]["saturated"][0])
+    n_layers = len(curve(res["runs"]["none"], "saturated")[0])
     fig, axes = plt.subplots(1, n_layers, figsize=(3.2 * n_layers, 3.2))
     for li, ax in enumerate(axes):
         for label, name in MNIST_NETWORKS:
-            c = res["runs"][label]["curves"]
+            c = curves(res["runs"][label])
             ax.plot(c["step"], [100 * s[li] for s in c["saturated"]], color=colour(label), label=name)
         ax.set(xlabel="training step", title=f"hidden layer {li + 1}")
         ax.set_ylim(bottom=0)

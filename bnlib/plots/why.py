@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from bnlib.plots.style import log_axis
-from bnlib.results import unit_percentiles
+from bnlib.results import curve, curves, unit_percentiles
 from bnlib.vocabulary import colour, legend
 
 
@@ -19,7 +19,7 @@ def figure_why_training(runs: dict):
     """
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.5))
     for key, run in runs.items():
-        c, color, name = run["curves"], colour(key), legend(key)
+        c, color, name = curves(run), colour(key), legend(key)
         pts = [(s, v) for s, v in zip(c["step"], c["train_loss"], strict=True) if v is not None]
         a.plot([s for s, _ in pts], [v for _, v in pts], color=color, label=name)
         b.plot(c["step"], [100 * (1 - v) for v in c["test_acc"]], color=color, label=f"{name}, eval mode")
@@ -51,7 +51,7 @@ def figure_why_shift(runs: dict, layer: int, unit: int):
         ax.fill_between(t["step"], t["p15"], t["p85"], color=color, alpha=0.25, lw=0, label="15th-85th percentile")
         ax.plot(t["step"], t["p50"], color=color, label="median")
         ax.set(xlabel="training step", title=legend(key))
-    n_layers = len(next(iter(runs.values()))["curves"]["percentiles"][0])
+    n_layers = len(curve(next(iter(runs.values())), "percentiles")[0])
     axes[0].set_ylabel(f"input to unit {unit} of hidden layer {layer % n_layers + 1}")
     axes[0].legend(loc="lower left", fontsize=8)
     fig.tight_layout()

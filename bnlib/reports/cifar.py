@@ -107,7 +107,7 @@ def depth_saturation(runs: dict) -> list[dict]:
     for lab, group in seed_groups(runs).items():
         row = {"label": lab, "depth": group[0]["config"]["depth"], **run_stats(group)}
         for key, idx in (("sat_init", 0), ("sat_final", -1)):
-            per_seed = np.array([r["curves"]["saturated"][idx] for r in group], dtype=float)
+            per_seed = np.array([curve(r, "saturated")[idx] for r in group], dtype=float)
             row[key] = per_seed.mean(axis=0).tolist()
             row[key + "_mean"] = float(per_seed.mean())
         rows.append(row)
@@ -159,7 +159,7 @@ def gradient_ratio(group: list[dict], record: int = -1) -> float:
     (``depth - 1``), at ``record`` (default: the last), as the geometric mean over seeds."""
     ratios = []
     for run in group:
-        g = run["curves"]["grad_norm"][record]
+        g = curve(run, "grad_norm")[record]
         if g is None:
             raise ValueError(f"no gradient norms at record {record} (step 0 has none).")
         d = run["config"]["depth"]

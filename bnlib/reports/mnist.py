@@ -19,6 +19,8 @@ from bnlib.reports.format import Glued, Table, number, percent, text
 from bnlib.results import (
     HIST_EDGES,
     SATURATION_THRESHOLD,
+    curve,
+    curves,
     final_metric,
     probe_index,
     run_of,
@@ -92,7 +94,7 @@ def mnist_typical_unit(run: dict, layer: int = -1) -> int:
     median over the probed units (the lower middle one for an even count): a typical unit, neither
     the steadiest nor the most drifting."""
     probe_index(run, layer, run["config"]["probe_units"][0])
-    n = len(run["curves"]["percentiles"][0][layer])
+    n = len(curve(run, "percentiles")[0][layer])
     units = list(run["config"]["probe_units"])[:n]
     ranked = sorted(units, key=lambda u: (mnist_median_drift(run, layer, u)["range"], u))
     return ranked[(len(ranked) - 1) // 2]
@@ -103,7 +105,7 @@ def mnist_drift_rows(res: dict, from_step: int | None = None) -> list[dict]:
     ``network`` (book label of the norm), ``label``, ``layer`` (1-based) and ``unit`` added."""
     rows = []
     for label, run in res["runs"].items():
-        pct = run["curves"]["percentiles"]
+        pct = curve(run, "percentiles")
         for li in range(len(pct[0])):
             for u in list(run["config"]["probe_units"])[: len(pct[0][li])]:
                 d = mnist_median_drift(run, li, u, from_step)
@@ -134,7 +136,7 @@ def mnist_saturation(run: dict) -> list[dict]:
     """Per hidden layer (1-based ``layer``): the saturated fraction of sigmoid inputs at step 0
     (``initial``), at the last record (``final``), its largest value (``max``) and the step of it
     (``max_step``, the first such record)."""
-    c = run["curves"]
+    c = curves(run)
     sat = np.asarray(c["saturated"], dtype=float)
     if sat.ndim != 2 or not len(sat):
         raise ValueError("the run has no recorded saturated fractions.")
@@ -158,7 +160,7 @@ def mnist_checkpoints(run: dict, n: int = 4) -> list[int]:
     """``n`` recorded steps to show distributions at: step 0 (or the first record), the last record,
     and between them the records nearest to ``n - 2`` geometrically spaced steps starting at the
     first record after step 0 (early training changes fastest). Fewer when the run has fewer records."""
-    steps = list(run["curves"]["step"])
+    steps = list(curve(run, "step"))
     if n < 2:
         raise ValueError(f"n must be at least 2 (the first and the last record), got {n}.")
     if len(steps) <= n:
@@ -183,7 +185,7 @@ def mnist_histograms(run: dict, steps: Sequence[int], edges: Sequence[float] | N
     if edges is None:
         edges = HIST_EDGES
     e = np.asarray(edges, dtype=float)
-    c = run["curves"]
+    c = curves(run)
     index = {s: i for i, s in enumerate(c["step"])}
     missing = [s for s in steps if s not in index]
     if missing:
@@ -239,7 +241,7 @@ def mnist_init_sweep(res: dict) -> dict:
             raise ValueError(f"two runs of network {name!r} have init_sigma {s}.")
         sigmas.add(s)
         acc.setdefault(name, {})[s] = final_metric(run, "final_test_acc")
-        sat = run["curves"]["saturated"]
+        sat = curve(run, "saturated")
         sat0.setdefault(name, {})[s] = float(np.mean(sat[0])) if sat else None
         sat_end.setdefault(name, {})[s] = float(np.mean(sat[-1])) if sat else None
     return {"sigmas": sorted(sigmas), "networks": networks, "acc": acc, "sat0": sat0, "sat_final": sat_end}
@@ -289,7 +291,7 @@ def mnist_dense128(res: dict) -> dict:
     (an epoch is one pass over the training subset at the run's batch size)."""
     out = {}
     for label, run in res["runs"].items():
-        cfg, c, s = run["config"], run["curves"], run["summary"]
+        cfg, c, s = run["config"], curves(run), run["summary"]
         per_epoch = (cfg.get("train_subset") or 60_000) / cfg["batch_size"]
         epochs = [st / per_epoch for st in c["step"]]
         losses = c["test_loss"]
@@ -306,7 +308,7 @@ def mnist_wobble(run: dict, last: int = 5) -> float:
     """The largest change of the recorded test accuracy between consecutive records among the
     ``last`` records of a run: how much one record can differ from the next by chance of where
     training stopped, a yardstick for differences between runs read off single records."""
-    acc = [a for a in run["curves"]["test_acc"] if a is not None][-last:]
+    acc = [a for a in curve(run, "test_acc") if a is not None][-last:]
     if last < 2 or len(acc) < 2:
         raise ValueError(f"need at least two records (last >= 2); have {len(acc)} with last={last}.")
     return float(max(abs(b - a) for a, b in zip(acc[:-1], acc[1:], strict=True)))
@@ -322,7 +324,7 @@ def mnist_lr_table(rows: list[dict]) -> Table:
 def mnist_last_lead(res: dict, fast: str = "bn", slow: str = "none") -> int | None:
     """The last recorded step after step 0 at which the ``slow`` run's test accuracy is at least the
     ``fast`` run's (None if never): from the next record on, the fast run stays ahead."""
-    cf, cs = run_of(res, fast)["curves"], run_of(res, slow)["curves"]
+    cf, cs = curves(run_of(res, fast)), curves(run_of(res, slow))
     acc_f = dict(zip(cf["step"], cf["test_acc"], strict=True))
     lead = [s for s, a in zip(cs["step"], cs["test_acc"], strict=True)
             if s > 0 and s in acc_f and a is not None and acc_f[s] is not None and a >= acc_f[s]]

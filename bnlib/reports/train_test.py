@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from bnlib.functional import half_life, running_conventions, steps_to_forget, stream_of_batches
 from bnlib.reports.format import Glued, Table, md, number, pct, percent, points
-from bnlib.results import config, final_metric
+from bnlib.results import config, curves, final_metric
 from bnlib.vocabulary import norm_name
 
 
@@ -48,7 +48,7 @@ def train_eval_gap(run: dict) -> dict:
     ``final_gap`` (at the last record), and ``max_abs_gap`` with its ``max_abs_gap_step``
     (largest ``|gap|`` over the records after step 0).
     """
-    c = run["curves"]
+    c = curves(run)
     step, ev, bs = list(c["step"]), list(c["test_acc"]), list(c["test_acc_batchstats"])
     if not step:
         raise ValueError("the run has no recorded curves.")

@@ -12,7 +12,7 @@ import numpy as np
 from bnlib.functional import half_life
 from bnlib.reports.format import Glued, Table, md, number, percent, text
 from bnlib.reports.mnist import mnist_drift_rows, mnist_drift_summary, mnist_typical_unit, mnist_wobble
-from bnlib.results import final_metric, run_of
+from bnlib.results import curve, curves, final_metric, run_of
 
 #: The share of training at the end over which :func:`late_train_loss` averages.
 LATE_FRACTION = 0.2
@@ -39,7 +39,7 @@ def as_trained(run: dict, draws: dict | None = None) -> dict:
     :func:`bnlib.analysis.noisy_shift_draws` (required for a noisy-BN run).
     """
     run = _check_run(run)
-    cfg, c = run["config"], run["curves"]
+    cfg, c = run["config"], curves(run)
     if cfg.get("norm") != "noisy":
         return run
     pct = np.asarray(c["percentiles"], dtype=float)
@@ -74,7 +74,7 @@ def why_shift(res: dict, draws: dict | None = None) -> dict:
 
 def _recorded_steps(run: dict, key: str) -> list[int]:
     """The steps at which a recorder ran: every record after step 0 (the recorders skip step 0)."""
-    c = run["curves"]
+    c = curves(run)
     if key not in c or not c[key]:
         raise ValueError(f"the run has no {key!r} recorder curve (train it with recorders=({key!r},)).")
     steps = [s for s in c["step"] if s > 0]
@@ -93,7 +93,7 @@ def ics_summary(run: dict) -> dict:
     """
     run = _check_run(run)
     steps = _recorded_steps(run, "ics")
-    recs = run["curves"]["ics"]
+    recs = curve(run, "ics")
     layers = [i for i, v in enumerate(recs[0]["l2"]) if v is not None]
     l2 = np.array([[r["l2"][i] for i in layers] for r in recs], dtype=float)
     cos = np.array([[r["cos"][i] for i in layers] for r in recs], dtype=float)
@@ -114,7 +114,7 @@ def landscape_summary(run: dict) -> dict:
     """
     run = _check_run(run)
     steps = _recorded_steps(run, "landscape")
-    recs = run["curves"]["landscape"]
+    recs = curve(run, "landscape")
 
     def finite(vals):
         v = [x for x in vals if x is not None and math.isfinite(x)]
@@ -142,7 +142,7 @@ def late_train_loss(run: dict, fraction: float = LATE_FRACTION) -> float | None:
     if s.get("diverged_at") is not None:
         return None
     done = s.get("steps_done", run["config"].get("steps"))
-    vals = [v for st, v in zip(run["curves"]["step"], run["curves"]["train_loss"], strict=True)
+    vals = [v for st, v in zip(curve(run, "step"), curve(run, "train_loss"), strict=True)
             if v is not None and st > (1.0 - fraction) * done]
     return float(np.mean(vals)) if vals else None
 
@@ -151,7 +151,7 @@ def early_train_loss(run: dict) -> float | None:
     """The mean mini-batch training loss over the first record interval (steps 1 to ``record_every``,
     as trained): how fast a network starts; None when the run diverged before its first record."""
     run = _check_run(run)
-    c = run["curves"]
+    c = curves(run)
     vals = [v for st, v in zip(c["step"], c["train_loss"], strict=True) if st > 0 and v is not None]
     return float(vals[0]) if vals else None
 
@@ -189,7 +189,7 @@ def trained_runs(noisy: dict, draws: dict) -> dict:
 
 
 def _wobble(run: dict, key: str, tail: int) -> float:
-    return mnist_wobble({"curves": {"test_acc": run["curves"][key]}}, tail)
+    return mnist_wobble({"curves": {"test_acc": curve(run, key)}}, tail)
 
 
 def noisy_numbers(noisy: dict, draws: dict, tail: int = 10) -> dict[str, Glued]:
