@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import datetime as _dt
+import functools
 import hashlib
 import os
 import platform
@@ -28,8 +29,9 @@ from bnlib import train as T
 
 PKG = Path(__file__).resolve().parent
 #: The modules whose source determines a run's numbers (their code, not their comments or docstrings).
-ENGINE_MODULES = ("_checks", "results", "functional", "nn", "norms", "data", "models", "evaluate", "analysis",
-                  "train")
+ENGINE_MODULES = ("_checks", "functional", "nn", "norms", "data", "models", "evaluate", "analysis", "train")
+#: Significant digits of the stored curves and summaries.
+STORED_DIGITS = 7
 
 
 def _code_only(source: str) -> str:
@@ -43,16 +45,20 @@ def _code_only(source: str) -> str:
     return ast.dump(tree, annotate_fields=False)
 
 
+@functools.cache
 def fingerprint() -> str:
-    """A SHA-256 (12 hex digits) of the code of :data:`ENGINE_MODULES`: it changes when any of them computes
-    differently, and not when a comment or docstring changes."""
+    """A SHA-256 (12 hex digits) of the code of :data:`ENGINE_MODULES` as this process loaded it, the schema's
+    recording constants and the stored precision: it changes when a run would compute or store different
+    numbers, and not when a comment, a docstring or a reader of the results changes."""
     h = hashlib.sha256()
     for name in ENGINE_MODULES:
         h.update(name.encode() + b"\0" + _code_only((PKG / f"{name}.py").read_text()).encode() + b"\0")
+    consts = (results.SATURATION_THRESHOLD, results.HIST_EDGES.tolist(), results.PERCENTILES, STORED_DIGITS)
+    h.update(repr(consts).encode())
     return h.hexdigest()[:12]
 
 
-def round_floats(obj, digits: int = 7):
+def round_floats(obj, digits: int = STORED_DIGITS):
     """Floats rounded to ``digits`` significant digits for storage (curves and summaries, never configs)."""
     if isinstance(obj, float):
         return float(f"{obj:.{digits}g}")
