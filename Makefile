@@ -10,7 +10,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: book test unit nbval html browser lint bench reproduce execute clean chromium
+.PHONY: book test unit stale nbval html browser lint bench reproduce execute clean chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ book: $(STAMP)
 	@echo "Open _build/html/index.html"
 
 ## The whole test pyramid: lint, unit/property/data/smoke tests, nbval over book/, strict book build, browser check.
-test: lint unit nbval html browser
+test: lint stale unit nbval html browser
 	@echo "make test: all stages passed"
+
+## Every committed result must match its registered config and the current engine fingerprint.
+stale: $(STAMP)
+	$(BIN)/python -m bnlib.experiments stale
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not browser" tests
