@@ -100,7 +100,7 @@ def sigmoid_numbers(fits: Mapping[float, Mapping[str, float]],
     return {
         "tr_sig_r2": percent(f1["r2"], 1),
         "tr_sig_range": percent(f1["range_95"], 1),
-        "tr_sig_slope": percent(f1["slope_edge"], 0),
+        "tr_sig_slope": percent(f1["slope_edge"], 1),  # the table beside it shows 0.433: one decimal of a percent
         "tr_sig_hi": number(f1["hi"], 2),
         "tr_sig_r2_4": percent(f4["r2"], 1),
         "tr_sat_pct": percent(saturated, 1),
