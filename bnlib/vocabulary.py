@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RED, BLUE, GREEN, ORANGE, PURPLE, GREY, BROWN = "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#7f7f7f", \
-    "#8c564b"
+#: The Okabe-Ito palette (Okabe & Ito, "Color Universal Design", 2008), distinguishable with every common
+#: colour-vision deficiency: vermillion, blue, bluish green, orange, reddish purple, and grey. Kept under
+#: the names the prose uses ("without BN (red)", "with BN (blue)"). ``BROWN`` (l_inf, drawn beside BN)
+#: is Okabe-Ito's sky blue, the palette having no brown: lighter than ``BLUE``, so the two stay apart.
+RED, BLUE, GREEN, ORANGE, PURPLE, GREY, BROWN = "#d55e00", "#0072b2", "#009e73", "#e69f00", "#cc79a7", "#767676", \
+    "#56b4e9"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bnlib.plots.style import NOTE_POINTS, SWEEP, legend_below, ramp
 from bnlib.results import curve, seed_groups
 from bnlib.vocabulary import colour
 
@@ -28,10 +29,10 @@ def figure_cifar_depth(runs: dict, depths: tuple[int, ...]):
         ax.axhline(10, color="k", lw=0.8, ls=":")
         ax.set(title=f"{d} sigmoid conv layers", xlabel="training step")
     axes[0].set_ylabel("test accuracy (%)")
-    axes[0].legend(loc="upper left")
     axes[-1].text(0.98, 10.5, "chance", transform=axes[-1].get_yaxis_transform(), ha="right", va="bottom",
-                  fontsize=8)
+                  fontsize=NOTE_POINTS)
     fig.tight_layout()
+    legend_below(fig, *axes[0].get_legend_handles_labels())
     return fig
 
 
@@ -39,8 +40,8 @@ def figure_cifar_layers(runs: dict, depth: int):
     """The deep networks layer by layer along training: the fraction of saturated sigmoid inputs
     (|x| > 4.6, where sigmoid' < 0.01) and the norm of each conv layer's loss gradient."""
     groups = seed_groups(runs)
-    cmap = plt.get_cmap("viridis")
-    fig, axes = plt.subplots(2, 2, figsize=(8.0, 5.6), sharex=True)
+    styles = ramp(depth)  # dark: first layer, light: last; each layer its own dashes and marker
+    fig, axes = plt.subplots(2, 2, figsize=(8.0, 5.8), sharex=True)
     for col, (norm, name) in enumerate((("none", "no BN"), ("bn", "BN"))):
         group = groups[f"{norm}-depth{depth}"]
         steps, sat = _cifar_curve(group, "saturated")
@@ -48,9 +49,12 @@ def figure_cifar_layers(runs: dict, depth: int):
         gsteps = steps[1:]  # no gradient is recorded at step 0
         grads = np.mean([np.asarray(curve(r, "grad_norm")[1:n], dtype=float) for r in group], axis=0)
         for layer in range(depth):
-            c = cmap(layer / max(depth - 1, 1))
-            axes[0, col].plot(steps, 100 * sat[:, layer], color=c, label=f"layer {layer + 1}")
-            axes[1, col].semilogy(gsteps, grads[:, layer], color=c)
+            c, ls, mk = styles[layer]
+            every = max(1, len(steps) // 6)
+            axes[0, col].plot(steps, 100 * sat[:, layer], color=c, ls=ls, marker=mk, markevery=(layer % every, every),
+                              label=f"layer {layer + 1}")
+            axes[1, col].semilogy(gsteps, grads[:, layer], color=c, ls=ls, marker=mk,
+                                  markevery=(layer % every, every))
         axes[0, col].set(title=f"{name}, {depth} conv layers", ylim=(-2, 102))
         axes[1, col].set(xlabel="training step")
     axes[0, 0].set_ylabel("saturated inputs (%)")
@@ -59,8 +63,8 @@ def figure_cifar_layers(runs: dict, depth: int):
     hi = max(a.get_ylim()[1] for a in axes[1])
     for a in axes[1]:
         a.set_ylim(lo, hi)
-    axes[0, 1].legend(loc="center left", bbox_to_anchor=(1.0, 0.0), fontsize=8)
     fig.tight_layout()
+    legend_below(fig, *axes[0, 0].get_legend_handles_labels(), ncol=min(depth, 6))
     return fig
 
 
@@ -94,11 +98,11 @@ def figure_cifar_lr_sweep(rows: list[dict], runs: dict, show: tuple[float, ...] 
     a.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     a.axhline(10, color="k", lw=0.8, ls=":")
     a.set(xlabel="learning rate / baseline rate", ylabel="test accuracy (%)", title="(a) learning-rate sweep")
-    a.legend(fontsize=8)
     b.axhline(10, color="k", lw=0.8, ls=":")
     b.set(xlabel="training step", title="(b) along training")
-    b.legend(fontsize=8, ncol=2)
     fig.tight_layout()
+    legend_below(a)
+    legend_below(b)
     return fig
 
 
@@ -106,17 +110,19 @@ def figure_cifar_recipe(runs: dict, target: float):
     """Test accuracy along training for each cumulative step of the recipe; dotted: ``target``."""
     groups = seed_groups(runs)
     fig, ax = plt.subplots(figsize=(8.0, 3.6))
-    cmap = plt.get_cmap("viridis")
     bn = [lab for lab in groups if not lab.startswith("none")]
+    # the BN baseline in BN's colour, then each cumulative change in its own colour, dashes and marker
+    styles = [(colour("bn"), "-", None)] + list(SWEEP)
     for lab, group in groups.items():
         steps, acc = _cifar_curve(group, "test_acc")
         if lab.startswith("none"):
             ax.plot(steps, 100 * acc, color=colour("none"), label=f"{lab} (no BN)")
         else:
-            i = bn.index(lab)
-            ax.plot(steps, 100 * acc, color=cmap(0.9 * i / max(len(bn) - 1, 1)), label=lab)
-    ax.axhline(100 * target, color="k", lw=0.8, ls=":", label="no-BN baseline's best")
+            c, ls, mk = styles[bn.index(lab) % len(styles)]
+            every = max(1, len(steps) // 8)
+            ax.plot(steps, 100 * acc, color=c, ls=ls, marker=mk, markevery=(bn.index(lab) % every, every), label=lab)
+    ax.axhline(100 * target, color="grey", lw=1.0, ls=":", label="no-BN baseline's best")
     ax.set(xlabel="training step", ylabel="test accuracy (%)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
+    legend_below(ax, ncol=4)
     return fig

@@ -6,12 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mpl_ticker
 import numpy as np
 
+from bnlib.plots.style import legend_below, ramp
 from bnlib.vocabulary import colour
 
-#: One colour per learning rate of the scale-invariance chapter's runs, smallest first.
-LR_COLOURS = ("#9467bd", "#1f77b4", "#2ca02c", "#d62728")
+#: One (colour, dashes, marker) per learning rate of the scale-invariance chapter's runs, smallest (dark)
+#: first; not the vocabulary's red and blue, which mean "without BN" and "with BN".
+LR_STYLES = tuple(ramp(4))
+#: One colour per learning rate, smallest first.
+LR_COLOURS = tuple(c for c, _, _ in LR_STYLES)
 
 
 def figure_pixel_variance(cache: Mapping, eps: float):
@@ -43,8 +48,8 @@ def figure_sigmoid(lo: float, hi: float):
     ax.plot(zz, np.clip(0.5 + zz / 4, -0.1, 1.1), color=colour("none"), ls="--", lw=1, label="tangent at 0")
     ax.axvspan(lo, hi, color="grey", alpha=0.12, label="central 95% of the inputs")
     ax.set(xlabel="input z", ylim=(-0.05, 1.05), title="Standardized inputs keep a sigmoid near its linear part")
-    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
+    legend_below(ax)
     return fig
 
 
@@ -81,17 +86,25 @@ def figure_learning_rates(runs: Mapping[tuple[float, bool], Mapping], lrs: Seque
     without BN dotted; ``runs`` are ``bnlib.sgd.run`` results keyed ``(lr, bn)``."""
     if len(lrs) > len(LR_COLOURS):
         raise ValueError(f"the figure has colours for {len(LR_COLOURS)} learning rates, got {len(lrs)}.")
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(9.5, 3.5))
-    for lr, col in zip(lrs, LR_COLOURS[: len(lrs)], strict=True):
-        a0.plot(runs[(lr, True)]["norm"], color=col, label=f"lr {lr:g}")
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(9.0, 3.5))
+    for lr, (col, _, mk) in zip(lrs, LR_STYLES[: len(lrs)], strict=True):
+        norm = np.asarray(runs[(lr, True)]["norm"])
+        steps = np.arange(len(norm))
+        marks = [i for i in (0, 1, 3, 10, 30, 100, 300) if i < len(norm)]
+        a0.plot(steps, norm, color=col, marker=mk, markevery=marks, label=f"lr {lr:g}")
         smooth = _moving_mean(runs[(lr, True)]["loss"])
-        a1.plot(np.arange(len(smooth)) + 20, smooth, color=col, label=f"BN, lr {lr:g}")
+        a1.plot(np.arange(len(smooth)) + 20, smooth, color=col, label=f"lr {lr:g}")
         smooth = _moving_mean(runs[(lr, False)]["loss"])
-        a1.plot(np.arange(len(smooth)) + 20, smooth, color=col, ls=":", lw=1.2)
-    a0.set(yscale="log", xlabel="SGD step", ylabel=r"mean $\|w\|$ of a unit", title="(a) BN: the weights grow")
-    a0.legend()
+        a1.plot(np.arange(len(smooth)) + 20, smooth, color=col, ls=":", lw=1.4)
+    # the norm is set in the first few steps: a symlog step axis (linear up to 1, then log) shows the
+    # growth from the initial norm at step 0, which a linear axis squeezes into one vertical jump
+    a0.set_xscale("symlog", linthresh=1.0, linscale=0.4)
+    a0.set_xlim(0, None)
+    a0.xaxis.set_major_formatter(mpl_ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    a0.set(yscale="log", xlabel="SGD step (log scale after step 1)", ylabel=r"mean $\|w\|$ of a unit",
+           title="(a) BN: the weights grow")
     a1.set(yscale="log", xlabel="SGD step", ylabel="training loss (20-step mean)",
            title="(b) loss: BN solid, no BN dotted")
-    a1.legend(fontsize=8)
     fig.tight_layout()
+    legend_below(fig, *a0.get_legend_handles_labels())
     return fig

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 
+from bnlib.plots.style import MAX_FIGURE_WIDTH_IN, legend_below, ramp
 from bnlib.results import curve, curves, unit_percentiles
 from bnlib.vocabulary import colour, phrase
 
@@ -47,13 +49,12 @@ def figure_mnist_percentiles(res: dict, layer: int, unit: int):
         ax.plot(t["step"], t["p50"], color=col, label="median")
         ax.plot(t["step"], t["p15"], color=col, lw=1.0, ls="-.", label="15th percentile")
         ax.set(xlabel="training step", title=f"({letter}) {name}")
-    lo, hi = axes[0].get_ylim()
-    axes[0].set_ylim(lo, hi + 0.35 * (hi - lo))  # room for the legends above the curves
-    for ax in axes:
-        ax.legend(loc="upper center", ncol=3, fontsize=8)
     n_layers = len(curve(res["runs"]["none"], "percentiles")[0])
     axes[0].set_ylabel(f"input to unit {unit} of hidden layer {layer % n_layers + 1}")
     fig.tight_layout()
+    keys = [Line2D([], [], color="k", lw=1.0, ls="--"), Line2D([], [], color="k"),
+            Line2D([], [], color="k", lw=1.0, ls="-.")]
+    legend_below(fig, keys, ["85th percentile", "median", "15th percentile"], ncol=3)
     return fig
 
 
@@ -61,7 +62,7 @@ def figure_mnist_saturation(res: dict, threshold: float):
     """Fraction of saturated sigmoid inputs (``|x| > threshold``) over training, one panel per hidden
     layer, with and without BN."""
     n_layers = len(curve(res["runs"]["none"], "saturated")[0])
-    fig, axes = plt.subplots(1, n_layers, figsize=(3.2 * n_layers, 3.2))
+    fig, axes = plt.subplots(1, n_layers, figsize=(min(3.0 * n_layers, MAX_FIGURE_WIDTH_IN), 3.2))
     for li, ax in enumerate(axes):
         for label, name in MNIST_NETWORKS:
             c = curves(res["runs"][label])
@@ -69,8 +70,8 @@ def figure_mnist_saturation(res: dict, threshold: float):
         ax.set(xlabel="training step", title=f"hidden layer {li + 1}")
         ax.set_ylim(bottom=0)
     axes[0].set_ylabel(f"saturated inputs, |x| > {threshold:.2f} (%)")
-    axes[0].legend(loc="center right")
     fig.tight_layout()
+    legend_below(fig)
     return fig
 
 
@@ -79,14 +80,15 @@ def figure_mnist_histograms(res: dict, hists: dict, threshold: float):
     row) and with BN (bottom row); ``hists`` maps run labels to :func:`bnlib.reports.mnist_histograms`.
     The saturated range ``|x| > threshold`` is shaded; the outer bins hold everything beyond them."""
     n_layers = len(hists["none"]["density"][0])
-    fig, axes = plt.subplots(2, n_layers, figsize=(3.2 * n_layers, 5.2), sharex=True)
+    fig, axes = plt.subplots(2, n_layers, figsize=(min(3.0 * n_layers, MAX_FIGURE_WIDTH_IN), 5.4), sharex=True)
     for row, (label, name) in enumerate(MNIST_NETWORKS):
         h = hists[label]
-        colors = plt.cm.viridis([i / max(1, len(h["steps"]) - 1) * 0.85 for i in range(len(h["steps"]))])
+        styles = ramp(len(h["steps"]))  # dark: early, light: late; each with its own dashes
         for li in range(n_layers):
             ax = axes[row][li]
-            for k, (step, col) in enumerate(zip(h["steps"], colors, strict=True)):
-                ax.step(h["centers"], h["density"][k][li], where="mid", color=col, lw=1.2, label=f"step {step:,}")
+            for k, (step, (col, ls, _)) in enumerate(zip(h["steps"], styles, strict=True)):
+                ax.step(h["centers"], h["density"][k][li], where="mid", color=col, ls=ls, lw=1.5,
+                        label=f"step {step:,}")
             for side in (-1, 1):
                 ax.axvspan(side * threshold, side * h["edges"][-1], color="grey", alpha=0.12, lw=0)
             ax.set(title=f"{name}, hidden layer {li + 1}", xlim=(h["edges"][0], h["edges"][-1]))
@@ -94,8 +96,8 @@ def figure_mnist_histograms(res: dict, hists: dict, threshold: float):
             if row == 1:
                 ax.set_xlabel("sigmoid input x")
         axes[row][0].set_ylabel("density")
-    axes[0][0].legend(loc="upper left", fontsize=8)
     fig.tight_layout()
+    legend_below(fig, *axes[0][0].get_legend_handles_labels(), ncol=4)
     return fig
 
 
@@ -117,9 +119,8 @@ def figure_mnist_init_sweep(grid: dict):
     a.set(xscale="log", xlabel=r"init $\sigma$", ylabel="final test accuracy (%)", title="(a) test accuracy")
     b.set(xscale="log", xlabel=r"init $\sigma$", ylabel="saturated sigmoid inputs (%)",
           title="(b) saturation, mean over hidden layers")
-    a.legend(loc="lower left")
-    b.legend(loc="upper left")
     fig.tight_layout()
+    legend_below(fig, *b.get_legend_handles_labels(), ncol=3)  # (b)'s lines name (a)'s too: final = at the end
     return fig
 
 
@@ -133,6 +134,6 @@ def figure_mnist_dense128(summary: dict):
         b.plot(d["epoch"][1:], [100 * v for v in d["test_acc"][1:]], "o-", color=colour(label), ms=3, label=name)
     a.set(xlabel="epoch", ylabel="test loss (cross-entropy)", title="(a) test loss")
     b.set(xlabel="epoch", ylabel="test accuracy (%)", title="(b) test accuracy")
-    a.legend()
     fig.tight_layout()
+    legend_below(fig, *a.get_legend_handles_labels())
     return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from bnlib.plots.style import log_axis
+from bnlib.plots.style import MAX_FIGURE_WIDTH_IN, legend_below, log_axis
 from bnlib.results import curve, curves, unit_percentiles
 from bnlib.vocabulary import colour, legend
 
@@ -17,7 +17,7 @@ def figure_why_training(runs: dict):
     experiment result. Test error in eval mode (solid) and, for networks with BN, with batch
     statistics (dotted).
     """
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.5))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.5))
     for key, run in runs.items():
         c, color, name = curves(run), colour(key), legend(key)
         pts = [(s, v) for s, v in zip(c["step"], c["train_loss"], strict=True) if v is not None]
@@ -30,9 +30,9 @@ def figure_why_training(runs: dict):
     b.set(xlabel="training step", ylabel="test error (%)", title="(b) test error")
     log_axis(a)
     log_axis(b)
-    a.legend()
-    b.legend(fontsize=8)
     fig.tight_layout()
+    legend_below(a, ncol=1)
+    legend_below(b, ncol=1)
     return fig
 
 
@@ -43,7 +43,8 @@ def figure_why_shift(runs: dict, layer: int, unit: int):
     ``runs`` maps network keys to runs passed through :func:`bnlib.reports.as_trained`; ``layer``
     and ``unit`` as for :func:`bnlib.reports.mnist_percentiles`.
     """
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.3), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(runs), figsize=(min(3.0 * len(runs), MAX_FIGURE_WIDTH_IN), 3.3), sharey=True,
+                             squeeze=False)
     axes = axes[0]
     for ax, (key, run) in zip(axes, runs.items(), strict=True):
         t = unit_percentiles(run, layer, unit)
@@ -53,8 +54,12 @@ def figure_why_shift(runs: dict, layer: int, unit: int):
         ax.set(xlabel="training step", title=legend(key))
     n_layers = len(curve(next(iter(runs.values())), "percentiles")[0])
     axes[0].set_ylabel(f"input to unit {unit} of hidden layer {layer % n_layers + 1}")
-    axes[0].legend(loc="lower left", fontsize=8)
     fig.tight_layout()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    legend_below(fig, [Line2D([], [], color="grey"), Patch(facecolor="grey", alpha=0.25, lw=0)],
+                 ["median", "15th-85th percentile"], ncol=2)
     return fig
 
 
@@ -64,7 +69,7 @@ def figure_why_ics(summaries: dict):
     weight layer; ``summaries`` maps network keys to :func:`bnlib.reports.ics_summary` outputs."""
     first = next(iter(summaries.values()))
     n = len(first["layers"])
-    fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 5.2), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(min(3.0 * n, MAX_FIGURE_WIDTH_IN), 5.4), sharex=True, squeeze=False)
     for key, s in summaries.items():
         for j in range(len(s["layers"])):
             for row, name in enumerate(("l2", "cos")):
@@ -75,8 +80,8 @@ def figure_why_ics(summaries: dict):
         axes[1][j].set(xlabel="training step")
     axes[0][0].set_ylabel(r"$\|G - G'\|_2$")
     axes[1][0].set_ylabel(r"$\cos(G, G')$")
-    axes[0][0].legend()
     fig.tight_layout()
+    legend_below(fig, *axes[0][0].get_legend_handles_labels())
     return fig
 
 
@@ -84,7 +89,7 @@ def figure_why_landscape(summaries: dict):
     """The loss landscape along the gradient at each checkpoint (:func:`bnlib.reports.landscape_summary`):
     (a) range of the loss at ``w - eta g`` over the step sizes, (b) range of the gradient change
     ``||g(w - eta g) - g(w)||``, (c) effective beta-smoothness."""
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(MAX_FIGURE_WIDTH_IN, 3.6))
     for key, s in summaries.items():
         color, name = colour(key), legend(key)
         axes[0].fill_between(s["steps"], s["loss_min"], s["loss_max"], color=color, alpha=0.35, lw=0, label=name)
@@ -96,6 +101,6 @@ def figure_why_landscape(summaries: dict):
                 title=r"(c) effective $\beta$-smoothness")
     for ax in axes:
         log_axis(ax)
-        ax.legend()
     fig.tight_layout()
+    legend_below(fig, *axes[2].get_legend_handles_labels())
     return fig
