@@ -13,7 +13,21 @@ another host is blocked, so a page that needs the network to render fails here. 
 - every image has loaded (`naturalWidth > 0`);
 - every link into the book points at a file that exists and, with a `#fragment`, at an id in it.
 
-A static check also asserts that no page or stylesheet refers to a resource on another host.
+Then its layout, with the window 1280 px and 390 px (a phone) wide (`test_page_layout`): nothing in the
+chapter text is cut off or needs the whole page to scroll sideways. For each display equation (its
+MathJax container), code block (`pre`: cell inputs, outputs, literal blocks), rich output and table it
+compares the element's `scrollWidth` with its `clientWidth`, and its box with the visible box of its
+clipping or scrolling ancestor (or the window). Content wider than the element is allowed only where
+the element itself is the scroll container (`overflow-x: auto` or `scroll`): a display equation may
+scroll inside its MathJax container, a table inside the wrapper that holds only it, a rich output
+inside its own box, inline math (which cannot break across lines) inside its span. Code blocks must
+not need sideways scrolling at all: book/_static/bn-layout.css wraps them, so the end of a line
+(where a check prints its verdict) is always on screen. Equation numbers and the page as a whole
+must fit too.
+
+Static checks: no page or stylesheet refers to a resource on another host; no page declares the same
+`const`/`let` twice in its inline scripts; and while `_config.yml` has no `repository.url`, no page
+shows a repository, issues, Binder, Colab or live-code (thebe) button.
 Screenshots of the landing page and of one chapter are written to `_build/screenshots`.
 
 Without a build the tests skip, with the reason, unless `CI` is set: then they fail.
@@ -55,15 +69,17 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 PAGE_TIMEOUT_MS = 60_000
 MATHJAX_TIMEOUT_MS = 20_000
 
-# Console messages known to be harmless (see ../shared/DESIGN.md): sphinx-thebe's script is
-# included twice on notebook pages, and the pydata theme logs an unknown stored theme mode.
-ALLOWED_CONSOLE = (
-    re.compile(r"Identifier 'THEBE_JS_URL' has already been declared"),
-    re.compile(r"Got invalid theme mode"),
-)
-# Requests to other hosts that are blocked without failing a page: sphinx-thebe's library, which
-# a page fetches only when the reader clicks the live-code launch button.
-ALLOWED_BLOCKED = ("https://unpkg.com/thebe",)
+# Console messages allowed on a page: none. The two that ../shared/DESIGN.md once listed are gone at
+# their source (_config.yml): sphinx-thebe's "Identifier 'THEBE_JS_URL' has already been declared"
+# (the extension is no longer loaded; Sphinx 7.4 wrote its inline script into every page twice) and
+# the pydata theme's "Got invalid theme mode" (html_context.default_mode is set). The one message a
+# browser logs by itself, the /favicon.ico 404, is ignored where it is reported (_Visit._favicon).
+ALLOWED_CONSOLE: tuple[re.Pattern, ...] = ()
+# Requests to other hosts that a page may make (they are blocked without failing it): none. The last
+# one, sphinx-thebe's library on unpkg.com, went with the extension.
+ALLOWED_BLOCKED: tuple[str, ...] = ()
+# The window widths of the layout check: a laptop and a phone.
+WIDTHS = (1280, 390)
 # Text that must not survive rendering (outside code): TeX delimiters and commands MathJax
 # should have consumed, and MyST syntax that was not parsed.
 RAW_SOURCE = re.compile(
@@ -125,9 +141,15 @@ class _Scan(html.parser.HTMLParser):
         super().__init__(convert_charrefs=True)
         self.ids: set[str] = set()
         self.resources: list[str] = []
+        self.inline_scripts: list[str] = []
+        self._in_inline_script = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "script" and not a.get("src") and (a.get("type") or "text/javascript") in (
+                "text/javascript", "module", "application/javascript"):
+            self._in_inline_script = True
+            self.inline_scripts.append("")
         if a.get("id"):
             self.ids.add(a["id"])
         if tag == "a" and a.get("name"):
@@ -137,6 +159,14 @@ class _Scan(html.parser.HTMLParser):
                 self.resources.extend(part.strip().split(" ")[0] for part in a[name].split(","))
         if tag == "link" and a.get("href") and self.LINK_RELS.intersection((a.get("rel") or "").lower().split()):
             self.resources.append(a["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_inline_script = False
+
+    def handle_data(self, data):
+        if self._in_inline_script:
+            self.inline_scripts[-1] += data
 
 
 @functools.cache
@@ -166,6 +196,46 @@ def test_no_page_loads_resources_from_other_hosts():
         for url in css_url.findall(css.read_text(encoding="utf-8", errors="replace")):
             offenders.append(f"{css.relative_to(HTML_DIR)}: {url}")
     assert not offenders, "resources on other hosts (the book must render offline):\n" + "\n".join(offenders)
+
+
+TOP_LEVEL_DECLARATION = re.compile(r"(?:^|;)\s*(?:const|let)\s+([A-Za-z_$][\w$]*)", re.MULTILINE)
+
+
+def test_no_page_declares_a_script_constant_twice():
+    """Each page's inline scripts share one global scope: a `const`/`let` declared twice throws a
+    SyntaxError (as sphinx-thebe's `THEBE_JS_URL` did, written into every page twice by Sphinx 7.4)."""
+    _require_build()
+    offenders = []
+    for page in PAGES:
+        names = [n for body in _scan(HTML_DIR / page).inline_scripts for n in TOP_LEVEL_DECLARATION.findall(body)]
+        offenders += [f"{page}: {n}" for n in sorted({n for n in names if names.count(n) > 1})]
+    assert not offenders, "declared twice (the page logs a SyntaxError):\n" + "\n".join(offenders)
+
+
+# What sphinx-book-theme writes for the buttons that need a published repository.
+REPOSITORY_BUTTONS = re.compile(
+    r"btn-source-repository-button|btn-source-issues-button|btn-source-edit-button|aria-label=\"Source repositories\""
+    r"|aria-label=\"Launch interactive content\"|mybinder\.org|colab\.research\.google\.com|thebe-launch-button"
+)
+
+
+def _repository_url() -> str:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8")) or {}
+    return ((config.get("repository") or {}).get("url") or "").strip()
+
+
+def test_no_repository_buttons_without_a_repository():
+    """Until `repository.url` is filled in (README: publishing the book) no page links to a repository
+    that does not exist: no repository, issues, Binder, Colab or live-code button."""
+    _require_build()
+    if _repository_url():
+        pytest.skip(f"repository.url is set ({_repository_url()}); the buttons may point at it")
+    offenders = []
+    for page in PAGES:
+        found = sorted(set(REPOSITORY_BUTTONS.findall((HTML_DIR / page).read_text(encoding="utf-8", errors="replace"))))
+        if found:
+            offenders.append(f"{page}: {', '.join(found)}")
+    assert not offenders, "buttons for a repository while _config.yml has none:\n" + "\n".join(offenders)
 
 
 def test_mathjax_is_served_locally():
@@ -238,11 +308,11 @@ def browser(server):
 class _Visit:
     """One page load with everything that went wrong on the way recorded."""
 
-    def __init__(self, browser, server: str):
+    def __init__(self, browser, server: str, width: int = 1280):
         self.server = server
         self.problems: list[str] = []
         self.blocked: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 860}, service_workers="block")
+        self.context = browser.new_context(viewport={"width": width, "height": 860}, service_workers="block")
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -384,6 +454,63 @@ def _check_link(href: str, server: str, page: str) -> str | None:
     return None
 
 
+LAYOUT_JS = r"""() => {
+  const root = document.querySelector('main') || document.body;
+  const style = e => getComputedStyle(e);
+  const scrolls = e => ['auto', 'scroll'].includes(style(e).overflowX);
+  const shown = e => e.getClientRects().length > 0 && style(e).visibility !== 'hidden';
+  const clipper = e => {  // the nearest ancestor that clips or scrolls horizontally
+    for (let a = e.parentElement; a && a !== document.body && a !== document.documentElement; a = a.parentElement) {
+      if (style(a).overflowX !== 'visible') return a;
+    }
+    return null;
+  };
+  const name = e => e.tagName.toLowerCase() + [...e.classList].map(c => '.' + c).join('');
+  const label = e => (e.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 80);
+  // kind: [selector, may the element scroll itself?, is it a box (not inline)?]
+  const kinds = {
+    'display math': ['mjx-container[display="true"]', true, true],
+    'equation number': ['div.math > span.eqno', false, true],
+    'code': ['div.highlight pre, div.cell_output pre, div.output pre', false, true],
+    'rich output': ['div.cell_output div.output.text_html', true, true],
+    'table': ['table', true, true],
+    'inline math': ['span.math', true, true],  // may scroll inside its own box, as display math
+  };
+  const counts = {}, problems = [], seen = new Set();
+  for (const [kind, [selector, mayScroll, box]] of Object.entries(kinds)) {
+    counts[kind] = 0;
+    for (const e of root.querySelectorAll(selector)) {
+      if (seen.has(e) || !shown(e)) continue;
+      seen.add(e);
+      counts[kind]++;
+      const over = box ? e.scrollWidth - e.clientWidth : 0;
+      if (over > 1 && !(mayScroll && scrolls(e))) {
+        problems.push(`${kind} ${over}px wider than its box (overflow-x: ${style(e).overflowX}): ${label(e)}`);
+        continue;
+      }
+      const c = clipper(e);
+      if (c && kind === 'table' && scrolls(c) && c.children.length === 1) continue;  // scrolls in its wrapper
+      const r = e.getBoundingClientRect();
+      let left = 0, right = document.documentElement.clientWidth, where = 'the window';
+      if (c) {
+        left = c.getBoundingClientRect().left + c.clientLeft;
+        right = left + c.clientWidth;
+        where = `${name(c)} (overflow-x: ${style(c).overflowX})`;
+      }
+      if (r.right > right + 1 || r.left < left - 1) {
+        problems.push(`${kind} [${Math.round(r.left)}, ${Math.round(r.right)}] px is cut by ${where} ` +
+                      `[${Math.round(left)}, ${Math.round(right)}]: ${label(e)}`);
+      }
+    }
+  }
+  const doc = document.documentElement;
+  if (doc.scrollWidth > doc.clientWidth + 1) {
+    problems.push(`the page is ${doc.scrollWidth}px wide in a ${doc.clientWidth}px window`);
+  }
+  return {counts, problems};
+}"""
+
+
 def _first(lines, n: int = 10) -> list[str]:
     """At most n lines, then how many more there were."""
     lines = list(lines)
@@ -423,6 +550,24 @@ def test_page_renders_offline(page, visit, server):
             problems.append(wrong)
 
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("page", PAGES or ["(no build)"])
+def test_page_layout(page, width, browser, server):
+    """Nothing cut off, nothing pushing the page sideways, at a laptop's and a phone's width."""
+    if page == "(no build)":
+        _require_build()
+    visit = _Visit(browser, server, width=width)
+    try:
+        visit.open(page)
+        visit.page.evaluate("() => document.fonts.ready.then(() => true)")  # MathJax's fonts set the widths
+        layout = visit.page.evaluate(LAYOUT_JS)
+        problems = list(visit.problems) + _first(layout["problems"], 15)
+    finally:
+        visit.close()
+    checked = ", ".join(f"{n} {kind}" for kind, n in layout["counts"].items() if n)
+    assert not problems, f"{page} at {width}px (checked {checked or 'nothing'}):\n  " + "\n  ".join(problems)
 
 
 def _chapters() -> list[str]:

@@ -564,11 +564,15 @@ def test_ledger_rendering():
                    "rule a", RL.SUPPORTED, "x | y"),
             RL._row("b", "claim b", [], [("transform", "identity", None)], "rule b", RL.NOT_TESTED, "m",
                    source_note="lecture notes")]
-    md = RL.ledger_markdown(rows, {"mnist"}).splitlines()
-    assert len(md) == 4 and md[0].count("|") == 7
-    assert md[2] == ("| 1 | claim a | {cite:p}`k1`; {cite:p}`k2` | {ref}`init sweep <mnist-init>` | x \\| y | "
-                     "**supported** |")
-    assert "| lecture notes | – | m |" in md[3]  # the only place is in a chapter not in the book
+    md = RL.ledger_markdown(rows, {"mnist"})
+    blocks = md.split("\n\n")  # one block per claim, numbered as the rules are, no table
+    assert len(blocks) == 2 and "|---" not in md
+    assert blocks[0].splitlines() == ["1. **claim a**", "   - source: {cite:p}`k1`; {cite:p}`k2`",
+                                      "   - tested in: {ref}`init sweep <mnist-init>`", "   - measured here: x | y",
+                                      "   - verdict: **supported**"]
+    # the only place is in a chapter not in the book
+    assert blocks[1].splitlines()[1:3] == ["   - source: lecture notes", "   - tested in: –"]
+    assert blocks[1].startswith("2. **claim b**") and blocks[1].endswith("   - verdict: **not tested**")
     assert "{doc}`cifar`" in RL.ledger_markdown(rows, {"mnist", "cifar"})
     assert RL.ledger_table(rows).cells() == [["1", "claim a", "supported"], ["2", "claim b", "not tested"]]
     assert RL.rules_markdown(rows).splitlines() == ["1. **claim a.** rule a", "2. **claim b.** rule b"]

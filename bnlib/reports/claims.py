@@ -367,17 +367,19 @@ def _where_md(where: tuple, docs: set[str]) -> str | None:
 
 
 def ledger_markdown(rows: list[dict], docs: set[str] | Sequence[str]) -> str:
-    """The ledger as a MyST markdown table (for ``glue:md`` with ``:format: myst``): number, claim,
-    source (citations), where it is tested (cross-references into the chapters in ``docs``; places in
-    other chapters are left out), what was measured, and the verdict in bold."""
+    """The ledger as MyST markdown (for ``glue:md`` with ``:format: myst``): a numbered list with one block
+    per claim, so that it reads on a phone as well as on a wide screen (a six-column table did not). Each
+    block gives the claim in bold, then its source (citations), where it is tested (cross-references into
+    the chapters in ``docs``; places in other chapters are left out), what was measured and the verdict
+    in bold. The numbers are those of the rules (:func:`rules_markdown`)."""
     docs = set(docs)
-    lines = ["| # | claim | source | tested in | measured here | verdict |", "|---|---|---|---|---|---|"]
+    blocks = []
     for n, r in enumerate(rows, 1):
         src = "; ".join(f"{{cite:p}}`{k}`" for k in r["sources"]) or r["source_note"] or "–"
         where = "; ".join(w for w in (_where_md(w, docs) for w in r["where"]) if w) or "–"
-        cells = [str(n), r["claim"], src, where, r["measured"], f"**{r['verdict']}**"]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)
+        blocks.append("\n".join([f"{n}. **{r['claim']}**", f"   - source: {src}", f"   - tested in: {where}",
+                                 f"   - measured here: {r['measured']}", f"   - verdict: **{r['verdict']}**"]))
+    return "\n\n".join(blocks)
 
 
 def ledger_table(rows: list[dict]) -> Table:
