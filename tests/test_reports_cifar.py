@@ -359,8 +359,9 @@ def test_depth_numbers():
     assert out["cifar_grad_spread_bn"].value == pytest.approx(2.0)  # 1.0 / 0.5 over the four conv layers
     assert out["cifar_params_min"].value == 100 and out["cifar_params_max"].value == 600  # none-depth2, bn-depth4
     assert out["cifar_log10"].value == pytest.approx(2.302585, abs=1e-6)
-    with pytest.raises(ValueError, match="highest best accuracy"):
-        RC.depth_numbers(_depth_runs(deep_bn_best=0.35), (2, 3, 4), 3, n_params)
+    with pytest.raises(ValueError, match="above every network's without BN"):  # 0.25 < the shallow 0.3
+        RC.depth_numbers(_depth_runs(deep_bn_best=0.25), (2, 3, 4), 3, n_params)
+    RC.depth_numbers(_depth_runs(deep_bn_best=0.35), (2, 3, 4), 3, n_params)  # below a shallow BN net: allowed
     with pytest.raises(ValueError, match="stays at chance"):
         RC.depth_numbers(_depth_runs(deep_none_best=0.2), (2, 3, 4), 3, n_params)
     with pytest.raises(ValueError, match="practically unsaturated"):
@@ -419,14 +420,24 @@ def test_steps_numbers_and_table():
                                                             "bn-x1", "bn-x2", "bn-x5", "bn-x10", "bn-x30"]
     out = RC.steps_numbers(runs, base_lr=0.1, last_step=400)
     assert out["cifar_target"].value == pytest.approx(50.0)
-    assert out["cifar_steps_base"].value == 400 and out["cifar_steps_bn"].value == 200
-    assert out["cifar_speedup_bn"].value == pytest.approx(2.0)
+    assert out["cifar_steps_base"].value == 400
+    assert (out["cifar_steps_bn_min"].value, out["cifar_steps_bn_max"].value) == (200, 200)
+    assert out["cifar_speedup_bn_min"].value == pytest.approx(2.0)
+    slow = _steps_sweep()
+    slow["bn-x30"] = _run([0.1, 0.3, 0.4, 0.5, 0.5], lr=3.0, norm="torch", final=0.5)  # reaches 0.5 at 300
+    slow_out = RC.steps_numbers(slow, base_lr=0.1, last_step=400)
+    assert (slow_out["cifar_steps_bn_min"].value, slow_out["cifar_steps_bn_max"].value) == (200, 300)
+    assert slow_out["cifar_speedup_bn_min"].value == pytest.approx(4 / 3)
+    assert slow_out["cifar_speedup_bn_max"].value == pytest.approx(2.0)
+    assert (out["cifar_steps_bn_x1"].value, out["cifar_steps_bn_x5"].value) == (200, 200)
     assert out["cifar_none_reached"].value == 2 and out["cifar_none_others"].value == 4
     assert out["cifar_none_fastest"].value == "300"
     assert RC.steps_table(rows, base_lr=0.1).cells()[0] == ["no BN-x1", "0.1", "400", "1×", "50.0%"]
     assert RC.steps_table(rows, base_lr=0.1).cells()[7] == ["BN-x5", "0.5", "200", "2×", "60.0%"]
-    with pytest.raises(ValueError, match="same step"):
+    with pytest.raises(ValueError, match="BN-x1 reaches the target no later than BN-x5"):  # BN-x5 at 100
         RC.steps_numbers(_steps_sweep(bn_x5=(0.1, 0.6, 0.6, 0.6, 0.6)), base_lr=0.1, last_step=400)
+    with pytest.raises(ValueError, match="every BN network reaches the target sooner"):  # BN-x5 never
+        RC.steps_numbers(_steps_sweep(bn_x5=(0.1, 0.2, 0.3, 0.4, 0.45)), base_lr=0.1, last_step=400)
     with pytest.raises(ValueError, match="only at step 400"):
         RC.steps_numbers(_steps_sweep(base=(0.1, 0.2, 0.5, 0.4, 0.4)), base_lr=0.1, last_step=400)
 
@@ -464,6 +475,7 @@ def test_recipe_numbers():
     assert out["cifar_recipe5_spread"].value == pytest.approx(3.0)
     assert out["cifar_recipe_final_lr"].value == 0.004 and out["cifar_recipe_fast_every"].value == 100
     assert out["cifar_sweep_target"].value == pytest.approx(55.0)
+    assert (out["cifar_recipe_changes_first"].value, out["cifar_recipe_changes_last"].value) == ("100", "300")
 
 
 def _recipe_with(label, acc, final):
@@ -472,12 +484,10 @@ def _recipe_with(label, acc, final):
 
 @pytest.mark.parametrize("curves, sweep_target, match", [
     (_recipe_with("bn-baseline", [0.1, 0.3, 0.4, 0.35, 0.6], 0.45), 0.55, "BN alone"),
-    (_recipe_with("+lr x5", [0.1, 0.52, 0.52, 0.5, 0.55], 0.5), 0.55, "raising the learning rate"),
-    (_recipe_with("+no dropout", [0.1, 0.3, 0.52, 0.51, 0.5], 0.5), 0.55, "removing dropout"),
-    (_recipe_with("+decay x6 faster", [0.1, 0.3, 0.6, 0.62, 0.63], 0.63), 0.55, "reaches the target soonest"),
+    (_recipe_with("+L2 / 5", [0.1, 0.3, 0.7, 0.5, 0.65], 0.6), 0.55, "faster decay does not reach the target sooner"),
     (_recipe_with("+decay x6 faster", [0.1, 0.55, 0.6, 0.71, 0.7], 0.63), 0.55, "highest best accuracy"),
     (RECIPE, 0.5, "below the sweep's target"),
-    (_recipe_with("+decay x6 faster", [0.1, 0.55, 0.6, 0.62, 0.63], 0.59), 0.55, "highest final accuracy"),
+    (_recipe_with("+decay x6 faster", [0.1, 0.55, 0.6, 0.62, 0.63], 0.44), 0.55, "ends above both baselines"),
     (_recipe_with("+decay x6 faster", [0.1, 0.55, 0.4, 0.62, 0.63], 0.63), 0.55, "ends the jumping"),
 ])
 def test_recipe_numbers_check_the_prose(curves, sweep_target, match):

@@ -286,8 +286,9 @@ def depth_numbers(runs: dict, depths: tuple[int, ...], mid_depth: int, n_params:
     deep_bn, deep_none = groups[f"bn-depth{dmax}"], groups[f"none-depth{dmax}"]
     row_bn = _row(rows, f"bn-depth{dmax}", label=f"bn-depth{dmax}")
     row_none = _row(rows, f"none-depth{dmax}", label=f"none-depth{dmax}")
-    _claim(max(rows, key=lambda r: r["best_acc"]) is row_bn,
-           f"the prose says the {dmax}-layer BN network has the highest best accuracy of all networks, but it has not.")
+    _claim(row_bn["best_acc"] > max(r["best_acc"] for r in rows if not r["norm"]),
+           f"the prose says the {dmax}-layer BN network's best accuracy is above every network's without BN, but it "
+           "is not.")
     _claim(row_none["best_acc"] < 0.11,
            f"the prose says the {dmax}-layer network without BN stays at chance (best below 11%), but it does not.")
     _claim(max(row_none["sat_final"][:-1]) < 0.01,
@@ -384,16 +385,23 @@ def steps_numbers(runs: dict, base_lr: float, last_step: int, baseline: str = "n
     bn = [r for r in rows if r["norm"] is not None]
     others = [r for r in rows if r["norm"] is None and r["label"] != baseline]
     reached = [r["steps"] for r in others if r["steps"] is not None]
-    _claim(bool(bn) and len({r["steps"] for r in bn}) == 1 and bn[0]["steps"] is not None,
-           "the prose says every BN network reaches the target at the same step, but they do not.")
     _claim(base["steps"] == last_step, f"the prose says the baseline reaches its best only at step {last_step}, "
            f"but it does at step {base['steps']}.")
+    by = {r["label"]: r for r in bn}
+    _claim(bool(bn) and all(r["steps"] is not None and r["steps"] < base["steps"] for r in bn),
+           "the prose says every BN network reaches the target sooner than the baseline, but one does not.")
+    _claim("bn-x1" in by and "bn-x5" in by and by["bn-x1"]["steps"] <= by["bn-x5"]["steps"],
+           "the prose says BN-x1 reaches the target no later than BN-x5, but it does not.")
     _claim(bool(reached), "the prose names the fastest higher rate without BN to reach the target, but none does.")
     return {
         "cifar_target": percent(target),
         "cifar_steps_base": number(base["steps"]),
-        "cifar_steps_bn": number(bn[0]["steps"]),
-        "cifar_speedup_bn": number(bn[0]["speedup"]),
+        "cifar_steps_bn_min": number(min(r["steps"] for r in bn)),
+        "cifar_steps_bn_max": number(max(r["steps"] for r in bn)),
+        "cifar_speedup_bn_min": number(min(r["speedup"] for r in bn)),
+        "cifar_speedup_bn_max": number(max(r["speedup"] for r in bn)),
+        "cifar_steps_bn_x1": number(by["bn-x1"]["steps"]),
+        "cifar_steps_bn_x5": number(by["bn-x5"]["steps"]),
         "cifar_last_step": number(last_step),
         "cifar_none_reached": number(len(reached)),
         "cifar_none_others": number(len(others)),
@@ -445,17 +453,16 @@ def recipe_numbers(runs: dict, sweep_target: float, recipe_base: dict, final_lr:
     st = [r["steps"] for r in rows]
     _claim(None not in st, "the prose gives every row's step to the target, but one never reaches it.")
     _claim(st[1] < st[0], "the prose says BN alone reaches the target sooner than the baseline, but it does not.")
-    _claim(st[2] == st[1], "the prose says raising the learning rate changes nothing at this resolution, but it does.")
-    _claim(st[3] > st[2], "the prose says removing dropout makes the network slower to the target, but it does not.")
-    _claim(st[5] == min(st) and st[4] == st[5],
-           "the prose says the weight-decay row reaches the target soonest and faster decay no sooner, "
-           "which no longer holds.")
+    _claim(st[5] >= st[4], "the prose says faster decay does not reach the target sooner than the row above it, "
+           "but it does.")
+    _claim(rows[5]["final_acc"] > max(rows[0]["final_acc"], rows[1]["final_acc"]),
+           "the prose says the full recipe ends above both baselines, but it does not.")
+    out["cifar_recipe_changes_first"] = text(fmt_steps(min(st[2:])))
+    out["cifar_recipe_changes_last"] = text(fmt_steps(max(st[2:])))
     _claim(rows[4]["best_acc"] == max(r["best_acc"] for r in rows),
            "the prose says reducing the weight decay gives the highest best accuracy, but it does not.")
     _claim(target < sweep_target, "the prose says the regularized baseline's best is below the sweep's target, "
            "but it is not.")
-    _claim(rows[5]["final_acc"] == max(r["final_acc"] or -1.0 for r in rows),
-           "the prose says the full recipe ends with the highest final accuracy, but it does not.")
     _claim(spread[1] < spread[0], "the prose says faster decay ends the jumping of the accuracy, but the last "
            "records vary no less.")
     return out

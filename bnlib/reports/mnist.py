@@ -554,6 +554,10 @@ def mnist_dense128_setup(cfg, n_train: int) -> dict[str, Glued]:
             "mnist_d_split": _pc(1 - c["train_subset"] / n_train), "mnist_d_epochs": number(_epochs(c, n_train))}
 
 
+#: Two test losses are "nearly the same" in the Dense-128 solution when they differ by less than this.
+NEARLY_SAME_LOSS = 0.01
+
+
 def mnist_dense128_numbers(res: dict, cfg) -> dict[str, Glued]:
     """The Dense-128 solution's numbers (:func:`mnist_dense128`): per network the final accuracy and
     loss, the lowest loss and its epoch, the loss after the first epoch; the accuracy gap and wobble."""
@@ -564,15 +568,15 @@ def mnist_dense128_numbers(res: dict, cfg) -> dict[str, Glued]:
     if not abs(bn["final_acc"] - none["final_acc"]) < wob:
         raise ValueError("the prose says the two final accuracies differ by less than the wobble between epochs, "
                          "which no longer holds.")
-    if not (bn["test_loss"][1] > none["test_loss"][1] and bn["min_loss"] < none["min_loss"]):
-        raise ValueError("the prose says BN's test loss is higher after the first epoch but lowest overall, which no "
-                         "longer holds.")
-    if not abs(bn["final_loss"] - none["final_loss"]) < 0.01:
-        raise ValueError("the prose says both networks end with nearly the same test loss, but the two differ by "
-                         "0.01 or more.")
-    if not none["min_loss_epoch"] < _epochs(c):
-        raise ValueError("the prose says the network without BN overfits before the end, but its test loss is "
-                         "lowest at the end.")
+    if not bn["test_loss"][1] > none["test_loss"][1]:
+        raise ValueError("the prose says BN's test loss is higher after the first epoch, which no longer holds.")
+    for what in ("min_loss", "final_loss"):  # "nearly the same": within NEARLY_SAME_LOSS
+        if not abs(bn[what] - none[what]) < NEARLY_SAME_LOSS:
+            raise ValueError(f"the prose says both networks' {what.replace('_', ' ')}es are nearly the same, but they "
+                             f"differ by {NEARLY_SAME_LOSS} or more.")
+    if not (none["min_loss_epoch"] < _epochs(c) and bn["min_loss_epoch"] < _epochs(c)):
+        raise ValueError("the prose says both networks overfit before the end, but one's test loss is lowest at the "
+                         "end.")
     out = {}
     for key, d in (("none", none), ("bn", bn)):
         out |= {f"mnist_d_acc_{key}": _pc(d["final_acc"]), f"mnist_d_loss_{key}": number(d["final_loss"], 4),

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from bnlib.functional import half_life, running_conventions, steps_to_forget, stream_of_batches
 from bnlib.reports.format import Glued, Table, md, number, pct, percent, points
-from bnlib.results import config, curves, final_metric
+from bnlib.results import config, curves, final_metric, summary
 from bnlib.vocabulary import norm_name
 
 
@@ -230,11 +230,13 @@ def and_list(values: Sequence) -> str:
 
 
 def setup_numbers(res: Mapping[str, dict], run: dict) -> dict[str, Glued]:
-    """The BN run's training settings, and the minutes all of the chapter's experiments took to compute."""
+    """The BN run's training settings, and the minutes all of the chapter's runs took to train (the sum of their
+    training loops' wall times: what retraining them one after another costs)."""
     cfg = config(run)
     return {"tt_steps": _count(cfg["steps"]), "tt_batch": number(int(cfg["batch_size"])),
             "tt_lr": number(cfg["lr"]), "tt_sigma": number(cfg["init_sigma"]),
-            "tt_total_minutes": number(sum(r["provenance"]["wall_seconds"] for r in res.values()) / 60)}
+            "tt_total_minutes": number(sum(summary(r, "train_seconds") or 0.0 for e in res.values()
+                                           for r in e["runs"].values()) / 60)}
 
 
 def conventions_demo(m: int, mean: float, std: float, batches: int, p_fast: float, p_slow: float,
@@ -399,8 +401,10 @@ def batch_size_numbers(grid: dict, hidden: int, groups: int, examples: int, reno
     steps_largest = examples // largest
     _check(A["BN"][s0] < A["BN"][s1] < A["BN"][s2] < A["BN"][stable_from],
            f"The text says BN's accuracy falls at every halving of the batch below {stable_from}, but it does not.")
-    _check(all(A["none"][b] >= max(A[n][b] for n in grid["norms"]) for b in sizes),
-           "The text says the network without normalization is the most accurate at every batch size, but it is not.")
+    none_behind = max(0.0, max(max(A[n][b] for n in grid["norms"] if n != "none") - A["none"][b] for b in sizes))
+    _check(none_behind <= ABOUT_AS_ACCURATE,
+           "The text says the network without normalization is about as accurate as the best normalized one at every "
+           f"batch size, but it is {100 * none_behind:.2f} points behind at one.")
     _check(A["BN"][s0] < A["Batch Renorm"][s0] < min(A["Layer Norm"][s0], A["Group Norm"][s0]),
            f"The text says Batch Renorm lies between BN and Layer/Group Norm at B = {s0}, but it does not.")
     _check(all(GAP["BN"][b] > 0 for b in sizes) and GAP["BN"][s0] > GAP["BN"][s1] > GAP["BN"][s2],
@@ -430,8 +434,12 @@ def batch_size_numbers(grid: dict, hidden: int, groups: int, examples: int, reno
                 "tt_bs_bn_stable": percent(drop_from_best(grid, "BN", [b for b in sizes if b >= stable_from]), 6),
                 "tt_bs_lngn_drop2": percent(lngn_drop, 6), "tt_bs_none_min": percent(min(A["none"].values()), 6),
                 "tt_bs_none_max": percent(max(A["none"].values()), 6), "tt_bs_steps_largest": _count(steps_largest),
-                "tt_bs_lr_largest": number(grid["lr"][largest])})
+                "tt_bs_lr_largest": number(grid["lr"][largest]), "tt_bs_none_behind": percent(none_behind, 6)})
     return out
+
+
+#: "About as accurate" in the batch-size sweep's caveat: at most this far (a fraction) behind the best.
+ABOUT_AS_ACCURATE = 0.005
 
 
 def binomial_se(p: float, n: int) -> float:
