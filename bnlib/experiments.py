@@ -430,8 +430,6 @@ def run_all(exps: list[Experiment], force: bool = False, progress: bool = True, 
     """:func:`run` for several experiments at once: their runs share one pool, so no core waits for an
     experiment's last run, and a configuration that two of them contain trains once. Each experiment's
     file is written the moment its last run finishes. Returns ``name -> result``."""
-    from tqdm.auto import tqdm
-
     out: dict[str, dict] = {}
     t0 = time.perf_counter()
     plans = []
@@ -472,6 +470,9 @@ def run_all(exps: list[Experiment], force: bool = False, progress: bool = True, 
 
     for k in range(len(plans)):
         finish(k)  # experiments with nothing left to train
+    if not tasks:
+        return out
+    from tqdm.auto import tqdm  # only when something trains (importing it in a notebook warns on stderr)
     total = engine.steps_of(tasks.values())
     desc = plans[0][0].name if len(plans) == 1 else f"{len(plans)} experiments"
     with tqdm(total=total, desc=f"{desc}, {len(tasks)} runs", unit="step", disable=not progress or not tasks,
