@@ -257,14 +257,17 @@ def test_claim_higher_lr():
     assert RL.claim_higher_lr(None, 0.1)["verdict"] == RL.NOT_TESTED
 
 
-def test_claim_init():
-    def sweep(none, bn):
-        runs = {}
-        for norm, accs in ((None, none), ("torch", bn)):
-            for sigma, a in zip((0.01, 0.1, 1.0, 10.0), accs, strict=True):
-                runs[f"{norm}-{sigma}"] = _acc_run([0.1, a], norm=norm, init_sigma=sigma)
-        return {"runs": runs}
+def _init_sweep(none, bn):
+    """An init sweep over sigma = 0.01, 0.1, 1, 10 with the given final accuracies, without and with BN."""
+    runs = {}
+    for norm, accs in ((None, none), ("torch", bn)):
+        for sigma, a in zip((0.01, 0.1, 1.0, 10.0), accs, strict=True):
+            runs[f"{norm}-{sigma}"] = _acc_run([0.1, a], norm=norm, init_sigma=sigma)
+    return {"runs": runs}
 
+
+def test_claim_init():
+    sweep = _init_sweep
     row = RL.claim_init(sweep([0.5, 0.97, 0.96, 0.3], [0.975, 0.98, 0.97, 0.90]))  # BN 0.01..1, none 0.1..1
     assert row["verdict"] == RL.SUPPORTED
     assert (row["numbers"]["bn"]["lo"], row["numbers"]["bn"]["hi"]) == (0.01, 1.0)
@@ -585,13 +588,7 @@ def test_claim_init_and_higher_lr_measure_with_their_margins():
 
     from bnlib.reports import rules as R
 
-    def sweep(none, bn):
-        runs = {}
-        for norm, accs in ((None, none), ("torch", bn)):
-            for sigma, a in zip((0.01, 0.1, 1.0, 10.0), accs, strict=True):
-                runs[f"{norm}-{sigma}"] = _acc_run([0.1, a], norm=norm, init_sigma=sigma)
-        return {"runs": runs}
-
+    sweep = _init_sweep
     res = sweep([0.97, 0.97, 0.5, 0.3], [0.5, 0.98, 0.97, 0.97])
     assert RL.claim_init(res)["verdict"] == RL.MIXED  # BN 0.1..10 does not contain no-BN's 0.01..0.1
     wide = RL.claim_init(res, claim=replace(R.INIT, margins={"within": 0.5}))  # none 0.01..1, BN 0.01..10
