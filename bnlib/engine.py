@@ -120,6 +120,11 @@ def load_partials(final: Path, configs: dict[str, T.RunConfig]) -> dict[str, dic
     return done
 
 
+def save_partial(final: Path, label: str, run: dict) -> None:
+    """Keep one finished run of ``final``'s experiment until the whole file is written."""
+    results.save(partial_dir(final) / f"{label}.json", run)
+
+
 def clear_partials(final: Path) -> None:
     shutil.rmtree(partial_dir(final), ignore_errors=True)
 

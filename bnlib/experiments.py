@@ -314,12 +314,10 @@ def provenance(wall: float, device: str, jobs: int = 1) -> dict:
     }
 
 
-def _result_files(exclude: Path | None = None) -> list[tuple[Path, dict]]:
+def _result_files() -> list[tuple[Path, dict]]:
     """Every readable experiment result in ``RESULTS_DIR``; a damaged or foreign file is named once and skipped."""
     out = []
     for path in sorted(RESULTS_DIR.glob("*.json")):
-        if exclude is not None and path.resolve() == exclude.resolve():
-            continue
         try:
             out.append((path, results.load(path)))
         except ValueError as err:
@@ -333,10 +331,14 @@ def _same_config(stored: dict | None, cfg: dict) -> bool:
         {k: v for k, v in cfg.items() if k != "device"}
 
 
-def find_cached_run(cfg: RunConfig, exclude: Path | None = None) -> dict | None:
-    """A run with exactly this configuration, computed by the current engine, in another result file."""
+def find_cached_run(cfg: RunConfig, exclude: Path | None = None,
+                    stored: list[tuple[Path, dict]] | None = None) -> dict | None:
+    """A run with exactly this configuration, computed by the current engine, in another result file
+    (``stored``: the files as :func:`_result_files` read them, so that many look-ups read them once)."""
     want, fp = cfg.to_dict(), engine.fingerprint()
-    for path, res in _result_files(exclude):
+    for path, res in _result_files() if stored is None else stored:
+        if exclude is not None and path.resolve() == exclude.resolve():
+            continue
         for run in res["runs"].values():
             if _same_config(run.get("config"), want) and run.get("provenance", {}).get("engine") == fp:
                 return dict(run, reused_from=path.name)
@@ -352,8 +354,10 @@ def _check_writable(folder: Path) -> None:
         raise PermissionError(f"the results folder {folder} is not writable; nothing was trained.")
 
 
-def _plan(exp: Experiment, reuse: bool, device: str | None, keep: bool) -> tuple[dict, dict]:
-    """``(configs, done)``: the runs of ``exp`` (on ``device``) and those already computed that can be taken."""
+def _plan(exp: Experiment, reuse: bool, device: str | None, keep: bool,
+          stored: list[tuple[Path, dict]] | None = None) -> tuple[dict, dict]:
+    """``(configs, done)``: the runs of ``exp`` (on ``device``) and those already computed that can be taken
+    (from its partials, or from ``stored``, the result files read once by the caller)."""
     configs = {label: (replace(c, device=device) if device else c) for label, c in exp.runs}
     done: dict[str, dict] = {}
     if keep:
@@ -361,8 +365,10 @@ def _plan(exp: Experiment, reuse: bool, device: str | None, keep: bool) -> tuple
         results.remove_orphans(RESULTS_DIR)
         if reuse:
             done = engine.load_partials(exp.path, configs)
+            if stored is None and len(done) < len(configs):
+                stored = _result_files()
             for label, cfg in configs.items():
-                if label not in done and (hit := find_cached_run(cfg, exclude=exp.path)) is not None:
+                if label not in done and (hit := find_cached_run(cfg, exp.path, stored)) is not None:
                     done[label] = hit
         else:
             engine.clear_partials(exp.path)
@@ -393,7 +399,7 @@ def compute(exp: Experiment, progress: bool = True, keep_models: bool = False, r
 
     def save_partial(label: str, run: dict) -> None:
         if keep:
-            results.save(engine.partial_dir(exp.path) / f"{label}.json", run)
+            engine.save_partial(exp.path, label, run)
 
     models = {}
     with tqdm(total=engine.steps_of(configs.values()), desc=f"{exp.name} ({exp.scale})", unit="step",
@@ -432,12 +438,14 @@ def run_all(exps: list[Experiment], force: bool = False, progress: bool = True, 
     file is written the moment its last run finishes. Returns ``name -> result``."""
     out: dict[str, dict] = {}
     t0 = time.perf_counter()
-    plans = []
+    plans, stored = [], None
     for exp in exps:
         if not force and exp.path.exists():
             out[exp.name] = results.load(exp.path)
             continue
-        configs, done = _plan(exp, not force, device, exp.scale != "smoke")
+        if not force and stored is None and exp.scale != "smoke":
+            stored = _result_files()  # every other result file, read once for all the look-ups below
+        configs, done = _plan(exp, not force, device, exp.scale != "smoke", stored)
         plans.append((exp, configs, done))
     tasks: dict[str, RunConfig] = {}
     owners: dict[str, list[tuple[int, str]]] = {}
@@ -465,7 +473,7 @@ def run_all(exps: list[Experiment], force: bool = False, progress: bool = True, 
             exp, _, done = plans[k]
             done[label] = run
             if exp.scale != "smoke":
-                results.save(engine.partial_dir(exp.path) / f"{label}.json", run)
+                engine.save_partial(exp.path, label, run)
             finish(k)
 
     for k in range(len(plans)):
@@ -475,7 +483,7 @@ def run_all(exps: list[Experiment], force: bool = False, progress: bool = True, 
     from tqdm.auto import tqdm  # only when something trains (importing it in a notebook warns on stderr)
     total = engine.steps_of(tasks.values())
     desc = plans[0][0].name if len(plans) == 1 else f"{len(plans)} experiments"
-    with tqdm(total=total, desc=f"{desc}, {len(tasks)} runs", unit="step", disable=not progress or not tasks,
+    with tqdm(total=total, desc=f"{desc}, {len(tasks)} runs", unit="step", disable=not progress,
               mininterval=2.0) as bar:
         engine.run_many(tasks, jobs=jobs, on_done=on_done, progress=bar.update, scheduler=scheduler)
     return out
@@ -484,7 +492,7 @@ def run_all(exps: list[Experiment], force: bool = False, progress: bool = True, 
 def stale() -> list[tuple[Path, str]]:
     """Files in ``results/`` that are not current, each with the reason: no registered experiment has its
     configuration, a run's stored configuration differs, or a run was computed by another engine."""
-    current = {get(n, s).path.name: get(n, s) for n in REGISTRY for s in ("book", "paper")}
+    current = {e.path.name: e for e in (get(n, s) for n in REGISTRY for s in ("book", "paper"))}
     fp, out = engine.fingerprint(), []
     for path in sorted(RESULTS_DIR.glob("*.json")):
         exp = current.get(path.name)

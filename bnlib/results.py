@@ -49,12 +49,10 @@ def curve(run: dict, key: str) -> list:
     """The curve ``key`` of one run (one value per record)."""
     if key not in CURVES:
         raise ValueError(f"unknown curve {key!r}; the curves are {sorted(CURVES)}.")
-    curves = run.get("curves") if isinstance(run, dict) else None
-    if not isinstance(curves, dict):
-        raise TypeError("expected a run: a dict with a 'curves' dict (one entry of a result's 'runs').")
-    if key not in curves:
-        raise ValueError(f"this run has no {key!r} curve (recorded: {sorted(curves)}).")
-    return curves[key]
+    recorded = curves(run)
+    if key not in recorded:
+        raise ValueError(f"this run has no {key!r} curve (recorded: {sorted(recorded)}).")
+    return recorded[key]
 
 
 def curves(run: dict) -> dict[str, list]:
