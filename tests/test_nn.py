@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bnlib import functional as F
-from bnlib.nn import BatchNorm, BatchNormFunction, batch_norm
+from bnlib.nn import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, BatchNormFunction, batch_norm
 
 TOL32 = {"rtol": 1e-6, "atol": 1e-6}
 
@@ -153,7 +153,7 @@ def test_function_matches_torch_autograd_float64(shape):
     dy = torch.randn(shape, generator=g, dtype=torch.float64)
     m = x.numel() // shape[1]
     mean, var = torch.zeros(shape[1], dtype=torch.float64), torch.ones(shape[1], dtype=torch.float64)
-    y = BatchNormFunction.apply(x, gamma, beta, 1e-5, mean, var, 1.0)  # factor 1: the batch statistics
+    y = BatchNormFunction.apply(x, gamma, beta, 1e-5, mean, var, 1.0)[0]  # factor 1: the batch statistics
     assert "BatchNormFunction" in type(y.grad_fn).__name__  # the gradient is ours, not autograd's
     grads = torch.autograd.grad(y, (x, gamma, beta), dy)
     dims = [0] + list(range(2, len(shape)))
@@ -189,7 +189,7 @@ def test_gradcheck_against_finite_differences(affine):
         b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
     else:
         w = b = None
-    assert torch.autograd.gradcheck(lambda *a: BatchNormFunction.apply(*a, 1e-3), (x, w, b))
+    assert torch.autograd.gradcheck(lambda *a: BatchNormFunction.apply(*a, 1e-3)[0], (x, w, b), check_forward_ad=True)
 
 
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 2)])
@@ -222,25 +222,16 @@ def test_output_without_affine_may_be_modified_in_place():
 
 
 def test_function_refuses_one_value_per_channel(raises_one_sentence):
-    raises_one_sentence(lambda: BatchNormFunction.apply(torch.randn(1, 3), None, None, 1e-5), ValueError,
+    raises_one_sentence(lambda: BatchNormFunction.apply(torch.randn(1, 3), None, None, 1e-5)[0], ValueError,
                         "at least two values per channel")
 
 
-def test_under_a_functorch_transform_the_call_is_refused_by_torch():
-    """Under vmap BatchNormFunction.apply refuses (no setup_context) with PyTorch's own message
+def test_under_vmap_the_call_is_refused_by_torch():
+    """Under vmap BatchNormFunction.apply refuses (it has no vmap rule) with PyTorch's own message
     instead of running the Function on batched wrappers."""
     bn = BatchNorm(3, track_running_stats=False)
-    with pytest.raises(RuntimeError, match="setup_context"):
+    with pytest.raises(RuntimeError, match="vmap"):
         torch.func.vmap(bn)(torch.randn(2, 4, 3))
-
-
-def test_second_derivative_is_refused_not_wrong():
-    """The saved xhat is not connected to x's graph, so a second derivative through the
-    backward formula would be silently wrong; asking for one must raise instead."""
-    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
-    y = BatchNorm(3, dtype=torch.float64)(x)
-    with pytest.raises(RuntimeError, match="first-order only"):
-        torch.autograd.grad((y**3).sum(), x, create_graph=True)
 
 
 def test_gradient_needs_only_what_is_asked():
@@ -329,7 +320,8 @@ def test_functional_batch_norm_matches_torch_functional():
 
 def test_repr_and_reset():
     bn = BatchNorm(3, momentum=None)
-    assert repr(bn) == "BatchNorm(3, eps=1e-05, momentum=None, affine=True, track_running_stats=True)"
+    assert repr(bn) == "BatchNorm(3, eps=1e-05, momentum=None, affine=True, bias=True, track_running_stats=True)"
+    assert repr(bn)[len("BatchNorm"):] == repr(torch.nn.BatchNorm1d(3, momentum=None))[len("BatchNorm1d"):]
     bn(torch.randn(4, 3))
     bn.reset_running_stats()
     assert int(bn.num_batches_tracked) == 0 and torch.equal(bn.running_var, torch.ones(3))
@@ -338,7 +330,13 @@ def test_repr_and_reset():
 BAD = {
     "numpy input": (lambda: BatchNorm(3)(np.ones((4, 3), np.float32)), TypeError, "expects a torch.Tensor"),
     "1-D input": (lambda: BatchNorm(3)(torch.ones(3)), ValueError, "got 1-D input"),
-    "5-D input": (lambda: BatchNorm(3)(torch.ones(2, 3, 2, 2, 2)), ValueError, "got 5-D input"),
+    "6-D input": (lambda: BatchNorm(3)(torch.ones(2, 3, 2, 2, 2, 2)), ValueError, "got 6-D input"),
+    "4-D input to BatchNorm1d": (lambda: BatchNorm1d(3)(torch.ones(2, 3, 2, 2)), ValueError,
+                                 r"BatchNorm1d expects input of shape \(N, C\) or \(N, C, L\), got 4-D"),
+    "3-D input to BatchNorm2d": (lambda: BatchNorm2d(3)(torch.ones(2, 3, 2)), ValueError,
+                                 r"BatchNorm2d expects input of shape \(N, C, H, W\), got 3-D"),
+    "4-D input to BatchNorm3d": (lambda: BatchNorm3d(3)(torch.ones(2, 3, 2, 2)), ValueError,
+                                 r"BatchNorm3d expects input of shape \(N, C, D, H, W\), got 4-D"),
     "wrong channels": (lambda: BatchNorm(3)(torch.ones(4, 5)), ValueError, "has 3 features but the input has 5"),
     "integer input": (lambda: BatchNorm(3)(torch.ones(4, 3, dtype=torch.int64)), TypeError, "floating-point"),
     "mixed dtype": (lambda: BatchNorm(3)(torch.ones(4, 3, dtype=torch.float64)), TypeError,
@@ -351,15 +349,45 @@ BAD = {
         lambda: BatchNorm(3, track_running_stats=False).eval()(torch.ones(1, 3)), ValueError,
         "more than 1 value per channel"),
     "num_features": (lambda: BatchNorm(0), ValueError, "num_features must be a positive integer"),
-    "momentum": (lambda: BatchNorm(3, momentum=2.0), ValueError, "momentum must lie in"),
+    "momentum as a string": (lambda: BatchNorm(3, momentum="0.1"), TypeError, "momentum must be a real number"),
     "eps": (lambda: BatchNorm(3, eps=-1.0), ValueError, "eps must be non-negative"),
+    "infinite eps": (lambda: BatchNorm(3, eps=float("inf")), ValueError, "eps must be a finite number"),
+    "NaN eps": (lambda: BatchNorm(3, eps=float("nan")), ValueError, "eps must be a finite number"),
+    "eps as a string": (lambda: BatchNorm(3, eps="1e-5"), TypeError, "eps must be a real number"),
+    "eps=0 in training": (lambda: BatchNorm(3, eps=0.0)(torch.ones(4, 3)), ValueError,
+                          "eps must be positive during training, got 0.0"),
+    "functional eps=-1 in eval": (lambda: batch_norm(torch.ones(4, 3), torch.zeros(3), torch.ones(3), eps=-1.0),
+                                  ValueError, "eps must be non-negative, got -1.0"),
+    "functional eps=-1 in training": (lambda: batch_norm(torch.ones(4, 3), None, None, training=True, eps=-1.0),
+                                      ValueError, "eps must be positive during training"),
+    "negative running_var in eval": (
+        lambda: batch_norm(torch.ones(4, 3), torch.zeros(3), torch.tensor([1.0, -1.0, 1.0])), ValueError,
+        "running_var must be non-negative"),
+    "functional numpy input": (lambda: batch_norm(np.ones((4, 3), np.float32), None, None, training=True), TypeError,
+                               "expects input to be a torch.Tensor, got ndarray"),
+    "functional numpy weight": (lambda: batch_norm(torch.ones(4, 3), None, None, np.ones(3), training=True),
+                                TypeError, "expects weight to be a torch.Tensor or None, got ndarray"),
+    "functional momentum as a string": (
+        lambda: batch_norm(torch.ones(4, 3), None, None, training=True, momentum="0.1"), TypeError,
+        "momentum must be a real number"),
+    "functional integer input": (lambda: batch_norm(torch.ones(4, 3, dtype=torch.int64), None, None, training=True),
+                                 TypeError, "floating-point input"),
+    "functional one running statistic": (lambda: batch_norm(torch.ones(4, 3), torch.zeros(3), None, training=True),
+                                         ValueError, "must be given together"),
+    "functional mixed dtypes": (lambda: batch_norm(torch.ones(4, 3, dtype=torch.float64), None, None,
+                                                   torch.ones(3), training=True), TypeError,
+                                "weight is torch.float32 but the input is torch.float64"),
     "functional weight shape": (lambda: batch_norm(torch.ones(4, 3), None, None, torch.ones(2), None, True, 0.1, 1e-5),
-                                ValueError, r"weight must have shape \(3,\)"),
+                                ValueError, r"weight must have 3 values, one per channel"),
     "functional eval without stats": (lambda: batch_norm(torch.ones(4, 3), None, None, None, None, False, 0.1, 1e-5),
                                       ValueError, "needs running_mean and running_var"),
     "functional cumulative without count": (
         lambda: batch_norm(torch.ones(4, 3), torch.zeros(3), torch.ones(3), None, None, True, None, 1e-5),
         ValueError, "num_batches_tracked"),
+    "functional 0-D input": (lambda: batch_norm(torch.tensor(1.0), None, None, training=True), ValueError,
+                             r"expects input of shape \(N, C, ...\)"),
+    "functional one value per channel": (lambda: batch_norm(torch.ones(1, 3, 1), None, None, training=True),
+                                         ValueError, "more than 1 value per channel"),
 }
 
 
