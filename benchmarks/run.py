@@ -210,11 +210,12 @@ class NativeKernelsFunction(torch.autograd.Function):
     def forward(ctx, x, weight, bias, eps, running_mean=None, running_var=None, factor=0.0):
         y, mean, invstd = torch.native_batch_norm(x, weight, bias, running_mean, running_var, True, factor, eps)
         ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.mark_non_differentiable(mean, invstd)
         ctx.eps = eps
-        return y
+        return y, mean, invstd  # bnlib.nn.batch_norm's contract: (y, ...)
 
     @staticmethod
-    def backward(ctx, dy):
+    def backward(ctx, dy, _dmean=None, _dinvstd=None):
         x, weight, mean, invstd = ctx.saved_tensors
         mask = list(ctx.needs_input_grad[:3])
         dx, dw, db = torch.ops.aten.native_batch_norm_backward(dy, x, weight, None, None, mean, invstd, True,
