@@ -26,7 +26,10 @@ Deliberate differences from torch: a non-finite ``eps`` is refused (torch's outp
 negative value in eval mode (torch returns NaN silently; the check is one pass over a
 per-channel vector); a batch of one value per channel in training raises before
 ``num_batches_tracked`` is counted (torch counts it, then raises); the argument errors are
-``ValueError``/``TypeError`` sentences where torch's are sometimes ``RuntimeError``.
+``ValueError``/``TypeError`` sentences where torch's are sometimes ``RuntimeError``. In eval mode
+forward-mode AD also carries tangents of the running statistics (the eval map is plain differentiable
+arithmetic; torch refuses them); in training such tangents are ignored (the running statistics do not
+enter the output). ``torch.func.vmap`` is refused (no vmap rule), as before.
 """
 
 from __future__ import annotations
@@ -86,6 +89,15 @@ def _need_two_values(x: torch.Tensor) -> None:
                          "batch statistics need at least two values per channel.")
 
 
+def _update(running: torch.Tensor, batch: torch.Tensor, factor: float) -> None:
+    """``running <- running + factor * (batch - running)`` in place (in float32 for a half-precision buffer)."""
+    batch = batch.view_as(running)
+    if running.dtype == batch.dtype:
+        running.lerp_(batch, factor)
+    else:
+        running.copy_(torch.lerp(running.to(batch.dtype), batch, factor))
+
+
 class BatchNormFunction(torch.autograd.Function):
     """``y = gamma * (x - mu_B) / sqrt(sigma_B^2 + eps) + beta`` with batch statistics.
 
@@ -122,9 +134,9 @@ class BatchNormFunction(torch.autograd.Function):
         xc = xs - (mean if x.dim() == 2 else mean.view(shape))  # a new tensor: it becomes y below
         var = _sum_of_squares(xc) / m  # biased variance, about the mean (two passes, as torch's)
         inv_std = (var + eps).rsqrt_()
-        if running_mean is not None:  # r + factor * (batch - r)
-            running_mean.lerp_(mean.view_as(running_mean), factor)
-            running_var.lerp_(var.view_as(running_var) * (m / (m - 1)), factor)
+        if running_mean is not None:
+            _update(running_mean, mean, factor)
+            _update(running_var, var * (m / (m - 1)), factor)
         scale = inv_std if weight is None else inv_std * weight
         if x.dim() > 2:
             scale = scale.view(shape)

@@ -394,3 +394,171 @@ BAD = {
 @pytest.mark.parametrize("name", list(BAD))
 def test_bad_input_raises_one_clear_sentence(name, raises_one_sentence):
     raises_one_sentence(*BAD[name])
+
+
+# --------------------------------------------------------------------------- drop-in for torch: what issue 18 found
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 2)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_second_derivatives_against_finite_differences(shape, affine):
+    """create_graph=True: the backward is evaluated with differentiable ops, so gradgradcheck holds in training."""
+    g = torch.Generator().manual_seed(20)
+    x = _batch(shape, g, torch.float64).requires_grad_(True)
+    params = [torch.randn(shape[1], generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    inputs = (x, *params) if affine else (x,)
+
+    def f(x, w=None, b=None):
+        return batch_norm(x, torch.zeros(shape[1], dtype=torch.float64), torch.ones(shape[1], dtype=torch.float64),
+                          w, b, training=True, eps=1e-3)
+
+    assert torch.autograd.gradgradcheck(f, inputs)
+    # and the second derivative equals torch's own
+    dy = torch.randn(shape, generator=g, dtype=torch.float64)
+    seconds = []
+    for fn in (batch_norm, torch.nn.functional.batch_norm):
+        y = fn(x, None, None, *(params if affine else ()), training=True, eps=1e-3)
+        (gx,) = torch.autograd.grad(y, x, dy, create_graph=True)
+        seconds.append(torch.autograd.grad((gx * gx).sum(), inputs, allow_unused=True, materialize_grads=True))
+    for a, b in zip(*seconds, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 2), (2, 3, 2, 2, 2)])
+def test_forward_mode_ad_equals_torchs(shape, training):
+    """torch.func.jvp and torch.autograd.forward_ad through bnlib's batch_norm equal torch's jvp of its own,
+    with tangents on the input, weight and bias. In eval mode bnlib also takes tangents on the running
+    statistics (torch refuses them): checked against the jvp of the explicit formula with torch ops."""
+    g = torch.Generator().manual_seed(21)
+    c = shape[1]
+    x = _batch(shape, g, torch.float64)
+    w, b = torch.randn(c, generator=g, dtype=torch.float64), torch.randn(c, generator=g, dtype=torch.float64)
+    rm, rv = torch.randn(c, generator=g, dtype=torch.float64), torch.rand(c, generator=g, dtype=torch.float64) + 0.5
+    primals = (x, w, b)
+    tangents = tuple(torch.randn(p.shape, generator=g, dtype=torch.float64) for p in primals)
+
+    def call(fn):
+        return lambda x, w, b: fn(x, rm.clone(), rv.clone(), w, b, training=training, eps=1e-3)
+
+    y_o, t_o = torch.func.jvp(call(batch_norm), primals, tangents)
+    y_r, t_r = torch.func.jvp(call(torch.nn.functional.batch_norm), primals, tangents)
+    torch.testing.assert_close(y_o, y_r, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(t_o, t_r, rtol=1e-10, atol=1e-10)
+    import torch.autograd.forward_ad as fwad
+
+    with fwad.dual_level():
+        duals = [fwad.make_dual(p, t) for p, t in zip(primals, tangents, strict=True)]
+        t_dual = fwad.unpack_dual(call(batch_norm)(*duals)).tangent
+    torch.testing.assert_close(t_dual, t_r, rtol=1e-10, atol=1e-10)
+    if training:
+        return
+    bs = (1, c) + (1,) * (len(shape) - 2)
+
+    def formula(x, rm, rv, w, b):
+        return (x - rm.view(bs)) / torch.sqrt(rv.view(bs) + 1e-3) * w.view(bs) + b.view(bs)
+
+    primals = (x, rm, rv, w, b)
+    tangents = tuple(torch.randn(p.shape, generator=g, dtype=torch.float64) for p in primals)
+    _, t_o = torch.func.jvp(lambda *a: batch_norm(*a, training=False, eps=1e-3), primals, tangents)
+    _, t_r = torch.func.jvp(formula, primals, tangents)
+    torch.testing.assert_close(t_o, t_r, rtol=1e-10, atol=1e-10)
+
+
+def _half_errors(fn, x, dy, w, b):
+    """Max errors of the output, input/weight/bias gradients and running mean against float64 from the same input."""
+    c = x.shape[1]
+    xx, ww, bb = x.clone().requires_grad_(True), w.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    rm, rv = torch.zeros(c, dtype=w.dtype), torch.ones(c, dtype=w.dtype)
+    y = fn(xx, rm, rv, ww, bb, True, 0.1, 1e-5)
+    got = (y, *torch.autograd.grad(y, (xx, ww, bb), dy), rm)
+    x64, w64, b64 = (t.detach().double().requires_grad_(True) for t in (x, w, b))
+    y64 = torch.nn.functional.batch_norm(x64, None, None, w64, b64, True, 0.1, 1e-5)
+    dims = [0, *range(2, x.dim())]
+    want = (y64, *torch.autograd.grad(y64, (x64, w64, b64), dy.double()), 0.1 * x64.detach().mean(dims))
+    return [((a.double() - r).abs().max().item(), a.dtype, r.abs().max().item())
+            for a, r in zip(got, want, strict=True)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(64, 8), (16, 4, 8, 8)])
+@pytest.mark.parametrize("params", ["same dtype", "float32"])
+def test_half_precision_errors_within_torchs(dtype, shape, params):
+    """float16/bfloat16 input: statistics and sums in float32, so every error against a float64 reference is
+    at most 1.1x torch's (quantities held in float32, with float32 parameters, within float32 rounding)."""
+    for seed in range(3):
+        g = torch.Generator().manual_seed(30 + seed)
+        c = shape[1]
+        x = (_batch(shape, g) * 3.0).to(dtype)
+        dy = torch.randn(shape, generator=g).to(dtype)
+        pdt = dtype if params == "same dtype" else torch.float32
+        w, b = (torch.rand(c, generator=g) + 0.5).to(pdt), torch.randn(c, generator=g).to(pdt)
+        ours = _half_errors(batch_norm, x, dy, w, b)
+        ref = _half_errors(torch.nn.functional.batch_norm, x, dy, w, b)
+        for what, (e_o, dt_o, scale), (e_r, dt_r, _) in zip(("y", "dx", "dweight", "dbias", "running_mean"), ours,
+                                                            ref, strict=True):
+            assert dt_o == dt_r, what
+            slack = 1e-5 * max(scale, 1.0) if dt_o == torch.float32 else 0.0
+            assert e_o <= 1.1 * e_r + slack, f"{what}: bnlib's error {e_o:.3g}, torch's {e_r:.3g}"
+
+
+def test_state_dict_without_num_batches_tracked_loads_as_in_torch():
+    """A state dict without num_batches_tracked: without version metadata (a plain dict, an old checkpoint)
+    both fill it in, even strictly; with version-2 metadata both report it missing."""
+    ref, ours = torch.nn.BatchNorm2d(3), BatchNorm2d(3)
+    for m in (ref, ours):
+        m.num_batches_tracked.fill_(7)
+    plain = {k: v.clone() for k, v in torch.nn.BatchNorm2d(3).state_dict().items() if k != "num_batches_tracked"}
+    for m in (ref, ours):
+        m.load_state_dict(dict(plain), strict=True)
+    assert int(ours.num_batches_tracked) == int(ref.num_batches_tracked) == 7
+    versioned = torch.nn.BatchNorm2d(3).state_dict()
+    del versioned["num_batches_tracked"]
+    results = [m.load_state_dict(versioned, strict=False) for m in (ref, ours)]
+    assert results[0].missing_keys == results[1].missing_keys == ["num_batches_tracked"]
+    for m in (ref, ours):
+        with pytest.raises(RuntimeError, match="num_batches_tracked"):
+            m.load_state_dict(versioned, strict=True)
+    assert ours.state_dict()._metadata[""]["version"] == ref.state_dict()._metadata[""]["version"]
+
+
+@pytest.mark.parametrize("kwargs", [{"momentum": 1.5}, {"momentum": -0.5}, {"momentum": np.float32(0.2)},
+                                    {"eps": np.float32(1e-3)}, {"momentum": None, "bias": False},
+                                    {"affine": False}])
+def test_arguments_torch_accepts_are_accepted(kwargs):
+    """Momentum outside [0, 1] (torch extrapolates), NumPy scalars, bias=False: the same numbers as torch."""
+    ours, ref = BatchNorm3d(np.int64(3), **kwargs), torch.nn.BatchNorm3d(3, **kwargs)
+    assert ours.num_features == 3 and type(ours.num_features) is int
+    g = torch.Generator().manual_seed(22)
+    for _ in range(3):
+        x = _batch((4, 3, 2, 3, 2), g)
+        assert_close32(ours(x), ref(x))
+    assert_close32(ours.running_mean, ref.running_mean)
+    assert_close32(ours.running_var, ref.running_var)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+
+
+def test_functional_defaults_and_empty_batches_are_torchs():
+    g = torch.Generator().manual_seed(23)
+    x, rm, rv = _batch((5, 3, 4), g), torch.randn(3, generator=g), torch.rand(3, generator=g) + 0.5
+    assert_close32(batch_norm(x, rm, rv), torch.nn.functional.batch_norm(x, rm, rv))  # eval, no affine
+    for shape in ((0, 3), (0, 3, 4, 4)):
+        empty = torch.randn(shape, requires_grad=True)
+        layers = (BatchNorm(3), torch.nn.BatchNorm1d(3) if len(shape) == 2 else torch.nn.BatchNorm2d(3))
+        outs = [layer(empty) for layer in layers]
+        assert outs[0].shape == outs[1].shape == shape
+        grads = [torch.autograd.grad(y.sum(), (layer.weight, layer.bias)) for y, layer in zip(outs, layers,
+                                                                                             strict=True)]
+        for a, b in zip(*grads, strict=True):
+            assert torch.equal(a, b)
+        for key in ("running_mean", "running_var", "num_batches_tracked"):
+            assert torch.equal(getattr(layers[0], key), getattr(layers[1], key))
+
+
+def test_half_input_with_a_float32_module_as_torch():
+    ours, ref = _pair((8, 3, 4))
+    x = _batch((8, 3, 4), torch.Generator().manual_seed(24)).to(torch.bfloat16)
+    y_o, y_r = ours(x), ref(x)
+    assert y_o.dtype == y_r.dtype == torch.bfloat16 and ours.running_mean.dtype == torch.float32
+    torch.testing.assert_close(y_o, y_r)
+    assert_close32(ours.running_var, ref.running_var)
