@@ -57,3 +57,16 @@ def test_json_output_of_rows_judged_with_numpy_numbers(tmp_path):
     path = tmp_path / "rows.json"
     path.write_text(json.dumps([asdict(row)]))
     assert json.loads(path.read_text())[0]["ratio_quiet"] == 2.1
+
+
+def test_bandwidth_rows_turn_times_into_gb_per_s(monkeypatch):
+    """With a layer 10x slower than the memcpy, the layer moves 8 tensor sizes to memcpy's 2: 0.4 of its GB/s."""
+    import benchmarks.run as R
+
+    monkeypatch.setattr(R, "compare", lambda fa, fb, settings: Timing(0.1, 0.01, 10.0, 10.0))
+    rows = R.bench_bandwidth(Settings(repeats=1, min_time=0.0))
+    size = 128 * 16 * 32 * 32 * 4
+    assert [r.slow_name for r in rows] == ["bnlib", "torch"]
+    for r in rows:
+        assert r.ratio == pytest.approx(0.4) and r.ratio_quiet == pytest.approx(0.4) and r.met is None
+        assert f"{8 * size / 0.1 / 1e9:.1f} GB/s, memcpy {2 * size / 0.01 / 1e9:.1f} GB/s" in r.case
