@@ -53,7 +53,8 @@ def fingerprint() -> str:
     h = hashlib.sha256()
     for name in ENGINE_MODULES:
         h.update(name.encode() + b"\0" + _code_only((PKG / f"{name}.py").read_text()).encode() + b"\0")
-    consts = (results.SATURATION_THRESHOLD, results.HIST_EDGES.tolist(), results.PERCENTILES, STORED_DIGITS)
+    consts = (results.SATURATION_THRESHOLD, results.HIST_EDGES.tolist(), results.PERCENTILES, results.UNIT_QUANTILES,
+              STORED_DIGITS)
     h.update(repr(consts).encode())
     return h.hexdigest()[:12]
 

@@ -8,6 +8,7 @@ noise off, running statistics restored) and puts every submodule back as it was 
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from bnlib import models, norms
-from bnlib.results import HIST_EDGES, PERCENTILES, SATURATION_THRESHOLD
+from bnlib.results import HIST_EDGES, PERCENTILES, SATURATION_THRESHOLD, UNIT_QUANTILES
 
 EVAL_CHUNK = 2000  # examples per forward pass when evaluating
 MODES = ("eval", "batch")
@@ -129,7 +130,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 @torch.no_grad()
 def probe_stats(model: nn.Module, x_probe: torch.Tensor, units: tuple[int, ...]) -> dict:
-    """Percentiles, saturated fraction and histogram of every hidden layer's pre-activation input (eval mode)."""
+    """Percentiles, saturated fraction and histogram of every hidden layer's pre-activation input (eval mode).
+
+    ``units``: the last hidden layer summarized over all its units: for each of :data:`PERCENTILES` of one
+    unit's input over the probe batch, the :data:`UNIT_QUANTILES` of that percentile across the layer's units
+    (shape ``[3][5]``; the middle column is the median unit, the paper's "typical sigmoid").
+    """
     with mode(model, "eval"), models.Probe(model) as probe:
         model(x_probe)
     pct, sat, hist = [], [], []
@@ -141,4 +147,70 @@ def probe_stats(model: nn.Module, x_probe: torch.Tensor, units: tuple[int, ...])
         pct.append(q.T.tolist())
         sat.append(float((z.abs() > SATURATION_THRESHOLD).double().mean()))
         hist.append(np.histogram(z.numpy().clip(HIST_EDGES[0], HIST_EDGES[-1]), HIST_EDGES)[0].tolist())
-    return {"percentiles": pct, "saturated": sat, "hist": hist}
+    z = probe.inputs[probe.layers[-1]]
+    per_unit = z.transpose(0, 1).reshape(z.shape[1], -1).double()
+    every = torch.quantile(per_unit, torch.tensor(PERCENTILES, dtype=torch.float64) / 100, dim=1)  # (3, units)
+    across = torch.quantile(every, torch.tensor(UNIT_QUANTILES, dtype=torch.float64) / 100, dim=1)  # (5, 3)
+    return {"percentiles": pct, "saturated": sat, "hist": hist, "units": across.T.tolist()}
+
+
+def calibratable(model: nn.Module) -> bool:
+    """Whether :func:`population_statistics` applies: ``model`` has BN layers and every batch-dependent layer is BN."""
+    return bool(models.bn_layers(model)) and _grouped_bn_layers(model) is not None
+
+
+@torch.no_grad()
+def population_statistics(model: nn.Module, x: torch.Tensor, batch_size: int) -> list[tuple[torch.Tensor, ...]]:
+    """The paper's Algorithm 2 for every BN layer of ``model``: ``E[x] = E_B[mu_B]`` and
+    ``Var[x] = m / (m - 1) E_B[sigma_B^2]`` over the consecutive mini-batches of ``batch_size`` examples of ``x``
+    (a partial last batch is left out), with the network in training-mode normalization as during training
+    (``m`` = ``batch_size`` times the positions per channel). Returns one ``(mean, var)`` pair of float64
+    tensors per BN layer; ``model`` is left exactly as it was.
+    """
+    if not calibratable(model):
+        raise ValueError("population_statistics needs a network whose batch-dependent layers are all BN layers.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
+        raise ValueError(f"batch_size must be an integer of at least 2, got {batch_size!r}.")
+    full = len(x) - len(x) % batch_size
+    if full == 0:
+        raise ValueError(f"population_statistics needs at least one batch of {batch_size} examples, got {len(x)}.")
+    layers = models.bn_layers(model)
+    sums: list[list] = [[0.0, 0.0, 0, 0] for _ in layers]  # sum of batch means, of batch variances, batches, m
+
+    def hook(i):
+        def h(_m, args, _out):
+            z = args[0].double()
+            zs = z.reshape(z.shape[0] // batch_size, batch_size, *z.shape[1:])
+            dims = [1, *range(3, zs.dim())]
+            mu = zs.mean(dims, keepdim=True)
+            var = ((zs - mu) ** 2).mean(dims)
+            s = sums[i]
+            s[0] = s[0] + mu.reshape(var.shape).sum(0)
+            s[1] = s[1] + var.sum(0)
+            s[2] += zs.shape[0]
+            s[3] = batch_size * int(np.prod(zs.shape[3:]))
+        return h
+
+    chunk = max(1, EVAL_CHUNK // batch_size) * batch_size
+    handles = [b.register_forward_hook(hook(i)) for i, b in enumerate(layers)]
+    try:
+        with mode(model, "batch"), _grouped_batch_statistics(layers, batch_size):
+            for i in range(0, full, chunk):
+                model(x[i:min(i + chunk, full)])
+    finally:
+        for h in handles:
+            h.remove()
+    return [(s[0] / s[2], s[1] / s[2] * s[3] / (s[3] - 1)) for s in sums]
+
+
+def calibrated(model: nn.Module, x: torch.Tensor, batch_size: int) -> nn.Module:
+    """A copy of ``model`` whose BN layers hold the population statistics of :func:`population_statistics` over
+    ``x`` in mini-batches of ``batch_size`` (Algorithm 2), in place of the running averages; ``model`` is untouched.
+    """
+    stats = population_statistics(model, x, batch_size)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for b, (mu, var) in zip(models.bn_layers(twin), stats, strict=True):
+            b.running_mean.copy_(mu)
+            b.running_var.copy_(var)
+    return twin

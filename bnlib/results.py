@@ -25,6 +25,8 @@ SATURATION_THRESHOLD = 2.0 * math.acosh(1.0 / (2.0 * math.sqrt(0.01)))
 HIST_EDGES = np.linspace(-12.0, 12.0, 49)
 #: The percentiles of the ``percentiles`` curve, in order.
 PERCENTILES = (15.0, 50.0, 85.0)
+#: The quantiles, across the units of the last hidden layer, of each unit's PERCENTILES (the ``units`` curve).
+UNIT_QUANTILES = (10.0, 25.0, 50.0, 75.0, 90.0)
 
 #: What each curve holds, one value per record (record 0 is step 0, before any update).
 CURVES = {
@@ -37,6 +39,12 @@ CURVES = {
     "percentiles": "per hidden layer and probed unit, the PERCENTILES of its pre-activation over the probe batch",
     "saturated": "per hidden layer, the fraction of pre-activations with |x| > SATURATION_THRESHOLD",
     "hist": "per hidden layer, counts of pre-activations in the bins HIST_EDGES",
+    "units": "the last hidden layer over all its units: per PERCENTILE (rows), its UNIT_QUANTILES across units; "
+             "with population statistics where the run recomputes them",
+    "val_acc": "validation accuracy in eval mode (running statistics), when the run holds out a validation split",
+    "val_loss": "validation cross-entropy in eval mode, when the run holds out a validation split",
+    "val_acc_pop": "validation accuracy with population statistics recomputed on training images (Algorithm 2)",
+    "test_acc_pop": "test accuracy with population statistics recomputed on training images (Algorithm 2)",
     "ics": "the 'ics' recorder (bnlib.analysis.record_ics), when the run asked for it",
     "landscape": "the 'landscape' recorder (bnlib.analysis.record_landscape), when the run asked for it",
 }

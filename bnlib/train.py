@@ -14,11 +14,22 @@ configuration, the recorded curves and a summary. Every ``record_every`` steps i
   batch at which the sigmoid is saturated, defined as ``sigmoid'(x) < 0.01``, i.e.
   ``|x| > 4.5849`` (:data:`SATURATION_THRESHOLD`);
 - ``hist``: per hidden layer, counts of those inputs in the bins :data:`HIST_EDGES`;
-- ``grad_norm``: per weight layer, the l2 norm of the loss gradient on the current batch.
+- ``grad_norm``: per weight layer, the l2 norm of the loss gradient on the current batch;
+- ``units``: the last hidden layer over all its units (see :func:`bnlib.evaluate.probe_stats`),
+  with population statistics when the run recomputes them;
+- with ``validation=n`` (the last n training images held out, never trained on): ``val_acc`` and
+  ``val_loss`` in eval mode; the probe batch then comes from the validation split;
+- with ``calibration=n``: ``test_acc_pop`` (and ``val_acc_pop``), the accuracy of a copy of the
+  network whose BN layers hold population statistics recomputed by the paper's Algorithm 2 over
+  the first n training images in mini-batches of ``batch_size``. For a network without BN layers
+  (or with a batch-dependent layer that is not BN, such as Batch Renorm, which keeps its own
+  inference rule) these equal the eval-mode values.
 
 The summary holds the final test accuracy and loss on the whole test set (eval mode), the
 final training accuracy and loss on the first 10,000 training images (eval mode), and the
-best recorded test accuracy.
+best recorded test accuracy; with a validation split also ``final_val_acc``/``final_val_loss``;
+with ``calibration`` also ``final_test_acc_pop``, ``final_test_loss_pop`` (and ``final_val_acc_pop``),
+population statistics recomputed over the whole training split.
 
 A run whose loss becomes NaN or infinite stops at once and is recorded as diverged at that
 step (``summary["diverged_at"]``); curves hold only the finite records before it.
@@ -37,7 +48,7 @@ from torch import nn
 
 from bnlib import analysis, models
 from bnlib import data as bdata
-from bnlib.evaluate import evaluate, probe_stats
+from bnlib.evaluate import calibratable, calibrated, evaluate, probe_stats
 
 
 @dataclass(frozen=True)
@@ -73,23 +84,46 @@ class RunConfig:
     device: str = "cpu"
     recorders: tuple[str, ...] = ()  # extra recorders from bnlib.analysis.RECORDERS, e.g. ("ics", "landscape")
     analyses: tuple[str, ...] = ()  # post-training analyses from bnlib.analysis.ANALYSES
+    validation: int = 0  # hold out the last n training images as a validation split (never trained on)
+    calibration: int = 0  # records also score BN networks with population statistics (Algorithm 2) of n images
+    inputs: str = "standardized"  # "standardized" (per-channel mean 0, sd 1) | "unit" (pixels / 255, in [0, 1])
 
     def __post_init__(self):
-        if self.model not in ("mlp", "cnn"):
-            raise ValueError(f"model must be 'mlp' or 'cnn', got {self.model!r}.")
-        if self.norm not in models.NORMS:
-            raise ValueError(f"norm must be one of {models.NORMS}, got {self.norm!r}.")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
-        for name in ("batch_size", "steps", "record_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr}.")
-        if not (self.batch_sampler == "iid" or self.batch_sampler.startswith("classes:")):
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("model", self.model, ("mlp", "cnn"))
+        _choice("norm", self.norm, models.NORMS)
+        _choice("norm_position", self.norm_position, ("pre", "post"))
+        _choice("activation", self.activation, models.ACTIVATIONS)
+        _choice("init", self.init, ("gaussian", "xavier", "kaiming", "torch"))
+        _choice("optimizer", self.optimizer, ("sgd", "adam"))
+        _choice("inputs", self.inputs, ("standardized", "unit"))
+        for name in ("batch_size", "steps", "record_every", "probe_batch"):
+            _integer(name, getattr(self, name), 1)
+        for name in ("train_subset", "test_subset", "lr_decay_every", "validation", "calibration", "seed"):
+            _integer(name, getattr(self, name), 0)
+        _number("lr", self.lr, low=0.0, low_open=True)
+        _number("init_sigma", self.init_sigma, low=0.0, low_open=True)
+        _number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _number("weight_decay", self.weight_decay, low=0.0)
+        _number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        _number("lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
+        _sequence("sizes", self.sizes, 2)
+        _sequence("probe_units", self.probe_units, 1, low=0)
+        if self.model == "cnn":
+            _integer("depth", self.depth, 1)
+            _integer("width", self.width, 1)
+        if not isinstance(self.batch_sampler, str) or not (
+                self.batch_sampler == "iid" or self.batch_sampler.startswith("classes:")):
             raise ValueError(f"batch_sampler must be 'iid' or 'classes:k', got {self.batch_sampler!r}.")
+        if self.batch_sampler != "iid":
+            k = self.batch_sampler.split(":", 1)[1]
+            if not (k.isdigit() and 1 <= int(k) <= 10):
+                raise ValueError(f"batch_sampler 'classes:k' needs k, the number of classes in each batch, between 1 "
+                                 f"and 10, got {self.batch_sampler!r}.")
         for kind, names, known in (("recorders", self.recorders, analysis.RECORDERS),
                                    ("analyses", self.analyses, analysis.ANALYSES)):
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+                raise TypeError(f"{kind} must be a tuple of names, got {names!r}.")
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise ValueError(f"unknown {kind} {unknown}; known: {sorted(known)}.")
@@ -114,6 +148,39 @@ class RunConfig:
         return {k: v for k, v in self.to_dict().items() if v != defaults[k] and k != "device"}
 
 
+DATASETS = ("mnist", "fashion_mnist", "cifar10")
+
+
+def _choice(name: str, value, allowed) -> None:
+    if not any(value is a or (isinstance(value, str) and value == a) for a in allowed):
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}.")
+
+
+def _integer(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value!r}.")
+
+
+def _number(name: str, value, low: float, high: float = math.inf, low_open: bool = False,
+            high_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
+    ok = math.isfinite(value) and (value > low if low_open else value >= low) and (
+        value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open or high == math.inf else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}.")
+
+
+def _sequence(name: str, value, min_len: int, low: int = 1) -> None:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) < min_len:
+        raise ValueError(f"{name} must be a sequence of at least {min_len} integers, got {value!r}.")
+    for v in value:
+        _integer(f"every entry of {name}", v, low)
+
+
 # --------------------------------------------------------------------------- data
 @dataclass
 class Data:
@@ -129,19 +196,50 @@ class Data:
 
 _DATA_CACHE: dict = {}
 
-def load_data(dataset: str, flatten: bool) -> Data:
-    """Load a dataset through :mod:`bnlib.data` as standardized float32 tensors (cached in memory)."""
-    key = (dataset, flatten)
+def load_data(dataset: str, flatten: bool, inputs: str = "standardized") -> Data:
+    """Load a dataset through :mod:`bnlib.data` as float32 tensors (cached in memory): ``x / 255`` standardized
+    with fixed per-channel float32 constants (``inputs="standardized"``) or left in [0, 1] (``"unit"``)."""
+    _choice("dataset", dataset, DATASETS)
+    _choice("inputs", inputs, ("standardized", "unit"))
+    key = (dataset, flatten, inputs)
     if key not in _DATA_CACHE:
         loaders = {"mnist": bdata.load_mnist, "fashion_mnist": bdata.load_fashion_mnist, "cifar10": bdata.load_cifar10}
-        if dataset not in loaders:
-            raise ValueError(f"dataset must be one of {sorted(loaders)}, got {dataset!r}.")
         (xtr, ytr), (xte, yte) = loaders[dataset]()
-        # x / 255 standardized with fixed per-channel float32 constants: bit-identical inputs every run
-        xtr_t, ytr_t = bdata.to_tensors(xtr, ytr, dataset, flatten=flatten)
-        xte_t, yte_t = bdata.to_tensors(xte, yte, dataset, flatten=flatten)
+        norm = inputs == "standardized"  # fixed float32 constants: bit-identical inputs every run
+        xtr_t, ytr_t = bdata.to_tensors(xtr, ytr, dataset, flatten=flatten, normalize=norm)
+        xte_t, yte_t = bdata.to_tensors(xte, yte, dataset, flatten=flatten, normalize=norm)
         _DATA_CACHE[key] = Data(xtr_t, ytr_t, xte_t, yte_t, name=dataset)
     return _DATA_CACHE[key]
+
+
+def _fits(cfg: RunConfig, data: Data) -> None:
+    """The network of ``cfg`` takes the images of ``data`` (one sentence when it does not)."""
+    shape = tuple(data.x_train.shape[1:])
+    if cfg.model == "cnn" and (len(shape) != 3 or shape[0] != 3):
+        raise ValueError(f"model='cnn' takes 3-channel images (N, 3, H, W) such as CIFAR-10's, but the "
+                         f"{data.name or cfg.dataset} images have shape {shape}: use model='mlp'.")
+    if cfg.model == "mlp" and shape != (cfg.sizes[0],):
+        raise ValueError(f"sizes[0] must be the {int(np.prod(shape))} pixel values of a {data.name or cfg.dataset} "
+                         f"image (the MLP's input, flattened), got sizes={tuple(cfg.sizes)}.")
+
+
+def split(cfg: RunConfig, data: Data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``(x_train, y_train, x_val, y_val)`` of a run: the last ``cfg.validation`` training images are the validation
+    split (None when 0), and the run trains on the first ``cfg.train_subset`` (0: all) of the rest."""
+    n = len(data.x_train)
+    if cfg.validation >= n:
+        raise ValueError(f"validation must leave training images: got validation={cfg.validation} of the {n} "
+                         f"training images of {cfg.dataset}.")
+    keep = n - cfg.validation
+    if cfg.train_subset > keep:
+        raise ValueError(f"train_subset={cfg.train_subset} exceeds the {keep} training images left after the "
+                         f"validation split.")
+    if cfg.calibration > (cfg.train_subset or keep):
+        raise ValueError(f"calibration={cfg.calibration} exceeds the {cfg.train_subset or keep} training images.")
+    xtr, ytr = data.x_train[: cfg.train_subset or keep], data.y_train[: cfg.train_subset or keep]
+    if not cfg.validation:
+        return xtr, ytr, None, None
+    return xtr, ytr, data.x_train[keep:], data.y_train[keep:]
 
 
 def build_model(cfg: RunConfig) -> nn.Module:
@@ -207,23 +305,29 @@ def train(cfg: RunConfig, data: Data | None = None, progress: Callable[[int], No
     """
     torch.manual_seed(cfg.seed)
     if data is None:
-        data = load_data(cfg.dataset, flatten=cfg.model == "mlp")
+        data = load_data(cfg.dataset, flatten=cfg.model == "mlp", inputs=cfg.inputs)
+    _fits(cfg, data)
     dev = torch.device(cfg.device)
-    xtr, ytr = data.x_train, data.y_train
-    if cfg.train_subset:
-        xtr, ytr = xtr[: cfg.train_subset], ytr[: cfg.train_subset]
+    xtr, ytr, xval, yval = split(cfg, data)
     xte, yte = data.x_test, data.y_test
     xte_c, yte_c = (xte[: cfg.test_subset], yte[: cfg.test_subset]) if cfg.test_subset else (xte, yte)
-    x_probe = xte[: cfg.probe_batch].to(dev)
+    x_probe = (xval if xval is not None else xte)[: cfg.probe_batch].to(dev)
     xtr, ytr, xte_c, yte_c = xtr.to(dev), ytr.to(dev), xte_c.to(dev), yte_c.to(dev)
+    if xval is not None:
+        xval, yval = xval.to(dev), yval.to(dev)
 
     model = build_model(cfg).to(dev)
     opt = make_optimizer(cfg, model)
     sampler = BatchSampler(ytr.cpu(), cfg.batch_size, cfg.batch_sampler, cfg.seed)
     wlayers = models.weight_layers(model)
+    population = cfg.calibration > 0
+    calibrate = population and calibratable(model)
 
-    curves: dict[str, list] = {k: [] for k in ("step", "test_acc", "test_loss", "test_acc_batchstats", "train_loss",
-                                               "grad_norm", "percentiles", "saturated", "hist", *cfg.recorders)}
+    keys = ["step", "test_acc", "test_loss", "test_acc_batchstats", "train_loss", "grad_norm", "percentiles",
+            "saturated", "hist", "units"]
+    keys += ["val_acc", "val_loss"] if xval is not None else []
+    keys += ["test_acc_pop"] + (["val_acc_pop"] if xval is not None else []) if population else []
+    curves: dict[str, list] = {k: [] for k in (*keys, *cfg.recorders)}
 
     def do_record(step: int, grad_norms: list[float] | None):
         acc, loss = evaluate(model, xte_c, yte_c)
@@ -238,6 +342,16 @@ def train(cfg: RunConfig, data: Data | None = None, progress: Callable[[int], No
         curves["grad_norm"].append(grad_norms)
         for k in ("percentiles", "saturated", "hist"):
             curves[k].append(ps[k])
+        if xval is not None:
+            va, vl = evaluate(model, xval, yval)
+            curves["val_acc"].append(va)
+            curves["val_loss"].append(vl)
+        scored = calibrated(model, xtr[: cfg.calibration], cfg.batch_size) if calibrate else model
+        curves["units"].append(probe_stats(scored, x_probe, cfg.probe_units)["units"] if calibrate else ps["units"])
+        if population:
+            curves["test_acc_pop"].append(evaluate(scored, xte_c, yte_c)[0] if calibrate else acc)
+            if xval is not None:
+                curves["val_acc_pop"].append(evaluate(scored, xval, yval)[0] if calibrate else curves["val_acc"][-1])
 
     diverged_at = None
     loss_window: list[float] = []
@@ -286,6 +400,13 @@ def train(cfg: RunConfig, data: Data | None = None, progress: Callable[[int], No
         if cfg.norm:
             summary["final_test_acc_batchstats"] = evaluate(model, xte.to(dev), yte.to(dev),
                                                             batch_size=cfg.batch_size, batch_stats=True)[0]
+        if xval is not None:
+            summary["final_val_acc"], summary["final_val_loss"] = evaluate(model, xval, yval)
+        if population:  # population statistics over the whole training split, with the final weights
+            scored = calibrated(model, xtr, cfg.batch_size) if calibrate else model
+            summary["final_test_acc_pop"], summary["final_test_loss_pop"] = evaluate(scored, xte.to(dev), yte.to(dev))
+            if xval is not None:
+                summary["final_val_acc_pop"] = evaluate(scored, xval, yval)[0]
     else:
         summary.update(final_test_acc=None, final_test_loss=None, final_train_acc=None, final_train_loss=None)
     result_analyses = {}

@@ -227,7 +227,8 @@ def test_run_config_defaults_are_frozen():
         "init_sigma": 0.1, "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "lr_decay": 1.0,
         "lr_decay_every": 0, "batch_size": 60, "steps": 1000, "record_every": 100, "train_subset": 0,
         "test_subset": 0, "probe_batch": 1000, "probe_units": [0, 1, 2], "batch_sampler": "iid", "seed": 0,
-        "device": "cpu", "recorders": [], "analyses": [],
+        "device": "cpu", "recorders": [], "analyses": [], "validation": 0, "calibration": 0,
+        "inputs": "standardized",
     }
 
 
