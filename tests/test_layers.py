@@ -26,6 +26,7 @@ LAYERS = [
     {"bnlib.train"},
     {"bnlib.engine"},
     {"bnlib.experiments"},
+    {"bnlib.reports.evidence"},
     {"bnlib.reports", "bnlib.reports.format", "bnlib.reports.rules", "bnlib.plots", "bnlib.plots.style"},
     {"bnlib.reports.cifar", "bnlib.reports.train_test", "bnlib.reports.mnist", "bnlib.reports.why",
      "bnlib.reports.derivations", "bnlib.plots.cifar", "bnlib.plots.train_test", "bnlib.plots.mnist",

@@ -1,0 +1,71 @@
+"""The paired interval and the verdict rule of bnlib.reports.evidence, against hand arithmetic with the t
+quantiles of a printed table (Student's t, two-sided 95%: 2.776445 for 4 degrees of freedom, 12.706205 for 1)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bnlib.reports import evidence as E
+
+T4, T1 = 2.776445, 12.706205
+
+
+def test_paired_interval_is_the_t_interval_of_the_differences():
+    a = [0.95, 0.97, 0.96, 0.99, 0.98]
+    b = [0.94, 0.95, 0.96, 0.96, 0.95]
+    d = [x - y for x, y in zip(a, b, strict=True)]  # 0.01, 0.02, 0.00, 0.03, 0.03
+    mean = sum(d) / 5
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / 4)
+    p = E.paired(a, b)
+    assert p.n == 5 and p.mean == pytest.approx(mean)
+    assert p.lo == pytest.approx(mean - T4 * sd / math.sqrt(5), rel=1e-6)
+    assert p.hi == pytest.approx(mean + T4 * sd / math.sqrt(5), rel=1e-6)
+    assert p.half_width == pytest.approx(T4 * sd / math.sqrt(5), rel=1e-6)
+
+
+def test_two_seeds_use_one_degree_of_freedom_and_one_seed_concludes_nothing():
+    p = E.paired([1.0, 3.0], [0.0, 0.0])  # d = 1, 3: mean 2, sd sqrt(2)
+    assert p.hi - p.mean == pytest.approx(T1 * math.sqrt(2) / math.sqrt(2), rel=1e-6)
+    one = E.paired([1.0], [0.0])
+    assert one.lo == -math.inf and one.hi == math.inf
+
+
+@pytest.mark.parametrize(("diffs", "margin", "direction", "verdict"), [
+    ([0.05, 0.06, 0.05, 0.07, 0.06], 0.01, 1, E.SUPPORTED),      # well beyond the margin
+    ([0.05, 0.06, 0.05, 0.07, 0.06], 0.10, 1, E.NOT_SUPPORTED),  # real but smaller than the claim needs
+    ([-0.05, -0.06, -0.05, -0.07, -0.06], 0.01, 1, E.NOT_SUPPORTED),  # reversed
+    ([-0.05, -0.06, -0.05, -0.07, -0.06], 0.01, -1, E.SUPPORTED),     # claimed the other way round
+    ([0.05, -0.04, 0.03, -0.02, 0.01], 0.0, 1, E.INCONCLUSIVE),   # straddles
+])
+def test_judge_reads_the_interval_against_the_margin(diffs, margin, direction, verdict):
+    p = E.paired(diffs, [0.0] * len(diffs))
+    assert E.judge(p, margin, direction) == verdict
+
+
+def test_fewer_seeds_than_the_minimum_are_inconclusive_however_clear():
+    p = E.paired([0.5, 0.6, 0.55], [0.0, 0.0, 0.0])
+    assert E.judge(p, 0.0) == E.INCONCLUSIVE
+    assert E.judge(p, 0.0, min_seeds=3) == E.SUPPORTED
+
+
+def test_seed_agreement_and_combination():
+    p = E.paired([0.05, 0.06, -0.01, 0.07, 0.06], [0.0] * 5)
+    assert E.agreeing(p, E.SUPPORTED, 0.0) == 4
+    assert E.combine([E.SUPPORTED, E.SUPPORTED]) == E.SUPPORTED
+    assert E.combine([E.SUPPORTED, E.NOT_SUPPORTED]) == E.MIXED
+    assert E.combine([E.SUPPORTED, E.INCONCLUSIVE]) == E.INCONCLUSIVE
+
+
+@pytest.mark.parametrize(("call", "word"), [
+    (lambda: E.paired([1.0, 2.0], [1.0]), "one value per seed"),
+    (lambda: E.paired([], []), "non-empty"),
+    (lambda: E.paired([1.0, float("nan")], [0.0, 0.0]), "finite"),
+    (lambda: E.paired([1.0, 2.0], [0.0, 0.0], confidence=1.0), "confidence"),
+    (lambda: E.judge(E.paired([1.0, 2.0], [0.0, 0.0]), -1.0), "margin"),
+    (lambda: E.judge(E.paired([1.0, 2.0], [0.0, 0.0]), 0.0, direction=0), "direction"),
+])
+def test_bad_arguments_are_one_sentence(call, word):
+    with pytest.raises(ValueError, match=word):
+        call()
