@@ -64,6 +64,10 @@ def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
     return t.float() if t is not None and t.dtype in _HALF else t
 
 
+def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 def _number(name: str, value, expected: str) -> float:
     if isinstance(value, torch.Tensor) or not isinstance(value, _NUMBER):
         raise TypeError(f"{name} must be a real number ({expected}), got {type(value).__name__} {value!r}.")
@@ -105,8 +109,9 @@ class BatchNormFunction(torch.autograd.Function):
     returns ``(y, mean, inv_std)`` (the batch mean and ``1 / sqrt(var + eps)``, not differentiable);
     ``weight`` and ``bias`` may be None (no affine part). Given running statistics, they are updated in
     place by PyTorch's rule ``r <- (1 - factor) r + factor * batch`` with the unbiased batch variance
-    (``1/(m - 1)``); ``factor=1`` leaves exactly the batch statistics. The output is computed as torch's
-    CPU kernel computes it, ``x * scale + shift`` with ``scale = gamma / sqrt(var + eps)``.
+    (``1/(m - 1)``); ``factor=1`` leaves exactly the batch statistics. The forward takes the mean, then
+    the variance about it from ``xc = x - mean`` (two passes, as torch's kernel), and writes
+    ``y = xc * gamma / sqrt(var + eps) + beta`` into ``xc``'s memory.
 
     ``backward`` is the compact formula of :func:`bnlib.functional.backward` (``m`` values per
     channel, sums over them)::
@@ -144,7 +149,7 @@ class BatchNormFunction(torch.autograd.Function):
             y = xc.mul_(scale)
         else:
             y = torch.addcmul(bias if x.dim() == 2 else bias.view(shape), xc, scale, out=xc)  # in place
-        return y.to(x.dtype), mean, inv_std
+        return (y if y.dtype == x.dtype else y.to(x.dtype)), mean, inv_std
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -169,9 +174,9 @@ class BatchNormFunction(torch.autograd.Function):
         else:
             dx, dgamma, dbeta = _backward_fast(x, weight, mean, inv_std, dy, need_x)
         grads = (
-            dx.to(x.dtype) if need_x else None,
-            dgamma.to(weight.dtype) if weight is not None and need_w else None,
-            dbeta.to(ctx.bias_dtype) if ctx.bias_dtype is not None and need_b else None,
+            _as(dx, x.dtype) if need_x else None,
+            _as(dgamma, weight.dtype) if weight is not None and need_w else None,
+            _as(dbeta, ctx.bias_dtype) if ctx.bias_dtype is not None and need_b else None,
         )
         return grads + (None,) * (ctx.n_inputs - 3)  # eps, running_mean, running_var, factor
 
@@ -224,8 +229,9 @@ def _backward_fast(x, weight, mean, inv_std, dy, need_x):
     if need_x:
         m = x.numel() // x.shape[1]
         scale = inv_std if weight is None else inv_std * weight
-        k = scale * inv_std * dgamma / -m  # dx = scale * dy + k * xc - scale * dbeta / m
-        c = scale * dbeta / -m
+        c = scale / -m
+        k = c * inv_std * dgamma  # dx = scale * dy + k * xc + c with c = -scale * dbeta / m
+        c.mul_(dbeta)
         if not two_d:
             scale, k, c = scale.view(shape), k.view(shape), c.view(shape)
         dx = torch.addcmul(c, xc, k, out=xc).addcmul_(dy, scale)
