@@ -242,6 +242,28 @@ def test_no_repository_buttons_without_a_repository():
     assert not offenders, "buttons for a repository while _config.yml has none:\n" + "\n".join(offenders)
 
 
+def test_proof_index_lists_titles_not_labels():
+    """Every entry of the Proof Index reads "Kind: title (chapter)", one per prf directive of the chapters."""
+    _require_build()
+    import html
+    import json
+    import re
+
+    labels = {}
+    for nb in sorted((ROOT / "book").glob("*.ipynb")):
+        for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+            src = "".join(cell["source"])
+            for kind, title, label in re.findall(r":::\{prf:(\w+)\} *([^\n]*)\n(?::label: *(\S+))?", src):
+                if kind != "proof" and label:
+                    labels[label] = (kind, title.strip())
+    page = html.unescape(re.sub(r"<[^>]+>", " ", (HTML_DIR / "prf-prf.html").read_text(encoding="utf-8")))
+    text = re.sub(r"\s+", " ", page).replace("\u2019", "'")  # Sphinx's smart quotes back to straight ones
+    assert labels, "no labelled theorem found in the chapters"
+    for label, (kind, title) in labels.items():
+        assert label not in text, f"the Proof Index still shows the label {label!r}"
+        assert f"{kind.title()}: " in text and title.split("$")[0].strip() in text, (label, title)
+
+
 def test_mathjax_is_served_locally():
     """sphinx-mathjax-offline copied MathJax 3 with its fonts, and math pages point at that copy."""
     _require_build()
