@@ -37,20 +37,21 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- checks
-def _check_input(x) -> tuple[int, ...]:
-    """Type, dtype and shape of ``x``; returns the axes the statistics are taken over.
+def _check_input(x) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Type, dtype and shape of ``x``; returns ``x`` (in native byte order) and the axes the statistics are
+    taken over.
 
     Finiteness is checked on the per-channel sums the callers compute anyway (a NaN or an
     infinity anywhere in a channel makes its sum non-finite), which costs no extra pass.
     """
-    C.float_array("x", x, finite=False)
+    x = C.float_array("x", x, finite=False)
     if x.ndim not in (2, 4):
         raise ValueError(
             f"x must have shape (N, C) or (N, C, H, W), got {x.ndim} dimensions with shape {x.shape}."
         )
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one channel (axis 1), got shape {x.shape}.")
-    return (0,) if x.ndim == 2 else (0, 2, 3)
+    return x, (0,) if x.ndim == 2 else (0, 2, 3)
 
 
 def _check_finite_stats(name: str, *stats: np.ndarray) -> None:
@@ -74,11 +75,12 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-
     ``mu`` and biased ``var`` of shape (C,), ``inv_std``, ``gamma``, ``m``, ``axes``). The mean and
     variance are two-pass (never E[x^2] - E[x]^2, which cancels catastrophically).
     """
-    axes = _check_input(x)
+    x, axes = _check_input(x)
     c = x.shape[1]
     gamma = C.per_channel("gamma", gamma, c, x.dtype)
     beta = C.per_channel("beta", beta, c, x.dtype)
     C.eps(eps)
+    eps = float(eps)
     m = x.size // c
     if m < 2:
         raise ValueError(
@@ -113,13 +115,26 @@ def forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-
     return y, cache
 
 
-def _check_dy(dy, cache) -> None:
-    C.float_array("dy", dy, finite=False)
+_CACHE_KEYS = ("x_mu", "xhat", "mu", "var", "inv_std", "gamma", "eps", "axes", "m")
+
+
+def _check_cache(cache) -> None:
+    if not isinstance(cache, dict):
+        raise TypeError(f"cache must be the dict that forward() returned, got {type(cache).__name__}.")
+    missing = [k for k in _CACHE_KEYS if k not in cache]
+    if missing:
+        raise ValueError(f"cache must be the dict that forward() returned; it lacks {', '.join(missing)}.")
+
+
+def _check_dy(dy, cache) -> np.ndarray:
+    _check_cache(cache)
+    dy = C.float_array("dy", dy, finite=False)
     xhat = cache["xhat"]
     if dy.shape != xhat.shape:
         raise ValueError(f"dy must have the shape of the forward input {xhat.shape}, got {dy.shape}.")
     if dy.dtype != xhat.dtype:
         raise TypeError(f"dy must have the dtype of the forward input ({xhat.dtype}), got {dy.dtype}.")
+    return dy
 
 
 # --------------------------------------------------------------------------- backward
@@ -132,7 +147,7 @@ def backward(dy: np.ndarray, cache: dict):
     - cache: from :func:`forward`
     Returns (dx, dgamma, dbeta): dx like dy; dgamma and dbeta of shape (C,).
     """
-    _check_dy(dy, cache)
+    dy = _check_dy(dy, cache)
     axes, m, xhat = cache["axes"], cache["m"], cache["xhat"]
     bs = C.bshape(xhat)
     with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf and overflow are reported just below
@@ -158,7 +173,7 @@ def backward_staged(dy: np.ndarray, cache: dict):
     Inputs: dy (the forward input's shape), cache (from :func:`forward`).
     Returns (dx, dgamma, dbeta): dx like dy; dgamma and dbeta of shape (C,).
     """
-    _check_dy(dy, cache)
+    dy = _check_dy(dy, cache)
     with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf and overflow are reported at the end
         dx, dgamma, dbeta = _staged(dy, cache)
     _check_finite_stats("dy", dbeta, dgamma)
@@ -198,7 +213,7 @@ def inference(x, mean, var, gamma, beta, eps: float = 1e-5) -> np.ndarray:
     - mean, var, gamma, beta: (C,), cast to x's dtype
     Returns y, x's shape and dtype (computed as ``x * scale + shift``, the map folding removes).
     """
-    _check_input(x)
+    x, _ = _check_input(x)
     C.float_array("x", x)
     c = x.shape[1]
     mean, var, gamma, beta = (
@@ -206,6 +221,7 @@ def inference(x, mean, var, gamma, beta, eps: float = 1e-5) -> np.ndarray:
         for n, a in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))
     )
     C.eps(eps)
+    eps = float(eps)
     if np.any(var < 0):
         raise ValueError("var must be non-negative (it is a variance).")
     if eps == 0 and np.any(var == 0):
@@ -244,6 +260,7 @@ def update_running(
         raise ValueError(
             f"n must be an integer of at least {n_min} (values per channel in the batch), got {n!r}."
         )
+    n = int(n)
     arrays = [
         _as_float_array("running_mean", running_mean),
         _as_float_array("running_var", running_var),
@@ -282,9 +299,19 @@ def update_running(
 
 def _as_float_array(name: str, a) -> np.ndarray:
     """``a`` as a float array (lists and scalars accepted, integers converted to float64), finite."""
-    arr = np.asarray(a)
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} must be a plain NumPy array, got a masked array; pass a.filled(value) or "
+                        "a.compressed() to say what the masked entries mean.")
+    if a is None or isinstance(a, (str, bytes)):
+        raise TypeError(f"{name} must be an array of float32 or float64 numbers, got {type(a).__name__}.")
+    try:
+        arr = np.asarray(a)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular array of numbers ({e}).") from None
     if arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
+    if arr.dtype.kind == "f" and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name} must be an array of float32 or float64 numbers, got dtype {arr.dtype}.")
     if not np.all(np.isfinite(arr)):
@@ -308,23 +335,35 @@ def population_stats(batch_means, batch_vars, m: int):
         raise ValueError("batch_vars must be non-negative (they are variances).")
     if isinstance(m, bool) or not (isinstance(m, (int, np.integer)) and m >= 2):
         raise ValueError(f"m must be an integer of at least 2 (the mini-batch size), got {m!r}.")
+    m = int(m)
     return bm.mean(axis=0), m / (m - 1) * bv.mean(axis=0)
 
 
 # --------------------------------------------------------------------------- folding
-def _fold(W, b, mean, var, gamma, beta, eps):
-    W = C.float_array("W", np.asarray(W))
+_FOLD_NAMES = ("W", "b", "mean", "var", "gamma", "beta", "eps")
+
+
+def _fold(W, b, mean, var, gamma, beta, eps, names=_FOLD_NAMES, ndim=2):
+    nW, nb, nmean, nvar, ngamma, nbeta, neps = names
+    W = C.float_array(nW, W)
+    if W.ndim != ndim:
+        layout = "(out_features, in_features)" if ndim == 2 else "(out_channels, in_channels, kh, kw)"
+        raise ValueError(f"{nW} must have shape {layout}, got shape {W.shape}.")
     c = W.shape[0]
     mean, var, gamma, beta = (
-        C.per_channel(n, np.asarray(a), c, W.dtype)
-        for n, a in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta))
+        C.per_channel(n, a, c, W.dtype)
+        for n, a in ((nmean, mean), (nvar, var), (ngamma, gamma), (nbeta, beta))
     )
-    b = np.zeros(c, dtype=W.dtype) if b is None else C.per_channel("b", np.asarray(b), c, W.dtype)
-    C.eps(eps)
+    b = np.zeros(c, dtype=W.dtype) if b is None else C.per_channel(nb, b, c, W.dtype)
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float, np.integer, np.floating))
+                                     and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"{neps} must be a finite non-negative number, got {eps!r}.")
+    eps = float(eps)
     if np.any(var < 0):
-        raise ValueError("var must be non-negative (it is a variance).")
+        raise ValueError(f"{nvar} must be non-negative (it is a variance).")
     if eps == 0 and np.any(var == 0):
-        raise ValueError("var has a zero entry and eps is 0, so the folded weights would divide by zero; use eps > 0.")
+        raise ValueError(f"{nvar} has a zero entry and {neps} is 0, so the folded weights would divide by zero; "
+                         "use eps > 0.")
     scale = gamma / np.sqrt(var + eps)
     W_f = W * scale.reshape((c,) + (1,) * (W.ndim - 1))
     b_f = (b - mean) * scale + beta
@@ -338,8 +377,6 @@ def fold_linear(W, b, mean, var, gamma, beta, eps: float = 1e-5):
     ``(W', b')`` with ``BN(x W^T + b) = x W'^T + b'``; the argument order follows
     ``torch.nn.utils.fusion.fuse_linear_bn_weights`` with gamma/beta last.
     """
-    if np.ndim(W) != 2:
-        raise ValueError(f"W must have shape (out_features, in_features), got shape {np.shape(W)}.")
     return _fold(W, b, mean, var, gamma, beta, eps)
 
 
@@ -348,9 +385,7 @@ def fold_conv(W, b, mean, var, gamma, beta, eps: float = 1e-5):
 
     ``W`` has shape ``(out_channels, in_channels, kh, kw)``, ``b`` shape ``(out_channels,)`` or None.
     """
-    if np.ndim(W) != 4:
-        raise ValueError(f"W must have shape (out_channels, in_channels, kh, kw), got shape {np.shape(W)}.")
-    return _fold(W, b, mean, var, gamma, beta, eps)
+    return _fold(W, b, mean, var, gamma, beta, eps, ndim=4)
 
 
 def fuse_linear_bn_weights(linear_w, linear_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b):
@@ -359,7 +394,8 @@ def fuse_linear_bn_weights(linear_w, linear_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b)
     Inputs: ``linear_w`` (out, in), ``linear_b`` (out,) or None, running mean and variance, ``eps``,
     BN's ``gamma`` and ``beta`` (out,). Returns ``(W', b')`` with ``BN(x W^T + b) = x W'^T + b'``.
     """
-    return fold_linear(linear_w, linear_b, bn_rm, bn_rv, bn_w, bn_b, bn_eps)
+    return _fold(linear_w, linear_b, bn_rm, bn_rv, bn_w, bn_b, bn_eps,
+                 ("linear_w", "linear_b", "bn_rm", "bn_rv", "bn_w", "bn_b", "bn_eps"))
 
 
 def fuse_conv_bn_weights(conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b):
@@ -367,7 +403,8 @@ def fuse_conv_bn_weights(conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b):
 
     Inputs: ``conv_w`` (out, in, kh, kw), ``conv_b`` (out,) or None, then as :func:`fuse_linear_bn_weights`.
     """
-    return fold_conv(conv_w, conv_b, bn_rm, bn_rv, bn_w, bn_b, bn_eps)
+    return _fold(conv_w, conv_b, bn_rm, bn_rv, bn_w, bn_b, bn_eps,
+                 ("conv_w", "conv_b", "bn_rm", "bn_rv", "bn_w", "bn_b", "bn_eps"), ndim=4)
 
 
 # --------------------------------------------------------------------------- running-average conventions
@@ -381,9 +418,17 @@ def running_conventions(batch_means, batch_vars, n: int, torch_momentum: float =
     (Keras, momentum ``1 - p``, biased variance), and ``keras_var_unbiased`` (Keras fed the
     unbiased batch variance ``n/(n-1) sigma_B^2``), each from ``init`` = (mean, var).
     """
-    bm, bv = np.asarray(batch_means, dtype=np.float64), np.asarray(batch_vars, dtype=np.float64)
+    bm = _as_float_array("batch_means", batch_means).astype(np.float64, copy=False)
+    bv = _as_float_array("batch_vars", batch_vars).astype(np.float64, copy=False)
     if bm.ndim != 2 or bm.shape != bv.shape:
         raise ValueError(f"batch_means and batch_vars must both have shape (K, C), got {bm.shape} and {bv.shape}.")
+    if isinstance(n, bool) or not (isinstance(n, (int, np.integer)) and n >= 2):
+        raise ValueError(f"n must be an integer of at least 2 (values per channel in a batch), got {n!r}.")
+    n = int(n)
+    torch_momentum = C.number("torch_momentum", torch_momentum, 0.0, 1.0, what=" (PyTorch's momentum)")
+    if not (isinstance(init, (tuple, list)) and len(init) == 2):
+        raise ValueError(f"init must be a pair (mean, var) of numbers, got {init!r}.")
+    init = (C.number("init mean", init[0]), C.number("init var", init[1], 0.0))
     c = bm.shape[1]
     state = {k: (np.full(c, init[0]), np.full(c, init[1])) for k in ("torch", "keras", "keras_u")}
     traj: dict = {k: [] for k in ("torch_mean", "torch_var", "keras_mean", "keras_var", "keras_var_unbiased")}
@@ -404,8 +449,7 @@ def running_conventions(batch_means, batch_vars, n: int, torch_momentum: float =
 def half_life(torch_momentum: float) -> float:
     """Number of batches after which an old value keeps half its weight in the running average:
     ``ln 2 / -ln(1 - p)`` for PyTorch momentum ``p`` (Keras momentum ``1 - p``)."""
-    if not 0.0 < torch_momentum < 1.0:
-        raise ValueError(f"torch_momentum must lie strictly between 0 and 1, got {torch_momentum!r}.")
+    torch_momentum = C.number("torch_momentum", torch_momentum, 0.0, 1.0, lo_open=True, hi_open=True)
     return math.log(2.0) / -math.log1p(-torch_momentum)
 
 
@@ -422,8 +466,8 @@ def steps_to_forget(torch_momentum: float, weight: float) -> int:
     """Fewest updates ``k`` after which the initial value weighs at most ``weight`` in a running
     average with PyTorch momentum ``p``: the smallest ``k`` with ``(1 - p)^k <= weight``."""
     half_life(torch_momentum)  # validates torch_momentum
-    if not 0.0 < weight < 1.0:
-        raise ValueError(f"weight must lie strictly between 0 and 1, got {weight!r}.")
+    torch_momentum = float(torch_momentum)
+    weight = C.number("weight", weight, 0.0, 1.0, lo_open=True, hi_open=True)
     k = math.ceil(math.log(weight) / math.log1p(-torch_momentum))
     # guard the boundary against rounding in the logarithms
     while k > 0 and (1 - torch_momentum) ** (k - 1) <= weight:

@@ -23,9 +23,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
+from bnlib import _checks as C
 from bnlib import norms
 from bnlib.nn import BatchNorm
 
@@ -38,8 +40,7 @@ class Activation(nn.Module):
 
     def __init__(self, kind: str = "sigmoid"):
         super().__init__()
-        if kind not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {kind!r}.")
+        _check_activation("kind", kind)
         self.kind = kind
         self.fn = ACTIVATIONS[kind]
 
@@ -48,6 +49,19 @@ class Activation(nn.Module):
 
     def extra_repr(self) -> str:
         return self.kind
+
+
+def _check_activation(name: str, kind) -> None:
+    if not (isinstance(kind, str) and kind in ACTIVATIONS):
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, sorted(ACTIVATIONS)))}, got {kind!r}.")
+
+
+def _check_norm(norm) -> None:
+    C.choice("norm", norm, NORMS)
+
+
+def _check_dropout(p) -> float:
+    return C.number("dropout", p, 0.0, 1.0, hi_open=True, what=" (the probability of zeroing a unit)")
 
 
 class NoisyShift(nn.Module):
@@ -62,10 +76,10 @@ class NoisyShift(nn.Module):
 
     def __init__(self, num_features: int, shift_std: float = 0.5, scale_spread: float = 1.0, seed: int = 0):
         super().__init__()
-        self.num_features = num_features
-        self.shift_std = shift_std
-        self.scale_spread = scale_spread
-        self.generator = torch.Generator().manual_seed(seed)
+        self.num_features = C.positive_int("num_features", num_features)
+        self.shift_std = C.number("shift_std", shift_std, 0.0)
+        self.scale_spread = C.number("scale_spread", scale_spread, 0.0)
+        self.generator = torch.Generator().manual_seed(C.non_negative_int("seed", seed))
         self.steps = 0
 
     def forward(self, x):
@@ -81,6 +95,10 @@ class NoisyShift(nn.Module):
 
 def make_norm(norm: str | None, num_features: int, conv: bool, seed: int = 0) -> nn.Module | None:
     """The normalization layer for ``num_features`` units or feature maps (None for none)."""
+    _check_norm(norm)
+    num_features = C.positive_int("num_features", num_features)
+    C.flag("conv", conv)
+    seed = C.non_negative_int("seed", seed)
     if norm is None:
         return None
     if norm == "torch":
@@ -102,6 +120,7 @@ def make_norm(norm: str | None, num_features: int, conv: bool, seed: int = 0) ->
 
 def group_count(c: int) -> int:
     """Group Norm's default group count, 32 in Wu & He (2018), reduced to divide C."""
+    c = C.positive_int("c", c)
     g = min(32, c)
     while c % g:
         g -= 1
@@ -115,7 +134,11 @@ def init_weights(model: nn.Module, init: str = "gaussian", sigma: float = 0.01, 
     ``"xavier"``: Glorot normal; ``"kaiming"``: He normal (fan-in); ``"torch"``: PyTorch's
     default (uniform, fan-in), drawn from the same seed.
     """
-    gen = torch.Generator().manual_seed(seed)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    C.choice("init", init, ("gaussian", "xavier", "kaiming", "torch"))
+    sigma = C.number("sigma", sigma, 0.0, lo_open=True, what=" (the standard deviation of the weights)")
+    gen = torch.Generator().manual_seed(C.non_negative_int("seed", seed))
     for mod in model.modules():
         if not isinstance(mod, (nn.Linear, nn.Conv2d)):
             continue
@@ -159,11 +182,20 @@ class SigmoidMLP(nn.Module):
         norm_position: str = "pre",
     ):
         super().__init__()
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
+            raise TypeError(f"sizes must be a sequence of layer sizes, got {type(sizes).__name__} {sizes!r}.")
         sizes = tuple(sizes)
         if norm_position not in ("pre", "post"):
             raise ValueError(f"norm_position must be 'pre' (before the nonlinearity) or 'post', got {norm_position!r}.")
-        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
-            raise ValueError(f"sizes must list at least an input and an output size, all positive, got {sizes}.")
+        if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
+                                     for s in sizes):
+            raise ValueError(f"sizes must list at least an input and an output size, all positive integers, "
+                             f"got {sizes}.")
+        sizes = tuple(int(s) for s in sizes)
+        _check_norm(norm)
+        _check_activation("activation", activation)
+        dropout = _check_dropout(dropout)
+        seed = C.non_negative_int("seed", seed)
         layers: list[nn.Module] = [nn.Flatten()]
         for i, (a, b) in enumerate(zip(sizes[:-2], sizes[1:-1], strict=True)):
             layers.append(nn.Linear(a, b, bias=norm is None or norm_position == "post"))
@@ -202,8 +234,15 @@ class SigmoidCNN(nn.Module):
         seed: int = 0,
     ):
         super().__init__()
-        if depth < 1 or width < 1:
-            raise ValueError(f"depth and width must be positive, got depth={depth}, width={width}.")
+        depth, width = C.positive_int("depth", depth), C.positive_int("width", width)
+        num_classes = C.positive_int("num_classes", num_classes)
+        in_channels = C.positive_int("in_channels", in_channels)
+        if pool_every is not None:
+            pool_every = C.positive_int("pool_every", pool_every)
+        _check_norm(norm)
+        _check_activation("activation", activation)
+        dropout = _check_dropout(dropout)
+        seed = C.non_negative_int("seed", seed)
         pool_every = pool_every or max(1, math.ceil(depth / 3))
         layers: list[nn.Module] = []
         c_in, c, pools = in_channels, width, 0
@@ -255,11 +294,17 @@ class Probe:
     """
 
     def __init__(self, model: nn.Module, layers: Iterable[int] | None = None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        if layers is not None and (isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable)):
+            raise TypeError(f"layers must be a list of hidden-layer indices or None, got {type(layers).__name__}.")
         acts = activations(model)
         self.layers = list(range(len(acts))) if layers is None else list(layers)
-        bad = [i for i in self.layers if not 0 <= i < len(acts)]
+        bad = [i for i in self.layers
+               if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < len(acts)]
         if bad:
-            raise ValueError(f"the model has hidden layers 0..{len(acts) - 1}; cannot probe layer(s) {bad}.")
+            raise ValueError(f"layers must be indices of the model's hidden layers 0..{len(acts) - 1}, got {bad}.")
+        self.layers = [int(i) for i in self.layers]
         self._acts = acts
         self._handles: list = []
         self.inputs: dict[int, torch.Tensor] = {}
@@ -283,8 +328,8 @@ class Probe:
 
 def build(model: str, norm: str | None = None, **kwargs) -> nn.Module:
     """Build ``"mlp"`` (:class:`SigmoidMLP`) or ``"cnn"`` (:class:`SigmoidCNN`) by name."""
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+    C.choice("model", model, ("mlp", "cnn"))
+    _check_norm(norm)
     if model == "mlp":
         return SigmoidMLP(norm=norm, **kwargs)
     if model == "cnn":

@@ -78,12 +78,32 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- checks (NumPy)
-def _check_input(x) -> None:
-    C.float_array("x", x)
+def _check_input(x) -> np.ndarray:
+    x = C.float_array("x", x)
     if x.ndim not in (2, 4):
         raise ValueError(
             f"x must have shape (N, C) or (N, C, H, W), got {x.ndim} dimensions with shape {x.shape}."
         )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"x must hold at least one example and one channel, got shape {x.shape}.")
+    return x
+
+
+def _check_cache(cache, keys: tuple[str, ...], who: str) -> None:
+    if not isinstance(cache, dict):
+        raise TypeError(f"cache must be the dict that {who}() returned, got {type(cache).__name__}.")
+    missing = [k for k in keys if k not in cache]
+    if missing:
+        raise ValueError(f"cache must be the dict that {who}() returned; it lacks {', '.join(missing)}.")
+
+
+def _check_dy(dy, like: np.ndarray) -> np.ndarray:
+    dy = C.float_array("dy", dy)
+    if dy.shape != like.shape:
+        raise ValueError(f"dy must have the shape of the forward input {like.shape}, got {dy.shape}.")
+    if dy.dtype != like.dtype:
+        raise TypeError(f"dy must have the dtype of the forward input ({like.dtype}), got {dy.dtype}.")
+    return dy
 
 
 def _check_groups(num_groups, c: int) -> None:
@@ -93,11 +113,9 @@ def _check_groups(num_groups, c: int) -> None:
         raise ValueError(f"num_groups={num_groups} must divide the number of channels C={c} (groups of equal size).")
 
 
-def _check_limits(r_max, d_max) -> None:
-    if isinstance(r_max, bool) or not (isinstance(r_max, (int, float)) and math.isfinite(r_max) and r_max >= 1):
-        raise ValueError(f"r_max must be a finite number >= 1 (r is clipped to [1/r_max, r_max]), got {r_max!r}.")
-    if isinstance(d_max, bool) or not (isinstance(d_max, (int, float)) and math.isfinite(d_max) and d_max >= 0):
-        raise ValueError(f"d_max must be a finite number >= 0 (d is clipped to [-d_max, d_max]), got {d_max!r}.")
+def _check_limits(r_max, d_max) -> tuple[float, float]:
+    return (C.number("r_max", r_max, 1.0, what=" (r is clipped to [1/r_max, r_max])"),
+            C.number("d_max", d_max, 0.0, what=" (d is clipped to [-d_max, d_max])"))
 
 
 # --------------------------------------------------------------------------- Group Norm / Layer Norm (NumPy)
@@ -108,9 +126,10 @@ def group_norm_forward(x: np.ndarray, num_groups: int, gamma: np.ndarray, beta: 
     variance ``var_ng`` of example ``n``, group ``g``; ``gamma`` and ``beta`` per channel.
     Returns ``(y, cache)``; ``cache["mu"]`` and ``cache["var"]`` have shape ``(N, num_groups)``.
     """
-    _check_input(x)
+    x = _check_input(x)
     n, c = x.shape[:2]
     _check_groups(num_groups, c)
+    num_groups = int(num_groups)
     gamma = C.per_channel("gamma", gamma, c, x.dtype)
     beta = C.per_channel("beta", beta, c, x.dtype)
     C.eps(eps)
@@ -134,10 +153,9 @@ def group_norm_backward(dy: np.ndarray, cache: dict):
     ``dx = inv_std / M * (M g - sum g - xhat * sum(g * xhat))`` (BN's formula with the roles of the
     axes exchanged); ``dgamma = sum_{n, h, w} dy * xhat``, ``dbeta = sum_{n, h, w} dy``.
     """
+    _check_cache(cache, ("xhat", "inv_std", "gamma", "num_groups"), "group_norm_forward")
     xhat = cache["xhat"]
-    C.float_array("dy", dy)
-    if dy.shape != xhat.shape:
-        raise ValueError(f"dy must have the shape of the forward input {xhat.shape}, got {dy.shape}.")
+    dy = _check_dy(dy, xhat)
     axes = (0,) if dy.ndim == 2 else (0, 2, 3)
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * xhat).sum(axis=axes)
@@ -183,7 +201,7 @@ def batch_renorm_forward(
     ``sigma`` (= ``sqrt(var + eps)``), one value per channel each. ``r`` and ``d`` use the
     moving statistics passed in, before their update.
     """
-    _check_input(x)
+    x = _check_input(x)
     c = x.shape[1]
     gamma = C.per_channel("gamma", gamma, c, x.dtype)
     beta = C.per_channel("beta", beta, c, x.dtype)
@@ -191,9 +209,10 @@ def batch_renorm_forward(
     running_std = C.per_channel("running_std", running_std, c, x.dtype)
     if np.any(running_std <= 0):
         raise ValueError("running_std must be positive (it is a moving standard deviation).")
-    _check_limits(r_max, d_max)
+    r_max, d_max = _check_limits(r_max, d_max)
     C.eps(eps)
     C.momentum(momentum)
+    eps, momentum = float(eps), float(momentum)
     m = x.size // c
     if m < 2:
         raise ValueError(
@@ -224,10 +243,9 @@ def batch_renorm_backward(dy: np.ndarray, cache: dict):
     ``dx = gamma * r / (m * sigma_B) * (m dy - sum dy - z * sum(dy * z))`` (BN's formula scaled by
     ``r``), ``dgamma = sum dy * xhat``, ``dbeta = sum dy``.
     """
+    _check_cache(cache, ("z", "xhat", "r", "sigma", "gamma", "axes", "m"), "batch_renorm_forward")
     z = cache["z"]
-    C.float_array("dy", dy)
-    if dy.shape != z.shape:
-        raise ValueError(f"dy must have the shape of the forward input {z.shape}, got {dy.shape}.")
+    dy = _check_dy(dy, z)
     axes, m = cache["axes"], cache["m"]
     bs = C.bshape(dy)
     dbeta = dy.sum(axis=axes)
@@ -240,7 +258,7 @@ def batch_renorm_backward(dy: np.ndarray, cache: dict):
 
 def batch_renorm_inference(x, running_mean, running_std, gamma, beta) -> np.ndarray:
     """Batch Renorm at inference: ``y = gamma * (x - mu) / sigma + beta`` with the moving statistics."""
-    _check_input(x)
+    x = _check_input(x)
     c = x.shape[1]
     running_mean, running_std, gamma, beta = (
         C.per_channel(name, a, c, x.dtype)
@@ -291,8 +309,7 @@ class RenormSchedule:
 
     def scaled(self, factor: float) -> RenormSchedule:
         """The same schedule with every step count multiplied by ``factor`` (rounded to whole steps)."""
-        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
-            raise ValueError(f"factor must be a positive finite number, got {factor!r}.")
+        factor = C.number("factor", factor, 0.0, lo_open=True)
         return replace(self, **{k: int(round(getattr(self, k) * factor)) for k in ("bn_steps", "r_ramp_steps",
                                                                                      "d_ramp_steps")})
 
@@ -439,13 +456,16 @@ class GroupNorm(_NormBase):
         C.positive_int("num_channels", num_channels)
         _check_groups(num_groups, num_channels)
         C.eps(eps)
-        self.num_groups = num_groups
-        self.num_channels = num_channels
-        self.eps = eps
+        self.num_groups = int(num_groups)
+        self.num_channels = int(num_channels)
+        self.eps = float(eps)
         self._register_affine(num_channels, affine, {"device": device, "dtype": dtype})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         C.tensor(type(self).__name__, x, self.num_channels, None if self.weight is None else self.weight.dtype)
+        if x.shape[0] == 0:  # an empty batch: an empty output of x's shape, as torch.nn.GroupNorm gives
+            return x * 1 if self.weight is None else x * self.weight.view(_per_channel(x)) + self.bias.view(
+                _per_channel(x))
         return GroupNormFunction.apply(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -463,6 +483,7 @@ class LayerNorm(GroupNorm):
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, elementwise_affine: bool = True, device=None, dtype=None):
+        num_features = C.positive_int("num_features", num_features)
         super().__init__(1, num_features, eps=eps, affine=elementwise_affine, device=device, dtype=dtype)
         self.num_features = num_features
 
@@ -507,9 +528,9 @@ class BatchRenorm(_NormBase):
         C.momentum(momentum)
         if not isinstance(schedule, RenormSchedule):
             raise TypeError(f"schedule must be a RenormSchedule, got {type(schedule).__name__}.")
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
+        self.num_features = int(num_features)
+        self.eps = float(eps)
+        self.momentum = float(momentum)
         self.schedule = schedule
         factory = {"device": device, "dtype": dtype}
         self._register_affine(num_features, affine, factory)
@@ -562,7 +583,7 @@ class BatchRenorm(_NormBase):
 
 
 def _check_p(p) -> float:
-    if isinstance(p, bool) or not (isinstance(p, (int, float)) and (p >= 1)):
+    if isinstance(p, bool) or not (isinstance(p, (int, float, np.integer, np.floating)) and (p >= 1)):
         raise ValueError(f"p must be a number >= 1 or math.inf (the l_p norm of the centred batch), got {p!r}.")
     return float(p)
 
@@ -585,7 +606,7 @@ class LpNorm(_NormBase):
         C.eps(eps)
         C.momentum(momentum)
         self.p = _check_p(p)
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         factory = {"device": device, "dtype": dtype}
         self._register_affine(num_features, affine, factory)
         self.register_buffer("running_mean", torch.zeros(num_features, **factory))

@@ -155,12 +155,29 @@ class Batch:
         return self.sum(dy[_k] * self.y(_k))
 
 
-@functools.cache
 def batch(mm=m) -> Batch:
-    """The (cached) :class:`Batch` of size ``mm``: the symbol ``m`` or an integer of at least 2."""
-    if not (mm is m or (isinstance(mm, int) and not isinstance(mm, bool) and mm >= 2)):
+    """The (cached) :class:`Batch` of size ``mm``: the symbol ``m`` or an integer of at least 2 (a Python or
+    NumPy integer)."""
+    if not (mm is m or (_is_int(mm) and mm >= 2)):
         raise ValueError(f"mm must be the symbol m or an integer of at least 2 (a batch size), got {mm!r}.")
+    return _batch(mm if mm is m else int(mm))
+
+
+@functools.cache
+def _batch(mm) -> Batch:
     return Batch(mm)
+
+
+def _is_int(v) -> bool:
+    """A Python or NumPy integer, not a bool (NumPy is not imported for this: its integers have ``__index__``)."""
+    return not isinstance(v, bool) and type(v).__name__ != "bool_" and (
+        isinstance(v, int) or (hasattr(v, "__index__") and hasattr(v, "dtype")))
+
+
+def _is_real(v) -> bool:
+    """A Python or NumPy real number, not a bool."""
+    return _is_int(v) or (not isinstance(v, bool) and (isinstance(v, float) or (
+        hasattr(v, "dtype") and getattr(v.dtype, "kind", "") == "f" and getattr(v, "ndim", 1) == 0)))
 
 
 # --------------------------------------------------------------------------- closing sums
@@ -221,7 +238,11 @@ def _as_expression(expr, who: str):
     if isinstance(expr, (str, bytes)):
         raise TypeError(f"{who}() was given text ({expr!r}); it takes a SymPy expression (or a number), and "
                         "parses nothing from strings.")
-    return sp.sympify(expr, strict=True)
+    try:
+        return sp.sympify(expr, strict=True)
+    except sp.SympifyError:
+        raise TypeError(f"{who}() takes a SymPy expression (or a number) as expr, got {type(expr).__name__}.") \
+            from None
 
 
 # --------------------------------------------------------------------------- zero test
@@ -279,6 +300,7 @@ def residual(expr):
     to ``b`` in the numerator. What remains is a rational function in SymPy's sparse
     polynomial ring: its numerator is 0, or not: it is returned as an expression, ``0`` or not.
     """
+    expr = _as_expression(expr, "residual")
     expr = close(expr) if expr.has(sp.Sum) else expr
     expr = expr.xreplace({p: _split_root(p) for p in _scan(expr)[0]})
     roots, atoms, dens = _scan(expr)
@@ -473,6 +495,6 @@ def power_of_ten(value: float) -> str:
 
 def decimal_exponent(value: float) -> int:
     """The exponent of the power of ten nearest a positive ``value`` on a log scale (``3e5`` -> 5)."""
-    if isinstance(value, bool) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"decimal_exponent takes a positive finite number, got {value!r}.")
+    if not _is_real(value) or not value > 0 or not math.isfinite(value):
+        raise ValueError(f"value must be a positive finite number (decimal_exponent), got {value!r}.")
     return int(round(math.log10(value)))

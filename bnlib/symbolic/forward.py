@@ -3,9 +3,11 @@ a bias cancelled, the shape kept, and how linear a sigmoid is on standardized in
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
-from bnlib.symbolic.core import Identity, _per_example, batch, beta, claim, eps, gamma, j, m, var, x
+from bnlib.symbolic.core import Identity, _is_int, _is_real, _per_example, batch, beta, claim, eps, gamma, j, m, var, x
 
 __all__ = [
     "mean_of_xhat", "variance_of_xhat", "variance_limit", "output_moments", "identity_recovery", "bias_cancels",
@@ -69,8 +71,9 @@ def central_moment_of_xhat(mm=m, order: int = 3) -> Identity:
     kurtosis for order 4) of :math:`\hat x` equals that of :math:`x` when :math:`\epsilon = 0`, and
     differs only by powers of :math:`\sigma^2/(\sigma^2+\epsilon)` otherwise: the shape stays.
     """
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+    if not _is_int(order) or order < 1:
         raise ValueError(f"order must be a positive integer, got {order!r}.")
+    order = int(order)
     b = batch(mm)
     lhs = b.sum(b.xhat(j) ** order, j) / mm  # the mean of xhat is 0 (mean_of_xhat)
     rhs = b.sum((x[j] - b.mu) ** order, j) / mm / (b.var + eps) ** sp.Rational(order, 2)
@@ -90,6 +93,12 @@ def sigmoid_linear_fit(scale: float = 1.0, shift: float = 0.0, dps: int = 30) ->
     """
     import mpmath
 
+    for name, v in (("scale", scale), ("shift", shift)):
+        if not _is_real(v) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}.")
+    if not _is_int(dps) or dps < 1:
+        raise ValueError(f"dps must be a positive integer number of decimal digits, got {dps!r}.")
+    scale, shift, dps = float(scale), float(shift), int(dps)
     with mpmath.workdps(dps):
         g, c = mpmath.mpf(scale), mpmath.mpf(shift)
 

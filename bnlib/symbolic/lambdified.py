@@ -7,7 +7,20 @@ import functools
 import sympy as sp
 
 from bnlib.symbolic.backward import autodiff_dx, compact_dx, jacobian, staged_dx
-from bnlib.symbolic.core import _as_expression, _sum_out_delta, batch, beta, dy, eps, gamma, m, var, x
+from bnlib.symbolic.core import (
+    _as_expression,
+    _is_int,
+    _is_real,
+    _sum_out_delta,
+    batch,
+    beta,
+    dy,
+    eps,
+    gamma,
+    m,
+    var,
+    x,
+)
 
 __all__ = [
     "numeric", "numeric_report", "relative_error",
@@ -92,6 +105,21 @@ def numeric_report(forward, backward, m_values=(2, 5, 64), channels: int = 3, ep
     """
     import numpy as np
 
+    if not (callable(forward) and callable(backward)):
+        raise TypeError(f"forward and backward must be functions, got {type(forward).__name__} and "
+                        f"{type(backward).__name__}.")
+    if isinstance(m_values, (str, bytes)) or not hasattr(m_values, "__iter__"):
+        raise TypeError(f"m_values must be a sequence of batch sizes, got {type(m_values).__name__}.")
+    m_values = tuple(m_values)
+    if not m_values or not all(_is_int(v) and v >= 2 for v in m_values):
+        raise ValueError(f"m_values must be a non-empty sequence of integers of at least 2, got {m_values!r}.")
+    if not _is_int(channels) or channels < 1:
+        raise ValueError(f"channels must be a positive integer, got {channels!r}.")
+    if not _is_real(eps_value) or not (0 <= eps_value < float("inf")):
+        raise ValueError(f"eps_value must be a finite non-negative number, got {eps_value!r}.")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    m_values, channels, eps_value = tuple(int(v) for v in m_values), int(channels), float(eps_value)
     fns = numeric()
     rng = np.random.default_rng(seed)
     err: dict[str, float] = {}
@@ -126,5 +154,13 @@ def relative_error(got, want) -> float:
     """The normwise relative error ``max|got - want| / max|want|`` (``want`` all zero: divided by 1e-300)."""
     import numpy as np
 
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    arrays = []
+    for name, a in (("got", got), ("want", want)):
+        if a is None or isinstance(a, (str, bytes)):
+            raise TypeError(f"{name} must be an array of numbers, got {type(a).__name__}.")
+        try:
+            arrays.append(np.asarray(a, dtype=float))
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be an array of numbers, got {type(a).__name__}.") from None
+    got, want = arrays
     return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300))

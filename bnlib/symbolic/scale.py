@@ -6,7 +6,7 @@ from __future__ import annotations
 import sympy as sp
 
 from bnlib.symbolic.backward import jacobian
-from bnlib.symbolic.core import Identity, _pairs, _per_example, a, batch, beta, claim, eps, gamma, j, m, x
+from bnlib.symbolic.core import Identity, _is_int, _pairs, _per_example, a, batch, beta, claim, eps, gamma, j, m, x
 
 __all__ = [
     "scale_forward", "scale_jacobian", "scale_layer", "weight_direction", "conv_effective_batch",
@@ -41,9 +41,9 @@ def scale_layer(mm: int = 3, n: int = 2) -> dict[str, Identity]:
     :math:`\frac1a\,\partial\hat x_t/\partial w_c` at :math:`w`, with :math:`\epsilon/a^2`. For
     :math:`\epsilon = 0` these are the paper's two equations.
     """
-    if isinstance(mm, bool) or not isinstance(mm, int) or mm < 2 or isinstance(n, bool) \
-            or not isinstance(n, int) or n < 1:
+    if not _is_int(mm) or mm < 2 or not _is_int(n) or n < 1:
         raise ValueError(f"mm must be an integer of at least 2 and n a positive integer, got mm={mm!r}, n={n!r}.")
+    mm, n = int(mm), int(n)
     b = batch(mm)
     w = sp.symbols(f"w_1:{n + 1}", real=True)
     v = sp.symbols(f"v_1:{n + 1}", real=True)  # v = a w: the scaled weights as variables of their own
@@ -84,7 +84,7 @@ def conv_effective_batch(shape: tuple = (2, 2, 2)) -> Identity:
     map; SymPy differentiates the explicit forward pass with respect to every value.
     """
     if (not isinstance(shape, tuple) or len(shape) != 3
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape)
+            or any(not _is_int(s) or s < 1 for s in shape)
             or shape[0] * shape[1] * shape[2] < 2):
         raise ValueError(f"shape must be a tuple (m, p, q) of positive integers with m*p*q >= 2, got {shape!r}.")
     X = sp.IndexedBase("x", real=True)
