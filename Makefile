@@ -10,7 +10,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: book test unit stale nbval html browser lint bench reproduce execute clean chromium
+.PHONY: book test unit stale nbval html browser lint bench reproduce execute clean chromium data datacheck
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,19 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "Open _build/html/index.html"
 
-## The whole test pyramid: lint, unit/property/data/smoke tests, nbval over book/, strict book build, browser check.
-test: lint stale unit nbval html browser
+## The whole test pyramid: lint, the datasets' presence, unit/property/data/smoke tests, nbval over book/, strict
+## book build, browser check.
+test: lint stale datacheck unit nbval html browser
 	@echo "make test: all stages passed"
+
+## Download MNIST and CIFAR-10 (about 180 MB, checksummed) into ~/.cache/bnlib, where bnlib looks for them.
+data: $(STAMP)
+	$(BIN)/python -m bnlib.data download
+
+## MNIST and CIFAR-10 present (in $$BNLIB_DATA_DIR or ~/.cache/bnlib) and matching their published checksums,
+## else one sentence saying what is missing and how to get it (`make data`), and the tests stop here.
+datacheck: $(STAMP)
+	@$(BIN)/python -m bnlib.data check
 
 ## Every committed result must match its registered config and the current engine fingerprint.
 stale: $(STAMP)

@@ -27,27 +27,25 @@ API
 Errors: every problem is one sentence in a :class:`DatasetError` (a ``ValueError``);
 :class:`DatasetNotFound` (a subclass) when the files are nowhere and could not be downloaded.
 
-Where the files are looked for, in order (the first folder holding the whole set wins):
-
-1. the ``data_dir`` argument: ``data_dir/<layout>/`` or ``data_dir`` itself;
-2. ``$BNLIB_DATA_DIR/<layout>/``;
-3. the download cache ``~/.cache/bnlib/<layout>/``;
-4. system installs: Debian's ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``).
-
-with the layouts ``mnist/``, ``fashion-mnist/`` and ``cifar10/cifar-10-batches-bin/`` (CIFAR-10
-also ``cifar-10-batches-bin/``). MNIST and Fashion-MNIST are the IDX files
-``{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` (or the same names without ``.gz``); CIFAR-10
+Where the files are looked for, in order (the first folder holding the whole set wins): the
+``data_dir`` argument (``data_dir/<layout>/`` or ``data_dir`` itself), ``$BNLIB_DATA_DIR/<layout>/``,
+the download cache ``~/.cache/bnlib/<layout>/``, system installs (Debian's ``dataset-fashion-mnist``,
+``/usr/share/datasets/fashion-mnist``); the layouts are ``mnist/``, ``fashion-mnist/`` and
+``cifar10/cifar-10-batches-bin/`` (CIFAR-10 also ``cifar-10-batches-bin/``). MNIST and Fashion-MNIST
+are the IDX files ``{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` (or without ``.gz``); CIFAR-10
 is the binary version, ``data_batch_1.bin`` ... ``data_batch_5.bin`` and ``test_batch.bin``.
 
 When no folder holds the set and ``download`` is true, the files are downloaded from the canonical
-mirrors into the cache, with a progress bar. Each download is checked against its published MD5
-(and SHA-256 where known), the CIFAR-10 archive is unpacked by copying only the expected regular
-files to paths bnlib chooses itself (no path from the archive is ever used), and everything is
-staged in a temporary folder and moved into place with ``os.replace`` only once the whole set is
-complete and verified: a failed or interrupted download leaves nothing in the cache that is ever
-read. Files found on disk are checked before use: gzip CRC, IDX magic numbers, dimensions and
-counts, CIFAR-10 file sizes (10,000 records of 3,073 bytes) and label ranges; a bad file is named
-in the error, never parsed into garbage.
+mirrors into the cache, each checked against its published MD5 (and SHA-256 where known); the
+CIFAR-10 archive is unpacked by copying only the expected regular files to paths bnlib chooses (no
+path from the archive is used); everything is staged in a ``.download-<pid>-*`` folder, flushed to
+disk and moved into place with ``os.replace`` only once the whole set is complete and verified, and
+staging folders of killed downloads are removed on the next run. Files found on disk are verified
+against the published checksums (:func:`verify`, once: the verdict is cached by path, size and mtime
+in ``~/.cache/bnlib/verified.json``) and checked: gzip CRC, IDX magic numbers, dimensions and counts
+(at most the expected size is decompressed), CIFAR-10 file sizes and label ranges; a bad or
+unreadable file is named in the error, never parsed into garbage. Command line: ``python -m
+bnlib.data check`` (``make datacheck``) and ``python -m bnlib.data download`` (``make data``).
 """
 
 from __future__ import annotations
@@ -57,14 +55,19 @@ import hashlib
 import os
 import shutil
 import struct
+import sys
 import tarfile
 import tempfile
+import time
 import urllib.request
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from bnlib import _checks as C
+from bnlib import results
 
 __all__ = [
     "CLASSES_CIFAR10",
@@ -128,6 +131,12 @@ class _Spec:
     archive: str | None = None  # CIFAR-10: the files come in this .tar.gz, under archive_dir/
     archive_dir: str = ""
     extras: tuple[str, ...] = ()  # optional members also taken from the archive
+    checksums: dict = field(default_factory=dict)  # local file name -> {"md5"/"sha256": published checksum}
+
+    def expected(self, name: str) -> dict:
+        """The published checksums of the local file ``name`` (a downloaded file's are those of its download)."""
+        return self.checksums.get(name) or {k: v[name] for k, v in (("md5", self.md5), ("sha256", self.sha256))
+                                            if name in v}
 
 
 SPECS: dict[str, _Spec] = {
@@ -149,8 +158,9 @@ SPECS: dict[str, _Spec] = {
         md5={"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
              "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
              "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83fd310"},
+             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
         system_dirs=("/usr/share/datasets/fashion-mnist",),
+        # the MD5s are those of the dataset's README (github.com/zalandoresearch/fashion-mnist)
     ),
     "cifar10": _Spec(
         "cifar10", "CIFAR-10", ("cifar10/cifar-10-batches-bin", "cifar-10-batches-bin"),
@@ -158,6 +168,15 @@ SPECS: dict[str, _Spec] = {
         ("https://www.cs.toronto.edu/~kriz/",),
         md5={"cifar-10-binary.tar.gz": "c32a1d4ab5d03f1284b67883e8d87530"},
         archive="cifar-10-binary.tar.gz", archive_dir="cifar-10-batches-bin", extras=("batches.meta.txt",),
+        # SHA-256 of the files of the binary version, as listed in the data README CI uses (../shared/data)
+        checksums={n: {"sha256": h} for n, h in zip([f"data_batch_{k}.bin" for k in range(1, 6)] + [
+            "test_batch.bin", "batches.meta.txt"], """cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5
+            a591ca11fa1708a91ee40f54b3da4784ccd871ecf2137de63f51ada8b3fa57ed
+            bbe8596564c0f86427f876058170b84dac6670ddf06d79402899d93ceea26f67
+            014e562d6e23c72197cc727519169a60359f5eccd8945ad5a09d710285ff4e48
+            755304fc0b379caeae8c14f0dac912fbc7d6cd469eb67a1029a08a39453a9add
+            8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b
+            558e74b5e208382e186da55784b4bac2cd52e558448e1b5800990fdb28ed8033""".split(), strict=True)},
     ),
 }
 
@@ -171,7 +190,7 @@ def clear_cache() -> None:
 
 
 def _spec(dataset: str) -> _Spec:
-    if dataset not in SPECS:
+    if not isinstance(dataset, str) or dataset not in SPECS:
         raise ValueError(f"dataset must be one of {sorted(SPECS)}, got {dataset!r}.")
     return SPECS[dataset]
 
@@ -203,9 +222,28 @@ def _file(folder: Path, name: str) -> Path | None:
     return None
 
 
+def _unreadable(path: Path) -> DatasetError:
+    return DatasetError(f"{path} is not readable (permission denied); make it readable (chmod u+rX {path}) or "
+                        "point BNLIB_DATA_DIR at a readable copy of the data.")
+
+
+def _check_path(path, name: str = "path") -> Path:
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or pathlib.Path), got {type(path).__name__}.")
+    return Path(path)
+
+
 def _search(spec: _Spec, data_dir) -> tuple[Path | None, list[Path], list[str]]:
+    if data_dir is not None:
+        _check_path(data_dir, "data_dir")
     places, partial = _places(spec, data_dir), []
     for place in places:
+        try:
+            is_dir = place.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir and not os.access(place, os.R_OK | os.X_OK):
+            raise _unreadable(place)
         found = [_file(place, f) for f in spec.files]
         if all(found):
             return place, places, partial
@@ -215,13 +253,11 @@ def _search(spec: _Spec, data_dir) -> tuple[Path | None, list[Path], list[str]]:
 
 
 def _not_found(spec: _Spec, places: list[Path], partial: list[str], download_note: str) -> DatasetNotFound:
-    where = ", ".join(str(p) for p in places)
-    extra = f" ({'; '.join(partial)})" if partial else ""
+    where, extra = ", ".join(str(p) for p in places), f" ({'; '.join(partial)})" if partial else ""
     return DatasetNotFound(
         f"{spec.title} not found: bnlib wanted {', '.join(spec.files)} and looked in {where}{extra}, "
         f"and {download_note}; provide the files by setting BNLIB_DATA_DIR to a folder that holds them "
-        f"under {spec.layouts[0]}/ (or pass data_dir=...)."
-    )
+        f"under {spec.layouts[0]}/ (or pass data_dir=...).")
 
 
 def locate(dataset: str, data_dir=None) -> Path:
@@ -239,7 +275,7 @@ class _DownloadFailed(Exception):
 
 
 def _fetch(spec: _Spec, name: str, dest: Path) -> None:
-    """Download ``name`` from the first mirror that delivers it with the right checksums, into ``dest``."""
+    """Download ``name`` from the first mirror with the right checksums into ``dest`` (flushed to disk)."""
     from tqdm import tqdm
 
     reasons = []
@@ -256,6 +292,8 @@ def _fetch(spec: _Spec, name: str, dest: Path) -> None:
                         md5.update(chunk)
                         sha.update(chunk)
                         bar.update(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
         except Exception as e:  # network, HTTP, disk: try the next mirror
             dest.unlink(missing_ok=True)
             reasons.append(f"{url}: {type(e).__name__}: {e}")
@@ -288,6 +326,8 @@ def _extract(spec: _Spec, archive: Path, into: Path) -> None:
                 src = tar.extractfile(member)
                 with open(into / name, "wb") as out:
                     shutil.copyfileobj(src, out, _CHUNK)
+                    out.flush()
+                    os.fsync(out.fileno())
                 got.add(name)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise _DownloadFailed(f"{spec.archive} could not be unpacked ({type(e).__name__}: {e})") from e
@@ -303,7 +343,8 @@ def _download(spec: _Spec) -> Path:
     staging, ok = None, False
     try:
         target.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target))
+        results.remove_orphans(target, staging=".download-")  # what interrupted downloads left
+        staging = Path(tempfile.mkdtemp(prefix=f".download-{os.getpid()}-", dir=target))
         if spec.archive:
             _fetch(spec, spec.archive, staging / spec.archive)
             unpacked = staging / "unpacked"
@@ -318,6 +359,7 @@ def _download(spec: _Spec) -> Path:
             _check(spec, src / n)
         for n in names:
             os.replace(src / n, target / n)
+        results.fsync_dir(target)
         ok = True
         return target
     except (OSError, DatasetError) as e:
@@ -332,24 +374,92 @@ def _download(spec: _Spec) -> Path:
                 break
 
 
+# --------------------------------------------------------------------------- checksums (verified once)
+def verify(spec_or_name, folder) -> dict[str, float]:
+    """Check a dataset's files in ``folder`` against their published MD5/SHA-256, each hashed once (the verdict
+    cached in ``~/.cache/bnlib/verified.json`` by path, size and mtime); a mismatch is a :class:`DatasetError`
+    naming the file and how to replace it. Returns ``{file name: seconds spent hashing}`` (0: cached)."""
+    spec = spec_or_name if isinstance(spec_or_name, _Spec) else _spec(spec_or_name)
+    folder = Path(folder)
+    names = [_file(folder, n) for n in spec.files] + [folder / n for n in spec.extras if (folder / n).is_file()]
+    cache, spent = results.VerdictCache(_cache_root() / "verified.json"), {}
+    try:
+        for path in (p for p in names if p is not None and spec.expected(p.name)):
+            want = spec.expected(path.name)
+            if cache.known(path, want):
+                spent[path.name] = 0.0
+                continue
+            t0 = time.perf_counter()
+            got = results.digest(path, sorted(want))
+            spent[path.name] = time.perf_counter() - t0
+            bad = [f"{'MD5' if k == 'md5' else 'SHA-256'} {got[k]}, expected {want[k]}" for k in sorted(want)
+                   if got[k] != want[k]]
+            if bad:
+                raise DatasetError(
+                    f"{path} does not match the published checksum of {spec.title}'s {path.name} "
+                    f"({'; '.join(bad)}): the file is damaged or not the original; delete it and run `make data` "
+                    f"(or `python -m bnlib.data download {spec.key}`), or replace it with a good copy.")
+            cache.add(path, want)
+    except OSError as e:
+        raise _open_error(Path(e.filename or folder), e) from None
+    finally:
+        cache.save()
+    return spent
+
+
 # --------------------------------------------------------------------------- readers
-def read_idx(path, magic: int | None = None) -> np.ndarray:
+def _open_error(path: Path, e: OSError) -> DatasetError:
+    if isinstance(e, PermissionError):
+        return _unreadable(path)
+    return DatasetError(f"{path} could not be read ({e.strerror or e}).")
+
+
+def _read_capped(path: Path, limit: int | None) -> bytes:
+    """The (decompressed, for ``.gz``) bytes of ``path``, reading at most ``limit + 1`` of them: a file that
+    would decompress to more than ``limit`` bytes is refused after that many, never expanded in full."""
+    try:
+        if not path.name.endswith(".gz"):
+            with open(path, "rb") as fh:
+                return fh.read(-1 if limit is None else limit + 1)
+        with gzip.open(path, "rb") as fh:
+            data = b""
+            if limit is None:  # the header says how much data follows: read no more than that
+                data = fh.read(4)
+                if len(data) < 4 or data[:3] != b"\0\0\x08" or not data[3]:
+                    return data
+                data += fh.read(4 * data[3])
+                if len(data) < 4 + 4 * data[3]:
+                    return data
+                limit = len(data) + int(np.prod(struct.unpack(f">{data[3]}I", data[4:]), dtype=np.int64))
+            data += fh.read(limit + 1 - len(data))
+            if len(data) <= limit:
+                fh.read(1)  # reach the end of the stream, so that gzip checks its CRC and length
+            return data
+    except OSError as e:
+        if isinstance(e, (PermissionError, FileNotFoundError, IsADirectoryError)):
+            raise _open_error(path, e) from None
+        raise DatasetError(f"{path} is a corrupted or truncated gzip file ({e}); replace it with a good copy.") \
+            from None
+    except (EOFError, zlib.error) as e:
+        raise DatasetError(f"{path} is a corrupted or truncated gzip file ({e}); replace it with a good copy.") \
+            from None
+
+
+def read_idx(path, magic: int | None = None, expected_bytes: int | None = None) -> np.ndarray:
     """Read one IDX file (``.gz`` or raw) of unsigned bytes as a read-only ``uint8`` array of the header's shape.
 
     Checks the gzip stream (CRC, truncation), the magic number (``magic`` when given; else any
-    uint8 IDX), and that the data length equals the product of the header's dimensions.
+    uint8 IDX), and that the data length equals the product of the header's dimensions. At most
+    ``expected_bytes + 1`` bytes are decompressed (when given; else as many as the header announces, plus
+    one), so a small file that would expand to gigabytes is refused quickly.
     """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"{path} could not be read ({e}).") from e
-    if path.name.endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DatasetError(f"{path} is a corrupted or truncated gzip file ({e}); replace it with a good copy.") \
-                from e
+    path = _check_path(path)
+    if magic is not None and (isinstance(magic, bool) or magic not in (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC)):
+        raise ValueError(f"magic must be None, {IDX_IMAGES_MAGIC} (images) or {IDX_LABELS_MAGIC} (labels), "
+                         f"got {magic!r}.")
+    if expected_bytes is not None:
+        expected_bytes = C.positive_int("expected_bytes", expected_bytes)
+    raw = _read_capped(path, expected_bytes)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] == 0:
         raise DatasetError(f"{path} is not an IDX file of unsigned bytes: its magic bytes are {raw[:4].hex()!r}, "
                            f"expected 0x00 0x00 0x08 followed by the number of dimensions.")
@@ -357,6 +467,9 @@ def read_idx(path, magic: int | None = None) -> np.ndarray:
     if magic is not None and found != magic:
         raise DatasetError(f"{path} has the IDX magic number {found}, expected {magic} "
                            f"({'images' if magic == IDX_IMAGES_MAGIC else 'labels'}).")
+    if expected_bytes is not None and len(raw) > expected_bytes:
+        raise DatasetError(f"{path} holds more than the {expected_bytes} bytes (uncompressed) expected: "
+                           "the file is not the original; replace it with a good copy.")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -364,8 +477,9 @@ def read_idx(path, magic: int | None = None) -> np.ndarray:
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     expected = header + int(np.prod(dims, dtype=np.int64))
     if len(raw) != expected:
-        raise DatasetError(f"{path} holds {len(raw)} bytes (uncompressed), expected {expected} for an IDX array "
-                           f"of shape {dims}: the file is truncated or corrupted.")
+        more = "at least " if len(raw) > expected else ""
+        raise DatasetError(f"{path} holds {more}{len(raw)} bytes (uncompressed), expected {expected} for an IDX "
+                           f"array of shape {dims}: the file is truncated or corrupted.")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -375,6 +489,9 @@ def read_cifar_bin(path, records: int | None = None) -> tuple[np.ndarray, np.nda
     The file must hold a whole number of 3,073-byte records (exactly ``records`` of them when given)
     and every label must be in 0..9.
     """
+    path = _check_path(path)
+    if records is not None:
+        records = C.positive_int("records", records)
     rec, labels = _cifar_records(path, records)
     images = np.empty((len(rec), 32, 32, 3), dtype=np.uint8)
     _planes_to_hwc(rec, images)
@@ -387,14 +504,17 @@ def _cifar_records(path, records: int | None) -> tuple[np.ndarray, np.ndarray]:
     try:
         size = path.stat().st_size
     except OSError as e:
-        raise DatasetError(f"{path} could not be read ({e}).") from e
+        raise _open_error(path, e) from None
     if records is not None and size != records * CIFAR_RECORD:
         raise DatasetError(f"{path} has {size} bytes, expected {records * CIFAR_RECORD} "
                            f"({records} records of {CIFAR_RECORD} bytes): the file is truncated or corrupted.")
     if size == 0 or size % CIFAR_RECORD:
         raise DatasetError(f"{path} has {size} bytes, not a positive multiple of the {CIFAR_RECORD}-byte "
                            f"CIFAR-10 record: the file is truncated or corrupted.")
-    raw = np.fromfile(path, dtype=np.uint8)
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise _open_error(path, e) from None
     if raw.size != size:
         raise DatasetError(f"{path} changed while it was read ({raw.size} of {size} bytes).")
     rec = raw.reshape(-1, CIFAR_RECORD)
@@ -427,9 +547,10 @@ def _records(spec: _Spec, name: str) -> int:
 
 def _read_idx_file(spec: _Spec, path: Path) -> np.ndarray:
     images = "images" in path.name
-    arr = read_idx(path, IDX_IMAGES_MAGIC if images else IDX_LABELS_MAGIC)
     n = spec.n_train if path.name.startswith("train") else spec.n_test
     want = (n, 28, 28) if images else (n,)
+    size = 4 + 4 * len(want) + int(np.prod(want))
+    arr = read_idx(path, IDX_IMAGES_MAGIC if images else IDX_LABELS_MAGIC, size)
     if arr.shape != want:
         raise DatasetError(f"{path} holds an array of shape {arr.shape}, expected {want} for {spec.title}.")
     if not images and arr.size and arr.max() > 9:
@@ -467,6 +588,10 @@ def _fingerprint(spec: _Spec, folder: Path) -> tuple:
 
 def _load(dataset: str, data_dir, download: bool):
     spec = _spec(dataset)
+    if data_dir is not None:
+        _check_path(data_dir, "data_dir")
+    C.flag("download", download)
+    results.remove_orphans(_cache_root(), staging=".download-")  # what killed downloads and writers left
     place, places, partial = _search(spec, data_dir)
     if place is None:
         if not download:
@@ -480,6 +605,7 @@ def _load(dataset: str, data_dir, download: bool):
     memo = _MEMO.get(dataset)
     if memo is None or memo[0] != key:
         _MEMO.pop(dataset, None)
+        verify(spec, place)
         arrays = (_load_cifar if spec.archive else _load_idx)(spec, place)
         _MEMO[dataset] = memo = (key, arrays)
     (xtr, ytr), (xte, yte) = memo[1]
@@ -512,17 +638,23 @@ def to_tensors(x, y, dataset: str, *, flatten: bool = False, normalize: bool = T
     """
     import torch
 
-    if dataset not in NORMALIZATION:
+    if not isinstance(dataset, str) or dataset not in NORMALIZATION:
         raise ValueError(f"dataset must be one of {sorted(NORMALIZATION)}, got {dataset!r}.")
+    C.flag("flatten", flatten)
+    C.flag("normalize", normalize)
+    for name, a in (("x", x), ("y", y)):
+        if isinstance(a, np.ma.MaskedArray) or not isinstance(a, (np.ndarray, list, tuple)):
+            raise TypeError(f"{name} must be a NumPy array (not masked) as the loaders return it, got "
+                            f"{type(a).__name__}.")
     x, y = np.asarray(x), np.asarray(y)
     if x.dtype != np.uint8:
-        raise TypeError(f"images must be uint8 (as the loaders return them), got {x.dtype}.")
+        raise TypeError(f"x (the images) must be uint8, as the loaders return them, got {x.dtype}.")
     mean, std = (np.asarray(v, dtype=np.float32) for v in NORMALIZATION[dataset])
     if not (x.ndim == 3 and len(mean) == 1 or x.ndim == 4 and x.shape[-1] == len(mean)):
-        raise ValueError(f"images for {dataset} must have shape (N, H, W{'' if len(mean) == 1 else ', 3'}), "
+        raise ValueError(f"x (the images) for {dataset} must have shape (N, H, W{'' if len(mean) == 1 else ', 3'}), "
                          f"got {x.shape}.")
     if not np.issubdtype(y.dtype, np.integer) or y.shape != (len(x),):
-        raise ValueError(f"labels must be integers of shape ({len(x)},), got {y.dtype} of shape {y.shape}.")
+        raise ValueError(f"y (the labels) must be integers of shape ({len(x)},), got {y.dtype} of shape {y.shape}.")
     xf = x.astype(np.float32) / np.float32(255.0)
     if xf.ndim == 3:
         xf = xf[..., None]
@@ -532,3 +664,37 @@ def to_tensors(x, y, dataset: str, *, flatten: bool = False, normalize: bool = T
     if flatten:
         xf = xf.reshape(len(xf), -1)
     return torch.from_numpy(xf), torch.from_numpy(y.astype(np.int64, copy=True))
+
+
+# --------------------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bnlib.data check|download [DATASET ...]`` (default: MNIST and CIFAR-10, what the tests and
+    chapters need): one sentence; exit 0 when each is present and verified (or was downloaded), 1 when one is
+    missing or damaged, 2 on a bad command line."""
+    cmd, *names = (sys.argv[1:] if argv is None else list(argv)) or [None]
+    bad = [n for n in names if n not in SPECS]
+    if cmd not in ("check", "download") or bad:
+        what = f"the command must be check or download, got {cmd!r}" if bad == [] else f"unknown dataset {bad[0]!r}"
+        print(f"error: {what} (usage: python -m bnlib.data check|download [{'|'.join(SPECS)} ...]).",
+              file=sys.stderr)
+        return 2
+    missing = []
+    for name in names or ["mnist", "cifar10"]:
+        try:
+            verify(name, locate(name) if cmd == "check" else _load(name, None, True) and locate(name))
+        except DatasetNotFound:
+            missing.append(SPECS[name].title)
+        except DatasetError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    if missing:
+        print(f"error: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not on this machine (bnlib "
+              f"looked in $BNLIB_DATA_DIR and {_cache_root()}); run `make data` to download them into "
+              f"{_cache_root()}, or set BNLIB_DATA_DIR to a folder that holds a copy.", file=sys.stderr)
+        return 1
+    print(f"{', '.join(SPECS[n].title for n in names or ['mnist', 'cifar10'])}: present and verified.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

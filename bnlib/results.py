@@ -9,11 +9,14 @@ are :data:`CURVES`. Labels of repeated seeds end in ``-seedK``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +222,7 @@ def save(path: str | Path, obj) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -235,13 +239,99 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_orphans(folder: str | Path) -> list[Path]:
-    """Delete the temporary files that killed writers left in ``folder`` (and its subfolders); returns them."""
-    gone = []
-    for p in Path(folder).rglob(".*.tmp"):
-        parts = p.name.split(".")
-        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
-        if pid is None or not _alive(pid):
-            p.unlink(missing_ok=True)
-            gone.append(p)
+#: A staging folder that names no owner process counts as abandoned once it is this old (seconds).
+STALE_SECONDS = 6 * 3600
+
+
+def remove_orphans(folder: str | Path, staging: str | None = None) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``folder`` (and its subfolders); returns them.
+
+    With ``staging`` (a name prefix such as ``".download-"``), also the folders in ``folder`` (at any depth) named
+    ``<staging><pid>-...`` whose process is dead (or, naming no process, older than :data:`STALE_SECONDS`).
+    A folder that does not exist or cannot be listed is left alone."""
+    gone: list[Path] = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return gone
+    try:
+        for p in list(folder.rglob(".*.tmp")):
+            parts = p.name.split(".")
+            pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+            if pid is None or not _alive(pid):
+                p.unlink(missing_ok=True)
+                gone.append(p)
+        for p in sorted(folder.rglob(f"{staging}*")) if staging else []:
+            owner = p.name[len(staging):].split("-", 1)[0]
+            dead = not _alive(int(owner)) if owner.isdigit() else time.time() - p.stat().st_mtime > STALE_SECONDS
+            if dead and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p)
+    except OSError:  # unreadable: nothing of ours can be there
+        pass
     return gone
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make the renames into ``folder`` durable, where the platform lets a folder be opened and synced."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def digest(path: str | Path, kinds) -> dict[str, str]:
+    """``{kind: hex digest}`` of the file's bytes for each hashlib algorithm in ``kinds`` (read once, in 4 MiB
+    chunks); OSError propagates."""
+    hashes = {k: hashlib.new(k) for k in kinds}
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            for h in hashes.values():
+                h.update(chunk)
+    return {k: h.hexdigest() for k, h in hashes.items()}
+
+
+class VerdictCache:
+    """A small JSON file of verdicts, ``{resolved path: [size, mtime_ns, what was checked]}``: a file whose size
+    and modification time are unchanged since it was checked against the same expectation need not be read
+    again. Read on first use; :meth:`save` writes it atomically (:func:`save`); a cache that cannot be read
+    is empty and one that cannot be written is skipped (the files are then checked again next time)."""
+
+    def __init__(self, path: str | Path):
+        self.path, self.entries, self.changed = Path(path), None, False
+
+    def _load(self) -> dict:
+        if self.entries is None:
+            try:
+                with open(self.path) as fh:
+                    got = json.load(fh)
+            except (OSError, ValueError):
+                got = {}
+            self.entries = got if isinstance(got, dict) else {}
+        return self.entries
+
+    @staticmethod
+    def _stamp(path: Path, what) -> tuple[str, list]:
+        st = path.stat()
+        return str(path.resolve()), [st.st_size, st.st_mtime_ns, what]
+
+    def known(self, path: str | Path, what) -> bool:
+        key, stamp = self._stamp(Path(path), what)
+        return self._load().get(key) == stamp
+
+    def add(self, path: str | Path, what) -> None:
+        key, stamp = self._stamp(Path(path), what)
+        self._load()[key], self.changed = stamp, True
+
+    def save(self) -> None:
+        if self.changed:
+            try:
+                save(self.path, self.entries)
+            except (OSError, TypeError, ValueError):
+                pass
+            self.changed = False

@@ -125,8 +125,8 @@ def env(tmp_path, monkeypatch):
     for key, (n_train, n_test) in {"mnist": (6, 4), "fashion_mnist": (6, 4), "cifar10": (10, 3)}.items():
         spec = D.SPECS[key]
         monkeypatch.setitem(D.SPECS, key, dataclasses.replace(
-            spec, n_train=n_train, n_test=n_test, mirrors=("http://mirror-a/", "http://mirror-b/"), sha256={},
-            system_dirs=(str(system),) if spec.system_dirs else ()))
+            spec, n_train=n_train, n_test=n_test, mirrors=("http://mirror-a/", "http://mirror-b/"), md5={}, sha256={},
+            checksums={}, system_dirs=(str(system),) if spec.system_dirs else ()))
 
     def offline(url, timeout=None):
         raise urllib.error.URLError("[Errno -2] Name or service not known (test: offline)")
@@ -324,7 +324,9 @@ def test_download_verifies_and_moves_into_the_cache(env, monkeypatch):
     net = use_net(monkeypatch, FakeNet({"http://mirror-b/" + n: b for n, b in raw.items()}), "mnist",
                   {n: md5(b) for n, b in raw.items()}, {n: hashlib.sha256(b).hexdigest() for n, b in raw.items()})
     assert_loaded(D.load_mnist(), arrays)
-    assert files_under(env / "home") == [f".cache/bnlib/mnist/{n}.gz" for n in sorted(IDX_NAMES)]
+    # the files, and the verdict of their checksums (so that the next load does not hash them again)
+    assert files_under(env / "home") == [f".cache/bnlib/mnist/{n}.gz" for n in sorted(IDX_NAMES)] + [
+        ".cache/bnlib/verified.json"]
     assert sorted(net.requests) == sorted([m + n for m in ("http://mirror-a/", "http://mirror-b/") for n in raw])
     # from now on it is read from the cache, offline
     monkeypatch.setattr(D, "_urlopen", FakeNet({}))
@@ -432,7 +434,7 @@ def test_memory_cache_reads_once_returns_independent_copies_and_notices_changes(
     arrays = write_idx_set(env / "d" / "mnist")
     calls = []
     real = D.read_idx
-    monkeypatch.setattr(D, "read_idx", lambda path, magic=None: calls.append(Path(path).name) or real(path, magic))
+    monkeypatch.setattr(D, "read_idx", lambda path, *a: calls.append(Path(path).name) or real(path, *a))
     (x1, y1), _ = D.load_mnist(env / "d")
     (x2, y2), _ = D.load_mnist(env / "d")
     assert len(calls) == 4
@@ -476,11 +478,11 @@ def test_to_tensors_mnist_shapes_and_bad_input():
     assert D.to_tensors(x, np.array([0, 1]), "fashion_mnist", flatten=True)[0].shape == (2, 784)
     with pytest.raises(ValueError, match="dataset must be one of"):
         D.to_tensors(x, np.array([0, 1]), "svhn")
-    with pytest.raises(TypeError, match="images must be uint8"):
+    with pytest.raises(TypeError, match=r"x \(the images\) must be uint8"):
         D.to_tensors(x.astype(np.float32), np.array([0, 1]), "mnist")
-    with pytest.raises(ValueError, match=r"images for cifar10 must have shape \(N, H, W, 3\)"):
+    with pytest.raises(ValueError, match=r"x \(the images\) for cifar10 must have shape \(N, H, W, 3\)"):
         D.to_tensors(x, np.array([0, 1]), "cifar10")
-    with pytest.raises(ValueError, match=r"labels must be integers of shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"y \(the labels\) must be integers of shape \(2,\)"):
         D.to_tensors(x, np.array([0, 1, 2]), "mnist")
 
 
@@ -558,3 +560,163 @@ def test_real_fashion_mnist_when_installed():
     assert np.bincount(y).tolist() == [6000] * 10 and np.bincount(yt).tolist() == [1000] * 10
     mean, std = channel_stats(x)
     assert (round(mean[0], 3), round(std[0], 3)) == (0.286, 0.353)
+
+
+# --------------------------------------------------------------------------- checksums of files on disk
+def _with_checksums(monkeypatch, folder: Path, dataset="mnist", corrupt: str | None = None) -> dict:
+    """Publish the SHA-256 and MD5 of the files in ``folder`` as ``dataset``'s checksums (``corrupt``: one of them
+    wrong), computed here with hashlib from the bytes on disk."""
+    sums = {p.name: {"md5": hashlib.md5(p.read_bytes()).hexdigest(), "sha256": hashlib.sha256(p.read_bytes())
+                     .hexdigest()} for p in folder.iterdir()}
+    if corrupt:
+        sums[corrupt] = {"sha256": "0" * 64}
+    monkeypatch.setitem(D.SPECS, dataset, dataclasses.replace(D.SPECS[dataset], checksums=sums))
+    return sums
+
+
+def test_files_on_disk_are_verified_once_and_the_verdict_cached(env, monkeypatch):
+    arrays = write_idx_set(env / "d" / "mnist")
+    _with_checksums(monkeypatch, env / "d" / "mnist")
+    hashed = []
+    real = D.results.digest
+    monkeypatch.setattr(D.results, "digest", lambda path, kinds: hashed.append(Path(path).name) or real(path, kinds))
+    assert_loaded(D.load_mnist(env / "d"), arrays)
+    assert sorted(hashed) == sorted(f"{n}.gz" for n in IDX_NAMES)
+    cache = env / "home" / ".cache" / "bnlib" / "verified.json"
+    assert cache.is_file() and not list(cache.parent.glob(".*.tmp"))
+    D.clear_cache()
+    assert_loaded(D.load_mnist(env / "d"), arrays)
+    assert len(hashed) == 4  # the second load read the verdicts, not the files
+    assert all(t == 0.0 for t in D.verify("mnist", env / "d" / "mnist").values())
+    f = env / "d" / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    os.utime(f, ns=(f.stat().st_mtime_ns + 10**9,) * 2)  # touched: verified again
+    D.clear_cache()
+    D.load_mnist(env / "d")
+    assert hashed[4:] == ["t10k-labels-idx1-ubyte.gz"]
+
+
+def test_checksum_mismatch_names_the_file_and_the_fix(env, monkeypatch, raises_one_sentence):
+    write_idx_set(env / "d" / "mnist")
+    _with_checksums(monkeypatch, env / "d" / "mnist", corrupt="train-labels-idx1-ubyte.gz")
+    raises_one_sentence(lambda: D.load_mnist(env / "d"), D.DatasetError,
+                        r"train-labels-idx1-ubyte\.gz does not match the published checksum .*SHA-256 .*expected 0{64}"
+                        r".*make data")
+
+
+def test_real_checksums_are_the_published_ones():
+    """The tables hold the checksums of /work/shared/data/README.md (SHA-256) and the datasets' own pages (MD5)."""
+    assert D.SPECS["mnist"].expected("train-images-idx3-ubyte.gz") == {
+        "md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "sha256": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"}
+    assert D.SPECS["cifar10"].expected("test_batch.bin") == {
+        "sha256": "8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b"}
+    assert D.SPECS["cifar10"].expected("batches.meta.txt") == {
+        "sha256": "558e74b5e208382e186da55784b4bac2cd52e558448e1b5800990fdb28ed8033"}
+    assert {n: D.SPECS["fashion_mnist"].expected(n)["md5"] for n in D._IDX_FILES} == {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}
+
+
+@pytest.mark.data
+def test_real_files_verify_and_the_verdict_makes_the_next_check_free(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spent = {}
+    for name in ("mnist", "cifar10"):
+        t0 = time.perf_counter()
+        D.verify(name, D.locate(name))
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        again = D.verify(name, D.locate(name))
+        spent[name] = (first, time.perf_counter() - t0)
+        assert set(again.values()) == {0.0}
+    print("verification (first, cached) seconds:", spent)
+    assert all(cached < 0.05 for _, cached in spent.values()), spent
+
+
+# --------------------------------------------------------------------------- decompression bombs, permissions
+def test_gzip_bomb_is_refused_without_decompressing_it(env):
+    import time
+
+    folder = env / "d" / "mnist"
+    write_idx_set(folder)
+    header = struct.pack(">IIII", 2051, 6, 28, 28)
+    zeros = gzip.compress(bytes(1 << 24), compresslevel=9)  # 16 MiB of zeros in ~16 KB: one gzip member
+    bomb = folder / "train-images-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(header) + zeros * 128)  # a valid header, then 2 GiB of zeros (~2 MB)
+    t0 = time.perf_counter()
+    with pytest.raises(D.DatasetError, match=r"train-images-idx3-ubyte\.gz holds more than the 4720 bytes"):
+        D.load_mnist(env / "d")
+    assert time.perf_counter() - t0 < 1.0
+    plain = env / "zeros.gz"  # about 1 MB of gzip holding zeros only: not an IDX file, said after 4 bytes
+    plain.write_bytes(zeros * 64)
+    t0 = time.perf_counter()
+    with pytest.raises(D.DatasetError, match="not an IDX file"):
+        D.read_idx(plain)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_unreadable_folder_and_file_are_one_clear_sentence(env, monkeypatch, raises_one_sentence):
+    write_idx_set(env / "d" / "mnist")
+    real_access = os.access
+    monkeypatch.setattr(D.os, "access", lambda p, mode: False if Path(p) == env / "d" / "mnist" else
+                        real_access(p, mode))
+    raises_one_sentence(lambda: D.load_mnist(env / "d"), D.DatasetError, r"mnist is not readable \(permission")
+    monkeypatch.setattr(D.os, "access", real_access)
+    real_open = gzip.open
+
+    def denied(path, *a, **k):
+        if Path(path).name == "t10k-images-idx3-ubyte.gz":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(D.gzip, "open", denied)
+    raises_one_sentence(lambda: D.load_mnist(env / "d"), D.DatasetError,
+                        r"t10k-images-idx3-ubyte\.gz is not readable \(permission denied\); make it readable")
+
+
+# --------------------------------------------------------------------------- leftovers of killed downloads
+def test_staging_of_dead_downloads_is_removed_live_ones_kept(env):
+    import subprocess
+    import sys
+
+    target = env / "home" / ".cache" / "bnlib" / "mnist"
+    target.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    (target / f".download-{dead_pid}-abc").mkdir()
+    (target / f".download-{dead_pid}-abc" / "train-images-idx3-ubyte.gz").write_bytes(b"partial")
+    (target / f".download-{os.getpid()}-live").mkdir()
+    (target.parent / f".verified.json.{dead_pid}.x1y2.tmp").write_text("{")
+    write_idx_set(env / "d" / "mnist")
+    D.load_mnist(env / "d")
+    assert sorted(p.name for p in target.iterdir()) == [f".download-{os.getpid()}-live"]
+    assert not list(target.parent.glob(".*.tmp"))
+
+
+# --------------------------------------------------------------------------- make datacheck
+def test_datacheck_says_in_one_sentence_what_is_missing(tmp_path):
+    import subprocess
+    import sys
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "bnlib.data", "check"], capture_output=True, text=True, env=env,
+                       cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    assert p.returncode == 1 and p.stdout == ""
+    msg = p.stderr.strip()
+    assert "\n" not in msg and msg.endswith("."), msg
+    assert "MNIST and CIFAR-10 are not on this machine" in msg and "make data" in msg and "BNLIB_DATA_DIR" in msg
+
+
+@pytest.mark.data
+def test_datacheck_passes_with_the_data():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "bnlib.data", "check"], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "MNIST, CIFAR-10: present and verified."
