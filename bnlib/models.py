@@ -127,16 +127,21 @@ def group_count(c: int) -> int:
     return g
 
 
+INITS = ("gaussian", "xavier", "xavier_sigmoid", "kaiming", "torch")
+
+
 def init_weights(model: nn.Module, init: str = "gaussian", sigma: float = 0.01, seed: int = 0) -> None:
     """Initialize every Linear/Conv2d weight; biases to zero.
 
     ``init="gaussian"``: N(0, sigma^2), the paper's "small random Gaussian values";
-    ``"xavier"``: Glorot normal; ``"kaiming"``: He normal (fan-in); ``"torch"``: PyTorch's
+    ``"xavier"``: Glorot normal, ``std = sqrt(2 / (fan_in + fan_out))``, derived for a nonlinearity of slope 1
+    at 0 (tanh); ``"xavier_sigmoid"``: the same times 4, for the logistic sigmoid, whose slope at 0 is 1/4
+    (Glorot & Bengio, 2010; Bengio, 2012); ``"kaiming"``: He normal (fan-in); ``"torch"``: PyTorch's
     default (uniform, fan-in), drawn from the same seed.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    C.choice("init", init, ("gaussian", "xavier", "kaiming", "torch"))
+    C.choice("init", init, INITS)
     sigma = C.number("sigma", sigma, 0.0, lo_open=True, what=" (the standard deviation of the weights)")
     gen = torch.Generator().manual_seed(C.non_negative_int("seed", seed))
     for mod in model.modules():
@@ -148,8 +153,8 @@ def init_weights(model: nn.Module, init: str = "gaussian", sigma: float = 0.01, 
         with torch.no_grad():
             if init == "gaussian":
                 std = sigma
-            elif init == "xavier":
-                std = math.sqrt(2.0 / (fan_in + fan_out))
+            elif init in ("xavier", "xavier_sigmoid"):
+                std = math.sqrt(2.0 / (fan_in + fan_out)) * (4.0 if init == "xavier_sigmoid" else 1.0)
             elif init == "kaiming":
                 std = math.sqrt(2.0 / fan_in)
             elif init == "torch":

@@ -94,7 +94,7 @@ class RunConfig:
         _choice("norm", self.norm, models.NORMS)
         _choice("norm_position", self.norm_position, ("pre", "post"))
         _choice("activation", self.activation, models.ACTIVATIONS)
-        _choice("init", self.init, ("gaussian", "xavier", "kaiming", "torch"))
+        _choice("init", self.init, models.INITS)
         _choice("optimizer", self.optimizer, ("sgd", "adam"))
         _choice("inputs", self.inputs, ("standardized", "unit"))
         for name in ("batch_size", "steps", "record_every", "probe_batch"):

@@ -70,6 +70,15 @@ def test_gaussian_init_has_requested_std():
     assert abs(float(w.std()) - 0.05) < 0.002 and abs(float(w.mean())) < 0.002
 
 
+@pytest.mark.parametrize(("init", "gain"), [("xavier", 1.0), ("xavier_sigmoid", 4.0)])
+def test_glorot_init_std_is_the_formula_times_its_gain(init, gain):
+    """Glorot & Bengio's std sqrt(2 / (fan_in + fan_out)); four times that for the logistic sigmoid."""
+    m = models.SigmoidMLP((784, 300, 10))
+    models.init_weights(m, init, seed=1)
+    w = models.weight_layers(m)[0].weight.detach()
+    assert abs(float(w.std()) / (gain * (2.0 / (784 + 300)) ** 0.5) - 1) < 0.01
+
+
 def test_bad_model_arguments():
     with pytest.raises(ValueError, match="norm must be one of"):
         models.build("mlp", norm="batch")
