@@ -530,9 +530,16 @@ def stale() -> list[tuple[Path, str]]:
 
 
 # --------------------------------------------------------------------------- CLI
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-sentence errors: what was wrong and where to look, no usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`).\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bnlib.experiments", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = _Parser(prog="python -m bnlib.experiments", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the registered experiments and their cache status")
     r = sub.add_parser("run", help="run (or load) an experiment")
     r.add_argument("name", nargs="?")
