@@ -590,10 +590,46 @@ def test_page_layout(page, width, browser, server):
         visit.page.evaluate("() => document.fonts.ready.then(() => true)")  # MathJax's fonts set the widths
         layout = visit.page.evaluate(LAYOUT_JS, width >= WIDE)
         problems = list(visit.problems) + _first(layout["problems"], 15)
+        if width >= WIDE:
+            problems += _small_figure_text(visit.page)
     finally:
         visit.close()
     checked = ", ".join(f"{n} {kind}" for kind, n in layout["counts"].items() if n)
     assert not problems, f"{page} at {width}px (checked {checked or 'nothing'}):\n  " + "\n  ".join(problems)
+
+
+def _png_dpi(path: Path) -> float | None:
+    """The horizontal resolution a PNG states in its pHYs chunk (dots per inch), or None."""
+    import struct
+
+    data = path.read_bytes()
+    i = data.find(b"pHYs")
+    if i < 0:
+        return None
+    ppu_x, _, unit = struct.unpack(">IIB", data[i + 4:i + 13])
+    return ppu_x * 0.0254 if unit == 1 else None
+
+
+def _small_figure_text(page) -> list[str]:
+    """Figures whose smallest text (bnlib.plots.style.MIN_POINTS) is shown under MIN_TEXT_PX CSS px: from the
+    PNG's size and dpi (its width in inches) and the width the browser shows it at."""
+    from bnlib.plots import style as PS
+
+    shown = page.evaluate("""() => [...document.querySelectorAll('main img')].filter(i => i.src.endsWith('.png'))
+        .map(i => ({src: i.getAttribute('src'), natural: i.naturalWidth, shown: i.getBoundingClientRect().width}))""")
+    problems = []
+    base = urllib.parse.urlsplit(page.url).path
+    for img in shown:
+        rel = urllib.parse.unquote(urllib.parse.urlsplit(urllib.parse.urljoin(base, img["src"])).path).lstrip("/")
+        dpi = _png_dpi(HTML_DIR / rel)
+        if not dpi or not img["natural"]:
+            problems.append(f"figure {img['src']} states no dpi: its text size cannot be checked")
+            continue
+        px = PS.MIN_POINTS / 72 * img["shown"] / (img["natural"] / dpi)
+        if px < PS.MIN_TEXT_PX:
+            problems.append(f"figure {img['src']}: {PS.MIN_POINTS:g} pt text is shown {px:.1f} px tall "
+                            f"(under {PS.MIN_TEXT_PX:g} px)")
+    return problems
 
 
 def _chapters() -> list[str]:
