@@ -224,7 +224,7 @@ def test_half_life_and_stream():
     assert math.isclose(F.half_life(0.5), 1.0)
     p = 1 - 0.5 ** (1 / 10)  # (1 - p)^10 = 1/2
     assert math.isclose(F.half_life(p), 10.0)
-    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+    with pytest.raises(ValueError, match="> 0 and < 1"):
         F.half_life(0.0)
     m, v = F.stream_of_batches(4000, 2, 50, mean=3.0, std=2.0, seed=1)
     assert m.shape == v.shape == (4000, 2)
@@ -237,7 +237,7 @@ def test_steps_to_forget():
     # brute force: the first k with 0.99^k <= 0.05
     k = next(k for k in range(10_000) if 0.99**k <= 0.05)
     assert F.steps_to_forget(0.01, 0.05) == k
-    with pytest.raises(ValueError, match="weight must lie strictly between 0 and 1"):
+    with pytest.raises(ValueError, match="weight must be a finite number > 0 and < 1"):
         F.steps_to_forget(0.1, 1.0)
 
 # --------------------------------------------------------------------------- figures (the data they draw)
@@ -399,12 +399,14 @@ def test_test_batch_numbers():
     v = _values(RT.test_batch_numbers(tb))
     assert math.isclose(v["tt_tb_acc_8"], 90.0) and math.isclose(v["tt_tb_drop_2"], 47.0)
     assert math.isclose(v["tt_tb_drop_1000"], 0.1) and math.isclose(v["tt_tb_one_class_drop"], 67.0)
-    assert list(v) == ["tt_tb_eval", "tt_tb_acc_2", "tt_tb_drop_2", "tt_tb_acc_8", "tt_tb_drop_8", "tt_tb_acc_64",
-                       "tt_tb_drop_64", "tt_tb_acc_1000", "tt_tb_drop_1000", "tt_tb_one_class", "tt_tb_one_class_drop"]
+    assert v["tt_tb_climb"].endswith("never reaches eval mode: batches of 1000 come within 0.10 points")
+    assert list(v) == ["tt_tb_eval", "tt_tb_climb", "tt_tb_acc_2", "tt_tb_drop_2", "tt_tb_acc_8", "tt_tb_drop_8",
+                       "tt_tb_acc_64", "tt_tb_drop_64", "tt_tb_acc_1000", "tt_tb_drop_1000", "tt_tb_one_class",
+                       "tt_tb_one_class_drop"]
     with pytest.raises(ValueError, match="climbs with the test-batch size"):
         RT.test_batch_numbers(_tb({"2": 0.5, "8": 0.97, "64": 0.96, "1000": 0.969}))
-    with pytest.raises(ValueError, match="never reaches eval mode"):
-        RT.test_batch_numbers(_tb({"2": 0.5, "8": 0.9, "64": 0.96, "1000": 0.971}))
+    level = _values(RT.test_batch_numbers(_tb({"2": 0.5, "8": 0.9, "64": 0.96, "1000": 0.971})))["tt_tb_climb"]
+    assert "until batches of 1000 match eval mode (97.10% against 97.00%" in level
     with pytest.raises(ValueError, match="one-class test batches are worse"):
         RT.test_batch_numbers(_tb({"2": 0.5, "8": 0.9, "64": 0.96, "1000": 0.969}, one_class=0.6))
 
@@ -438,7 +440,7 @@ def test_noniid_numbers():
         ni[norm][sampler][key] = value
         return ni
 
-    for args, claim in ((("none", "2 classes", "test_acc", 0.96), "without normalization almost nothing"),
+    for args, claim in ((("none", "2 classes", "test_acc", 0.94), "normalization little next to BN"),
                         (("BN", "2 classes", "test_acc", 0.94), "cost BN many points"),
                         (("BN", "2 classes", "train_acc", 0.95), "as poor on its training images"),
                         (("BN", "2 classes", "test_acc_batch", 0.87), "batch statistics are no better"),
@@ -505,6 +507,10 @@ def test_batch_size_numbers():
     slightly = _grid()
     slightly["acc"]["none"][2] = slightly["acc"]["Group Norm"][2] - 0.004  # 0.4 points behind the best at B = 2
     assert math.isclose(_values(numbers(slightly))["tt_bs_none_behind"], 0.4)
+    assert _values(numbers(slightly))["tt_bs_none_phrase"].startswith("about as accurate")
+    behind = _grid()
+    behind["acc"]["none"][32] = 0.92
+    assert _values(numbers(behind))["tt_bs_none_phrase"] == "behind the best normalized one at some batch sizes"
 
     def broken(key, norm, b, value):
         grid = _grid()
@@ -515,10 +521,9 @@ def test_batch_size_numbers():
                         (("acc", "BN", 4, 0.94), "falls behind Layer and Group Norm exactly at the smallest"),
                         (("gap", "BN", 32, 0.02), "under 1 point from some batch size on"),
                         (("acc", "BN", 8, 0.84), "falls at every halving of the batch below 16"),
-                        (("acc", "none", 32, 0.92), "without normalization is about as accurate"),
                         (("acc", "Batch Renorm", 2, 0.55), "Batch Renorm lies between BN and Layer/Group Norm"),
                         (("gap", "BN", 2, 0.04), "more accurate in eval mode at every batch size"),
-                        (("gap", "BN", 16, -0.001), "more accurate in eval mode at every batch size"),
+                        (("gap", "BN", 4, -0.001), "more accurate in eval mode at every batch size"),
                         (("acc", "Layer Norm", 2, 0.92), "lose at most a fraction of a point"),
                         (("gap", "Batch Renorm", 8, 0.02), "agree within a point"),
                         (("acc", "Layer Norm", 32, 0.93), "fall behind BN at B = 32")):
@@ -560,15 +565,14 @@ def test_regularizer_numbers():
     assert math.isclose(v["tt_reg_se"], 100 * math.sqrt(0.93 * 0.07 / 10_000))
     assert math.isclose(v["tt_reg_bn_d3_gap"], 5.9) and math.isclose(v["tt_reg_none_d3_lgap"], 0.40 - 2e-4)
     assert math.isclose(v["tt_reg_bn_d0_tloss"], 0.30) and v["tt_reg_none_d0_train"] == 100.0
-    for changes, claim in (({("torch", 0.3): (0.934, 0.29)}, "together raise it most"),
-                           ({("torch", 0.0): (0.94, 0.30), ("torch", 0.3): (0.945, 0.29)}, "about half a point"),
-                           ({("torch", 0.0): (0.935, 0.37)}, "BN lowers the test loss"),
-                           ({("none", 0.3): (0.935, 0.35)}, "dropout alone raises the test loss")):
-        with pytest.raises(ValueError, match=claim):
-            RT.regularizer_numbers(_reg(changes), test_size=10_000)
+    assert v["tt_reg_reading"] == "about as much as dropout does"  # 0.5 and 0.5 points
+    less = _values(RT.regularizer_numbers(_reg({("torch", 0.0): (0.931, 0.30)}), test_size=10_000))
+    assert less["tt_reg_reading"] == "less than dropout does"  # 0.1 against 0.5 points, the s.e. is 0.26
+    with pytest.raises(ValueError, match="together raise it most"):
+        RT.regularizer_numbers(_reg({("torch", 0.3): (0.934, 0.29)}), test_size=10_000)
     res = _reg()
     res["runs"]["none-0.0"]["summary"]["final_train_acc"] = 0.99
-    with pytest.raises(ValueError, match="fit their training images perfectly"):
+    with pytest.raises(ValueError, match="fit practically all their training images"):
         RT.regularizer_numbers(res, test_size=10_000)
 
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from bnlib.reports.format import Glued, Table, fmt_pct, fmt_ratio, fmt_steps, number, percent, text
+from bnlib.reports.format import Glued, Table, fmt_pct, fmt_ratio, fmt_steps, md, number, percent, text
 from bnlib.results import SATURATION_THRESHOLD, config, curve, median_steps, seed_groups, steps_to_reach
 
 
@@ -459,8 +459,12 @@ def recipe_numbers(runs: dict, sweep_target: float, recipe_base: dict, final_lr:
            "the prose says the full recipe ends above both baselines, but it does not.")
     out["cifar_recipe_changes_first"] = text(fmt_steps(min(st[2:])))
     out["cifar_recipe_changes_last"] = text(fmt_steps(max(st[2:])))
-    _claim(rows[4]["best_acc"] == max(r["best_acc"] for r in rows),
-           "the prose says reducing the weight decay gives the highest best accuracy, but it does not.")
+    top = max(range(len(rows)), key=lambda i: rows[i]["best_acc"])
+    _claim(top >= 2, "the prose says one of the recipe's changes gives the highest best accuracy, but a baseline does.")
+    phrase = {2: "raising the learning rate", 3: "removing dropout", 4: "reducing the weight decay",
+              5: "the full recipe, with the faster decay,"}[top]
+    out["cifar_recipe_top"] = md(f"{phrase} gives the highest best accuracy ({100 * rows[top]['best_acc']:.1f}%, "
+                                 f"target at step {fmt_steps(rows[top]['steps'])})")
     _claim(target < sweep_target, "the prose says the regularized baseline's best is below the sweep's target, "
            "but it is not.")
     _claim(spread[1] < spread[0], "the prose says faster decay ends the jumping of the accuracy, but the last "

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bnlib.reports.cifar import run_stats
-from bnlib.reports.format import Glued, Table, number, percent, text
+from bnlib.reports.format import Glued, Table, md, number, percent, text
 from bnlib.results import (
     HIST_EDGES,
     SATURATION_THRESHOLD,
@@ -413,9 +413,10 @@ def mnist_lr_numbers(lr_grid: dict, configs: dict, rates: Sequence[float], chose
     if not (best["final_acc"] - chosen["final_acc"] < wob and chosen_lr <= best["lr"]):
         raise ValueError("the prose says the chosen rate is the grid's best or a smaller one within the best run's "
                          "wobble, which no longer holds.")
-    if not (chosen["final_acc"] - lo["final_acc"] > wob and hi["final_acc"] < chosen["final_acc"]):
-        raise ValueError("the prose says the smallest rate is clearly too slow and the largest ends lower than the "
-                         "chosen one, which no longer holds.")
+    within = [r["lr"] for r in rows if best["final_acc"] - r["final_acc"] < wob]
+    if not (chosen["final_acc"] - lo["final_acc"] > wob and chosen_lr == min(within)):
+        raise ValueError("the prose says the smallest rate is clearly too slow and the chosen one is the smallest "
+                         "rate within the best run's wobble of the best, which no longer holds.")
     return {"mnist_lr_steps": number(cfgs[0]["steps"]), "mnist_lr_list": text(_and_list([f"{r:g}" for r in rates])),
             "mnist_lr_best": number(best["lr"]), "mnist_lr_best_acc": _pc(best["final_acc"]),
             "mnist_lr_chosen_acc": _pc(chosen["final_acc"]),
@@ -434,14 +435,20 @@ def mnist_accuracy_numbers(res: dict, cfg) -> dict[str, Glued]:
         raise ValueError("the prose says the network without BN never reaches the BN network's final accuracy, "
                          "but it does.")
     lead = mnist_last_lead(res)
-    if lead is None:
-        raise ValueError("the prose says the network without BN is ahead early on, but it never is after step 0.")
+    early = ("Nor is it behind early on: the BN network is ahead at every record after step 0." if lead is None else
+             f"Early on, it is not: at step {lead:,} the network without BN is still ahead, and only from step "
+             f"{lead + c['record_every']:,} on is the BN network always ahead.")
     tail = c["steps"] // 5
     last = tail // c["record_every"] + 1
     wob_none, wob_bn = mnist_wobble(none, last), mnist_wobble(bn, last)
-    if not sp["final_fast"] - sp["final_slow"] > 2 * wob_bn:
-        raise ValueError("the prose says the final accuracy gap is not an accident of where training stopped, but it "
-                         "is no longer above twice the BN network's wobble.")
+    clear = sp["final_fast"] - sp["final_slow"] > 2 * wob_bn
+    gap_sentence = ("so the gap is not an accident of where training stopped" if clear else
+                    "so the final gap is within what the BN network's own wobble between records could produce: "
+                    "where training stopped could decide it")
+    verdict = ("it holds here. BN gives the higher test accuracy and gets to the baseline's accuracy in fewer "
+               "steps" if clear else
+               "it holds here for the speed, not clearly for the final accuracy. BN gets to the baseline's accuracy "
+               "in fewer steps; its final lead is within its own wobble")
     return {"mnist_final_none": _pc(sp["final_slow"]), "mnist_final_bn": _pc(sp["final_fast"]),
             "mnist_final_gap": _pc(sp["final_fast"] - sp["final_slow"]),
             "mnist_err_reduction": _pc(1 - (1 - sp["final_fast"]) / (1 - sp["final_slow"])),
@@ -450,7 +457,8 @@ def mnist_accuracy_numbers(res: dict, cfg) -> dict[str, Glued]:
             "mnist_bn_to_none": number(sp["fast_to_slow"]), "mnist_none_to_none": number(sp["slow_to_slow"]),
             "mnist_bn_to_bn": number(sp["fast_to_fast"]), "mnist_speedup": number(sp["speedup"], 4),
             "mnist_speedup_total": number(sp["steps"] / sp["fast_to_slow"], 4),
-            "mnist_last_lead": number(lead), "mnist_first_ahead": number(lead + c["record_every"]),
+            "mnist_early": md(early), "mnist_gap_sentence": md(gap_sentence), "mnist_acc_verdict": md(verdict),
+            "mnist_acc_holds": text("yes" if clear else "not clearly: within the BN network's wobble"),
             "mnist_tail": number(tail), "mnist_wobble_none": _pc(wob_none), "mnist_wobble_bn": _pc(wob_bn)}
 
 
@@ -467,16 +475,33 @@ def mnist_percentile_numbers(res: dict, cfg) -> dict[str, Glued]:
     if not (d["bn"]["range"] >= d["none"]["range"] and d["bn"]["relative"] >= d["none"]["relative"]):
         raise ValueError("the prose says the typical unit's median drifts no less with BN than without, which no "
                          "longer holds.")
-    if not 0.75 < s_bn["relative"] / s_none["relative"] < 4 / 3:
-        raise ValueError("the prose says the median drifts about as much with BN as without over all probed units, "
-                         "but the two differ by more than a third.")
+    ratio = s_bn["relative"] / s_none["relative"]
+    alike = 0.75 < ratio < 4 / 3  # within a third either way: "about as much" (one seed, no interval)
+    compare = "about as much with BN as without" if alike else ("less with BN than without" if ratio <= 0.75 else
+                                                                 "more with BN than without")
+    verdict = ("only in part. BN pins the distribution down while the weights are still small and change fast, "
+               f"the phase the records resolve only as a jump between step 0 and step {c['record_every']:,}. Over "
+               "the rest of the run, the input distributions of the last hidden layers drift about as much with BN "
+               "as without, relative to their spread" if alike else
+               "in part. BN pins the distribution down while the weights are still small and change fast, the phase "
+               f"the records resolve only as a jump between step 0 and step {c['record_every']:,}; over the rest of "
+               f"the run the medians drift {compare}, relative to their spread, in this one run (three probed units "
+               "per layer, one seed)")
+    holds = ("only before the first record" if alike else
+             f"drift {compare} (one seed)")
     if not spread1 / spread0 > 10:
         raise ValueError("the prose says the typical unit's spread grows more than tenfold before the first record, "
                          "which no longer holds.")
-    if not mnist_jitter(bn, -1, unit) > 2 * mnist_jitter(none, -1, unit):
-        raise ValueError("the prose says the BN network's percentiles jitter while the others are smooth, but its "
-                         "median no longer moves twice as much between records.")
+    j_bn, j_none = mnist_jitter(bn, -1, unit), mnist_jitter(none, -1, unit)
+    texture = ("What the figure does show is a difference in *texture*: the BN network's percentiles jitter from "
+               "record to record, because inference-mode BN uses running averages of recent batches' statistics "
+               "while the weights keep moving, whereas the curves without BN are smooth." if j_bn > 2 * j_none else
+               f"Between consecutive records this unit's median moves by {j_bn:.2f} on average with BN and "
+               f"{j_none:.2f} without: the running averages that inference-mode BN uses add some jitter, but not "
+               "enough to set the two networks' curves apart.")
     out = {"mnist_unit": number(unit), "mnist_last_layer": number(len(c["sizes"]) - 2),
+           "mnist_texture": md(texture), "mnist_drift_compare": text(compare), "mnist_drift_verdict": md(verdict),
+           "mnist_drift_holds": text(holds),
            "mnist_from_step": number(d["none"]["from_step"])}
     for key in ("none", "bn"):
         out |= {f"mnist_drift_{key}": number(d[key]["range"], 4), f"mnist_drift_net_{key}": number(d[key]["net"], 4),
@@ -494,8 +519,10 @@ def mnist_saturation_numbers(res: dict) -> dict[str, Glued]:
     if not math.isclose(sat["none"][0]["initial"], sat["bn"][0]["initial"], abs_tol=1e-3):
         raise ValueError("the prose says both networks compute the same function at step 0, but their first layers' "
                          "saturated fractions differ there.")
-    if not (sat["none"][0]["final"] > 0.5 and sat["bn"][0]["final"] < 0.1):
-        raise ValueError("the prose says most first-layer inputs end saturated without BN and few with BN, which no "
+    if not (sat["none"][0]["final"] > 0.2 and sat["bn"][0]["final"] < sat["none"][0]["final"] / 3
+            and sat["none"][0]["initial"] < 0.01):
+        raise ValueError("the prose says few first-layer inputs start saturated, many end saturated without BN and "
+                         "under a third as many with BN, which no "
                          "longer holds.")
     if not all(b["final"] > n["final"] for n, b in zip(sat["none"][1:], sat["bn"][1:], strict=True)):
         raise ValueError("the prose says the BN network ends with more saturated inputs in the later hidden layers, "
@@ -568,8 +595,11 @@ def mnist_dense128_numbers(res: dict, cfg) -> dict[str, Glued]:
     if not abs(bn["final_acc"] - none["final_acc"]) < wob:
         raise ValueError("the prose says the two final accuracies differ by less than the wobble between epochs, "
                          "which no longer holds.")
-    if not bn["test_loss"][1] > none["test_loss"][1]:
-        raise ValueError("the prose says BN's test loss is higher after the first epoch, which no longer holds.")
+    l1b, l1n = bn["test_loss"][1], none["test_loss"][1]
+    start = (f"After {none['epoch'][1]:.0f} epoch the BN network's test loss is *higher* ({l1b:.3f} against "
+             f"{l1n:.3f}), so there is no faster start." if l1b > l1n else
+             f"After {none['epoch'][1]:.0f} epoch the BN network's test loss is lower ({l1b:.3f} against {l1n:.3f}): "
+             "a faster start, in this one run.")
     for what in ("min_loss", "final_loss"):  # "nearly the same": within NEARLY_SAME_LOSS
         if not abs(bn[what] - none[what]) < NEARLY_SAME_LOSS:
             raise ValueError(f"the prose says both networks' {what.replace('_', ' ')}es are nearly the same, but they "
@@ -582,7 +612,8 @@ def mnist_dense128_numbers(res: dict, cfg) -> dict[str, Glued]:
         out |= {f"mnist_d_acc_{key}": _pc(d["final_acc"]), f"mnist_d_loss_{key}": number(d["final_loss"], 4),
                 f"mnist_d_min_{key}": number(d["min_loss"], 4), f"mnist_d_minep_{key}": number(d["min_loss_epoch"], 4),
                 f"mnist_d_loss1_{key}": number(d["test_loss"][1], 4), f"mnist_d_ep1_{key}": number(d["epoch"][1], 4)}
-    return out | {"mnist_d_gap": _pc(bn["final_acc"] - none["final_acc"]), "mnist_d_wobble": _pc(wob)}
+    return out | {"mnist_d_gap": _pc(bn["final_acc"] - none["final_acc"]), "mnist_d_wobble": _pc(wob),
+                  "mnist_d_start": md(start)}
 
 
 def mnist_threshold_numbers(threshold: float = SATURATION_THRESHOLD) -> dict[str, Glued]:

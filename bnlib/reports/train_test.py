@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from bnlib.functional import half_life, running_conventions, steps_to_forget, stream_of_batches
-from bnlib.reports.format import Glued, Table, md, number, pct, percent, points
+from bnlib.reports.format import Glued, Table, md, number, pct, percent, points, text
 from bnlib.results import config, curves, final_metric, summary
 from bnlib.vocabulary import norm_name
 
@@ -259,9 +259,10 @@ def conventions_numbers(demo: dict, forget: float = 0.05) -> dict[str, Glued]:
 
 def population_numbers(pop: dict, cfg: dict, train_size: int) -> dict[str, Glued]:
     """The three estimates' accuracies and differences (:func:`population_summary`), with the prose's checks;
-    ``train_size`` is the full training set, used when ``cfg["train_subset"]`` is 0."""
+    ``train_size`` is the dataset's training set, less the run's validation split when ``cfg["train_subset"]`` is 0."""
     layer1 = pop["layers"][0]
-    n_train, batch = int(cfg["train_subset"] or train_size), int(cfg["batch_size"])
+    n_train = int(cfg["train_subset"] or train_size - int(cfg.get("validation") or 0))
+    batch = int(cfg["batch_size"])
     _check(n_train % batch == 0, f"The text says Algorithm 2's batches partition the training set, but {n_train} "
                                  f"examples do not split into batches of {batch}.")
     _check(layer1["alg2_vs_exact_mean"] < 1e-9, "The text says Algorithm 2's means are exact in the first BN layer, "
@@ -306,12 +307,17 @@ def train_eval_numbers(gap: dict, record_every: int) -> dict[str, Glued]:
 def test_batch_numbers(tb: dict) -> dict[str, Glued]:
     """Accuracy with batch statistics by test-batch size (:func:`test_batch_summary`), with the prose's checks."""
     acc = tb["acc"]
-    _check(all(a < b for a, b in zip(acc[:-1], acc[1:], strict=True)) and acc[-1] <= tb["eval_mode"],
-           "The text says the accuracy with batch statistics climbs with the test-batch size and never reaches "
-           f"eval mode, but it is {[round(100 * a, 2) for a in acc]}% against {100 * tb['eval_mode']:.2f}%.")
+    _check(all(a < b for a, b in zip(acc[:-1], acc[1:], strict=True)),
+           "The text says the accuracy with batch statistics climbs with the test-batch size, but it is "
+           f"{[round(100 * a, 2) for a in acc]}%.")
+    big, d_big = tb["sizes"][-1], tb["drop"][-1]
+    climb = (f"The accuracy climbs with the test-batch size and never reaches eval mode: batches of {big} come "
+             f"within {100 * d_big:.2f} points" if acc[-1] <= tb["eval_mode"] else
+             f"The accuracy climbs with the test-batch size until batches of {big} match eval mode "
+             f"({100 * acc[-1]:.2f}% against {100 * tb['eval_mode']:.2f}%, a difference one seed cannot resolve)")
     _check(tb["one_class"] < acc[0], "The text says one-class test batches are worse than any i.i.d. batch size, "
                                      f"but they score {100 * tb['one_class']:.2f}% against {100 * acc[0]:.2f}%.")
-    out = {"tt_tb_eval": percent(tb["eval_mode"], 6)}
+    out = {"tt_tb_eval": percent(tb["eval_mode"], 6), "tt_tb_climb": md(climb)}
     for s, a, d in zip(tb["sizes"], acc, tb["drop"], strict=True):
         out[f"tt_tb_acc_{s}"], out[f"tt_tb_drop_{s}"] = percent(a, 6), percent(d, 6)
     out["tt_tb_one_class"], out["tt_tb_one_class_drop"] = percent(tb["one_class"], 6), percent(tb["one_class_drop"], 6)
@@ -335,12 +341,15 @@ def noniid_numbers(ni: dict) -> dict[str, Glued]:
     """Every accuracy of :func:`noniid_grid` and each norm's drop, with the prose's checks."""
     bn2, rn2 = ni["BN"]["2 classes"], ni["Batch Renorm"]["2 classes"]
     drop = {n: noniid_drop(ni, n) for n in ("none", "BN", "Batch Renorm")}
-    _check(abs(drop["none"]) < 0.005, "The text says two-class batches cost the network without normalization almost "
-                                      f"nothing, but they cost {100 * drop['none']:.2f} points.")
+    _check(abs(drop["none"]) < 0.2 * drop["BN"], "The text says two-class batches cost the network without "
+           f"normalization little next to BN, but they cost {100 * drop['none']:.2f} points against BN's "
+           f"{100 * drop['BN']:.2f}.")
     _check(drop["BN"] > 0.05, f"The text says two-class batches cost BN many points, but they cost "
                               f"{100 * drop['BN']:.2f}.")
-    _check(bn2["train_acc"] < 0.9, "The text says BN trained on two-class batches is as poor on its training images, "
-                                   f"but it scores {100 * bn2['train_acc']:.2f}% there.")
+    bn_iid = ni["BN"]["iid"]
+    _check(bn2["train_acc"] - bn2["test_acc"] < 0.03 and bn2["train_acc"] < bn_iid["train_acc"] - 0.05,
+           "The text says BN trained on two-class batches is as poor on its training images, but it scores "
+           f"{100 * bn2['train_acc']:.2f}% there against {100 * bn2['test_acc']:.2f}% on the test images.")
     _check(bn2["test_acc_batch"] < bn2["test_acc"], "The text says batch statistics are no better for BN trained on "
                                                     "two-class batches, but they beat eval mode.")
     _check(rn2["test_acc"] > bn2["test_acc"] + 0.05, "The text says Batch Renorm recovers most of what two-class "
@@ -402,14 +411,13 @@ def batch_size_numbers(grid: dict, hidden: int, groups: int, examples: int, reno
     _check(A["BN"][s0] < A["BN"][s1] < A["BN"][s2] < A["BN"][stable_from],
            f"The text says BN's accuracy falls at every halving of the batch below {stable_from}, but it does not.")
     none_behind = max(0.0, max(max(A[n][b] for n in grid["norms"] if n != "none") - A["none"][b] for b in sizes))
-    _check(none_behind <= ABOUT_AS_ACCURATE,
-           "The text says the network without normalization is about as accurate as the best normalized one at every "
-           f"batch size, but it is {100 * none_behind:.2f} points behind at one.")
+    none_phrase = ("about as accurate as the best normalized one at every batch size"
+                   if none_behind <= ABOUT_AS_ACCURATE else "behind the best normalized one at some batch sizes")
     _check(A["BN"][s0] < A["Batch Renorm"][s0] < min(A["Layer Norm"][s0], A["Group Norm"][s0]),
            f"The text says Batch Renorm lies between BN and Layer/Group Norm at B = {s0}, but it does not.")
-    _check(all(GAP["BN"][b] > 0 for b in sizes) and GAP["BN"][s0] > GAP["BN"][s1] > GAP["BN"][s2],
-           "The text says BN is more accurate in eval mode at every batch size, the more so the smaller the batch, "
-           "but it is not.")
+    _check(all(GAP["BN"][b] > 0 for b in sizes if b < small_from) and GAP["BN"][s0] > GAP["BN"][s1] > GAP["BN"][s2],
+           f"The text says BN is more accurate in eval mode at every batch size below {small_from}, the more so the "
+           "smaller the batch, but it is not.")
     _check(lngn_drop < 0.005, "The text says Layer and Group Norm lose at most a fraction of a point between their "
                               f"best batch size and B = {s0}, but they lose {100 * lngn_drop:.2f}.")
     _check(rn_maxgap < 0.01, "The text says Batch Renorm's two modes agree within a point at every batch size, but "
@@ -434,7 +442,8 @@ def batch_size_numbers(grid: dict, hidden: int, groups: int, examples: int, reno
                 "tt_bs_bn_stable": percent(drop_from_best(grid, "BN", [b for b in sizes if b >= stable_from]), 6),
                 "tt_bs_lngn_drop2": percent(lngn_drop, 6), "tt_bs_none_min": percent(min(A["none"].values()), 6),
                 "tt_bs_none_max": percent(max(A["none"].values()), 6), "tt_bs_steps_largest": _count(steps_largest),
-                "tt_bs_lr_largest": number(grid["lr"][largest]), "tt_bs_none_behind": percent(none_behind, 6)})
+                "tt_bs_lr_largest": number(grid["lr"][largest]), "tt_bs_none_behind": percent(none_behind, 6),
+                "tt_bs_none_phrase": text(none_phrase)})
     return out
 
 
@@ -455,18 +464,14 @@ def regularizer_numbers(res: dict, test_size: int) -> dict[str, Glued]:
     acc = {(r["norm"], r["dropout"]): r["test_acc"] for r in reg}
     p0 = acc[("none", 0.0)]
     gains = {"bn": acc[("BN", 0.0)] - p0, "do": acc[("none", 0.3)] - p0, "both": acc[("BN", 0.3)] - p0}
-    loss = {(r["norm"], r["dropout"]): r["test_loss"] for r in reg}
-    _check(all(r["train_acc"] == 1.0 for r in reg), "The text says all four networks fit their training images "
-                                                    "perfectly, but one does not.")
+    min_train = min(r["train_acc"] for r in reg)
+    _check(min_train >= 0.999, "The text says all four networks fit practically all their training images, but one "
+                               f"fits {100 * min_train:.2f}%.")
     _check(acc[("BN", 0.3)] > max(acc[("BN", 0.0)], acc[("none", 0.3)]) > p0,
            "The text says BN and dropout each raise the test accuracy and together raise it most, but they do not.")
-    _check(all(0.003 < gains[k] < 0.008 for k in ("bn", "do")), "The text says BN alone and dropout alone each raise "
-                                                                "the test accuracy by about half a point, but they "
-                                                                f"raise it by {100 * gains['bn']:.2f} and "
-                                                                f"{100 * gains['do']:.2f}.")
-    _check(loss[("BN", 0.0)] < loss[("none", 0.0)], "The text says BN lowers the test loss, but it does not.")
-    _check(loss[("none", 0.3)] > loss[("none", 0.0)],
-           "The text says dropout alone raises the test loss, but it does not.")
+    se = binomial_se(p0, test_size)
+    reading = ("about as much as dropout does" if abs(gains["bn"] - gains["do"]) < se else
+               "less than dropout does" if gains["bn"] < gains["do"] else "more than dropout does")
     out = {"tt_reg_n": _count(cfg["train_subset"]), "tt_reg_steps": _count(cfg["steps"]),
            "tt_reg_p": number(max(r["dropout"] for r in reg))}
     for n, key in (("none", "none"), ("BN", "bn")):
@@ -477,7 +482,9 @@ def regularizer_numbers(res: dict, test_size: int) -> dict[str, Glued]:
                         f"tt_reg_{key}_{pkey}_gap": percent(r["acc_gap"], 6),
                         f"tt_reg_{key}_{pkey}_lgap": number(r["loss_gap"]),
                         f"tt_reg_{key}_{pkey}_tloss": number(r["test_loss"])})
-    out["tt_reg_se"] = percent(binomial_se(p0, test_size), 6)
+    out["tt_reg_se"] = percent(se, 6)
+    out["tt_reg_min_train"] = percent(min_train, 6)
+    out["tt_reg_reading"] = text(reading)
     out.update({f"tt_reg_gain_{k}": percent(v, 6) for k, v in gains.items()})
     return out
 

@@ -204,14 +204,26 @@ def noisy_numbers(noisy: dict, draws: dict, tail: int = 10) -> dict[str, Glued]:
     acc_b = {k: final_metric(runs[k], "final_test_acc_batchstats") for k in ("bn", "noisy")}
     wob = {"noisy": _wobble(runs["noisy"], "test_acc", tail), "bn": _wobble(runs["bn"], "test_acc", tail),
            "noisy_b": _wobble(runs["noisy"], "test_acc_batchstats", tail)}
-    _require(shift["noisy"] > 3 * max(shift["none"], shift["bn"]), "that noisy BN trains with several times the shift")
+    _require(shift["noisy"] > 2 * max(shift["none"], shift["bn"]), "that noisy BN trains with more than twice the "
+             "shift")
     _require(early["noisy"] <= early["bn"] < early["none"] / 2, "that noisy BN starts at least as fast as BN")
-    _require(late["none"] < late["bn"] < late["noisy"], "that late in training no BN has the lowest training loss, "
-             "noisy BN the highest")
     _require(acc["bn"] > acc["noisy"] and acc["bn"] > acc["none"] and abs(acc["noisy"] - acc["none"]) < 0.002,
              "that noisy BN ends at the test accuracy of no BN, below BN's")
-    _require(abs(acc_b["noisy"] - acc_b["bn"]) < 0.002 and acc_b["bn"] < acc["bn"],
-             "that with batch statistics noisy BN and BN are level")
+    cfg = runs["bn"]["config"]
+    names = {"none": "the network without BN", "bn": "BN", "noisy": "noisy BN"}
+    order = sorted(late, key=late.get)
+    late_text = (f"*Later*, the ordering of the training losses {'turns around' if order[0] == 'none' else 'changes'}. "
+                 f"Over the last fifth of training (steps after {int((1 - LATE_FRACTION) * cfg['steps']):,}) "
+                 f"{names[order[0]]} has the lowest training loss, {late[order[0]]:.4f}, then {names[order[1]]} with "
+                 f"{late[order[1]]:.4f} and {names[order[2]]} with {late[order[2]]:.4f}"
+                 + (": at this learning rate BN's advantage in optimization is confined to the first few hundred "
+                    "steps." if order[0] == "none" else "."))
+    d_b = acc_b["noisy"] - acc_b["bn"]
+    level = (f"With batch statistics on both, noisy BN ({100 * acc_b['noisy']:.2f}%) and BN "
+             f"({100 * acc_b['bn']:.2f}%) are level." if abs(d_b) < 0.002 else
+             f"With batch statistics on both, noisy BN ({100 * acc_b['noisy']:.2f}%) is even "
+             f"{'ahead of' if d_b > 0 else 'behind'} BN ({100 * acc_b['bn']:.2f}%), by {100 * abs(d_b):.2f} points "
+             "in this one run.")
     _require(wob["noisy"] > 3 * wob["noisy_b"] and wob["noisy"] > 3 * wob["bn"],
              "that noisy BN's eval-mode accuracy jumps between records, unlike BN's or its own with batch statistics")
     out: dict[str, Glued] = {}
@@ -219,7 +231,7 @@ def noisy_numbers(noisy: dict, draws: dict, tail: int = 10) -> dict[str, Glued]:
         out |= {f"why_shift_{k}": number(shift[k], 4), f"why_early_{k}": number(early[k], 4),
                 f"why_late_{k}": number(late[k], 4), f"why_acc_{k}": percent(acc[k], 4)}
     out |= {f"why_accb_{k}": percent(v, 4) for k, v in acc_b.items()}
-    cfg = runs["bn"]["config"]
+    out |= {"why_late_text": md(late_text), "why_level": md(level)}
     out |= {"why_shift_ratio": number(shift["noisy"] / shift["none"], 4),
             "why_late_from": number(int((1 - LATE_FRACTION) * cfg["steps"])), "why_tail": number(tail),
             "why_wob_noisy": percent(wob["noisy"], 4), "why_wob_noisy_b": percent(wob["noisy_b"], 4),
@@ -244,8 +256,8 @@ def ics_numbers(ics: Mapping[str, dict]) -> dict[str, Glued]:
     none, bn = ics["none"], ics["bn"]
     cos_higher = [b > n for b, n in zip(bn["median_cos"], none["median_cos"], strict=True)]
     l2_lower = [b < n for b, n in zip(bn["median_l2"], none["median_l2"], strict=True)]
-    _require(all(cos_higher) and 0 < sum(l2_lower) < len(l2_lower),
-             "that BN's median cosine is higher in every layer and its l2 distance lower in some layers, not all")
+    _require(all(cos_higher) and sum(l2_lower) > 0,
+             "that BN's median cosine is higher in every layer and its l2 distance lower in some layers")
     _require(bn["median_l2_all"] < none["median_l2_all"], "that BN's median l2 distance is lower overall")
     out: dict[str, Glued] = {}
     for k, s in ics.items():
@@ -271,11 +283,29 @@ def landscape_numbers(ls: Mapping[str, dict]) -> dict[str, Glued]:
     none, bn = ls["none"], ls["bn"]
     _require(bn["median_beta"] < none["median_beta"] and bn["median_gc_max"] < none["median_gc_max"],
              "that BN's effective beta and largest gradient change are smaller")
-    _require(bn["median_loss_range"] > none["median_loss_range"],
-             "that the loss varies more along the gradient with BN")
-    _require(bn["median_loss0"] > none["median_loss0"], "that BN's mini-batch loss is higher")
-    _require(bn["median_rel_range"] < none["median_rel_range"], "that relative to the loss BN's range is smaller")
-    out: dict[str, Glued] = {}
+    more = bn["median_loss_range"] > none["median_loss_range"]
+    higher = bn["median_loss0"] > none["median_loss0"]
+    rel = (f"Relative to the loss at $w$, the range is {100 * bn['median_rel_range']:.1f}% with BN and "
+           f"{100 * none['median_rel_range']:.1f}% without.")
+    if more:
+        loss_text = ("The loss, on the other hand, varies *more* along the gradient with BN. "
+                     + ("Part of that is the loss level: at the same step the BN network's mini-batch loss is higher "
+                        f"(median {bn['median_loss0']:.4f} against {none['median_loss0']:.4f}), and a step along the "
+                        "gradient can lower a large loss by more. " if higher else "")
+                     + rel + " The ledger's rule uses the absolute range, as Santurkar et al. do, and so counts this "
+                     "measure against BN.")
+        overview = "while the loss itself varies a little more. Neither explanation wins cleanly on this small network"
+    else:
+        loss_text = ("The loss also varies less along the gradient with BN, as Santurkar et al. found. "
+                     + ("Part of that is the loss level: the BN network's mini-batch loss is lower at the same step "
+                        f"(median {bn['median_loss0']:.4f} against {none['median_loss0']:.4f}), so a step has less to "
+                        "gain. " if not higher else "")
+                     + rel + " The ledger's rule uses the absolute range, as Santurkar et al. do, and so counts this "
+                     "measure for BN.")
+        overview = ("and the loss itself varies less along the gradient, as Santurkar et al. report; whether that is "
+                    "the cause of BN's benefit or a side effect of a lower loss is not something one small network "
+                    "can settle")
+    out: dict[str, Glued] = {"why_loss_text": md(loss_text), "why_landscape_overview": md(overview)}
     for k, s in ls.items():
         out |= {f"why_range_{k}": number(s["median_loss_range"], 4), f"why_gc_{k}": number(s["median_gc_max"], 4),
                 f"why_beta_{k}": number(s["median_beta"], 4), f"why_loss0_{k}": number(s["median_loss0"], 4),
