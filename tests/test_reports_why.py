@@ -659,6 +659,16 @@ def test_noisy_numbers():
     assert v["why_wob_noisy"] == pytest.approx(5.0) and v["why_wob_bn"] == pytest.approx(1.0)
     assert v["why_wob_noisy_b"] == pytest.approx(0.5) and out["why_wob_noisy"].digits == 4
     assert list(out)[:4] == ["why_shift_none", "why_early_none", "why_late_none", "why_acc_none"]
+    # late losses 0.1 (none) < 0.2 (BN) < 0.25 (noisy); with batch statistics noisy 96.6% and BN 96.5% are level
+    assert v["why_late_text"].startswith("*Later*, the ordering of the training losses turns around.")
+    assert "the network without BN has the lowest training loss, 0.1000, then BN with 0.2000" in v["why_late_text"]
+    assert v["why_level"] == "With batch statistics on both, noisy BN (96.60%) and BN (96.50%) are level."
+    res2, draws2 = _noisy_experiment()
+    res2["runs"]["bn"]["curves"]["train_loss"][-1] = 0.05  # BN now lowest late in training
+    res2["runs"]["noisy"]["summary"]["final_test_acc_batchstats"] = 0.975
+    v2 = _values(RW.noisy_numbers(res2, draws2, tail=3))
+    assert "changes. " in v2["why_late_text"] and "BN has the lowest training loss, 0.0500" in v2["why_late_text"]
+    assert "noisy BN (97.50%) is even ahead of BN (96.50%), by 1.00 points" in v2["why_level"]
     trained = RW.trained_runs(res, draws)
     # the record at step t is shifted by the draw of step t + 1: rows 0, 10, 20, 30 of the draws
     assert [p[0][0][1] for p in trained["noisy"]["curves"]["percentiles"]] == [0.0, 0.0, 2.0, 1.0]
