@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 
-SUPPORTED, NOT_SUPPORTED, MIXED, NOT_TESTED = "supported", "not supported", "mixed", "not tested"
+from bnlib.reports.evidence import MIXED, NOT_SUPPORTED, SUPPORTED
+
+NOT_TESTED = "not tested"
 
 
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, MIXED, NOT_TESTED)
