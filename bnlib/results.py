@@ -89,14 +89,57 @@ def summary(run: dict, key: str):
     return run["summary"].get(key)
 
 
-def run_of(res: dict, label: str) -> dict:
-    """The run ``label`` of an experiment result (one clear error when it is not there)."""
+def _runs(res: dict) -> dict:
     runs = res.get("runs") if isinstance(res, dict) else None
     if not isinstance(runs, dict):
         raise TypeError("expected an experiment result: a dict with a 'runs' dict (as bnlib.experiments.run returns).")
-    if label not in runs:
+    return runs
+
+
+def run_of(res: dict, label: str) -> dict:
+    """The run ``label`` of an experiment result; for a label repeated over seeds, its first seed's run (the one
+    a single-seed figure shows). One clear error when it is not there."""
+    runs = _runs(res)
+    if label in runs:
+        return runs[label]
+    group = seed_groups(runs).get(label)
+    if not group:
         raise ValueError(f"result {res.get('name', '?')!r} has no run {label!r}; its runs are {sorted(runs)}.")
-    return runs[label]
+    return group[0]
+
+
+def seeds_of(res: dict, label: str) -> list[dict]:
+    """Every seed's run of ``label`` (a label without its ``-seedK`` suffix), in seed order; a result that ran
+    ``label`` once gives that one run."""
+    runs = _runs(res)
+    group = seed_groups(runs).get(label)
+    if not group:
+        raise ValueError(f"result {res.get('name', '?')!r} has no run {label!r}; its runs are "
+                         f"{sorted(seed_groups(runs))}.")
+    return sorted(group, key=lambda r: r["config"].get("seed", 0))
+
+
+def first_seeds(res: dict) -> dict[str, dict]:
+    """One run per label without its ``-seedK`` suffix: the first seed's, in first-seen order."""
+    return {lab: g[0] for lab, g in seed_groups(_runs(res)).items()}
+
+
+def by_seed(res: dict) -> dict[int, dict]:
+    """The result split by seed: ``{seed: result}`` where each result holds one run per label without its
+    ``-seedK`` suffix (the same keys as ``res`` otherwise), in seed order; so any function of a one-seed
+    result applies to each seed. A result that ran once gives ``{its seed: res}``. One clear error when the
+    labels were not all run over the same seeds (nothing could be paired)."""
+    groups = seed_groups(_runs(res))
+    seeds = {lab: [r["config"].get("seed", 0) for r in g] for lab, g in groups.items()}
+    common = sorted(set(next(iter(seeds.values()))))
+    if any(sorted(v) != common for v in seeds.values()):
+        raise ValueError(f"result {res.get('name', '?')!r} ran its labels over different seeds ({seeds}); "
+                         "expected the same seeds for every label.")
+    out = {}
+    for s in common:
+        runs = {lab: next(r for r in g if r["config"].get("seed", 0) == s) for lab, g in groups.items()}
+        out[s] = {k: v for k, v in res.items() if k != "runs"} | {"runs": runs}
+    return out
 
 
 _CURVE_OF = {"final_test_acc": "test_acc", "final_test_acc_batchstats": "test_acc_batchstats"}

@@ -81,8 +81,8 @@ def judge(p: Paired, margin: float, direction: int = 1, min_seeds: int = MIN_SEE
     by more than ``margin``" (``direction=-1``), read from the interval of ``p`` as the module says."""
     if direction not in (1, -1):
         raise ValueError(f"direction must be 1 (A above B) or -1 (A below B), got {direction!r}.")
-    if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
-        raise ValueError(f"margin must be a finite non-negative number, got {margin!r}.")
+    if not (isinstance(margin, (int, float)) and math.isfinite(margin)):
+        raise ValueError(f"margin must be a finite number (negative: a non-inferiority margin), got {margin!r}.")
     if p.n < min_seeds:
         return INCONCLUSIVE
     lo, hi = (p.lo, p.hi) if direction == 1 else (-p.hi, -p.lo)
@@ -115,3 +115,38 @@ def combine(verdicts: Sequence[str]) -> str:
     if {SUPPORTED, NOT_SUPPORTED} <= vs:
         return MIXED
     return INCONCLUSIVE
+
+
+def within(p: Paired, lo: float, hi: float, min_seeds: int = MIN_SEEDS) -> str:
+    """The verdict on the claim "the effect is about so much", i.e. lies in the band ``[lo, hi]``: supported if
+    the whole interval lies inside the band, not supported if it lies wholly outside it, inconclusive otherwise."""
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"the band must be two finite numbers lo < hi, got {lo!r} and {hi!r}.")
+    if p.n < min_seeds:
+        return INCONCLUSIVE
+    if lo <= p.lo and p.hi <= hi:
+        return SUPPORTED
+    if p.hi < lo or p.lo > hi:
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
+
+
+def one_sample(values: Sequence[float], confidence: float = CONFIDENCE) -> Paired:
+    """The mean of ``values`` (one per seed or per pair) with its t interval: :func:`paired` against zeros."""
+    v = _values("values", values)
+    return paired(v, np.zeros_like(v), confidence)
+
+
+def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The mean over seeds and the half-width of its t interval (0 for one seed: no spread to show), as a table's
+    "mean ± half-width" shows them."""
+    v = _values("values", values)
+    if len(v) == 1:
+        return float(v[0]), 0.0
+    ci = stats.t.interval(confidence, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    return float(v.mean()), float((ci[1] - ci[0]) / 2) if np.ptp(v) > 0 else 0.0
+
+
+def per_seed(res_by_seed: dict, fn) -> list:
+    """``fn`` of each seed's result (a :func:`bnlib.results.by_seed` mapping), in seed order."""
+    return [fn(r) for _, r in sorted(res_by_seed.items())]

@@ -11,6 +11,8 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bnlib.reports.evidence import Paired
+
 
 def fmt_pct(x: float | None, digits: int = 1) -> str:
     """0.4567 -> "45.7%"; None -> "–"."""
@@ -25,6 +27,24 @@ def fmt_steps(x: int | None) -> str:
 def fmt_ratio(x: float | None) -> str:
     """A speed-up factor, "3.5×"; None -> "–"."""
     return "–" if x is None else f"{x:.3g}×"
+
+
+def fmt_paired(p: Paired, scale: float = 100, unit: str = " points", digits: int = 2) -> str:
+    """A paired difference with its interval and seeds: "+0.42 points [+0.14, +0.70], 5 seeds"."""
+    if p.n == 1:
+        return f"{scale * p.mean:+.{digits}f}{unit} (one seed: no interval)"
+    return (f"{scale * p.mean:+.{digits}f}{unit} [{scale * p.lo:+.{digits}f}, {scale * p.hi:+.{digits}f}], "
+            f"{p.n} seeds")
+
+
+def fmt_mean_hw(mean: float | None, half_width: float | None, scale: float = 100, digits: int = 2,
+                unit: str = "") -> str:
+    """A seed mean with the half-width of its 95% interval: "97.92 ± 0.05"; None -> "–"."""
+    if mean is None:
+        return "–"
+    if not half_width:
+        return f"{scale * mean:.{digits}f}{unit}"
+    return f"{scale * mean:.{digits}f} ± {scale * half_width:.{digits}f}{unit}"
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
