@@ -201,12 +201,47 @@ def seed_groups(runs: dict) -> dict[str, list[dict]]:
     return groups
 
 
-def steps_to_reach(run: dict, target: float) -> int | None:
-    """First recorded step at which a run's test accuracy is at least ``target`` (None if never)."""
-    for step, acc in zip(curve(run, "step"), curve(run, "test_acc"), strict=True):
+def steps_to_reach(run: dict, target: float, key: str = "test_acc") -> int | None:
+    """First recorded step at which a run's accuracy curve ``key`` (test accuracy by default) is at least
+    ``target`` (None if never)."""
+    for step, acc in zip(curve(run, "step"), curve(run, key), strict=True):
         if acc is not None and acc >= target:
             return step
     return None
+
+
+def score(run: dict, split: str = "test") -> float | None:
+    """A run's final accuracy on ``split`` ("test" or "val") as the book scores it: with population statistics
+    recomputed over the training split where the run has them (BN networks), else as evaluated (eval mode);
+    None when the run diverged or holds no such value."""
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}.")
+    s = run["summary"]
+    if s.get("diverged_at") is not None:
+        return None
+    pop = s.get(f"final_{split}_acc_pop")
+    return pop if pop is not None else final_metric(run, f"final_{split}_acc")
+
+
+def val_curve_key(run: dict) -> str:
+    """The validation accuracy curve a choice reads: ``val_acc_pop`` where the run recomputes population
+    statistics at its records, else ``val_acc`` (one clear error when the run holds no validation split)."""
+    c = run.get("curves", {})
+    if any(v is not None for v in c.get("val_acc_pop") or []):
+        return "val_acc_pop"
+    if any(v is not None for v in c.get("val_acc") or []):
+        return "val_acc"
+    raise ValueError("the run has no validation curve (train it with a validation split).")
+
+
+def steps_or_after(run: dict, target: float, key: str) -> int:
+    """:func:`steps_to_reach` on curve ``key``, a run that never reaches ``target`` counting as reaching it one
+    record after its last (a lower bound on its steps, so a speed-up over it is not overstated)."""
+    s = steps_to_reach(run, target, key)
+    if s is not None:
+        return s
+    st = curve(run, "step")
+    return st[-1] + (st[-1] - st[-2] if len(st) > 1 else st[-1] or 1)
 
 
 def median_steps(values: list[int | None]) -> int | None:

@@ -58,12 +58,37 @@ def test_seed_agreement_and_combination():
     assert E.combine([E.SUPPORTED, E.INCONCLUSIVE]) == E.INCONCLUSIVE
 
 
+def test_a_negative_margin_states_non_inferiority():
+    # A falls 1 point short of B on every seed (plus a little spread): within 2 points, not within 0.5
+    p = E.paired([0.89, 0.891, 0.889, 0.8905, 0.8895], [0.90] * 5)
+    assert E.judge(p, -0.02) == E.SUPPORTED and E.judge(p, -0.005) == E.NOT_SUPPORTED
+
+
+def test_within_a_band():
+    inside = E.one_sample([0.29, 0.31, 0.30, 0.30, 0.30])
+    assert E.within(inside, 0.15, 0.60) == E.SUPPORTED
+    assert E.within(inside, 0.40, 0.60) == E.NOT_SUPPORTED  # wholly below the band
+    assert E.within(inside, 0.30, 0.60) == E.INCONCLUSIVE  # straddles its lower edge
+    assert E.within(E.one_sample([0.3, 0.31]), 0.15, 0.60) == E.INCONCLUSIVE  # too few values
+
+
+def test_mean_interval_and_one_sample_are_the_t_interval_of_the_values():
+    v = [1.0, 2.0, 3.0, 4.0, 5.0]  # mean 3, sd sqrt(2.5)
+    mean, hw = E.mean_interval(v)
+    assert mean == 3.0 and hw == pytest.approx(T4 * math.sqrt(2.5) / math.sqrt(5), rel=1e-6)
+    p = E.one_sample(v)
+    assert (p.mean, p.lo, p.hi) == pytest.approx((3.0, 3.0 - hw, 3.0 + hw), rel=1e-6)
+    assert E.mean_interval([0.5]) == (0.5, 0.0) and E.mean_interval([0.5, 0.5]) == (0.5, 0.0)
+    assert E.per_seed({1: "b", 0: "a"}, str.upper) == ["A", "B"]
+
+
 @pytest.mark.parametrize(("call", "word"), [
     (lambda: E.paired([1.0, 2.0], [1.0]), "one value per seed"),
     (lambda: E.paired([], []), "non-empty"),
     (lambda: E.paired([1.0, float("nan")], [0.0, 0.0]), "finite"),
     (lambda: E.paired([1.0, 2.0], [0.0, 0.0], confidence=1.0), "confidence"),
-    (lambda: E.judge(E.paired([1.0, 2.0], [0.0, 0.0]), -1.0), "margin"),
+    (lambda: E.judge(E.paired([1.0, 2.0], [0.0, 0.0]), float("inf")), "margin"),
+    (lambda: E.within(E.paired([1.0, 2.0], [0.0, 0.0]), 0.5, 0.1), "band"),
     (lambda: E.judge(E.paired([1.0, 2.0], [0.0, 0.0]), 0.0, direction=0), "direction"),
 ])
 def test_bad_arguments_are_one_sentence(call, word):

@@ -11,15 +11,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from bnlib.reports import rules as R
-from bnlib.reports.cifar import ablation, depth_saturation, lr_sweep, max_tolerated_multiplier, steps_to_accuracy
-from bnlib.reports.format import Glued, Table, fmt_pct, fmt_ratio, md, number, text
-from bnlib.reports.mnist import mnist_init_sweep, mnist_sigma_range, mnist_speedup
-from bnlib.reports.train_test import batch_size_grid, fold_summary, regularizer_grid, regularizer_row
+from bnlib.reports.evidence import Paired, paired
+from bnlib.reports.format import Glued, Table, fmt_paired, fmt_pct, md, number, text
+from bnlib.reports.mnist import mnist_init_sweep, mnist_sigma_range
+from bnlib.reports.train_test import fold_summary, regularizer_grid, regularizer_row
 from bnlib.reports.why import early_train_loss, ics_summary, landscape_summary, why_shift
-from bnlib.results import final_metric, run_of
+from bnlib.results import by_seed, curve, first_seeds, score, seeds_of, steps_or_after, val_curve_key
 
 #: The verdicts and the record of a claim, from :mod:`bnlib.reports.rules`.
 SUPPORTED, NOT_SUPPORTED, MIXED, NOT_TESTED, VERDICTS = R.SUPPORTED, R.NOT_SUPPORTED, R.MIXED, R.NOT_TESTED, R.VERDICTS
+INCONCLUSIVE, CHECKED = R.INCONCLUSIVE, R.CHECKED
 Claim, CLAIMS, _row = R.Claim, R.CLAIMS, R._row
 
 
@@ -28,108 +29,173 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f} points"
 
 
-def _times(k: float) -> str:
-    return f"{k:g}×" if k else "not even 1×"
+def _acc(run: dict, split: str = "test") -> float:
+    """A run's final accuracy as the rules pair it (:func:`bnlib.results.score`), a diverged run at chance."""
+    v = score(run, split)
+    return R.CHANCE if v is None else float(v)
 
 
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3g}"
+def _by(res: dict, label: str) -> list[dict]:
+    return seeds_of(res, label)
+
+
+def _accs(res: dict, label: str, split: str = "test") -> list[float]:
+    return [_acc(r, split) for r in _by(res, label)]
+
+
+def _interval(x: dict, scale: float = 100, unit: str = " points", digits: int = 1) -> str:
+    """A part's interval as the ledger shows it: "+0.4 points [+0.1, +0.7]"."""
+    if x["n"] == 1 or x["lo"] is None or not math.isfinite(x["lo"]):
+        return f"{scale * x['mean']:+.{digits}f}{unit} (one seed)"
+    return f"{scale * x['mean']:+.{digits}f}{unit} [{scale * x['lo']:+.{digits}f}, {scale * x['hi']:+.{digits}f}]"
+
+
+def _seeds_note(parts: list[dict], unit: str = "seed") -> str:
+    """How many seeds there are and how many agree with each decided part's verdict: "; 5 seeds, agreeing with
+    each decided part: 5/5, 3/5"."""
+    agree = [f"{p['agree']}/{p['n']}" for p in parts if p["agree"] is not None]
+    n = max((p["n"] or 0 for p in parts), default=0)
+    return (f"; {n} {unit}{'' if n == 1 else 's'}"
+            + (f", agreeing with each decided part: {', '.join(agree)}" if agree else ""))
+
+
+def _judged(claim: Claim, numbers: dict, describe, unit: str = "seed") -> dict:
+    """The row of ``claim`` on ``numbers``; ``describe(parts)`` writes what was measured from its parts."""
+    row = claim.judged("", numbers)
+    row["measured"] = describe(row["parts"]) + _seeds_note(row["parts"], unit)
+    return row
+
+
+def _sweep_labels(sweep: dict, base_lr: float) -> dict[tuple[bool, float], str]:
+    """The labels of a learning-rate sweep by (has BN, multiplier of ``base_lr``)."""
+    if not base_lr > 0:
+        raise ValueError(f"base_lr must be positive, got {base_lr}.")
+    return {(r["config"]["norm"] is not None, float(f"{r['config']['lr'] / base_lr:.6g}")): lab
+            for lab, r in first_seeds(sweep).items()}
 
 
 def claim_higher_lr(sweep: dict | None, base_lr: float, claim: Claim = R.HIGHER_LR) -> dict:
     """"BN allows much higher learning rates", from the CIFAR-10 learning-rate sweep around ``base_lr``."""
     if sweep is None:
         return claim.missing(["cifar_lr_sweep"])
-    rows = lr_sweep(sweep["runs"], base_lr)
-    ones = [r for r in rows if r["norm"] is None and r["multiplier"] == 1]
-    if not ones:
-        raise ValueError(f"the sweep has no run without BN at the base learning rate {base_lr}.")
-    ref = ones[0]["final_acc"]
-    if ref is None:
-        return claim.row(MIXED, "the network without BN diverges at the baseline rate: no reference accuracy")
-    threshold = ref - claim.margins["drop"]
-    norms = sorted({r["norm"] for r in rows if r["norm"] is not None})
-    k_bn = max(max_tolerated_multiplier(rows, n, threshold) or 0.0 for n in norms)
-    k_none = max_tolerated_multiplier(rows, None, threshold) or 0.0
-    return claim.judged(f"trains up to {_times(k_bn)} the baseline rate with BN, up to {_times(k_none)} without "
-                        f"(threshold {fmt_pct(threshold)})", {"k_bn": k_bn, "k_none": k_none, "threshold": threshold})
+    labels, k = _sweep_labels(sweep, base_lr), claim.margins["k"]
+    need = [(False, 1.0), (True, k), (False, k)]
+    if any(x not in labels for x in need):
+        raise ValueError(f"the sweep must hold both networks at 1x and {k:g}x the base learning rate {base_lr}.")
+    n = {"bn_k": _accs(sweep, labels[(True, k)]), "none_1": _accs(sweep, labels[(False, 1.0)]),
+         "none_k": _accs(sweep, labels[(False, k)])}
+    return _judged(claim, n, lambda p: f"BN at {k:g}x minus no BN at 1x {_interval(p[0])}; no BN at {k:g}x minus 1x "
+                                       f"{_interval(p[1])}")
 
 
 def claim_init(sweep: dict | None, claim: Claim = R.INIT) -> dict:
-    """"With BN one can be less careful about initialization", from the MNIST init-scale sweep."""
+    """"With BN one can be less careful about initialization", from the MNIST init-scale sweep, per seed."""
     if sweep is None:
         return claim.missing(["mnist_init_sweep"])
-    grid = mnist_init_sweep(sweep)
     within = claim.margins["within"]
-    bn, none = (mnist_sigma_range(grid, n, within) for n in ("BN", "none"))
-    return claim.judged(f"within {R.Margin(within):pts} of its best for sigma from {bn['lo']:g} to {bn['hi']:g} "
-                        f"with BN ({bn['decades']:.1f} decades), {none['lo']:g} to {none['hi']:g} without "
-                        f"({none['decades']:.1f})", {"bn": bn, "none": none})
+    ranges = [{net: mnist_sigma_range(mnist_init_sweep(r), net, within) for net in ("BN", "none")}
+              for r in by_seed(sweep).values()]
+    n = {"dec_bn": [x["BN"]["decades"] for x in ranges], "dec_none": [x["none"]["decades"] for x in ranges]}
+    return _judged(claim, n, lambda p: f"within {R.Margin(within):pts} of its best over {np.mean(n['dec_bn']):.1f} "
+                                       f"decades of sigma with BN, {np.mean(n['dec_none']):.1f} without (seed means); "
+                                       f"difference {_interval(p[0], 1, ' decades')}")
 
 
 def claim_regularizer(reg: dict | None, claim: Claim = R.REGULARIZER) -> dict:
     """"BN regularizes and reduces the need for dropout", from the train/test chapter's regularizer runs."""
     if reg is None:
         return claim.missing(["tt_regularizer"])
-    rows = regularizer_grid(reg)
-    p = max(r["dropout"] for r in rows)
-    bn0, none0, nonep = (regularizer_row(rows, "BN", 0.0), regularizer_row(rows, "none", 0.0),
-                         regularizer_row(rows, "none", p))
-    if None in (bn0["acc_gap"], none0["acc_gap"], bn0["test_acc"], nonep["test_acc"]):
-        return claim.row(MIXED, "a run diverged: no comparison")
-    return claim.judged(f"train-test gap {fmt_pct(bn0['acc_gap'], 2)} with BN vs {fmt_pct(none0['acc_gap'], 2)} "
-                        f"without; test accuracy of BN without dropout {fmt_pct(bn0['test_acc'], 2)} vs no BN with "
-                        f"dropout {p:g}: {fmt_pct(nonep['test_acc'], 2)}",
-                        {"gap_bn": bn0["acc_gap"], "gap_none": none0["acc_gap"], "test_bn": bn0["test_acc"],
-                         "test_none_dropout": nonep["test_acc"], "dropout": p})
+    n: dict = {"gap_bn": [], "gap_none": [], "test_bn": [], "test_none_dropout": []}
+    for r in by_seed(reg).values():
+        rows = regularizer_grid(r)
+        p = max(row["dropout"] for row in rows)
+        bn0, none0, nonep = (regularizer_row(rows, "BN", 0.0), regularizer_row(rows, "none", 0.0),
+                             regularizer_row(rows, "none", p))
+        for key, v in (("gap_bn", bn0["acc_gap"]), ("gap_none", none0["acc_gap"]), ("test_bn", bn0["test_acc"]),
+                       ("test_none_dropout", nonep["test_acc"])):
+            n[key].append(R.CHANCE if v is None else v)
+    return _judged(claim, n, lambda p: f"train-test gap, no BN minus BN {_interval(p[0], digits=2)}; BN without "
+                                       f"dropout minus no BN with dropout {_interval(p[1], digits=2)}")
 
 
 def claim_saturating(depth: dict | None, claim: Claim = R.SATURATING) -> dict:
     """"BN makes saturating nonlinearities trainable", from the CIFAR-10 sigmoid depth experiment."""
     if depth is None:
         return claim.missing(["cifar_sigmoid_depth"])
-    rows = depth_saturation(depth["runs"])
-    d = max(r["depth"] for r in rows)
-    bn = [r for r in rows if r["depth"] == d and r["norm"] is not None][0]
-    none = [r for r in rows if r["depth"] == d and r["norm"] is None][0]
-    return claim.judged(f"depth {d}: test accuracy {fmt_pct(bn['final_acc'])} with BN vs {fmt_pct(none['final_acc'])} "
-                        f"without; saturated inputs {fmt_pct(bn['sat_final_mean'])} vs "
-                        f"{fmt_pct(none['sat_final_mean'])}",
-                        {"depth": d, "acc_bn": bn["final_acc"], "acc_none": none["final_acc"],
-                         "sat_bn": bn["sat_final_mean"], "sat_none": none["sat_final_mean"]})
+    first = first_seeds(depth)
+    d = max(r["config"]["depth"] for r in first.values())
+    lab = {r["config"]["norm"] is not None: k for k, r in first.items() if r["config"]["depth"] == d}
+
+    def sat(run):
+        return float(np.mean(curve(run, "saturated")[-1]))
+
+    n = {"acc_bn": _accs(depth, lab[True]), "acc_none": _accs(depth, lab[False]),
+         "sat_bn": [sat(r) for r in _by(depth, lab[True])], "sat_none": [sat(r) for r in _by(depth, lab[False])]}
+    return _judged(claim, n, lambda p: f"depth {d}: test accuracy, BN minus no BN {_interval(p[0])}; saturated "
+                                       f"fraction, no BN minus BN {_interval(p[1])}")
 
 
 def claim_reduces_ics(landscape: dict | None, claim: Claim = R.REDUCES_ICS) -> dict:
-    """"BN reduces internal covariate shift", measured with Santurkar et al.'s definition."""
+    """"BN reduces internal covariate shift", measured with Santurkar et al.'s definition, per seed."""
     if landscape is None:
         return claim.missing(["why_landscape"])
-    bn, none = ics_summary(run_of(landscape, "bn")), ics_summary(run_of(landscape, "none"))
-    return claim.judged(f"median l2 change {bn['median_l2_all']:.3g} with BN vs {none['median_l2_all']:.3g} without; "
-                        f"median cosine {bn['median_cos_all']:.3f} vs {none['median_cos_all']:.3f}",
-                        {"l2_bn": bn["median_l2_all"], "l2_none": none["median_l2_all"],
-                         "cos_bn": bn["median_cos_all"], "cos_none": none["median_cos_all"]})
+    s = {lab: [ics_summary(r) for r in _by(landscape, lab)] for lab in ("bn", "none")}
+    n = {f"{k}_{lab}": [x[f"median_{k}_all"] for x in s[lab]] for lab in s for k in ("l2", "cos")}
+    return _judged(claim, n, lambda p: f"median l2 change {np.mean(n['l2_bn']):.3g} with BN vs "
+                                       f"{np.mean(n['l2_none']):.3g} without (log ratio {_interval(p[0], 1, '')}); "
+                                       f"median cosine, BN minus no BN {_interval(p[1], 1, '', 3)}")
+
+
+def _draws_by_seed(noisy: dict, draws: dict | None) -> dict:
+    if draws is None:
+        return {}
+    if draws and not all(isinstance(v, dict) for v in draws.values()):
+        raise ValueError("draws must map each seed to that seed's noisy-BN draws by layer ({seed: "
+                         "analysis.noisy_run_draws(config)}), got draws by layer for one run.")
+    return draws
 
 
 def claim_ics_is_why(noisy: dict | None, draws: dict | None = None, claim: Claim = R.ICS_IS_WHY) -> dict:
-    """"BN helps because it reduces internal covariate shift", tested with Santurkar et al.'s noisy BN."""
+    """"BN helps because it reduces internal covariate shift", tested with Santurkar et al.'s noisy BN per seed;
+    ``draws`` maps each seed to what its noisy BN injected (see :func:`bnlib.analysis.noisy_run_draws`)."""
     if noisy is None:
         return claim.missing(["why_noisy"])
-    runs = {k: run_of(noisy, k) for k in ("none", "bn", "noisy")}
-    early = {k: early_train_loss(r) for k, r in runs.items()}
-    acc = {k: final_metric(r, "final_test_acc") for k, r in runs.items()}
-    shifts = why_shift({"runs": {k: runs[k] for k in ("none", "noisy")}}, draws)
-    shift = {k: v["relative"] for k, v in shifts.items()}
-    kept = {}
-    if None not in early.values() and early["bn"] < early["none"]:
-        kept["early speed"] = (early["none"] - early["noisy"]) / (early["none"] - early["bn"])
-    if None not in acc.values() and acc["bn"] > acc["none"]:
-        kept["test accuracy"] = (acc["noisy"] - acc["none"]) / (acc["bn"] - acc["none"])
-    measured = (f"first-interval training loss {_num(early['noisy'])} with noisy BN, {_num(early['bn'])} with BN, "
-                f"{_num(early['none'])} without; final test accuracy {fmt_pct(acc['noisy'], 2)}, "
-                f"{fmt_pct(acc['bn'], 2)}, {fmt_pct(acc['none'], 2)}; noisy BN keeps "
-                + (", ".join(f"{100 * v:.0f}% of BN's {k} advantage" for k, v in kept.items()) or "nothing to keep")
-                + f"; shift {shift['noisy']:.2f} spreads vs {shift['none']:.2f} without BN")
-    return claim.judged(measured, {"early": early, "acc": acc, "shift": shift, "kept": kept})
+    by_draws = _draws_by_seed(noisy, draws)
+    n: dict = {"acc": {}, "early": {}, "shift": {"none": [], "noisy": []}}
+    for lab in ("none", "bn", "noisy"):
+        n["acc"][lab] = _accs(noisy, lab)
+        n["early"][lab] = [early_train_loss(r) for r in _by(noisy, lab)]
+    for seed, r in by_seed(noisy).items():
+        sh = why_shift({"runs": {k: r["runs"][k] for k in ("none", "noisy")}}, by_draws.get(seed))
+        for k in ("none", "noisy"):
+            n["shift"][k].append(sh[k]["relative"])
+
+    def describe(parts):
+        got = "; ".join(f"{p['name']}: {_interval(p, *((100, ' points') if 'accuracy' in p['name'] else (1, '')))}"
+                        f" ({p['verdict']})" for p in parts[1:])
+        return f"shift, noisy BN minus no BN {_interval(parts[0], 1, ' spreads', 2)}; {got}"
+
+    return _judged(claim, n, describe)
+
+
+def _mnist_speedups(fig1: dict) -> list[float]:
+    """Per seed, the steps no BN needs to first reach its final validation accuracy over the steps BN needs."""
+    out = []
+    for r in by_seed(fig1).values():
+        none, bn = r["runs"]["none"], r["runs"]["bn"]
+        target = curve(none, "val_acc")[-1]
+        out.append(steps_or_after(none, target, "val_acc") / steps_or_after(bn, target, val_curve_key(bn)))
+    return out
+
+
+def _recipe_steps(recipe: dict) -> tuple[float, dict[str, list[int]], list[str]]:
+    """The recipe's target (the no-BN baseline's best validation accuracy, mean over seeds) and each label's steps
+    to it per seed, in the ablation's order."""
+    groups = {lab: _by(recipe, lab) for lab in first_seeds(recipe)}
+    target = float(np.mean([max(v for v in curve(r, val_curve_key(r)) if v is not None)
+                            for r in groups["none-baseline"]]))
+    steps = {lab: [steps_or_after(r, target, val_curve_key(r)) for r in g] for lab, g in groups.items()}
+    return target, steps, [lab for lab in groups if lab != "none-baseline"]
 
 
 def claim_accelerates(fig1: dict | None, recipe: dict | None, claim: Claim = R.ACCELERATES) -> dict:
@@ -138,23 +204,27 @@ def claim_accelerates(fig1: dict | None, recipe: dict | None, claim: Claim = R.A
         return claim.missing(["mnist_fig1", "cifar_recipe"])
     speed: dict = {}
     if fig1 is not None:
-        speed["MNIST, BN"] = mnist_speedup(fig1)["speedup"]
+        speed["MNIST, BN"] = _mnist_speedups(fig1)
     if recipe is not None:
-        _, rows = steps_to_accuracy(recipe["runs"], "none-baseline")
-        by = {r["label"]: r["speedup"] for r in rows}
-        speed["CIFAR-10, BN"] = by.get("bn-baseline")
-        speed["CIFAR-10, recipe"] = by[rows[-1]["label"]]
-    measured = "; ".join(f"{k}: {fmt_ratio(v) if v else 'never'}" for k, v in speed.items())
-    missing = [n for n, r in (("mnist_fig1", fig1), ("cifar_recipe", recipe)) if r is None]
-    if missing:
-        measured += f" ({', '.join(missing)} not yet computed)"
-    return claim.judged(measured + " (paper: 14× on ImageNet)", {"speedups": speed})
+        _, steps, order = _recipe_steps(recipe)
+        base = steps["none-baseline"]
+        for name, lab in (("CIFAR-10, BN", "bn-baseline"), ("CIFAR-10, recipe", order[-1])):
+            speed[name] = [a / b for a, b in zip(base, steps[lab], strict=True)]
+    missing = [k for k, r in (("mnist_fig1", fig1), ("cifar_recipe", recipe)) if r is None]
+
+    def describe(parts):
+        txt = "; ".join(f"{k}: {math.exp(p['mean']):.3g}×" + ("" if p["n"] == 1 else
+                                                               f" [{math.exp(p['lo']):.3g}, {math.exp(p['hi']):.3g}]")
+                        for k, p in zip(speed, parts, strict=True))
+        return txt + (f" ({', '.join(missing)} not yet computed)" if missing else "") + " (paper: 14× on ImageNet)"
+
+    return _judged(claim, {"speedups": speed}, describe)
 
 
 def accelerates_exercise(row: dict) -> dict[str, Glued]:
-    """The claims chapter's threshold exercise: the smallest and largest speed-up of the "accelerates" row (a
-    setting that never reaches the target counts as 0) and the verdict at :data:`ACCELERATES_ALT_SPEEDUP`."""
-    vals = [v or 0.0 for v in row["numbers"].get("speedups", {}).values()]
+    """The claims chapter's threshold exercise: the smallest and largest geometric-mean speed-up of the
+    "accelerates" row and the verdict at :data:`ACCELERATES_ALT_SPEEDUP`."""
+    vals = [float(np.exp(np.mean(np.log(v)))) for v in row["numbers"].get("speedups", {}).values()]
     if not vals:
         return {}
     return {"claims_acc_min": number(min(vals), 4), "claims_acc_max": number(max(vals), 4),
@@ -175,29 +245,41 @@ def claim_identity(check: dict, claim: Claim = R.IDENTITY) -> dict:
 
 
 def claim_folding(pop: dict | None, claim: Claim = R.FOLDING) -> dict:
-    """"At inference BN is a linear transform that can be folded into the layer before it"."""
+    """"At inference BN is a linear transform that can be folded into the layer before it", on every seed."""
     if pop is None:
         return claim.missing(["tt_population"])
-    f = fold_summary(run_of(pop, "bn"))
-    return claim.judged(f"same predictions on {fmt_pct(f['same_predictions'], 2)} of the test images, outputs "
-                        f"within {f['max_abs_diff']:.1e}",
-                        {"same_predictions": f["same_predictions"], "max_abs_diff": f["max_abs_diff"]})
+    fs = [fold_summary(r) for r in _by(pop, "bn")]
+    worst = {"same_predictions": min(f["same_predictions"] for f in fs),
+             "max_abs_diff": max(f["max_abs_diff"] for f in fs)}
+    return claim.judged(f"on each of {len(fs)} seeds the same predictions on at least "
+                        f"{fmt_pct(worst['same_predictions'], 2)} of the test images, outputs within "
+                        f"{worst['max_abs_diff']:.1e}", worst)
 
 
 def claim_small_batches(bs: dict | None, claim: Claim = R.SMALL_BATCHES) -> dict:
-    """"BN works poorly with small batches", from the train/test chapter's batch-size sweep."""
+    """"BN works poorly with small batches", from the train/test chapter's batch-size sweep, per seed."""
     if bs is None:
         return claim.missing(["tt_batch_size"])
-    grid = batch_size_grid(bs)
-    b0 = grid["sizes"][0]
-    bn = grid["acc"]["BN"]
-    best = max(v for v in bn.values() if v is not None)
-    at = bn.get(b0)
-    others = {n: grid["acc"][n].get(b0) for n in ("Layer Norm", "Group Norm") if n in grid["acc"]}
-    best_other = max((v for v in others.values() if v is not None), default=None)
-    other_txt = "" if best_other is None else f"; best of Layer/Group Norm there {fmt_pct(best_other, 2)}"
-    return claim.judged(f"batch {b0}: BN {fmt_pct(at, 2)} vs its best {fmt_pct(best, 2)}{other_txt}",
-                        {"batch": b0, "acc_bn": at, "best_bn": best, "best_other": best_other})
+    first = first_seeds(bs)
+    cfg = {lab: r["config"] for lab, r in first.items()}
+    sizes = sorted({c["batch_size"] for c in cfg.values()})
+    b0 = sizes[0]
+
+    def label(norm, b):
+        return next(lab for lab, c in cfg.items() if c["norm"] == norm and c["batch_size"] == b)
+
+    def val(norm, b):
+        return float(np.mean(_accs(bs, label(norm, b), "val")))
+
+    best_b = max(sizes, key=lambda b: val("torch", b))
+    others = {name: norm for norm, name in (("layer", "Layer Norm"), ("group", "Group Norm"))
+              if any(c["norm"] == norm for c in cfg.values())}
+    other = max(others, key=lambda name: val(others[name], b0))
+    n = {"batch": b0, "best_batch": best_b, "other": other, "bn_small": _accs(bs, label("torch", b0)),
+         "bn_best": _accs(bs, label("torch", best_b)), "other_small": _accs(bs, label(others[other], b0))}
+    return _judged(claim, n, lambda p: f"BN at batch {best_b} (its best on validation) minus at batch {b0} "
+                                       f"{_interval(p[0], digits=2)}; {other} minus BN at batch {b0} "
+                                       f"{_interval(p[1], digits=2)}")
 
 
 def step_overhead(results: Sequence[dict]) -> dict:
@@ -210,16 +292,12 @@ def step_overhead(results: Sequence[dict]) -> dict:
     (``median_overhead[(model, norm)]``, ``count``), ``median_overhead_all`` over every pair and
     ``slower_fraction``, the fraction of pairs in which BN took longer per step (None without pairs).
     """
-
     pairs, seen = [], set()
     for res in results:
         if res is None:
             continue
         runs = res["runs"]
-        plain = {}
-        for label, run in runs.items():
-            if run["config"].get("norm") is None:
-                plain[_config_key(run["config"])] = label
+        plain = {_config_key(run["config"]): label for label, run in runs.items() if run["config"].get("norm") is None}
         for label, run in runs.items():
             norm = run["config"].get("norm")
             if norm not in ("torch", "bnlib"):
@@ -245,79 +323,96 @@ def step_overhead(results: Sequence[dict]) -> dict:
 
 
 def _config_key(cfg: dict) -> str:
-
     return json.dumps({k: v for k, v in cfg.items() if k not in ("norm", "device")}, sort_keys=True)
 
 
 def claim_overhead(overhead: dict, claim: Claim = R.OVERHEAD) -> dict:
     """"Adding BN slows each step (about 30%)", from :func:`step_overhead` over the committed results."""
-    med = overhead["median_overhead_all"]
-    if med is None:
+    if overhead["median_overhead_all"] is None:
         return claim.row(NOT_TESTED, "no pair of committed runs differing only in BN")
-    slower = overhead.get("slower_fraction", 1.0)
     kinds = {"mlp": "MNIST MLP", "cnn": "CIFAR CNN"}
-    parts = [f"{kinds.get(m, m)} with {'torch' if n == 'torch' else 'bnlib'} BN {100 * v:+.0f}% "
+    parts = [f"{kinds.get(m, m)} with {'torch' if n == 'torch' else 'bnlib'} BN median {100 * v:+.0f}% "
              f"({overhead['count'][(m, n)]} pairs)" for (m, n), v in sorted(overhead["median_overhead"].items())]
-    return claim.judged(f"median {100 * med:+.0f}% per step: " + ", ".join(parts)
-                        + f"; BN slower in {100 * slower:.0f}% of the pairs",
-                        {"median": med, "slower": slower,
-                         "by_kind": {f"{m}/{n}": v for (m, n), v in overhead["median_overhead"].items()}})
+    n = {"overheads": [p["ratio"] - 1 for p in overhead["pairs"]], "slower": overhead["slower_fraction"]}
+    slower = f"; BN slower in {100 * n['slower']:.0f}% of the pairs"
+    return _judged(claim, n, lambda p: f"mean {_interval(p[0], 100, '%', 0)} per step over {p[0]['n']} pairs: "
+                                       + ", ".join(parts) + slower, "pair")
+
+
+def _landscape(land: dict, labels: Sequence[str]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for lab in labels:
+        s = [landscape_summary(r) for r in _by(land, lab)]
+        out |= {f"{k}_{lab}": [x[k] for x in s] for k in R.LANDSCAPE_KEYS}
+    return out
+
+
+def _ratios(parts: list[dict]) -> str:
+    return ", ".join(f"{R.LANDSCAPE_WORDS[k]} {math.exp(p['mean']):.3g}×" + (
+        "" if p["n"] == 1 else f" [{math.exp(p['lo']):.3g}, {math.exp(p['hi']):.3g}]")
+        for k, p in zip(R.LANDSCAPE_KEYS * (len(parts) // len(R.LANDSCAPE_KEYS)), parts, strict=True))
 
 
 def claim_smooths(landscape: dict | None, claim: Claim = R.SMOOTHS) -> dict:
-    """"BN smooths the loss landscape" (Santurkar et al.), from the landscape recorder."""
+    """"BN smooths the loss landscape" (Santurkar et al.), from the landscape recorder, per seed."""
     if landscape is None:
         return claim.missing(["why_landscape"])
-    bn, none = landscape_summary(run_of(landscape, "bn")), landscape_summary(run_of(landscape, "none"))
-    return claim.judged(f"with BN vs without: loss range {bn['median_loss_range']:.3g} vs "
-                        f"{none['median_loss_range']:.3g}, gradient change {bn['median_gc_max']:.3g} vs "
-                        f"{none['median_gc_max']:.3g}, beta {bn['median_beta']:.3g} vs {none['median_beta']:.3g}",
-                        {k + "_bn": bn[k] for k in R.LANDSCAPE_KEYS} | {k + "_none": none[k] for k in R.LANDSCAPE_KEYS})
+    n = _landscape(landscape, ("none", "bn"))
+    return _judged(claim, n, lambda p: "no BN's value over BN's (geometric mean): " + _ratios(p))
 
 
 def claim_lp_smooth(landscape: dict | None, claim: Claim = R.LP_SMOOTH) -> dict:
     """"l_p normalizations smooth the landscape as well" (Santurkar et al.), from the landscape runs with
-    l_1 and l_inf normalization (``why_landscape``)."""
+    l_1 and l_inf normalization (``why_landscape``), per seed."""
     if landscape is None:
         return claim.missing(["why_landscape"])
-    summ = {lab: landscape_summary(run_of(landscape, lab)) for lab in ("none", "bn", *R.LP_NORMS)}
-    wins = {lab: sum(summ[lab][k] < summ["none"][k] for k in R.LANDSCAPE_KEYS) for lab in ("bn", *R.LP_NORMS)}
-    names = {"bn": "BN", "l1": "l_1", "linf": "l_inf"}
-    measured = "; ".join(f"{names[lab]}: {wins[lab]} of {len(R.LANDSCAPE_KEYS)} (beta {summ[lab]['median_beta']:.3g})"
-                         for lab in ("bn", *R.LP_NORMS))
-    return claim.judged(f"measures smoother than no BN (beta {summ['none']['median_beta']:.3g}): {measured}",
-                        {"wins": wins} | {f"{k}_{lab}": summ[lab][k] for lab in summ for k in R.LANDSCAPE_KEYS})
+    n = _landscape(landscape, ("none", *R.LP_NORMS))
+    k = len(R.LANDSCAPE_KEYS)
+    return _judged(claim, n, lambda p: f"no BN's value over l_1's: {_ratios(p[:k])}; over l_inf's: {_ratios(p[k:])}")
 
 
 def claim_recipe(recipe: dict | None, claim: Claim = R.RECIPE) -> dict:
-    """"Each step of the paper's acceleration recipe helps", from the CIFAR-10 ablation."""
+    """"Each step of the paper's acceleration recipe helps", from the CIFAR-10 ablation, per seed."""
     if recipe is None:
         return claim.missing(["cifar_recipe"])
-    _, rows = ablation(recipe["runs"], "none-baseline")
-    start = next(i for i, r in enumerate(rows) if r["norm"] is not None)
-    helps = {}
-    for prev, cur in zip(rows[start:], rows[start + 1:], strict=False):
-        ps, cs = (math.inf if r["steps"] is None else r["steps"] for r in (prev, cur))
-        pa, ca = prev["final_acc"] or 0.0, cur["final_acc"] or 0.0
-        helps[cur["change"] or cur["label"]] = cs < ps or (cs == ps and ca > pa)
-    return claim.judged("; ".join(f"{k}: {'helps' if v else 'does not help'}" for k, v in helps.items()),
-                        {"helps": helps})
+    target, steps, order = _recipe_steps(recipe)
+
+    def describe(parts):
+        return f"target {fmt_pct(target)} (validation); " + "; ".join(
+            f"{cur}: {math.exp(p['mean']):.3g}× fewer steps ({p['verdict']})"
+            for cur, p in zip(order[1:], parts, strict=True))
+
+    return _judged(claim, {"steps": steps, "order": order, "target": target}, describe)
+
+
+def best_rates(sweep: dict, base_lr: float) -> dict[bool, float]:
+    """Each network's best learning-rate multiplier of a sweep (key: has BN), chosen on the mean validation
+    accuracy over seeds."""
+    labels = _sweep_labels(sweep, base_lr)
+    return {bn: max((k for (b, k) in labels if b == bn), key=lambda k: np.mean(_accs(sweep, labels[(bn, k)], "val")))
+            for bn in (False, True)}
+
+
+def equal_rate_advantage(sweep: dict, base_lr: float) -> dict[float, Paired]:
+    """At every multiplier both networks ran: BN minus no BN in final test accuracy, paired by seed."""
+    labels = _sweep_labels(sweep, base_lr)
+    return {k: paired(_accs(sweep, labels[(True, k)]), _accs(sweep, labels[(False, k)]))
+            for (bn, k) in sorted(labels) if bn and (False, k) in labels}
 
 
 def claim_bjorck(sweep: dict | None, base_lr: float, claim: Claim = R.BJORCK) -> dict:
-    """"BN's benefit comes mainly from the larger learning rates it allows" (Bjorck et al.)."""
+    """"BN's benefit comes mainly from the larger learning rates it allows" (Bjorck et al.): each network's best
+    rate on validation, and BN's advantage at equal rates against that at its own best rate."""
     if sweep is None:
         return claim.missing(["cifar_lr_sweep"])
-    rows = lr_sweep(sweep["runs"], base_lr)
-    none = {r["multiplier"]: r["final_acc"] for r in rows if r["norm"] is None and r["final_acc"] is not None}
-    bn = {r["multiplier"]: r["final_acc"] for r in rows if r["norm"] is not None and r["final_acc"] is not None}
-    if not none or not bn:
-        return claim.row(MIXED, "every run of one of the networks diverged: no comparison")
-    k_star = max(none, key=none.get)
-    total = max(bn.values()) - none[k_star]
-    same = (bn.get(k_star) or 0.0) - none[k_star]
-    return claim.judged(f"BN's advantage {_pts(total)}; at no-BN's best rate ({k_star:g}×) {_pts(same)}",
-                        {"advantage": total, "at_same_rate": same, "k_none": k_star})
+    labels, best = _sweep_labels(sweep, base_lr), best_rates(sweep, base_lr)
+    k_none, k_bn = best[False], best[True]
+    n = {"k_none": k_none, "k_bn": k_bn, "bn_at_none": _accs(sweep, labels[(True, k_none)]),
+         "none_at_none": _accs(sweep, labels[(False, k_none)]), "bn_at_bn": _accs(sweep, labels[(True, k_bn)])}
+    eq = equal_rate_advantage(sweep, base_lr)
+    same = ", ".join(f"{k:.3g}x {fmt_paired(p, digits=1)}" for k, p in eq.items())
+    return _judged(claim, n, lambda p: f"best rates on validation: no BN {k_none:g}x, BN {k_bn:g}x; BN minus no BN at "
+                                       f"equal rates: {same}")
 
 
 def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dict]:
@@ -325,8 +420,8 @@ def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dic
 
     ``results`` maps experiment names to results (a missing name or None: not yet computed);
     ``checks`` holds ``"scale"`` (:func:`bnlib.identities.scale_invariance_check`) and ``"identity"``
-    (:func:`bnlib.identities.identity_check`) and optionally ``"draws"`` (noisy BN's draws by layer, see
-    :func:`bnlib.reports.why.as_trained`); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
+    (:func:`bnlib.identities.identity_check`) and optionally ``"draws"`` (per seed, noisy BN's draws by layer, see
+    :func:`bnlib.analysis.noisy_run_draws`); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
     """
     r = {k: results.get(k) for k in ("cifar_lr_sweep", "mnist_init_sweep", "tt_regularizer", "cifar_sigmoid_depth",
                                      "why_landscape", "why_noisy", "mnist_fig1", "cifar_recipe", "tt_batch_size",
@@ -353,7 +448,7 @@ def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dic
 
 
 def verdict_counts(rows: list[dict]) -> dict[str, int]:
-    """How many rows have each verdict (all four verdicts present, zero when unused)."""
+    """How many rows have each verdict (every verdict present, zero when unused)."""
     return {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
 
 
@@ -397,7 +492,9 @@ def ledger_numbers(rows: list[dict], docs: set[str] | Sequence[str]) -> dict[str
     """The ledger's section of the claims chapter: the number of claims, the count of each verdict, the ledger and
     its rules (markdown, cross-referencing the chapters in ``docs``) and each row's verdict (``claims_v_<key>``)."""
     out = {"claims_n": number(len(rows))}
-    out |= {"claims_n_" + v.replace(" ", "_"): number(n) for v, n in verdict_counts(rows).items()}
+    counts = verdict_counts(rows)
+    out |= {"claims_n_" + v.replace(" ", "_"): number(n) for v, n in counts.items()}
+    out["claims_n_empirical"] = number(sum(counts[v] for v in R.EMPIRICAL))
     out |= {"claims_ledger": md(ledger_markdown(rows, docs)), "claims_rules": md(rules_markdown(rows))}
     return out | {f"claims_v_{r['key']}": text(r["verdict"]) for r in rows}
 
