@@ -257,6 +257,8 @@ def test_overhead_numbers_and_pair_table():
     assert out["claims_overhead_mlp_torch"].value == 7.5 and out["claims_n_pairs_cnn_torch"].value == 1
     empty = RL.overhead_numbers({"pairs": [], "median_overhead_all": None})
     assert list(empty) == ["claims_n_pairs"] and empty["claims_n_pairs"].value == 0
-    # sorted by network, then experiment: cnn first, then mlp's a before z
-    assert RL.pair_table(ov).cells() == [["b", "c-bn", "c-none", "CNN", "1.50"], ["a", "bn2", "none2", "MLP", "0.90"],
-                                         ["z", "bn", "none", "MLP", "1.25"]]
+    # by network, then experiment: cnn first, then mlp's a before z; one row per experiment
+    more = ov | {"pairs": pairs + [{**pairs[0], "bn": "bn-seed1", "ratio": 1.75}, {**pairs[0], "ratio": 1.5}]}
+    assert RL.pair_table(more).cells() == [["b", "CNN", "1", "1.50", "1.50", "1.50"],
+                                           ["a", "MLP", "1", "0.90", "0.90", "0.90"],
+                                           ["z", "MLP", "3", "1.50", "1.25", "1.75"]]

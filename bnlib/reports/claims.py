@@ -514,9 +514,12 @@ def overhead_numbers(overhead: dict) -> dict[str, Glued]:
 
 
 def pair_table(overhead: dict) -> Table:
-    """Every timed pair of :func:`step_overhead`, by network, experiment and run: the ratio of the time per step."""
-    pairs = sorted(overhead["pairs"], key=lambda p: (p["model"], p["experiment"], p["bn"]))
-    return Table(["experiment", "run with BN", "run without", "network", "time per step, BN / none"],
-                 [[p["experiment"], p["bn"], p["none"], p["model"].upper(), p["ratio"]] for p in pairs],
-                 [None, None, None, None, ".2f"])
-
+    """The timed pairs of :func:`step_overhead` by network and experiment: how many pairs, and the median,
+    smallest and largest ratio of the time per step, BN / none."""
+    groups: dict = {}
+    for p in overhead["pairs"]:
+        groups.setdefault((p["model"], p["experiment"]), []).append(p["ratio"])
+    rows = [[exp, model.upper(), len(v), float(np.median(v)), min(v), max(v)]
+            for (model, exp), v in sorted(groups.items())]
+    return Table(["experiment", "network", "pairs", "median BN / none", "smallest", "largest"], rows,
+                 [None, None, None, ".2f", ".2f", ".2f"])
