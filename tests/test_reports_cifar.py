@@ -218,6 +218,11 @@ def test_lr_numbers_and_their_prose_checks():
         RC.lr_numbers(_sweep(diverged={("bn-x10", 2)}), 0.1, 30)
     with pytest.raises(ValueError, match="stays at chance"):
         RC.lr_numbers(_sweep(none_val=NONE_VAL[:-1] + (0.15,)), 0.1, 30)
+    with pytest.raises(ValueError, match="trains at every rate"):
+        RC.lr_numbers(_sweep(bn_test=BN_TEST[:-1] + (0.1,)), 0.1, 30)
+    with pytest.raises(ValueError, match="a rate above the baseline's is best"):
+        RC.lr_numbers(_sweep(none_val=(0.25, 0.42, 0.35, 0.40, 0.38, 0.10)), 0.1, 30)
+    assert out["cifar_best_none_vs_x1"].value == "higher (" + RF.fmt_paired(RC.paired([0.37] * 5, [0.31] * 5)) + ")"
     with pytest.raises(ValueError, match="no runs at x7"):
         RC.lr_numbers(_sweep(), 0.1, 7)
 
@@ -237,6 +242,9 @@ def test_sweep_steps_numbers_and_table():
     assert out["cifar_x5_sentence"].value.startswith("whether the five times higher")
     cells = RC.steps_table(rows, 0.1).cells()
     assert cells[0][:3] == ["no BN-x1", "0.1", "never (3 never)"] and cells[0][3] == "1× (baseline)"
+    low = _sweep(none_val=(0.25, 0.30, 0.2, 0.2, 0.2, 0.10))  # no higher rate without BN reaches the target
+    with pytest.raises(ValueError, match="some higher rates without BN reach the target"):
+        RC.steps_numbers(low, 0.1, last_step=200)
     slow = _sweep(bn_val=BN_VAL[:1] + (0.2,) + BN_VAL[2:])  # BN-x1 no sooner than the baseline
     with pytest.raises(ValueError, match="every BN network reaches the target sooner"):
         RC.steps_numbers(slow, 0.1, last_step=200)

@@ -37,15 +37,9 @@ def groups(runs: dict) -> dict[str, list[dict]]:
 
 
 def acc(run: dict, split: str = "test") -> float:
-    """A run's final accuracy on ``split`` as the chapter scores it (population statistics for BN networks),
-    a diverged run at chance."""
-    v = score(run, split)
-    return CHANCE if v is None else float(v)
-
-
-def eval_acc(run: dict) -> float:
-    """A run's final test accuracy in eval mode (running averages), a diverged run at chance."""
-    v = final_metric(run, "final_test_acc")
+    """A run's final accuracy on ``split`` as the chapter scores it (population statistics for BN networks; split
+    "eval": the test set in eval mode, with running averages), a diverged run at chance."""
+    v = final_metric(run, "final_test_acc") if split == "eval" else score(run, split)
     return CHANCE if v is None else float(v)
 
 
@@ -144,7 +138,7 @@ def run_stats(group: list[dict], target: float | None = None) -> dict:
     cfg = group[0]["config"]
     test = [acc(r) for r in group]
     out = {"lr": cfg["lr"], "norm": cfg["norm"], "seeds": len(group), "test": test,
-           "val": [acc(r, "val") for r in group], "eval": [eval_acc(r) for r in group],
+           "val": [acc(r, "val") for r in group], "eval": [acc(r, "eval") for r in group],
            "final_acc": None if div else float(np.mean(test)), "diverged": len(div),
            "diverged_at": min(div) if div else None}
     if target is not None:
@@ -225,8 +219,7 @@ def layer_bands(group: list[dict], depth: int) -> dict:
 
 def depth_layer_bands(runs: dict, depth: int) -> dict:
     """:func:`layer_bands` of the ``depth``-layer networks without (``"none"``) and with BN (``"bn"``)."""
-    g = groups(runs)
-    return {key: layer_bands(g[f"{key}-depth{depth}"], depth) for key in ("none", "bn")}
+    return {key: layer_bands(groups(runs)[f"{key}-depth{depth}"], depth) for key in ("none", "bn")}
 
 
 def depth_bands(runs: dict, depths: tuple[int, ...]) -> dict:
@@ -389,6 +382,11 @@ def lr_numbers(runs: dict, base_lr: float, max_multiplier: float) -> dict[str, G
         raise ValueError(f"the sweep has no runs at x{max_multiplier:g} for both networks.")
     none_max, bn_max = at_max[False], at_max[True]
     _claim(not any(r["diverged"] for r in rows), "the prose says no run of the sweep diverged, but one did.")
+    _claim(min(min(r["test"]) for r in rows if r["norm"]) >= CHANCE_BELOW, "the prose says the BN network trains at "
+           f"every rate (above {100 * CHANCE_BELOW:g}% on every seed), but at one it does not.")
+    none_x1 = next(r for r in rows if not r["norm"] and r["multiplier"] == 1)
+    _claim(best_none["multiplier"] > 1, "the prose says a rate above the baseline's is best (on validation) for the "
+           "network without BN, but it is not.")
     top = max(best_val(r) for r in g[none_max["label"]])
     _claim(max(none_max["test"]) < CHANCE_BELOW and top < CHANCE_BELOW,
            f"the prose says the network without BN stays at chance (below {100 * CHANCE_BELOW:g}% on every seed) at "
@@ -407,6 +405,7 @@ def lr_numbers(runs: dict, base_lr: float, max_multiplier: float) -> dict[str, G
         "cifar_best_none_mult": text(f"{best_none['multiplier']:g}"),
         "cifar_best_none_val": percent(np.mean(best_none["val"])),
         "cifar_best_none_test": percent(np.mean(best_none["test"])),
+        "cifar_best_none_vs_x1": md(phrase(paired(best_none["test"], none_x1["test"]), *_HLL)),
         "cifar_best_bn_mult": text(f"{best_bn['multiplier']:g}"),
         "cifar_best_bn_val": percent(np.mean(best_bn["val"])),
         "cifar_best_bn_test": percent(np.mean(best_bn["test"])),
@@ -454,6 +453,8 @@ def steps_numbers(runs: dict, base_lr: float, last_step: int, baseline: str = "n
     _claim(bool(bn) and all(r["speedup"].lo > 0 for r in bn),
            "the prose says every BN network reaches the target sooner than the baseline (speed-up interval above "
            "1), but one does not.")
+    _claim(any(r["steps"] is not None for r in others), "the prose says some higher rates without BN reach the "
+           "target, but none does.")
     x1_x5 = ratio_interval([a / b for a, b in zip(by["bn-x1"]["steps_seeds"], by["bn-x5"]["steps_seeds"],
                                                   strict=True)])
     speeds = [math.exp(r["speedup"].mean) for r in bn]
@@ -599,8 +600,7 @@ def verdict_numbers(rows: dict[str, dict]) -> dict[str, Glued]:
         p = next((v for k, v in parts.items() if k.endswith(name)), None)
         if p is None:
             raise ValueError(f"the ledger's 'accelerates' row has no part for {name}.")
-        out[f"cifar_acc_{short}"] = md(f"{math.exp(p['mean']):.3g}×" + ("" if p["n"] == 1 else
-                                       f" [{math.exp(p['lo']):.3g}×, {math.exp(p['hi']):.3g}×], {p['n']} seeds"))
+        out[f"cifar_acc_{short}"] = md(fmt_ratio_interval(Paired(p["n"], p["mean"], p["lo"], p["hi"], ())))
         out[f"cifar_acc_{short}_verdict"] = text(p["verdict"])
     out["cifar_acc_margin"] = number(rows["accelerates"]["margins"]["speedup"])
     return out
