@@ -404,6 +404,8 @@ def test_verdict_numbers_glue_the_ledgers_rows():
     for key in ("higher_lr", "bjorck", "saturating", "recipe"):
         assert out[f"cifar_verdict_{key}"].value == rows[key]["verdict"]
         assert out[f"cifar_rule_{key}"].value == rows[key]["rule"]
+        assert out[f"cifar_parts_{key}"].value.split(", ") == [f"({'abcd'[i]}) {p['verdict']}"
+                                                               for i, p in enumerate(rows[key]["parts"])]
     assert "cifar_verdict_accelerates" not in out  # its MNIST part is the ledger's
     # BN alone: 300 steps (seeds 2-4; 500 for the two that never reach) over 200
     speed = [s / 200 for s in (500, 500, 300, 300, 300)]

@@ -315,11 +315,8 @@ def lr_sweep(runs: dict, base_lr: float) -> list[dict]:
     then multiplier."""
     if not base_lr > 0:
         raise ValueError(f"base_lr must be positive, got {base_lr}.")
-    rows = []
-    for lab, group in groups(runs).items():
-        row = {"label": lab, **run_stats(group)}
-        row["multiplier"] = float(f"{row['lr'] / base_lr:.6g}")
-        rows.append(row)
+    rows = [{"label": lab, **run_stats(g), "multiplier": float(f"{g[0]['config']['lr'] / base_lr:.6g}")}
+            for lab, g in groups(runs).items()]
     return sorted(rows, key=lambda r: (r["norm"] is not None, str(r["norm"]), r["multiplier"]))
 
 
@@ -585,7 +582,8 @@ VERDICT_KEYS = ("higher_lr", "bjorck", "saturating", "accelerates", "recipe")
 def verdict_numbers(rows: dict[str, dict]) -> dict[str, Glued]:
     """The verdict section's words from the claims ledger's rows (``{key: row}`` as the functions of
     :mod:`bnlib.reports.claims` return them, computed by the notebook): per row its rule (``cifar_rule_<key>``),
-    what it measured (``cifar_measured_<key>``) and its verdict (``cifar_verdict_<key>``); of "accelerates", its
+    what it measured (``cifar_measured_<key>``), its verdict (``cifar_verdict_<key>``) and those of its parts in
+    order (``cifar_parts_<key>``: "(a) supported, (b) not supported"); of "accelerates", its
     CIFAR-10 parts (``cifar_acc_<bn|recipe>`` and ``cifar_acc_<...>_verdict``)."""
     missing = [k for k in VERDICT_KEYS if k not in rows]
     if missing:
@@ -594,7 +592,8 @@ def verdict_numbers(rows: dict[str, dict]) -> dict[str, Glued]:
     for key in (k for k in VERDICT_KEYS if k != "accelerates"):  # its MNIST part belongs to the ledger
         r = rows[key]
         out |= {f"cifar_rule_{key}": md(r["rule"]), f"cifar_measured_{key}": md(r["measured"]),
-                f"cifar_verdict_{key}": text(r["verdict"])}
+                f"cifar_verdict_{key}": text(r["verdict"]), f"cifar_parts_{key}": text(", ".join(
+                    f"({chr(97 + i)}) {p['verdict']}" for i, p in enumerate(r["parts"])))}
     parts = {p["name"]: p for p in rows["accelerates"]["parts"]}
     for short, name in (("bn", "CIFAR-10, BN"), ("recipe", "CIFAR-10, recipe")):
         p = next((v for k, v in parts.items() if k.endswith(name)), None)
