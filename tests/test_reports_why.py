@@ -14,13 +14,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from bnlib import analysis as A  # noqa: E402
 from bnlib import identities as ID  # noqa: E402
 from bnlib import models  # noqa: E402
 from bnlib import train as T  # noqa: E402
 from bnlib.plots import why as PW  # noqa: E402
-from bnlib.reports import claims as RL  # noqa: E402
 from bnlib.reports import why as RW  # noqa: E402
 
 
@@ -229,331 +229,327 @@ def test_identity_check():
     assert out["train_rel"] < 1e-12 and out["inference_rel"] < 1e-12
 
 
-# --------------------------------------------------------------------------- the claims, one by one
-def _sweep(accs: dict, base=0.1, step=100):
-    """{(norm, multiplier): final accuracy or None (diverged)} -> a learning-rate sweep result."""
+# --------------------------------------------------------------------------- seeds: paired intervals and readings
+E = (0.0, 1.0, -1.0, 2.0, -2.0)  # per-seed offsets: mean 0, sample sd sqrt(2.5)
+
+
+def _t_interval(d):
+    """The two-sided 95% t interval of the mean of ``d``, written out (the reference for evidence.paired)."""
+    d = np.asarray(d, dtype=float)
+    hw = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return d.mean(), d.mean() - hw, d.mean() + hw
+
+
+@pytest.mark.parametrize(("shift", "spread", "want"), [(0.5, 0.01, RW.HIGHER), (-0.5, 0.01, RW.LOWER),
+                                                       (0.001, 0.001, RW.HIGHER), (0.0, 0.001, RW.LEVEL),
+                                                       (0.0, 0.01, RW.INCONCLUSIVE)])
+def test_compare_reads_the_t_interval_against_margin_and_band(shift, spread, want):
+    b = [0.9 + 0.01 * e for e in E]
+    a = [x + shift + spread * e for x, e in zip(b, (1, -1, 0.5, 0, -0.5), strict=True)]
+    c = RW.compare(a, b, "acc")  # higher or lower: the interval excludes 0; level: inside +-0.002
+    mean, lo, hi = _t_interval(np.subtract(a, b))
+    assert (c.p.mean, c.p.lo, c.p.hi) == pytest.approx((mean, lo, hi)) and c.reading == want
+    assert c.shown == f"{100 * mean:+.2f} points [{100 * lo:+.2f}, {100 * hi:+.2f}], 5 seeds"
+    assert c.cell == f"{100 * mean:+.2f} points [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+
+
+def test_compare_needs_five_seeds_and_a_known_measure():
+    assert RW.compare([0.9, 0.95], [0.5, 0.51], "acc").reading == RW.INCONCLUSIVE  # far apart, but 2 seeds
+    one = RW.compare([0.9], [0.5], "acc")
+    assert one.reading == RW.INCONCLUSIVE and one.shown == "+40.00 points (one seed: no interval)"
+    with pytest.raises(ValueError, match="unknown measure 'speed'"):
+        RW.compare([1.0], [1.0], "speed")
+
+
+def test_ratio_measures_compare_paired_log_ratios_with_the_ledgers_factor():
+    from bnlib.reports import rules as R
+
+    b = [1.0, 2.0, 4.0, 0.5, 1.5]
+    a = [0.5 * x * math.exp(0.02 * e) for x, e in zip(b, E, strict=True)]  # half, up to a little noise
+    c = RW.compare(a, b, "beta")
+    mean, lo, hi = _t_interval(np.log(a) - np.log(b))
+    assert (c.p.mean, c.p.lo, c.p.hi) == pytest.approx((mean, lo, hi)) and c.reading == RW.LOWER
+    assert c.shown == f"{math.exp(mean):.3g}× [{math.exp(lo):.3g}, {math.exp(hi):.3g}], 5 seeds"
+    assert RW.MARGINS["beta"] == R.SMOOTHS.margins["ratio"] and RW.MARGINS["cos"] == R.REDUCES_ICS.margins["cos"]
+    assert RW.margin_text("beta") == f"a factor of {R.SMOOTHS.margins['ratio']:g}"
+    assert RW.margin_text("acc") == "0 points" and RW.margin_text("acc", RW.BANDS) == "0.2 points"
+    near = [x * 1.01 ** e for x, e in zip(b, (1, -1, 1, -1, 0), strict=True)]  # within a factor 1.1 both ways
+    assert RW.compare(near, b, "gc").reading == RW.LEVEL
+
+
+def test_mean_hw_is_the_t_interval_of_the_seed_mean():
+    v = [0.97 + 0.001 * e for e in E]
+    mean, lo, hi = _t_interval(v)
+    assert RW.mean_hw(v, "acc", "%") == f"{100 * mean:.2f} ± {100 * (hi - mean):.2f}%"
+    assert RW.mean_hw([0.5], "shift") == "0.50"
+
+
+# --------------------------------------------------------------------------- seeded hand-made experiments
+def _seeded(make, seeds=range(5)):
+    """A result whose label ``k`` has one run per seed: ``make(seed)`` -> {label: run} (config seed set here)."""
     runs = {}
-    for (norm, k), a in accs.items():
-        diverged = 50 if a is None else None
-        runs[f"{norm or 'none'}-x{k:g}"] = _acc_run([0.1, 0.1 if a is None else a], final=a, norm=norm,
-                                                      diverged_at=diverged, step=step, lr=base * k)
-    return {"name": "cifar_lr_sweep", "runs": runs}
+    for s in seeds:
+        for k, run in make(s).items():
+            run["config"]["seed"] = s
+            runs[f"{k}-seed{s}"] = run
+    return {"name": "test", "runs": runs}
 
 
-def test_claim_higher_lr():
-    acc = {(None, 1): 0.50, (None, 2): 0.48, (None, 5): None, ("torch", 1): 0.52, ("torch", 2): 0.52,
-           ("torch", 5): 0.50, ("torch", 10): 0.30}
-    row = RL.claim_higher_lr(_sweep(acc), 0.1)  # threshold 0.45: k_none = 2, k_bn = 5
-    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["k_bn"] == 5 and row["numbers"]["k_none"] == 2
-    assert row["numbers"]["threshold"] == pytest.approx(0.45)
-    row = RL.claim_higher_lr(_sweep({**acc, ("torch", 5): 0.40}), 0.1)  # k_bn = 2 = k_none
-    assert row["verdict"] == RL.NOT_SUPPORTED
-    row = RL.claim_higher_lr(_sweep({**acc, (None, 2): 0.40, ("torch", 5): 0.40}), 0.1)  # k_bn = 2 > k_none = 1
-    assert row["verdict"] == RL.MIXED
-    row = RL.claim_higher_lr(_sweep({**acc, (None, 5): 0.46, (None, 10): 0.2}), 0.1)  # k_bn = 5 = k_none
-    assert row["verdict"] == RL.NOT_SUPPORTED
-    row = RL.claim_higher_lr(_sweep({**acc, (None, 1): None}), 0.1)
-    assert row["verdict"] == RL.MIXED and "diverges at the baseline rate" in row["measured"]
-    assert RL.claim_higher_lr(None, 0.1)["verdict"] == RL.NOT_TESTED
+NOISE = {"none": None, "bn": "torch", "noisy": "noisy"}
 
 
-def _init_sweep(none, bn):
-    """An init sweep over sigma = 0.01, 0.1, 1, 10 with the given final accuracies, without and with BN."""
-    runs = {}
-    for norm, accs in ((None, none), ("torch", bn)):
-        for sigma, a in zip((0.01, 0.1, 1.0, 10.0), accs, strict=True):
-            runs[f"{norm}-{sigma}"] = _acc_run([0.1, a], norm=norm, init_sigma=sigma)
-    return {"runs": runs}
+def _noisy_experiment(seeds=range(5), acc_noisy=0.966, early_noisy=0.4):
+    """why_noisy on one hidden layer (probed unit 1), records at steps 0, 10, 20, 30. Per seed s (offset e = E[s]):
+    first-interval loss none 1 + 0.01 e, BN 0.4 + 0.01 e, noisy ``early_noisy`` + 0.01 e; late loss (step 30)
+    none 0.1, BN 0.2 + 0.001 e, noisy 0.3 + 0.002 e; test accuracy with population statistics none 0.96, BN
+    0.97 + 0.001 e, noisy ``acc_noisy`` + 0.001 e; noisy BN in eval mode 0.95 + 0.002 e; with batch statistics
+    noisy BN 0.966 + 0.001 e and BN the same up to +-0.0005."""
+
+    def make(s):
+        e, out = E[s], {}
+        spec = {"none": ([5.0, 0.0, 0.5, 0.25], 1.0 + 0.01 * e, 0.1, 0.96, 0.96, None),
+                "bn": ([0.0] * 4, 0.4 + 0.01 * e, 0.2 + 0.001 * e, 0.97 + 0.001 * e, 0.969 + 0.001 * e,
+                       0.966 + 0.001 * e + 0.0005 * (1, -1, 1, -1, 0)[s]),
+                "noisy": ([0.0] * 4, early_noisy + 0.01 * e, 0.3 + 0.002 * e, acc_noisy + 0.001 * e,
+                          0.95 + 0.002 * e, 0.966 + 0.001 * e)}
+        for k, (medians, early, late, pop, ev, batch) in spec.items():
+            run = _pct_run(NOISE[k], medians)
+            run["config"] |= {"steps": 30, "record_every": 10}
+            jump = 0.01 * (k == "noisy")  # eval mode jumps between records for noisy BN
+            run["curves"] |= {"train_loss": [None, early, 0.5, late], "test_acc": [0.1, 0.9, 0.95 - jump, ev],
+                              "test_acc_pop": [0.1, 0.9, 0.95, pop], "test_acc_batchstats": [0.1, 0.9, 0.95, 0.96]}
+            run["summary"] |= {"final_test_acc": ev, "final_test_acc_pop": pop, "final_test_acc_batchstats": batch}
+            out[k] = run
+        return out
+
+    # noisy BN's draws of seed s shift the records of steps 10, 20, 30 by 0, 2 + 0.1 e, 1
+    draws = {s: _draws(shift_at={10: 0.0, 20: 2.0 + 0.1 * E[s], 30: 1.0}) for s in seeds}
+    return _seeded(make, seeds), draws
 
 
-def test_claim_init():
-    sweep = _init_sweep
-    row = RL.claim_init(sweep([0.5, 0.97, 0.96, 0.3], [0.975, 0.98, 0.97, 0.90]))  # BN 0.01..1, none 0.1..1
-    assert row["verdict"] == RL.SUPPORTED
-    assert (row["numbers"]["bn"]["lo"], row["numbers"]["bn"]["hi"]) == (0.01, 1.0)
-    assert row["numbers"]["none"]["decades"] == pytest.approx(1.0)
-    assert RL.claim_init(sweep([0.97, 0.97, 0.96, 0.3], [0.5, 0.98, 0.97, 0.90]))["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_init(sweep([0.5, 0.97, 0.96, 0.3], [0.5, 0.98, 0.97, 0.90]))["verdict"] == RL.NOT_SUPPORTED  # equal
-    # BN wider (0.1..10, 2 decades) but not containing no-BN's 0.01..0.1 (1 decade): mixed
-    assert RL.claim_init(sweep([0.97, 0.97, 0.5, 0.3], [0.5, 0.98, 0.97, 0.97]))["verdict"] == RL.MIXED
-    assert RL.claim_init(None)["verdict"] == RL.NOT_TESTED
+def _glued(out: dict) -> dict:
+    return {k: v.value for k, v in out.items()}
 
 
-def _reg(gap_bn, gap_none, test_bn, test_none_dropout):
-    def run(norm, p, train, test):
-        return _run(norm, (0, 10), summary={"final_train_acc": train, "final_test_acc": test,
-                                            "final_train_loss": 0.1, "final_test_loss": 0.2}, dropout=p)
-
-    return {"runs": {"a": run(None, 0.0, 0.99, 0.99 - gap_none), "b": run(None, 0.3, 0.98, test_none_dropout),
-                     "c": run("torch", 0.0, test_bn + gap_bn, test_bn), "d": run("torch", 0.3, 0.97, 0.95)}}
-
-
-def test_claim_regularizer():
-    row = RL.claim_regularizer(_reg(0.01, 0.03, 0.97, 0.96))
-    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["dropout"] == 0.3
-    assert RL.claim_regularizer(_reg(0.04, 0.03, 0.95, 0.96))["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_regularizer(_reg(0.01, 0.03, 0.95, 0.96))["verdict"] == RL.MIXED
-    assert RL.claim_regularizer(_reg(0.04, 0.03, 0.97, 0.96))["verdict"] == RL.MIXED
-    assert RL.claim_regularizer(None)["verdict"] == RL.NOT_TESTED
+def test_why_shift_and_as_trained_take_draws_by_seed():
+    res, draws = _noisy_experiment()
+    out = RW.why_shift(res, draws)  # every seed's runs, each shifted by its own seed's draws
+    for s in range(5):
+        assert out[f"noisy-seed{s}"]["relative"] == pytest.approx((2.0 + 0.1 * E[s]) / 2)
+        assert out[f"none-seed{s}"]["relative"] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="the draws hold seeds \\[0, 1\\], not the run's seed 3"):
+        RW.as_trained(res["runs"]["noisy-seed3"], {s: draws[s] for s in (0, 1)})
 
 
-def test_claim_saturating():
-    def depth(acc_bn, acc_none, sat_bn, sat_none):
-        runs = {}
-        for d, (ab, an) in ((3, (0.6, 0.6)), (9, (acc_bn, acc_none))):
-            for norm, a, s in (("torch", ab, sat_bn), (None, an, sat_none)):
-                run = _acc_run([0.1, a], norm=norm, depth=d)
-                run["curves"]["saturated"] = [[0.0, 0.0], [s, s]]
-                runs[f"{norm}-depth{d}"] = run
-        return {"runs": runs}
-
-    row = RL.claim_saturating(depth(0.55, 0.10, 0.05, 0.60))
-    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["depth"] == 9
-    assert RL.claim_saturating(depth(0.10, 0.12, 0.05, 0.60))["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_saturating(depth(0.55, 0.10, 0.70, 0.60))["verdict"] == RL.MIXED
-    assert RL.claim_saturating(depth(0.13, 0.10, 0.05, 0.60))["verdict"] == RL.MIXED
-
-
-def test_claim_reduces_ics():
-    def res(l2_bn, cos_bn):
-        return {"runs": {"none": _ics_run([[1.0, 1.0]], [[0.9, 0.9]]),
-                         "bn": _ics_run([[l2_bn, l2_bn]], [[cos_bn, cos_bn]], norm="torch")}}
-
-    assert RL.claim_reduces_ics(res(0.5, 0.95))["verdict"] == RL.SUPPORTED
-    assert RL.claim_reduces_ics(res(2.0, 0.5))["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_reduces_ics(res(0.5, 0.5))["verdict"] == RL.MIXED
-    assert RL.claim_reduces_ics(None)["verdict"] == RL.NOT_TESTED
-
-
-def _noisy_res(early, acc, noisy_shift=2.0):
-    runs = {}
-    for k in ("none", "bn", "noisy"):
-        norm = {"none": None, "bn": "torch", "noisy": "noisy"}[k]
-        run = _pct_run(norm, [0.0, 0.0, 0.5, 0.0] if k == "none" else [0.0, 0.0, 0.0, 0.0])
-        run["curves"]["train_loss"] = [None, early[k], 0.1, 0.1]
-        run["summary"]["final_test_acc"] = acc[k]
-        runs[k] = run
-    return {"runs": runs}, _draws(shift_at={20: noisy_shift})
+def test_noisy_numbers_over_seeds():
+    res, draws = _noisy_experiment()
+    v = _glued(RW.noisy_numbers(res, draws, tail=3))
+    shift_noisy = [(2.0 + 0.1 * e) / 2 for e in E]
+    mean, lo, hi = _t_interval(np.subtract(shift_noisy, 0.25))
+    assert v["why_d_shift"] == f"{mean:+.2f} spreads [{lo:+.2f}, {hi:+.2f}], 5 seeds" and v["why_r_shift"] == RW.HIGHER
+    assert v["why_shift_ratio"] == pytest.approx(4.0) and v["why_shift_none"] == "0.25"
+    # noisy BN minus BN in the first interval: exactly 0 at every seed: level
+    assert v["why_r_early_noisy_bn"] == RW.LEVEL and v["why_d_early_noisy_bn"] == "+0.000 [+0.000, +0.000], 5 seeds"
+    assert v["why_early_text"].startswith("*At the start*, noisy BN is as fast as BN: over the first 10 steps")
+    assert v["why_early_text"].endswith("The injected shift costs nothing there.")
+    assert v["why_r_early_bn_none"] == RW.LOWER
+    # accuracy with population statistics: BN 0.97 + 0.001 e vs none 0.96: +1 point; noisy 0.966 vs BN: -0.4 points
+    mean, lo, hi = _t_interval([0.001 * e + 0.01 for e in E])
+    assert v["why_d_acc_bn_none"] == f"{100 * mean:+.2f} points [{100 * lo:+.2f}, {100 * hi:+.2f}], 5 seeds"
+    assert v["why_r_acc_noisy_bn"] == RW.LOWER
+    assert "Noisy BN ends at 96.60 ± " in v["why_acc_text"] and ", below BN (" in v["why_acc_text"]
+    # eval mode: noisy 0.95 + 0.002 e vs its own 0.966 + 0.001 e: lower, an artefact of the running averages
+    assert v["why_r_eval_noisy"] == RW.LOWER and "an artefact of evaluation" in v["why_eval_text"]
+    assert v["why_r_batch"] == RW.LEVEL
+    assert v["why_level"].startswith("With batch statistics on both, noisy BN (96.60 ± 0.20%) is level with BN")
+    # late: none 0.1 lowest, then BN, then noisy, both beyond the margin: the ordering turned around
+    assert v["why_late_text"].startswith("*Later*, over the last fifth of training (steps after 24), the network "
+                                         "without BN has the lowest mean training loss, 0.1000")
+    assert "The ordering of the start has turned around" in v["why_late_text"]
+    assert v["why_r_late_bn"] == v["why_r_late_noisy"] == RW.HIGHER
+    assert v["why_unit"] == 1 and v["why_last_layer"] == 1 and v["why_tail"] == 3
+    assert "ends below BN on the test set" in v["why_noisy_overview"]
+    assert "; eval mode (running averages collected under the noise) minus that: " in v["why_noisy_overview"]
 
 
-def test_claim_ics_is_why():
-    early = {"none": 1.0, "bn": 0.5, "noisy": 0.6}  # noisy keeps 80% of the early advantage
-    acc = {"none": 0.96, "bn": 0.98, "noisy": 0.975}  # and 75% of the accuracy advantage
-    row = RL.claim_ics_is_why(*_noisy_res(early, acc))
-    assert row["verdict"] == RL.NOT_SUPPORTED
-    assert row["numbers"]["kept"] == pytest.approx({"early speed": 0.8, "test accuracy": 0.75})
-    assert row["numbers"]["shift"] == pytest.approx({"none": 0.25, "noisy": 1.0})
-    row = RL.claim_ics_is_why(*_noisy_res(early, {**acc, "noisy": 0.961}))  # keeps speed, loses accuracy
-    assert row["verdict"] == RL.MIXED
-    row = RL.claim_ics_is_why(*_noisy_res({**early, "noisy": 0.95}, {**acc, "noisy": 0.961}))
-    assert row["verdict"] == RL.SUPPORTED
-    # only the benefits BN has count: here BN is not more accurate, so only the early speed is tested
-    row = RL.claim_ics_is_why(*_noisy_res({**early, "noisy": 0.95}, {**acc, "bn": 0.95}))
-    assert row["verdict"] == RL.SUPPORTED and list(row["numbers"]["kept"]) == ["early speed"]
-    # no extra shift injected: the experiment does not test anything
-    row = RL.claim_ics_is_why(*_noisy_res(early, acc, noisy_shift=0.4))
-    assert row["verdict"] == RL.MIXED
-    assert RL.claim_ics_is_why(None)["verdict"] == RL.NOT_TESTED
+def test_noisy_numbers_follow_the_data_when_noisy_bn_keeps_up():
+    res, draws = _noisy_experiment(acc_noisy=0.97, early_noisy=0.2)
+    v = _glued(RW.noisy_numbers(res, draws, tail=3))
+    assert v["why_r_acc_noisy_bn"] == RW.LEVEL and "level with BN" in v["why_acc_text"]
+    assert v["why_early_text"].startswith("*At the start*, noisy BN is faster than BN")
 
 
-def test_claim_accelerates():
-    fig1 = {"runs": {"none": _acc_run([0.1, 0.5, 0.8, 0.9, 0.9]), "bn": _acc_run([0.1, 0.9, 0.95, 0.96, 0.97])}}
-    # none first reaches its final 0.9 at step 300, BN at 100: 3x
-    recipe = {"runs": {"none-baseline": _acc_run([0.1, 0.3, 0.5, 0.6]),  # best 0.6 at 300
-                       "bn-baseline": _acc_run([0.1, 0.4, 0.6, 0.65], norm="torch"),  # 200: 1.5x
-                       "+lr x5": _acc_run([0.1, 0.6, 0.7, 0.7], norm="torch", lr=0.5)}}  # 100: 3x
-    row = RL.claim_accelerates(fig1, recipe)
-    assert row["verdict"] == RL.MIXED
-    assert row["numbers"]["speedups"] == pytest.approx({"MNIST, BN": 3.0, "CIFAR-10, BN": 1.5,
-                                                        "CIFAR-10, recipe": 3.0})
-    assert RL.claim_accelerates(fig1, None)["verdict"] == RL.SUPPORTED
-    slow = {"runs": {"none": fig1["runs"]["none"], "bn": _acc_run([0.1, 0.2, 0.3, 0.5, 0.9])}}
-    assert RL.claim_accelerates(slow, None)["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_accelerates(None, None)["verdict"] == RL.NOT_TESTED
+def test_noisy_numbers_on_one_seed_keep_their_keys():
+    res, draws = _noisy_experiment(seeds=[0])
+    five, one = RW.noisy_numbers(*_noisy_experiment(), tail=3), RW.noisy_numbers(res, draws, tail=3)
+    assert set(one) == set(five) and one["why_r_shift"].value == RW.INCONCLUSIVE
+    assert one["why_d_shift"].value == "+0.75 spreads (one seed: no interval)"
 
 
-def test_claims_from_checks():
-    ok = {"max_out_diff": 1e-15, "max_grad_rel": 1e-15, "max_out_diff_eps": 0.05, "max_grad_rel_eps": 0.04,
-          "eps": 1e-5}
-    assert RL.claim_scale_invariance(ok)["verdict"] == RL.SUPPORTED
-    assert RL.claim_scale_invariance({**ok, "max_grad_rel": 1e-3})["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_identity({"train_rel": 1e-16, "inference_rel": 0.0})["verdict"] == RL.SUPPORTED
-    assert RL.claim_identity({"train_rel": 1e-16, "inference_rel": 1e-6})["verdict"] == RL.NOT_SUPPORTED
+def test_shift_table_per_layer():
+    res, draws = _noisy_experiment()
+    cells = RW.shift_table(res, draws).cells()
+    assert [r[:2] for r in cells] == [["none", "1"], ["BN", "1"], ["noisy BN", "1"]]
+    mean, lo, hi = _t_interval([(2.0 + 0.1 * e) / 2 - 0.25 for e in E])
+    assert cells[2][3] == f"{mean:+.2f} spreads [{lo:+.2f}, {hi:+.2f}]" and cells[0][3] == ""
+    assert cells[0][2] == "0.25" and cells[1][4] == "1.00"
 
 
-def test_claim_small_batches():
-    def res(bn, layer):
-        runs = {}
-        for norm, accs in (("torch", bn), ("layer", layer), ("group", layer)):
-            for b, a in zip((2, 16, 128), accs, strict=True):
-                runs[f"{norm}-b{b}"] = _run(norm, (0, 10), summary={"final_test_acc": a,
-                                                                  "final_test_acc_batchstats": a},
-                                            batch_size=b, lr=0.5 * b / 60)
-        return {"runs": runs}
-
-    row = RL.claim_small_batches(res([0.90, 0.97, 0.97], [0.95, 0.96, 0.96]))
-    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["batch"] == 2
-    assert RL.claim_small_batches(res([0.965, 0.97, 0.97], [0.95, 0.96, 0.96]))["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_small_batches(res([0.94, 0.97, 0.97], [0.93, 0.96, 0.96]))["verdict"] == RL.MIXED
-
-
-def test_claim_folding():
-    def res(same, diff):
-        return {"runs": {"bn": _run("torch", analysis={"fold": {"max_abs_diff": diff, "same_predictions": same,
-                                                                "speedup": 1.3}})}}
-
-    assert RL.claim_folding(res(1.0, 2e-6))["verdict"] == RL.SUPPORTED
-    assert RL.claim_folding(res(0.99, 2e-6))["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_folding(res(1.0, 1e-3))["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_folding(None)["verdict"] == RL.NOT_TESTED
-
-
-def _timed(norm, seconds, steps=100, **cfg):
-    return _run(norm, (0, steps), summary={"train_seconds": seconds, "steps_done": steps}, **cfg)
-
-
-def test_step_overhead_pairs_runs_that_differ_only_in_bn():
-    a = {"name": "a", "runs": {"none": _timed(None, 10.0), "bn": _timed("torch", 13.0),
-                               "noisy": _timed("noisy", 30.0),  # not a BN: ignored
-                               "bn-other-lr": _timed("torch", 50.0, lr=0.5),  # no partner without BN
-                               "bn-half": _timed("torch", 6.0, steps=50, seed=1), "none-half": _timed(None, 8.0,
-                                                                                                      seed=1)}}
-    b = {"name": "b", "runs": {"none": _timed(None, 11.0), "bn": _timed("torch", 13.0),  # a's runs, reused
-                               "cnn-none": _timed(None, 10.0, model="cnn"), "cnn-bn": _timed("torch", 20.0,
-                                                                                             model="cnn")}}
-    out = RL.step_overhead([a, None, b])
-    ratios = sorted(p["ratio"] for p in out["pairs"])
-    # 13/10 = 1.3; (6/50)/(8/100) = 1.5; cnn 2.0; b's reused bn run counted once
-    assert ratios == pytest.approx([1.3, 1.5, 2.0])
-    assert out["median_overhead"][("mlp", "torch")] == pytest.approx(0.4) and out["count"][("mlp", "torch")] == 2
-    assert out["median_overhead_all"] == pytest.approx(0.5) and out["slower_fraction"] == 1.0
-    assert RL.claim_overhead(out)["verdict"] == RL.SUPPORTED
-    a["runs"]["none-half"] = _timed(None, 20.0, seed=1)  # now BN is "faster" in one pair of three
-    noisy_times = RL.step_overhead([a, b])
-    assert noisy_times["slower_fraction"] == pytest.approx(2 / 3)
-    assert RL.claim_overhead(noisy_times)["verdict"] == RL.MIXED
-    assert RL.claim_overhead(RL.step_overhead([]))["verdict"] == RL.NOT_TESTED
-
-
-@pytest.mark.parametrize(("median", "verdict"), [(0.3, RL.SUPPORTED), (0.15, RL.SUPPORTED), (0.6, RL.SUPPORTED),
-                                                 (0.1, RL.MIXED), (0.61, RL.MIXED), (0.9, RL.MIXED),
-                                                 (0.0, RL.NOT_SUPPORTED), (-0.2, RL.NOT_SUPPORTED)])
-def test_claim_overhead_thresholds(median, verdict):
-    ov = {"median_overhead_all": median, "median_overhead": {("mlp", "torch"): median},
-          "count": {("mlp", "torch"): 3}}
-    assert RL.claim_overhead(ov)["verdict"] == verdict
-
-
-def test_claim_smooths():
-    def res(bn_recs):
-        none = [([1.0, 0.5], [0.1, 0.4], 2.0)]
-        return {"runs": {"none": _land_run(none), "bn": _land_run(bn_recs, norm="torch")}}
-
-    assert RL.claim_smooths(res([([1.0, 0.8], [0.1, 0.2], 1.0)]))["verdict"] == RL.SUPPORTED
-    assert RL.claim_smooths(res([([1.0, 0.2], [0.1, 0.5], 3.0)]))["verdict"] == RL.NOT_SUPPORTED
-    row = RL.claim_smooths(res([([1.0, 0.2], [0.1, 0.2], 1.0)]))  # larger loss range, smaller changes
-    assert row["verdict"] == RL.MIXED and row["numbers"]["median_loss_range_bn"] == pytest.approx(0.8)
-
-
-def test_claim_lp_smooth():
-    none = [([1.0, 0.5], [0.1, 0.4], 2.0)]  # loss range 0.5, gradient change 0.4, beta 2
-
-    def res(bn, l1, linf):
-        runs = {"none": _land_run(none), "bn": _land_run(bn, norm="torch"), "l1": _land_run(l1, norm="l1"),
-                "linf": _land_run(linf, norm="linf")}
-        return {"runs": runs}
-
-    two = [([1.0, 0.2], [0.1, 0.2], 1.0)]  # loss range larger, the other two smaller: 2 of 3
-    three = [([1.0, 0.8], [0.1, 0.2], 1.0)]  # all three smaller
-    zero = [([1.0, 0.2], [0.1, 0.5], 3.0)]  # none smaller
-    one = [([1.0, 0.2], [0.1, 0.5], 1.0)]  # only beta smaller
-    row = RL.claim_lp_smooth(res(two, two, three))
-    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["wins"] == {"bn": 2, "l1": 2, "linf": 3}
-    assert row["numbers"]["median_beta_l1"] == pytest.approx(1.0)
-    assert RL.claim_lp_smooth(res(two, one, three))["verdict"] == RL.MIXED
-    assert RL.claim_lp_smooth(res(two, zero, zero))["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_lp_smooth(res(zero, zero, one))["verdict"] == RL.MIXED  # BN 0: an l_p run needs at least one
-    assert RL.claim_lp_smooth(None)["verdict"] == RL.NOT_TESTED
-    with pytest.raises(ValueError, match="no run 'l1'"):
-        RL.claim_lp_smooth({"runs": {"none": _land_run(none), "bn": _land_run(two, norm="torch")}})
-
-
-def test_claim_recipe():
-    base = {"dropout": 0.3, "weight_decay": 5e-4, "lr_decay_every": 1200}
-
-    def recipe(accs_by_step):
-        runs = {"none-baseline": _acc_run([0.1, 0.2, 0.4, 0.5, 0.5], **base)}
-        cfg = dict(base, norm="torch")
-        for label, change, accs in accs_by_step:
-            cfg = {**cfg, **change}
-            runs[label] = _acc_run(accs, **cfg)
-        return {"runs": runs}
-
-    steps = [("bn-baseline", {}, [0.1, 0.3, 0.45, 0.5, 0.6]),  # target 0.5 at 300
-             ("+lr x5", {"lr": 0.5}, [0.1, 0.4, 0.5, 0.6, 0.6]),  # 200: helps
-             ("+no dropout", {"dropout": 0.0}, [0.1, 0.4, 0.5, 0.6, 0.65]),  # 200, higher final: helps
-             ("+L2 / 5", {"weight_decay": 1e-4}, [0.1, 0.4, 0.45, 0.6, 0.6]),  # 300: does not help
-             ("+decay", {"lr_decay_every": 200}, [0.1, 0.4, 0.45, 0.55, 0.55])]  # 300 again, lower final: no
-    row = RL.claim_recipe(recipe(steps))
-    assert row["verdict"] == RL.MIXED
-    assert list(row["numbers"]["helps"].values()) == [True, True, False, False]
-    assert "learning rate 0.1 → 0.5" in row["numbers"]["helps"]
-    assert RL.claim_recipe(recipe(steps[:3]))["verdict"] == RL.SUPPORTED
-    never = [steps[0], ("+lr x5", {"lr": 0.5}, [0.1, 0.2, 0.3, 0.3, 0.3])]
-    assert RL.claim_recipe(recipe(never))["verdict"] == RL.NOT_SUPPORTED
-
-
-def test_claim_bjorck():
-    acc = {(None, 1): 0.50, (None, 2): 0.52, (None, 5): 0.40, ("torch", 1): 0.51, ("torch", 2): 0.53,
-           ("torch", 5): 0.60}
-    row = RL.claim_bjorck(_sweep(acc), 0.1)  # advantage 0.08; at no-BN's best rate (2x) 0.01
-    assert row["verdict"] == RL.SUPPORTED and row["numbers"]["k_none"] == 2
-    assert row["numbers"]["advantage"] == pytest.approx(0.08) and row["numbers"]["at_same_rate"] == pytest.approx(0.01)
-    assert RL.claim_bjorck(_sweep({**acc, ("torch", 2): 0.60}), 0.1)["verdict"] == RL.NOT_SUPPORTED
-    assert RL.claim_bjorck(_sweep({**acc, ("torch", 2): 0.57}), 0.1)["verdict"] == RL.MIXED
-    assert RL.claim_bjorck(_sweep({**acc, ("torch", 5): 0.45, ("torch", 2): 0.5}), 0.1)["verdict"] == RL.MIXED
-
-
-def test_ledger_without_results():
-    checks = {"scale": ID.scale_invariance_check(), "identity": ID.identity_check()}
-    rows = RL.claims_ledger({}, checks, 0.1)
-    keys = [r["key"] for r in rows]
-    assert len(keys) == len(set(keys)) == 16
-    untested = {r["key"] for r in rows if r["verdict"] == RL.NOT_TESTED}
-    assert untested == set(keys) - {"scale_invariance", "identity"}
-    counts = RL.verdict_counts(rows)
-    assert counts == {RL.SUPPORTED: 2, RL.NOT_SUPPORTED: 0, RL.MIXED: 0, RL.NOT_TESTED: 14}
-    assert all(r["rule"] and r["claim"] for r in rows)
-    with pytest.raises(ValueError, match="verdict must be one of"):
-        RL._row("k", "c", [], [], "rule", "probably", "m")
-
-
-# --------------------------------------------------------------------------- figures draw the data
-def test_figure_why_training_draws_the_curves():
-    runs = {"none": _run(None, (0, 10, 20), curves={"train_loss": [None, 1.0, 0.5], "test_acc": [0.1, 0.9, 0.95],
-                                                     "test_acc_batchstats": [0.1, 0.9, 0.95]}),
-            "bn": _run("torch", (0, 10, 20), curves={"train_loss": [None, 0.8, 0.4], "test_acc": [0.1, 0.92, 0.96],
-                                                      "test_acc_batchstats": [0.1, 0.91, 0.94]})}
-    fig = PW.figure_why_training(runs)
-    a, b = fig.axes
-    assert [list(line.get_ydata()) for line in a.lines] == [[1.0, 0.5], [0.8, 0.4]]
-    assert len(b.lines) == 3  # eval mode for both, batch statistics for BN only
-    np.testing.assert_allclose(b.lines[2].get_ydata(), [90.0, 9.0, 6.0])
+def test_training_bands_and_figure():
+    res, _ = _noisy_experiment()
+    b = RW.training_bands(res)
+    mean, lo, hi = _t_interval(np.log([1.0 + 0.01 * e for e in E]))  # the geometric mean and its interval
+    assert b["none"]["loss_step"] == [10, 20, 30]
+    assert (b["none"]["train_loss"]["mean"][0], b["none"]["train_loss"]["lo"][0],
+            b["none"]["train_loss"]["hi"][0]) == pytest.approx((math.exp(mean), math.exp(lo), math.exp(hi)))
+    assert b["none"]["test_err_eval"] is None
+    noisy_eval = [100 * (0.05 - 0.002 * e) for e in E]
+    assert b["noisy"]["test_err_eval"]["mean"][-1] == pytest.approx(math.exp(np.mean(np.log(noisy_eval))))
+    assert b["bn"]["test_err"]["mean"][-1] == pytest.approx(math.exp(np.mean(np.log([100 * (0.03 - 0.001 * e)
+                                                                                     for e in E]))))
+    fig = PW.figure_why_training(b)
+    a, e = fig.axes[:2]
+    np.testing.assert_allclose(a.lines[0].get_ydata(), b["none"]["train_loss"]["mean"])
+    assert len(e.lines) == 5  # population statistics for all three, eval mode for BN and noisy BN
     plt.close(fig)
 
 
-def test_figure_why_ics_and_landscape_layout():
-    ics = {"none": RW.ics_summary(_ics_run([[1.0, 2.0], [3.0, 4.0]], [[0.9, 0.8], [0.7, 0.6]])),
-           "bn": RW.ics_summary(_ics_run([[0.5, 0.5], [0.4, 0.4]], [[0.99, 0.98], [0.97, 0.96]], norm="torch"))}
-    fig = PW.figure_why_ics(ics)
+def _ics_experiment(cos_gain=0.05, l2_factor=0.5):
+    """why_landscape's ICS records: two checkpoints, two measured layers; per seed the no-BN l2 distances are
+    (1, 2) and (3, 4) times 1 + 0.05 e, BN's ``l2_factor`` times those; cosines 0.9 - 0.01 e, BN ``cos_gain`` more."""
+
+    def make(s):
+        f = 1 + 0.05 * E[s]
+        l2 = [[1.0 * f, 2.0 * f], [3.0 * f, 4.0 * f]]
+        cos = [[0.9 - 0.01 * E[s]] * 2, [0.8 - 0.01 * E[s]] * 2]
+        return {"none": _ics_run(l2, cos), "bn": _ics_run([[l2_factor * x for x in r] for r in l2],
+                                                          [[x + cos_gain for x in r] for r in cos], norm="torch")}
+
+    return _seeded(make)
+
+
+def test_ics_numbers_table_and_bands():
+    land = _ics_experiment()
+    v = _glued(RW.ics_numbers(land))
+    assert v["why_r_l2"] == RW.LOWER and v["why_r_cos"] == RW.HIGHER
+    assert v["why_d_l2"] == "0.5× [0.5, 0.5], 5 seeds" and v["why_d_cos"] == "+0.0500 [+0.0500, +0.0500], 5 seeds"
+    assert v["why_ics_concl"].startswith("in this network BN does reduce internal covariate shift")
+    assert v["why_ics_text"].endswith("So " + v["why_ics_concl"])
+    assert (v["why_ics_first"], v["why_ics_last"], v["why_ics_n"], v["why_n_layers"]) == (2, 3, 2, 2)
+    assert v["why_cos_higher"] == 2 and v["why_l2_lower"] == 2
+    none_l2 = [2.5 * (1 + 0.05 * e) for e in E]  # median of (1, 2, 3, 4) times f
+    mean, lo, hi = _t_interval(none_l2)
+    assert v["why_l2_none"] == f"{mean:.4f} ± {hi - mean:.4f}"
+    cells = RW.ics_table(land).cells()
+    assert cells[0][0] == "2" and cells[0][3] == "0.5× [0.5, 0.5]" and cells[1][6] == "+0.0500 [+0.0500, +0.0500]"
+    small = _glued(RW.ics_numbers(_ics_experiment(cos_gain=0.01, l2_factor=0.95)))  # inside both margins
+    assert small["why_r_l2"] == small["why_r_cos"] == RW.LEVEL and "do not both clear" in small["why_ics_concl"]
+    bands = RW.ics_bands(land)
+    geo = math.exp(np.mean(np.log([1 + 0.05 * e for e in E])))  # the geometric mean of the factors
+    assert bands["bn"]["steps"] == [10, 20] and bands["bn"]["l2"][1]["mean"] == pytest.approx([geo, 2 * geo])
+    hw = stats.t.ppf(0.975, 4) * 0.01 * math.sqrt(2.5) / math.sqrt(5)  # of the cosines 0.95 - 0.01 e, 0.85 - 0.01 e
+    assert bands["bn"]["cos"][0]["hi"] == pytest.approx([0.95 + hw, 0.85 + hw])
+    assert RW.ics_bands(_ics_experiment(cos_gain=0.099))["bn"]["cos"][0]["hi"][0] == 1.0  # 0.999 + hw, clipped
+    fig = PW.figure_why_ics(bands)
     assert len(fig.axes) == 4
-    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [2.0, 4.0])  # l2 of the second layer, no BN
-    np.testing.assert_allclose(fig.axes[3].lines[1].get_ydata(), [0.98, 0.96])  # cosine of the second layer, BN
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [2 * geo, 4 * geo])  # l2, second layer, no BN
     plt.close(fig)
-    land = {"none": RW.landscape_summary(_land_run([([1.0, 0.5], [0.1, 0.4], 2.0), ([0.5, 0.4], [0.1, 0.2], 1.0)]))}
-    fig = PW.figure_why_landscape(land)
-    np.testing.assert_allclose(fig.axes[2].lines[0].get_ydata(), [2.0, 1.0])
+
+
+def _land_experiment(bn_range=0.6, bn_loss0=0.5):
+    """Landscape records, one checkpoint: no BN loss range 0.5, gradient change 0.4, beta 2 (times 1 + 0.05 e);
+    BN gradient change 0.2, beta 1, loss range ``bn_range`` (same factor) and loss at w ``bn_loss0``."""
+
+    def make(s):
+        f = 1 + 0.05 * E[s]
+        return {"none": _land_run([([1.0, 1.0 - 0.5 * f], [0.1, 0.4 * f], 2.0 * f)], loss0=1.0),
+                "bn": _land_run([([1.0, 1.0 - bn_range * f], [0.1, 0.2 * f], 1.0 * f)], norm="torch", loss0=bn_loss0)}
+
+    return _seeded(make)
+
+
+def test_landscape_numbers_and_figure():
+    v = _glued(RW.landscape_numbers(_land_experiment()))
+    assert v["why_r_beta"] == v["why_r_gc"] == RW.LOWER and v["why_r_range"] == RW.HIGHER  # 0.6 / 0.5 = 1.2 > 1.1
+    assert v["why_grad_text"].endswith("as Santurkar et al. found.")
+    assert "its largest change, BN over no BN: 0.5× [0.5, 0.5], 5 seeds" in v["why_grad_text"]
+    assert v["why_loss_text"].startswith("The range of the loss along the gradient is larger with BN")
+    assert "the loss level" not in v["why_loss_text"]  # BN's loss at w is lower, the range larger: no such excuse
+    assert "while the loss itself varies more" in v["why_landscape_overview"]
+    higher = _glued(RW.landscape_numbers(_land_experiment(bn_loss0=2.0)))
+    assert "Part of that is the loss level" in higher["why_loss_text"]
+    flat = _glued(RW.landscape_numbers(_land_experiment(bn_range=0.3)))
+    assert flat["why_r_range"] == RW.LOWER and "and the loss itself varies less" in flat["why_landscape_overview"]
+    bands = RW.landscape_bands(_land_experiment())
+    fig = PW.figure_why_landscape(bands)
+    geo = math.exp(np.mean(np.log([1 + 0.05 * e for e in E])))  # lines: geometric means over the seeds
+    np.testing.assert_allclose(fig.axes[2].lines[0].get_ydata(), [2.0 * geo])
+    np.testing.assert_allclose(fig.axes[1].lines[1].get_ydata(), [0.2 * geo])
     plt.close(fig)
+
+
+def _lp_run(norm, loss, gc, beta, cos, medians, acc):
+    run = _pct_run(norm, medians)
+    run["curves"] |= {"landscape": [{"loss0": 1.0, "loss": loss, "grad_change": [0.05, gc], "beta": beta}] * 3,
+                      "ics": [{"l2": [None, 1.0], "cos": [None, cos]}] * 3}
+    run["summary"] |= {"final_test_acc": acc - 0.01 if norm == "torch" else acc, "final_test_acc_pop": acc}
+    return run
+
+
+def _lp_experiment():
+    def make(s):
+        f, e = 1 + 0.05 * E[s], 0.001 * E[s]
+        return {"none": _lp_run(None, [1.0, 0.5], 0.4 * f, 2.0 * f, 0.90, [5.0, 0.0, 0.5, 0.25], 0.95 + e),
+                "bn": _lp_run("torch", [1.0, 0.8], 0.2 * f, 1.0 * f, 0.95, [0.0] * 4, 0.97 + e),
+                "l1": _lp_run("l1", [1.0, 0.8], 0.2 * f, 1.0 * f, 0.96, [0.0, 0.0, 0.2, 0.0], 0.97 + e),
+                "linf": _lp_run("linf", [1.0, 0.2], 0.5 * f, 3.0 * f, 0.80, [0.0, 0.0, 2.0, 0.0], 0.90 + e)}
+
+    return _seeded(make)
+
+
+def test_lp_numbers_and_table():
+    lp = RW.lp_summary(_lp_experiment())
+    assert lp["bn"]["acc"] == pytest.approx([0.97 + 0.001 * e for e in E])  # population statistics, not eval mode
+    assert lp["l1"]["shift"] == pytest.approx([0.1] * 5) and lp["none"]["range"] == pytest.approx([0.5] * 5)
+    row = {"verdict": "mixed", "measured": "the ledger's sentence"}
+    v = _glued(RW.lp_numbers(lp, row))
+    assert v["why_v_lp"] == "mixed" and v["why_lp_measured"] == "the ledger's sentence"
+    # smoother than none (0.5, 0.4, 2): BN and l_1 on all three (0.2, 0.2, 1 -> loss range 0.2 < 0.5 / 1.1)
+    assert "BN on 3 (rougher on 0" in v["why_lp_smooth_text"] and "l_inf on 0 (rougher on 3" in v["why_lp_smooth_text"]
+    assert v["why_r_lp_range_linf"] == v["why_r_lp_beta_linf"] == RW.HIGHER and v["why_r_lp_gc_l1"] == RW.LOWER
+    assert "l_1 minus BN +0.00 points [+0.00, +0.00], 5 seeds (level within ±0.2 points)" in v["why_lp_acc_text"]
+    assert "l_inf +0.75 spreads [+0.75, +0.75], 5 seeds (higher)" in v["why_lp_shift_text"]
+    cells = RW.lp_table(lp).cells()
+    assert [r[0] for r in cells] == ["none", "BN", "l_1 norm", "l_inf norm", "BN vs none", "l_1 norm vs none",
+                                     "l_inf norm vs none"]
+    assert cells[1][1] == RW.mean_hw(lp["bn"]["acc"], "acc") and cells[6][2] == "1.5× [1.5, 1.5]"
+
+
+def test_setup_numbers():
+    def make(s):
+        bn = _run("torch", sizes=[784, 7, 7, 7, 10], probe_units=[0, 1, 2], lr=0.5, record_every=300,
+                  optimizer="sgd", momentum=0.0, batch_size=60, init_sigma=0.1, recorders=[])
+        bn["config"]["steps"] = 900
+        return {"bn": bn}
+
+    noisy = _seeded(make, (0, 1, 2))
+    land = _seeded(lambda s: {"bn": {**make(s)["bn"], "config": {**make(s)["bn"]["config"],
+                                                                  "recorders": ["ics", "landscape"]}}}, (0, 1, 2))
+    out = RW.setup_numbers(noisy, land, shift_std=0.5, scale_spread=1.0, landscape_steps=(0.1, 0.4, 2.0),
+                           n_test=10000, momentum=0.1)
+    v = _glued(out)
+    assert {k: v[k] for k in ("why_steps", "why_every", "why_lr", "why_depth", "why_width", "why_eta_lo", "why_eta_hi",
+                              "why_seeds", "why_seed_first", "why_seed_last")} == {
+        "why_steps": 900, "why_every": 300, "why_lr": 0.5, "why_depth": 3, "why_width": 7, "why_eta_lo": 0.05,
+        "why_eta_hi": 1.0, "why_seeds": 3, "why_seed_first": 0, "why_seed_last": 2}
+    assert v["why_half_life"] == pytest.approx(math.log(2) / math.log(1 / 0.9)) and v["why_band_acc"] == "0.2 points"
+    assert v["why_margin_acc"] == "0 points" and v["why_margin_beta"] == "a factor of 1.1"
+    fewer = {"runs": {k: r for k, r in land["runs"].items() if not k.endswith("seed2")}}
+    with pytest.raises(ValueError, match="same learning rate, steps and seeds"):
+        RW.setup_numbers(noisy, fewer, shift_std=0.5, scale_spread=1.0, landscape_steps=(0.1,), n_test=1, momentum=0.1)
+
+
+def test_figure_why_shift_draws_one_unit():
     runs = {"none": _pct_run(None, [0.0, 0.5, 1.0, 1.5]), "noisy": RW.as_trained(_pct_run("noisy", [0.0] * 4),
                                                                                   _draws(shift_at={10: 2.0}))}
     fig = PW.figure_why_shift(runs, layer=-1, unit=1)
@@ -562,201 +558,33 @@ def test_figure_why_ics_and_landscape_layout():
     plt.close(fig)
 
 
-def test_ledger_rendering():
-    rows = [RL._row("a", "claim a", ["k1", "k2"], [("mnist", "init sweep", "mnist-init"), ("cifar", "", None)],
-                   "rule a", RL.SUPPORTED, "x | y"),
-            RL._row("b", "claim b", [], [("transform", "identity", None)], "rule b", RL.NOT_TESTED, "m",
-                   source_note="lecture notes")]
-    md = RL.ledger_markdown(rows, {"mnist"})
-    blocks = md.split("\n\n")  # one block per claim, numbered as the rules are, no table
-    assert len(blocks) == 2 and "|---" not in md
-    assert blocks[0].splitlines() == ["1. **claim a**", "   - source: {cite:p}`k1`; {cite:p}`k2`",
-                                      "   - tested in: {ref}`init sweep <mnist-init>`", "   - measured here: x | y",
-                                      "   - verdict: **supported**"]
-    # the only place is in a chapter not in the book
-    assert blocks[1].splitlines()[1:3] == ["   - source: lecture notes", "   - tested in: –"]
-    assert blocks[1].startswith("2. **claim b**") and blocks[1].endswith("   - verdict: **not tested**")
-    assert "{doc}`cifar`" in RL.ledger_markdown(rows, {"mnist", "cifar"})
-    assert RL.ledger_table(rows).cells() == [["1", "claim a", "supported"], ["2", "claim b", "not tested"]]
-    assert RL.rules_markdown(rows).splitlines() == ["1. **claim a.** rule a", "2. **claim b.** rule b"]
-
-
-
-# --------------------------------------------------------------------------- margins that the measurement uses
-def test_claim_init_and_higher_lr_measure_with_their_margins():
-    from dataclasses import replace
-
-    from bnlib.reports import rules as R
-
-    sweep = _init_sweep
-    res = sweep([0.97, 0.97, 0.5, 0.3], [0.5, 0.98, 0.97, 0.97])
-    assert RL.claim_init(res)["verdict"] == RL.MIXED  # BN 0.1..10 does not contain no-BN's 0.01..0.1
-    wide = RL.claim_init(res, claim=replace(R.INIT, margins={"within": 0.5}))  # none 0.01..1, BN 0.01..10
-    assert wide["verdict"] == RL.SUPPORTED and wide["measured"].startswith("within 50 points of its best")
-    assert "within 50 points of that best" in wide["rule"]
-    acc = {(None, 1): 0.50, (None, 2): 0.48, (None, 5): None, ("torch", 1): 0.52, ("torch", 2): 0.52,
-           ("torch", 5): 0.46, ("torch", 10): 0.30}
-    assert RL.claim_higher_lr(_sweep(acc), 0.1)["verdict"] == RL.SUPPORTED  # threshold 0.45: k_bn 5, k_none 2
-    strict = RL.claim_higher_lr(_sweep(acc), 0.1, claim=replace(R.HIGHER_LR, margins={**R.HIGHER_LR.margins,
-                                                                                      "drop": 0.03}))
-    assert strict["verdict"] == RL.NOT_SUPPORTED and strict["numbers"]["k_bn"] == 2  # threshold 0.47
-    assert "(threshold 47.0%)" in strict["measured"] and "minus 3 points" in strict["rule"]
-
-
-# --------------------------------------------------------------------------- what book/why.ipynb glues
-def _values(glued: dict) -> dict:
-    return {k: v.value for k, v in glued.items()}
-
-
-def test_setup_numbers():
-    bn = _run("torch", sizes=[784, 7, 7, 7, 10], probe_units=[0, 1, 2], lr=0.5, record_every=300, optimizer="sgd",
-              momentum=0.0, batch_size=60, init_sigma=0.1, recorders=[])
-    bn["config"]["steps"] = 900
-    land = {"runs": {"bn": {**bn, "config": {**bn["config"], "recorders": ["ics", "landscape"]}}}}
-    out = RW.setup_numbers({"runs": {"bn": bn}}, land, shift_std=0.5, scale_spread=1.0, landscape_steps=(0.1, 0.4, 2.0),
-                           n_test=10000, momentum=0.1)
-    assert _values(out) == {"why_steps": 900, "why_every": 300, "why_lr": 0.5, "why_batch": 60, "why_depth": 3,
-                            "why_width": 7, "why_sigma": 0.1, "why_shift_std": 0.5, "why_scale_hi": 2.0,
-                            "why_eta_lo": 0.05, "why_eta_hi": 1.0, "why_n_eta": 3, "why_nunits": 3,
-                            "why_ntest": 10000, "why_momentum": 0.1,
-                            "why_half_life": pytest.approx(math.log(2) / math.log(1 / 0.9))}
-    assert out["why_half_life"].digits == 4
-    other = {"runs": {"bn": {**bn, "config": {**land["runs"]["bn"]["config"], "lr": 0.1}}}}
-    with pytest.raises(ValueError, match="repeat the noisy-BN experiment's BN network"):
-        RW.setup_numbers({"runs": {"bn": bn}}, other, shift_std=0.5, scale_spread=1.0, landscape_steps=(0.1,),
-                         n_test=1, momentum=0.1)
-
-
-def _noisy_experiment(acc_noisy=0.961):
-    """Three runs on which every statement of the noisy-BN section holds (one hidden layer, probed unit 1)."""
-    spec = {"none": (None, [5.0, 0.0, 0.5, 0.25], [1.0, 0.3, 0.1], [0.1, 0.9, 0.93, 0.94], 0.960, None),
-            "bn": ("torch", [0.0] * 4, [0.4, 0.3, 0.2], [0.1, 0.95, 0.96, 0.965], 0.970, 0.965),
-            "noisy": ("noisy", [0.0] * 4, [0.3, 0.3, 0.25], [0.1, 0.9, 0.95, 0.91], acc_noisy, 0.966)}
-    runs = {}
-    for k, (norm, medians, loss, test, final, final_b) in spec.items():
-        run = _pct_run(norm, medians)
-        run["config"]["steps"] = 30
-        run["curves"] |= {"train_loss": [None, *loss], "test_acc": test,
-                          "test_acc_batchstats": [0.1, 0.96, 0.965, 0.968]}
-        run["summary"] |= {"final_test_acc": final, "final_test_acc_batchstats": final_b}
-        runs[k] = run
-    return {"runs": runs}, _draws(shift_at={10: 0.0, 20: 2.0, 30: 1.0})
-
-
-def test_noisy_numbers():
-    res, draws = _noisy_experiment()
-    out = RW.noisy_numbers(res, draws, tail=3)
-    v = _values(out)
-    # shift: none's medians 0, 0.5, 0.25 after step 0 -> range 0.5 over a spread of 2; noisy's draws shift 0, 2, 1
-    assert v["why_shift_none"] == pytest.approx(0.25) and v["why_shift_bn"] == 0.0
-    assert v["why_shift_noisy"] == pytest.approx(1.0) and v["why_shift_ratio"] == pytest.approx(4.0)
-    assert (v["why_early_none"], v["why_early_bn"], v["why_early_noisy"]) == (1.0, 0.4, 0.3)
-    assert (v["why_late_none"], v["why_late_bn"], v["why_late_noisy"]) == (0.1, 0.2, 0.25)  # steps > 24: step 30
-    assert v["why_acc_bn"] == pytest.approx(97.0) and v["why_accb_noisy"] == pytest.approx(96.6)
-    assert v["why_late_from"] == 24 and v["why_tail"] == 3 and v["why_unit"] == 1 and v["why_last_layer"] == 1
-    # the largest change among the last 3 records: noisy 0.9 -> 0.95, BN 0.95 -> 0.96, noisy with batch statistics
-    # 0.96 -> 0.965, in points
-    assert v["why_wob_noisy"] == pytest.approx(5.0) and v["why_wob_bn"] == pytest.approx(1.0)
-    assert v["why_wob_noisy_b"] == pytest.approx(0.5) and out["why_wob_noisy"].digits == 4
-    assert list(out)[:4] == ["why_shift_none", "why_early_none", "why_late_none", "why_acc_none"]
-    # late losses 0.1 (none) < 0.2 (BN) < 0.25 (noisy); with batch statistics noisy 96.6% and BN 96.5% are level
-    assert v["why_late_text"].startswith("*Later*, the ordering of the training losses turns around.")
-    assert "the network without BN has the lowest training loss, 0.1000, then BN with 0.2000" in v["why_late_text"]
-    assert v["why_level"] == "With batch statistics on both, noisy BN (96.60%) and BN (96.50%) are level."
-    res2, draws2 = _noisy_experiment()
-    res2["runs"]["bn"]["curves"]["train_loss"][-1] = 0.05  # BN now lowest late in training
-    res2["runs"]["noisy"]["summary"]["final_test_acc_batchstats"] = 0.975
-    v2 = _values(RW.noisy_numbers(res2, draws2, tail=3))
-    assert "changes. " in v2["why_late_text"] and "BN has the lowest training loss, 0.0500" in v2["why_late_text"]
-    assert "noisy BN (97.50%) is even ahead of BN (96.50%), by 1.00 points" in v2["why_level"]
-    trained = RW.trained_runs(res, draws)
-    # the record at step t is shifted by the draw of step t + 1: rows 0, 10, 20, 30 of the draws
-    assert [p[0][0][1] for p in trained["noisy"]["curves"]["percentiles"]] == [0.0, 0.0, 2.0, 1.0]
-    assert trained["none"] is res["runs"]["none"]
-    with pytest.raises(ValueError, match="noisy BN ends at the test accuracy of no BN"):
-        RW.noisy_numbers(*_noisy_experiment(acc_noisy=0.955), tail=3)
-
-
-def _ics_experiment(bn_l2):
-    return {"runs": {"none": _ics_run([[1.0, 2.0], [3.0, 4.0]], [[0.9, 0.8], [0.7, 0.6]]),
-                     "bn": _ics_run(bn_l2, [[0.95, 0.9], [0.9, 0.8]], norm="torch")}}
-
-
-def test_ics_numbers_and_table():
-    ics = RW.ics_summaries(_ics_experiment([[0.5, 3.5], [1.0, 3.5]]))
-    # per layer medians: none l2 2, 3 and BN 0.75, 3.5 (lower in one layer of two); overall 2.5 vs 2.25
-    assert _values(RW.ics_numbers(ics)) == {"why_l2_none": 2.5, "why_cos_none": pytest.approx(0.75),
-                                            "why_l2_bn": 2.25, "why_cos_bn": pytest.approx(0.9), "why_ics_first": 2,
-                                            "why_ics_last": 3, "why_ics_n": 2, "why_l2_lower": 1, "why_n_layers": 2}
-    assert RW.ics_table(ics).cells() == [["2", "2.0000", "0.7500", "0.8000", "0.9250"],
-                                         ["3", "3.0000", "3.5000", "0.7000", "0.8500"]]
-    assert _values(RW.ics_numbers(RW.ics_summaries(_ics_experiment([[0.5, 0.5], [1.0, 1.0]]))))["why_l2_lower"] == 2
-    with pytest.raises(ValueError, match="lower in some layers"):
-        RW.ics_numbers(RW.ics_summaries(_ics_experiment([[5.0, 5.0], [6.0, 6.0]])))
-
-
-def test_landscape_numbers():
-    def land(bn_loss0):
-        return {"runs": {"none": _land_run([([1.0, 0.5], [0.1, 0.4], 2.0)]),
-                         "bn": _land_run([([2.0, 1.4], [0.1, 0.2], 1.0)], norm="torch", loss0=bn_loss0)}}
-
-    out = _values(RW.landscape_numbers(RW.landscape_summaries(land(2.0))))
-    texts = {k: out.pop(k) for k in ("why_loss_text", "why_landscape_overview")}
-    assert out == pytest.approx({"why_range_none": 0.5, "why_gc_none": 0.4, "why_beta_none": 2.0,
-                                 "why_loss0_none": 1.0, "why_relrange_none": 50.0, "why_range_bn": 0.6,
-                                 "why_gc_bn": 0.2, "why_beta_bn": 1.0, "why_loss0_bn": 2.0,
-                                 "why_relrange_bn": 30.0})
-    assert "varies *more*" in texts["why_loss_text"] and "the loss level" in texts["why_loss_text"]
-    assert "counts this measure against BN" in texts["why_loss_text"]
-    low = _values(RW.landscape_numbers(RW.landscape_summaries(land(0.5))))
-    assert "varies *more*" in low["why_loss_text"] and "the loss level" not in low["why_loss_text"]
-
-
-def test_landscape_text_when_the_loss_varies_less_with_bn():
-    land = {"runs": {"none": _land_run([([1.0, 0.5], [0.1, 0.4], 2.0)]),
-                     "bn": _land_run([([1.0, 0.8], [0.1, 0.2], 1.0)], norm="torch", loss0=0.5)}}
-    v = _values(RW.landscape_numbers(RW.landscape_summaries(land)))
-    assert v["why_loss_text"].startswith("The loss also varies less along the gradient with BN")
-    assert "counts this measure for BN" in v["why_loss_text"] and "varies less" in v["why_landscape_overview"]
-
-
-def _lp_run(norm, loss, gc, beta, cos, medians, acc):
-    run = _pct_run(norm, medians)
-    run["curves"] |= {"landscape": [{"loss0": 1.0, "loss": loss, "grad_change": [0.05, gc], "beta": beta}] * 3,
-                      "ics": [{"l2": [None, 1.0], "cos": [None, cos]}] * 3}
-    run["summary"]["final_test_acc"] = acc
-    return run
-
-
-def _lp_experiment(acc_l1=0.971):
-    return {"runs": {"none": _lp_run(None, [1.0, 0.5], 0.4, 2.0, 0.90, [5.0, 0.0, 0.5, 0.25], 0.95),
-                     "bn": _lp_run("torch", [1.0, 0.4], 0.2, 1.0, 0.95, [0.0] * 4, 0.970),
-                     "l1": _lp_run("l1", [1.0, 0.4], 0.2, 1.0, 0.96, [0.0, 0.0, 0.2, 0.0], acc_l1),
-                     "linf": _lp_run("linf", [1.0, 0.2], 0.5, 3.0, 0.80, [0.0, 0.0, 2.0, 0.0], 0.90)}}
-
-
-def test_lp_numbers_and_table():
-    land = _lp_experiment()
-    lp, row = RW.lp_summary(land), RL.claim_lp_smooth(land)
-    # wins over none (range 0.5, change 0.4, beta 2): BN and l_1 on change and beta, l_inf on none: mixed
-    v = _values(RW.lp_numbers(lp, row))
-    assert v["why_v_lp"] == RL.MIXED and [v[f"why_lp_wins_{k}"] for k in RW.LP_LABELS] == [0, 2, 2, 0]
-    # shift: range of the median after step 0 over a spread of 2
-    assert [v[f"why_lp_shift_{k}"] for k in RW.LP_LABELS] == pytest.approx([0.25, 0.0, 0.1, 1.0])
-    assert v["why_lp_acc_l1"] == pytest.approx(97.1) and v["why_lp_beta_linf"] == 3.0
-    assert RW.lp_table(lp).cells()[0] == ["none", "95.00", "2.000", "0.4000", "0.5000", "0.9000", "0.250"]
-    assert RW.lp_table(lp).cells()[3][0] == "l_inf"
-    with pytest.raises(ValueError, match="l_1 as accurate as BN"):
-        RW.lp_numbers(RW.lp_summary(_lp_experiment(acc_l1=0.975)), row)
+# --------------------------------------------------------------------------- the verdict section
+def _rows(verdicts=("supported", "mixed", "inconclusive", "not supported")):
+    keys = ("reduces_ics", "ics_is_why", "smooths", "bjorck")
+    return {k: {"measured": f"m {k}", "verdict": v} for k, v in zip(keys, verdicts, strict=True)}
 
 
 def test_verdict_numbers():
-    rows = {k: {"measured": f"m {k}", "verdict": v} for k, v in
-            (("reduces_ics", "supported"), ("ics_is_why", "mixed"), ("smooths", "mixed"), ("bjorck", "supported"))}
-    out = RW.verdict_numbers(rows)
+    out = RW.verdict_numbers(_rows())
     assert list(out) == ["why_v_reduces_ics", "why_v_ics_is_why", "why_v_smooths", "why_v_bjorck", "why_side_by_side"]
     assert out["why_v_ics_is_why"].value == "mixed" and out["why_side_by_side"].kind == "md"
     lines = out["why_side_by_side"].value.splitlines()
     assert len(lines) == 6
     assert lines[4] == ("| Is the loss landscape along the gradient smoother with BN? | not addressed | yes "
-                        "| m smooths | **mixed** |")
+                        "| m smooths | **inconclusive** |")
+
+
+def test_closing_follows_the_readings_and_the_verdicts():
+    res, draws = _noisy_experiment(acc_noisy=0.97)
+    glued = (RW.noisy_numbers(res, draws, tail=3) | RW.ics_numbers(_ics_experiment())
+             | RW.landscape_numbers(_land_experiment()) | {"why_seeds": RW.number(5)})
+    text = RW.closing_numbers(glued, _rows())["why_closing"].value
+    assert ("Against the internal-covariate-shift account: noisy BN, with more distribution shift than the network "
+            "without BN, starts training as fast as BN") in text
+    assert "scored with population statistics, noisy BN ends level with BN on the test set." in text
+    assert ("For it: the $\\ell_2$ distance of Santurkar et al.'s measure is smaller with BN; by the gradient-based "
+            "measure, BN makes each layer's gradient turn less") in text
+    assert "the loss along the gradient varies more in absolute terms." in text
+    assert "BN reduces ICS **supported**, ICS is why BN helps **mixed**, BN smooths **inconclusive**." in text
+    assert text.endswith("5 seeds per network, and a single learning rate, at which the network without BN in the end "
+                         "optimizes *better* than the ones with BN.")

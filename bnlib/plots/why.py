@@ -1,31 +1,41 @@
-"""Figures of book/why.ipynb; each takes runs of the why_noisy / why_landscape results or what
-:mod:`bnlib.reports.why` returns."""
+"""Figures of book/why.ipynb; each takes what :mod:`bnlib.reports.why` returns (seed means with their 95% intervals)
+or, for one unit's distribution, runs of the why_noisy result."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from bnlib.plots.style import MAX_FIGURE_WIDTH_IN, legend_below, log_axis
-from bnlib.results import curve, curves, unit_percentiles
+from bnlib.results import curve, unit_percentiles
 from bnlib.vocabulary import colour, legend
 
 
-def figure_why_training(runs: dict):
-    """Training loss (mini-batch, as trained) and test error along training, one line per network.
+def _band(ax, steps, band: dict, color: str, label: str | None = None, ls: str = "-", log: bool = False) -> None:
+    """The seed mean as a line and its 95% interval as a shaded band (on a log axis, a band edge at or below 0 is
+    left out rather than drawn at the axis' bottom)."""
+    lo = np.asarray(band["lo"], dtype=float)
+    if log:
+        lo = np.where(lo > 0, lo, np.nan)
+    ax.fill_between(steps, lo, band["hi"], color=color, alpha=0.25, lw=0)
+    ax.plot(steps, band["mean"], color=color, ls=ls, label=label)
 
-    ``runs`` maps ``"none"``, ``"bn"``, ``"noisy"`` (any subset, in that order) to runs of an
-    experiment result. Test error in eval mode (solid) and, for networks with BN, with batch
-    statistics (dotted).
+
+def figure_why_training(bands: dict):
+    """Training loss (mini-batch, as trained) and test error along training, one line per network: the seed mean,
+    with its 95% interval as a band.
+
+    ``bands`` maps ``"none"``, ``"bn"``, ``"noisy"`` (any subset) to :func:`bnlib.reports.why.training_bands`
+    entries. Test error with population statistics (solid) and, for networks with BN, in eval mode with the
+    running averages (dotted).
     """
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.5))
-    for key, run in runs.items():
-        c, color, name = curves(run), colour(key), legend(key)
-        pts = [(s, v) for s, v in zip(c["step"], c["train_loss"], strict=True) if v is not None]
-        a.plot([s for s, _ in pts], [v for _, v in pts], color=color, label=name)
-        b.plot(c["step"], [100 * (1 - v) for v in c["test_acc"]], color=color, label=f"{name}, eval mode")
-        if run["config"].get("norm"):
-            b.plot(c["step"], [100 * (1 - v) for v in c["test_acc_batchstats"]], color=color, ls=":",
-                   label=f"{name}, batch statistics")
+    for key, s in bands.items():
+        color, name = colour(key), legend(key)
+        _band(a, s["loss_step"], s["train_loss"], color, name, log=True)
+        _band(b, s["step"], s["test_err"], color, f"{name}, population statistics", log=True)
+        if s.get("test_err_eval") is not None:
+            _band(b, s["step"], s["test_err_eval"], color, f"{name}, eval mode", ls=":", log=True)
     a.set(xlabel="training step", ylabel="training loss (mini-batches)", title="(a) training loss, as trained")
     b.set(xlabel="training step", ylabel="test error (%)", title="(b) test error")
     log_axis(a)
@@ -63,17 +73,17 @@ def figure_why_shift(runs: dict, layer: int, unit: int):
     return fig
 
 
-def figure_why_ics(summaries: dict):
+def figure_why_ics(bands: dict):
     """Santurkar et al.'s internal covariate shift along training: l2 distance (top) and cosine (bottom)
-    between a layer's gradient before and after the earlier layers' update, one column per
-    weight layer; ``summaries`` maps network keys to :func:`bnlib.reports.ics_summary` outputs."""
-    first = next(iter(summaries.values()))
+    between a layer's gradient before and after the earlier layers' update, one column per weight layer; seed mean
+    and its 95% interval as a band. ``bands`` maps network keys to :func:`bnlib.reports.why.ics_bands` entries."""
+    first = next(iter(bands.values()))
     n = len(first["layers"])
     fig, axes = plt.subplots(2, n, figsize=(min(3.0 * n, MAX_FIGURE_WIDTH_IN), 5.4), sharex=True, squeeze=False)
-    for key, s in summaries.items():
+    for key, s in bands.items():
         for j in range(len(s["layers"])):
             for row, name in enumerate(("l2", "cos")):
-                axes[row][j].plot(s["steps"], s[name][j], color=colour(key), label=legend(key))
+                _band(axes[row][j], s["steps"], s[name][j], colour(key), legend(key), log=row == 0)
     for j, layer in enumerate(first["layers"]):
         axes[0][j].set(title=f"weight layer {layer + 1}")
         log_axis(axes[0][j])
@@ -85,18 +95,17 @@ def figure_why_ics(summaries: dict):
     return fig
 
 
-def figure_why_landscape(summaries: dict):
-    """The loss landscape along the gradient at each checkpoint (:func:`bnlib.reports.landscape_summary`):
-    (a) range of the loss at ``w - eta g`` over the step sizes, (b) range of the gradient change
-    ``||g(w - eta g) - g(w)||``, (c) effective beta-smoothness."""
+def figure_why_landscape(bands: dict):
+    """The loss landscape along the gradient at each checkpoint (:func:`bnlib.reports.why.landscape_bands`), seed mean
+    and its 95% interval as a band: (a) range of the loss at ``w - eta g`` over the step sizes, (b) largest change
+    of the gradient ``||g(w - eta g) - g(w)||``, (c) effective beta-smoothness."""
     fig, axes = plt.subplots(1, 3, figsize=(MAX_FIGURE_WIDTH_IN, 3.6))
-    for key, s in summaries.items():
-        color, name = colour(key), legend(key)
-        axes[0].fill_between(s["steps"], s["loss_min"], s["loss_max"], color=color, alpha=0.35, lw=0, label=name)
-        axes[1].fill_between(s["steps"], s["gc_min"], s["gc_max"], color=color, alpha=0.35, lw=0, label=name)
-        axes[2].plot(s["steps"], s["beta"], color=color, label=name)
-    axes[0].set(xlabel="training step", ylabel=r"loss at $w - \eta g$", title="(a) loss along $-g$")
-    axes[1].set(xlabel="training step", ylabel=r"$\|g(w - \eta g) - g(w)\|$", title="(b) gradient predictiveness")
+    for key, s in bands.items():
+        for ax, m in zip(axes, ("loss_range", "gc_max", "beta"), strict=True):
+            _band(ax, s["steps"], s[m], colour(key), legend(key), log=True)
+    axes[0].set(xlabel="training step", ylabel=r"range of the loss at $w - \eta g$", title="(a) loss along $-g$")
+    axes[1].set(xlabel="training step", ylabel=r"max$_\eta \|g(w - \eta g) - g(w)\|$",
+                title="(b) gradient predictiveness")
     axes[2].set(xlabel="training step", ylabel=r"max$_\eta$ change / $\|\eta g\|$",
                 title=r"(c) effective $\beta$-smoothness")
     for ax in axes:
