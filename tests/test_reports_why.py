@@ -315,7 +315,7 @@ def _noisy_experiment(seeds=range(5), acc_noisy=0.966, early_noisy=0.4):
         for k, (medians, early, late, pop, ev, batch) in spec.items():
             run = _pct_run(NOISE[k], medians)
             run["config"] |= {"steps": 30, "record_every": 10}
-            jump = 0.01 * (k == "noisy")  # eval mode jumps between records for noisy BN
+            jump = 0.1 * (k == "noisy")  # eval mode jumps between records for noisy BN
             run["curves"] |= {"train_loss": [None, early, 0.5, late], "test_acc": [0.1, 0.9, 0.95 - jump, ev],
                               "test_acc_pop": [0.1, 0.9, 0.95, pop], "test_acc_batchstats": [0.1, 0.9, 0.95, 0.96]}
             run["summary"] |= {"final_test_acc": ev, "final_test_acc_pop": pop, "final_test_acc_batchstats": batch}
@@ -370,6 +370,15 @@ def test_noisy_numbers_over_seeds():
     assert v["why_unit"] == 1 and v["why_last_layer"] == 1 and v["why_tail"] == 3
     assert "ends below BN on the test set" in v["why_noisy_overview"]
     assert "; eval mode (running averages collected under the noise) minus that: " in v["why_noisy_overview"]
+
+
+def test_noisy_numbers_check_the_exercise_on_eval_mode_jumps():
+    res, draws = _noisy_experiment()
+    for s in range(5):  # noisy BN's eval-mode curve now as smooth as with population statistics
+        run = res["runs"][f"noisy-seed{s}"]
+        run["curves"]["test_acc"] = list(run["curves"]["test_acc_pop"])
+    with pytest.raises(ValueError, match="eval-mode accuracy jumps between records"):
+        RW.noisy_numbers(res, draws, tail=3)
 
 
 def test_noisy_numbers_follow_the_data_when_noisy_bn_keeps_up():

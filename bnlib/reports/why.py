@@ -382,6 +382,8 @@ def noisy_numbers(noisy: dict, draws: Mapping | None, tail: int = 10) -> dict[st
     v = noisy_seeds(noisy, draws, tail)
     cfg = run_of(noisy, "bn")["config"]
     c = {name: compare(v[m][a], v[m2][b], m.split("_")[0]) for name, (m, a, m2, b) in NOISY_PAIRS.items()}
+    _require(c["wob_pop"].reading == HIGHER or c["wob_pop"].p.n < EV.MIN_SEEDS, "(in an exercise) that noisy BN's "
+             "eval-mode accuracy jumps between records more than with population statistics")
     late_text, late_c = _late_text(v, cfg["steps"])
     c |= {f"late_{k}": x for k, x in late_c.items()}
     ratio = float(np.mean(v["shift"]["noisy"]) / np.mean(v["shift"]["none"]))
