@@ -1,4 +1,6 @@
-"""The MNIST chapter's derived numbers (bnlib.reports.mnist_*), on tiny hand-made results whose answers are known."""
+"""The MNIST chapter's derived numbers (bnlib.reports.mnist_*), on tiny hand-made results whose answers are
+known: seeded results of five seeds whose paired intervals are computed here by hand (mean, t quantile, standard
+error), not by the code under test."""
 
 from __future__ import annotations
 
@@ -6,44 +8,75 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from bnlib import results as RR
 from bnlib.plots import mnist as PM
 from bnlib.reports import mnist as RM
 
 STEPS = [0, 100, 200, 300, 400]
+SEEDS = range(5)
 
 
-def _run(accs, norm=None, final=None, diverged_at=None, percentiles=None, saturated=None, hist=None, **cfg):
-    """A run shaped like bnlib.train's output with the test-accuracy curve ``accs`` at STEPS."""
+def _ci(a, b=None):
+    """Mean of a - b with its two-sided 95% t interval, computed by hand."""
+    d = np.asarray(a, float) - (0 if b is None else np.asarray(b, float))
+    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return d.mean(), d.mean() - h, d.mean() + h
+
+
+def _fmt(a, b=None, scale=100, unit=" points", digits=2):
+    m, lo, hi = _ci(a, b)
+    return f"{scale * m:+.{digits}f}{unit} [{scale * lo:+.{digits}f}, {scale * hi:+.{digits}f}], {len(a)} seeds"
+
+
+def _run(accs=(0.1, 0.5, 0.9), norm=None, val=None, val_pop=None, final=None, diverged_at=None, units=None,
+         saturated=None, hist=None, percentiles=None, summary=None, **cfg):
+    """A run shaped like bnlib.train's output: test accuracy ``accs`` at STEPS, validation ``val`` (default:
+    the test curve), BN's population-statistics validation ``val_pop`` (default: ``val``)."""
     n = len(accs)
+    val = list(accs) if val is None else list(val)
     config = {"lr": 0.5, "norm": norm, "probe_units": [0, 1, 2], "init_sigma": 0.1, "batch_size": 10,
               "train_subset": 0, "test_subset": 0, "seed": 0, **cfg}
-    curves = {"step": STEPS[:n], "test_acc": list(accs), "test_loss": [1.0] * n,
-              "percentiles": percentiles if percentiles is not None else [[[[-1.0, 0.0, 1.0]] * 3] * 2] * n,
-              "saturated": saturated if saturated is not None else [[0.0, 0.0]] * n,
-              "hist": hist if hist is not None else [[[1, 1], [1, 1]]] * n}
+    c = {"step": STEPS[:n], "test_acc": list(accs), "test_acc_pop": list(accs), "test_loss": [1.0] * n,
+         "val_acc": val, "val_acc_pop": list(val_pop) if val_pop is not None else val,
+         "percentiles": percentiles if percentiles is not None else [[[[-1.0, 0.0, 1.0]] * 3] * 2] * n,
+         "saturated": saturated if saturated is not None else [[0.0, 0.0]] * n,
+         "hist": hist if hist is not None else [[[1, 1], [1, 1]]] * n}
+    if units is not None:
+        c["units"] = units
     final = accs[-1] if final is None else final
-    return {"config": config, "curves": curves,
-            "summary": {"diverged_at": diverged_at, "steps_done": STEPS[n - 1] if diverged_at is None else diverged_at,
-                        "best_test_acc": max(accs), "final_test_acc": None if diverged_at else final,
-                        "final_test_loss": None if diverged_at else 0.3, "final_train_loss": 0.1}}
+    s = {"diverged_at": diverged_at, "steps_done": STEPS[n - 1] if diverged_at is None else diverged_at,
+         "best_test_acc": max(accs), "final_test_acc": None if diverged_at else final,
+         "final_test_acc_pop": None if diverged_at else final, "final_val_acc": None if diverged_at else val[-1],
+         "final_val_acc_pop": None if diverged_at else c["val_acc_pop"][-1],
+         "final_test_loss": None if diverged_at else 0.3, "final_train_loss": 0.1, **(summary or {})}
+    return {"config": config, "curves": c, "summary": s}
 
 
-# --------------------------------------------------------------------------- speed-up
-def test_speedup_counts_recorded_steps_both_ways():
-    res = {"runs": {
-        "none": _run([0.1, 0.80, 0.90, 0.88, 0.90]),  # final 0.90, first reached at step 200
-        "bn": _run([0.1, 0.91, 0.93, 0.95, 0.96], norm="torch"),  # reaches 0.90 at step 100; final 0.96
-    }}
-    s = RM.mnist_speedup(res)
-    assert s["final_fast"] == 0.96 and s["final_slow"] == 0.90 and s["steps"] == 400
-    assert s["fast_to_slow"] == 100 and s["slow_to_slow"] == 200
-    assert s["slow_to_fast"] is None and s["fast_to_fast"] == 400
-    assert s["speedup"] == pytest.approx(2.0)
+def _seeded(make):
+    """A five-seed result: ``make(seed)`` returns {label: run} for one seed."""
+    runs = {}
+    for k in SEEDS:
+        for label, run in make(k).items():
+            run["config"]["seed"] = k
+            runs[f"{label}-seed{k}"] = run
+    return {"name": "t", "runs": runs}
 
 
-def test_speedup_none_when_fast_never_gets_there_and_errors():
+# --------------------------------------------------------------------------- Figure 1(a)
+def test_speedup_reads_the_validation_curves_and_population_statistics():
+    # test curves would say: BN reaches none's final 0.90 at step 100; the validation curves say 300
+    none = _run([0.1, 0.80, 0.90, 0.88, 0.90], val=[0.1, 0.7, 0.8, 0.85, 0.85])  # val target 0.85, first at 300
+    bn = _run([0.1, 0.91, 0.93, 0.95, 0.96], norm="torch", val=[0.1, 0.9, 0.9, 0.9, 0.9],  # eval mode: would be 100
+              val_pop=[0.1, 0.5, 0.86, 0.9, 0.95])  # population statistics: 0.85 first at 200
+    s = RM.mnist_speedup({"runs": {"none": none, "bn": bn}})
+    assert (s["final_slow"], s["final_fast"], s["steps"]) == (0.85, 0.95, 400)
+    assert (s["fast_to_slow"], s["slow_to_slow"], s["slow_to_fast"], s["fast_to_fast"]) == (200, 300, None, 400)
+    assert s["speedup"] == pytest.approx(1.5)
+
+
+def test_speedup_never_and_errors():
     res = {"runs": {"none": _run([0.1, 0.5, 0.9]), "bn": _run([0.1, 0.2, 0.3], norm="torch")}}
     s = RM.mnist_speedup(res)
     assert s["fast_to_slow"] is None and s["speedup"] is None and s["slow_to_fast"] == 100
@@ -52,12 +85,156 @@ def test_speedup_none_when_fast_never_gets_there_and_errors():
         RM.mnist_speedup(res)
     with pytest.raises(ValueError, match="no run 'fast'"):
         RM.mnist_speedup(res, fast="fast")
+    bare = _run([0.1, 0.5, 0.9])
+    del bare["curves"]["val_acc"]
+    with pytest.raises(ValueError, match="no 'val_acc' curve"):
+        RM.mnist_speedup({"runs": {"none": bare, "bn": _run([0.1, 0.9, 0.95], norm="torch")}})
 
 
-# --------------------------------------------------------------------------- percentiles and drift
+FIN_NONE = [0.970, 0.972, 0.975, 0.971, 0.969]
+FIN_BN = [0.978, 0.975, 0.981, 0.977, 0.976]
+EVAL_BN = [0.977, 0.976, 0.979, 0.977, 0.973]
+
+
+def _fig1_seed(k, bn_reaches=True):
+    # none's validation reaches its final 0.9 at step 300 (k even) or 400; BN's population curve at 100 or 200
+    nv = [0.1, 0.5, 0.8, 0.9, 0.9] if k % 2 == 0 else [0.1, 0.5, 0.8, 0.85, 0.9]
+    bv = [0.1, 0.9, 0.92, 0.93, 0.94] if k < 3 else [0.1, 0.6, 0.91, 0.93, 0.94]
+    if not bn_reaches:
+        bv = [0.1, 0.2, 0.3, 0.4, 0.5]
+    none = _run([0.1, 0.6, 0.8, 0.9, FIN_NONE[k]], val=nv)
+    bn = _run([0.1, 0.7, 0.9, 0.95, FIN_BN[k]], norm="torch", val=[0.1] * 5, val_pop=bv,
+              summary={"final_test_acc": EVAL_BN[k]})
+    return {"none": none, "bn": bn}
+
+
+def _values(glued: dict) -> dict:
+    return {k: v.value for k, v in glued.items()}
+
+
+def test_accuracy_numbers_pair_the_seeds_and_summarize_the_speedups():
+    res = _seeded(_fig1_seed)
+    v = _values(RM.mnist_accuracy_numbers(res, {"record_every": 100}))
+    assert v["mnist_gap"] == _fmt(FIN_BN, FIN_NONE) and v["mnist_eval_gap"] == _fmt(EVAL_BN, FIN_NONE)
+    assert v["mnist_pop_eval"] == _fmt(FIN_BN, EVAL_BN)
+    assert v["mnist_final_bn"] == pytest.approx(100 * np.mean(FIN_BN))
+    assert v["mnist_final_bn_eval"] == pytest.approx(100 * np.mean(EVAL_BN))
+    assert _ci(FIN_BN, FIN_NONE)[1] > 0 and v["mnist_acc_words"] == "higher with BN" and v["mnist_acc_holds"] == "yes"
+    speedups = [3.0, 4.0, 3.0, 2.0, 1.5]  # seeds 0-4: 300/100, 400/100, 300/100, 400/200, 300/200
+    assert v["mnist_speedup_median"] == pytest.approx(3.0)
+    assert (v["mnist_speedup_min"], v["mnist_speedup_max"]) == (1.5, 4.0)
+    m, lo, hi = _ci(np.log(speedups))
+    assert (v["mnist_speedup_geo"], v["mnist_speedup_lo"], v["mnist_speedup_hi"]) == pytest.approx(
+        (math.exp(m), math.exp(lo), math.exp(hi)), abs=1e-4)
+    assert v["mnist_speed_holds"] == "yes"  # the interval of the geometric mean lies above 1
+    assert v["mnist_bn_to_none"] == 100 and v["mnist_none_to_none"] == 300  # medians of 100,100,100,200,200 / ...
+    assert "never reaches" in v["mnist_other_way"] and "in any seed" in v["mnist_other_way"]
+    assert v["mnist_early"].startswith("In every seed")
+    assert "it holds here" in v["mnist_acc_verdict"]
+
+
+def test_accuracy_numbers_inconclusive_and_the_prose_checks():
+    def flat(k):
+        s = _fig1_seed(k)
+        s["bn"]["summary"]["final_test_acc_pop"] = FIN_NONE[k] + (0.002 if k % 2 else -0.002)
+        return s
+
+    v = _values(RM.mnist_accuracy_numbers(_seeded(flat), {"record_every": 100}))
+    assert v["mnist_acc_words"] == "inconclusive" and v["mnist_acc_holds"] == "inconclusive"
+    assert "inconclusive" in v["mnist_acc_verdict"]
+    with pytest.raises(ValueError, match="in every seed"):
+        RM.mnist_accuracy_numbers(_seeded(lambda k: _fig1_seed(k, bn_reaches=k != 2)), {"record_every": 100})
+
+
+def test_accuracy_bands_are_seed_means_and_extremes_of_the_population_curve():
+    res = _seeded(_fig1_seed)
+    b = RM.mnist_accuracy_bands(res)
+    assert b["bn"]["step"] == STEPS and b["bn"]["seeds"] == 5
+    assert b["bn"]["mean"][-1] == pytest.approx(np.mean(FIN_BN))
+    assert (b["bn"]["lo"][-1], b["bn"]["hi"][-1]) == (min(FIN_BN), max(FIN_BN))
+
+
+# --------------------------------------------------------------------------- Figure 1(b, c)
+def _units(p15, p50, p85, spread=0.2):
+    """One record of the units curve: per percentile its quantiles across units, centred on the given medians."""
+    return [[m - spread, m - spread / 2, m, m + spread / 2, m + spread] for m in (p15, p50, p85)]
+
+
+def test_unit_medians_and_endpoint_drift():
+    u = [_units(-1, 0, 1), _units(-2, 0.5, 2), _units(-2.5, 0.2, 2.2), _units(-3, 0.1, 3), _units(-3, 0.0, 3.5)]
+    run = _run([0.1] * 5, units=u)
+    m = RM.mnist_unit_medians(run)
+    assert m["step"] == STEPS and m["p15"] == [-1, -2, -2.5, -3, -3] and m["p85"] == [1, 2, 2.2, 3, 3.5]
+    d = RM.mnist_endpoint_drift(run, 100, 400)
+    assert d == pytest.approx({"p15": 1.0, "p50": 0.5, "p85": 1.5, "mean": 1.0})
+    with pytest.raises(ValueError, match="step 50 was not recorded"):
+        RM.mnist_endpoint_drift(run, 50, 400)
+
+
+def _drift_seed(k, bn_move=0.1, none_move=0.5, hi_bn_move=None):
+    """Medians moving by the given amount per record from step 100 on (seed k adds 0.01 k, with BN 0.02 k); BN at
+    lr 2 moves by ``hi_bn_move`` (default: as at lr 0.5)."""
+    def run(move, norm, lr):
+        move = move + (0.02 if norm else 0.01) * k
+        u = [_units(-0.05, 0, 0.05)] + [_units(-1 - move * i, move * i, 1 + move * i) for i in range(4)]
+        return _run([0.1] * 5, norm=norm, units=u, lr=lr)
+
+    return {"none": run(none_move, None, 0.5), "bn": run(bn_move, "torch", 0.5),
+            "none-lr2": run(none_move, None, 2.0), "bn-lr2": run(bn_move if hi_bn_move is None else hi_bn_move,
+                                                                   "torch", 2.0)}
+
+
+def test_drift_rows_pair_bn_against_no_bn_per_rate_window_and_percentile():
+    res = _seeded(_drift_seed)
+    rows = RM.mnist_drift(res, windows=((100, 400), (200, 400)))
+    assert len(rows) == 2 * 2 * 4
+    r = next(x for x in rows if x["lr"] == 0.5 and x["start"] == 100 and x["measure"] == "p50")
+    none = [3 * (0.5 + 0.01 * k) for k in SEEDS]
+    bn = [3 * (0.1 + 0.02 * k) for k in SEEDS]
+    assert r["none"] == pytest.approx(none) and r["bn"] == pytest.approx(bn)
+    assert r["verdict"] == "supported"  # differences -1.2 to -1.08: the interval lies below zero
+    m, lo, hi = _ci(bn, none)
+    assert (r["paired"].mean, r["paired"].lo, r["paired"].hi) == pytest.approx((m, lo, hi))
+    text = repr(RM.mnist_drift_table(rows))
+    assert "less with BN" in text and "100 -> 400" in text and "mean of the three" in text
+
+
+def test_drift_numbers_verdicts_follow_the_intervals():
+    cfg = {"lr": 0.5, "record_every": 100}
+
+    def bn_more_at_hi(k):
+        s = _drift_seed(k, hi_bn_move=0.6 + 0.05 * (k % 2))
+        return s
+
+    windows = ((100, 400), (200, 400))
+    v = _values(RM.mnist_drift_numbers(_seeded(_drift_seed), cfg, windows))
+    assert v["mnist_dr_lo_100_verdict"] == v["mnist_dr_hi_200_verdict"] == "less with BN"
+    assert v["mnist_dr_lo_sentence"].startswith("from step 100 to 400 the percentiles move by 1.56 on average")
+    assert v["mnist_dr_lo_100_none"] == pytest.approx(3 * 0.52) and v["mnist_dr_lo_lr"] == 0.5
+    assert v["mnist_drift_holds"].startswith("yes") and v["mnist_drift_verdict"].startswith("it holds here")
+    assert v["mnist_dr_windows"] == "100 to 400 and 200 to 400"
+    mixed = _values(RM.mnist_drift_numbers(_seeded(bn_more_at_hi), cfg, windows))
+    hi_bn = [3 * (0.6 + 0.05 * (k % 2) + 0.02 * k) for k in SEEDS]
+    assert mixed["mnist_dr_hi_100_pair"] == _fmt(hi_bn, [3 * (0.5 + 0.01 * k) for k in SEEDS], scale=1, unit="")
+    assert mixed["mnist_drift_holds"] == "mixed"
+    assert "less with BN from step 100 at rate 0.5" in mixed["mnist_drift_verdict"]
+    assert "more with BN from step 100 at rate 2" in mixed["mnist_drift_verdict"]
+    # the median unit's spread: 0.1 at step 0, 2 at step 100 (none: 1 - (-1)): twentyfold
+    assert mixed["mnist_spread0"] == pytest.approx(0.1) and mixed["mnist_spread_growth"] == pytest.approx(20.0)
+
+
+def test_drift_numbers_check_the_spread_growth():
+    def calm(k):
+        s = _drift_seed(k)
+        s["none"]["curves"]["units"][0] = _units(-0.5, 0, 0.5)
+        return s
+
+    with pytest.raises(ValueError, match="tenfold"):
+        RM.mnist_drift_numbers(_seeded(calm), {"lr": 0.5, "record_every": 100}, ((100, 400),))
+
+
+# --------------------------------------------------------------------------- the per-unit drift (why chapter)
 def _pct_run(medians, widths, norm=None):
-    """Two hidden layers, three probed units; layer 1 (the last), unit 1 carries the given median and spread;
-    every other unit sits still at (-1, 0, 1)."""
     recs = []
     for m, w in zip(medians, widths, strict=True):
         still = [-1.0, 0.0, 1.0]
@@ -65,471 +242,274 @@ def _pct_run(medians, widths, norm=None):
     return _run([0.1] * len(medians), norm=norm, percentiles=recs)
 
 
-def test_percentiles_of_one_unit_and_layer_bounds():
-    run = _pct_run([5.0, 1.0, 2.0], [1.0, 2.0, 4.0])
-    t = RR.unit_percentiles(run, layer=-1, unit=1)
-    assert t == {"step": [0, 100, 200], "p15": [4.5, 0.0, 0.0], "p50": [5.0, 1.0, 2.0], "p85": [5.5, 2.0, 4.0]}
-    assert RR.unit_percentiles(run, layer=1, unit=1) == t
-    with pytest.raises(ValueError, match="hidden layers 0..1"):
-        RR.unit_percentiles(run, layer=2, unit=0)
-    with pytest.raises(ValueError, match="unit 7 was not probed"):
-        RR.unit_percentiles(run, layer=0, unit=7)
-
-
 def test_median_drift_skips_step_zero_by_default():
-    # step 0 (median 5) is left out: from step 100 the medians are 1, 2, 0.5, 1.5
     run = _pct_run([5.0, 1.0, 2.0, 0.5, 1.5], [9.0, 1.0, 2.0, 2.0, 3.0])
     d = RM.mnist_median_drift(run, layer=-1, unit=1)
-    assert d["from_step"] == 100
-    assert d["range"] == pytest.approx(1.5)  # 2 - 0.5
-    assert d["net"] == pytest.approx(0.5)  # 1.5 - 1
-    assert d["width"] == pytest.approx(2.0)  # mean of 1, 2, 2, 3
-    assert d["relative"] == pytest.approx(0.75)
+    assert d["from_step"] == 100 and d["range"] == pytest.approx(1.5) and d["net"] == pytest.approx(0.5)
+    assert d["width"] == pytest.approx(2.0) and d["relative"] == pytest.approx(0.75)
     assert d["width_ratio"] == pytest.approx(3.0)
-    full = RM.mnist_median_drift(run, layer=-1, unit=1, from_step=0)
-    assert full["range"] == pytest.approx(4.5) and full["width_ratio"] == pytest.approx(9.0)
-    still = RM.mnist_median_drift(run, layer=0, unit=2)
-    assert still["range"] == 0.0 and still["relative"] == 0.0 and still["width_ratio"] == 1.0
+    assert RM.mnist_median_drift(run, layer=-1, unit=1, from_step=0)["range"] == pytest.approx(4.5)
     with pytest.raises(ValueError, match="no record at or after step 1000"):
         RM.mnist_median_drift(run, layer=0, unit=0, from_step=1000)
 
 
-def test_typical_unit_is_the_middle_drifter():
-    recs = []
-    for k in range(3):
-        # unit 0 drifts by 0.2 per record, unit 1 by 1.0, unit 2 by 0.5
-        units = [[-1 + 0.2 * k, 0.2 * k, 1 + 0.2 * k], [-1 + k, float(k), 1 + k], [-1 + 0.5 * k, 0.5 * k, 1 + 0.5 * k]]
-        recs.append([units])
+def test_typical_unit_rows_and_summary():
+    recs = [[[[-1 + 0.2 * k, 0.2 * k, 1 + 0.2 * k], [-1 + k, float(k), 1 + k], [-1 + 0.5 * k, 0.5 * k, 1 + 0.5 * k]]]
+            for k in range(3)]
     run = _run([0.1] * 3, percentiles=recs)
     assert RM.mnist_typical_unit(run, -1) == 2
-    run["config"]["probe_units"] = [4, 9, 7]  # unit numbers come from the configuration
-    assert RM.mnist_typical_unit(run, 0) == 7
-
-
-def test_drift_rows_summary_and_table():
     res = {"runs": {"none": _pct_run([5.0, 1.0, 3.0], [1.0, 2.0, 2.0]),
                     "bn": _pct_run([0.0, 0.0, 0.5], [2.0, 2.0, 2.0], norm="torch")}}
     rows = RM.mnist_drift_rows(res)
-    assert len(rows) == 2 * 2 * 3
-    mine = [r for r in rows if r["layer"] == 2 and r["unit"] == 1]
-    assert [(r["network"], r["range"]) for r in mine] == [("none", 2.0), ("BN", 0.5)]
-    s = RM.mnist_drift_summary(rows, "none", layer=2)
-    assert s["range"] == pytest.approx(2.0 / 3) and s["relative"] == pytest.approx(1.0 / 3)
-    assert RM.mnist_drift_summary(rows, "BN")["range"] == pytest.approx(0.5 / 6)
+    assert len(rows) == 12
+    assert RM.mnist_drift_summary(rows, "none", layer=2)["range"] == pytest.approx(2.0 / 3)
     with pytest.raises(ValueError, match="no drift rows for network 'LN'"):
         RM.mnist_drift_summary(rows, "LN")
-    text = repr(RM.mnist_drift_table(rows))
-    assert "drift / spread" in text and "2.00" in text
 
 
 # --------------------------------------------------------------------------- saturation and histograms
 def test_saturation_per_layer():
     sat = [[0.1, 0.0], [0.5, 0.02], [0.7, 0.01], [0.6, 0.01]]
-    run = _run([0.1] * 4, saturated=sat)
-    s = RM.mnist_saturation(run)
+    s = RM.mnist_saturation(_run([0.1] * 4, saturated=sat))
     assert s[0] == {"layer": 1, "initial": 0.1, "final": 0.6, "max": 0.7, "max_step": 200}
     assert s[1] == {"layer": 2, "initial": 0.0, "final": 0.01, "max": 0.02, "max_step": 100}
-    table = repr(RM.mnist_saturation_table({"runs": {"bn": _run([0.1] * 4, norm="torch", saturated=sat)}}))
-    assert "70.0%" in table and "BN" in table
 
 
-def test_checkpoints_geometric_and_short_runs():
+def _sat_seed(k, bn_l3=0.02, bn_initial=0.005):
+    none = [[0.005, 0.0, 0.0], [0.3, 0.01, 0.02], [0.5, 0.01, 0.01], [0.6 + 0.01 * k, 0.001, 0.01]]
+    bn = [[bn_initial, 0.0, 0.0], [0.05, 0.02, 0.03], [0.04, 0.03, 0.04], [0.03 + 0.002 * k, 0.02 + 0.001 * k,
+                                                                           bn_l3 + (0.004 if k % 2 else -0.004)]]
+    return {"none": _run([0.1] * 4, saturated=none), "bn": _run([0.1] * 4, norm="torch", saturated=bn)}
+
+
+def test_saturation_numbers_pair_the_seeds():
+    res = _seeded(_sat_seed)
+    v = _values(RM.mnist_saturation_numbers(res))
+    none1 = [0.6 + 0.01 * k for k in SEEDS]
+    bn1 = [0.03 + 0.002 * k for k in SEEDS]
+    assert v["mnist_sat_none_l1"] == pytest.approx(100 * np.mean(none1))
+    assert v["mnist_sat_diff_l1"] == _fmt(bn1, none1)
+    assert v["mnist_sat_diff_l2"] == _fmt([0.02 + 0.001 * k for k in SEEDS], [0.001] * 5)
+    l3 = [0.02 + (0.004 if k % 2 else -0.004) for k in SEEDS]
+    assert v["mnist_sat_diff_l3"] == _fmt(l3, [0.01] * 5)
+    assert "layer 2: more saturated with BN" in v["mnist_sat_holds"]
+    assert "layer 1: fewer saturated with BN" in v["mnist_sat_holds"]
+    assert "by the end" in v["mnist_sat_rise"] and v["mnist_checkpoints"] == "0, 100, 200 and 300"
+    with pytest.raises(ValueError, match="same function at step 0"):
+        RM.mnist_saturation_numbers(_seeded(lambda k: _sat_seed(k, bn_initial=0.2)))
+
+
+def test_saturation_bands():
+    b = RM.mnist_saturation_bands(_seeded(_sat_seed))
+    assert b["none"]["step"] == STEPS[:4]
+    assert b["none"]["layers"][0]["hi"][-1] == pytest.approx(0.64) and b["none"]["layers"][0]["lo"][-1] == 0.6
+
+
+def test_checkpoints_and_histograms():
     run = {"curves": {"step": list(range(0, 10_001, 100))}}
     assert RM.mnist_checkpoints(run, 4) == [0, 100, 1000, 10_000]
-    assert RM.mnist_checkpoints(run, 2) == [0, 10_000]
     assert RM.mnist_checkpoints({"curves": {"step": [0, 5, 10]}}, 4) == [0, 5, 10]
     with pytest.raises(ValueError, match="at least 2"):
         RM.mnist_checkpoints(run, 1)
-
-
-def test_histograms_are_densities():
-    edges = [-2.0, -1.0, 0.0, 2.0]  # widths 1, 1, 2
-    hist = [[[1, 1, 2]], [[0, 4, 0]]]
-    run = _run([0.1, 0.2], hist=hist)
-    h = RM.mnist_histograms(run, [0, 100], edges=edges)
-    assert h["centers"] == [-1.5, -0.5, 1.0]
-    assert h["density"][0][0] == pytest.approx([0.25, 0.25, 0.25])
-    assert h["density"][1][0] == pytest.approx([0.0, 1.0, 0.0])
-    for dens in (h["density"][0][0], h["density"][1][0]):
-        assert float(np.dot(dens, np.diff(edges))) == pytest.approx(1.0)
+    edges = [-2.0, -1.0, 0.0, 2.0]
+    h = RM.mnist_histograms(_run([0.1, 0.2], hist=[[[1, 1, 2]], [[0, 4, 0]]]), [0, 100], edges=edges)
+    assert h["centers"] == [-1.5, -0.5, 1.0] and h["density"][1][0] == pytest.approx([0.0, 1.0, 0.0])
+    assert float(np.dot(h["density"][0][0], np.diff(edges))) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="step 50 was not recorded"):
-        RM.mnist_histograms(run, [50], edges=edges)
-    with pytest.raises(ValueError, match="3 bins but the edges give 2"):
-        RM.mnist_histograms(run, [0], edges=[0.0, 1.0, 2.0])
+        RM.mnist_histograms(_run([0.1, 0.2]), [50], edges=edges)
 
 
-def test_histograms_default_edges_are_the_engines():
-    bins = 48
-    run = _run([0.1], hist=[[[1] * bins]])
-    h = RM.mnist_histograms(run, [0])
-    assert len(h["edges"]) == bins + 1 and h["edges"][0] == -12.0 and h["edges"][-1] == 12.0
-    assert h["density"][0][0] == pytest.approx([1 / 24] * bins)
+# --------------------------------------------------------------------------- learning rate
+VAL = {0.1: [0.90, 0.91, 0.90, 0.92, 0.91], 0.5: [0.960, 0.962, 0.958, 0.961, 0.959],
+       1.0: [0.962, 0.963, 0.960, 0.962, 0.961], 2.0: [0.950, 0.955, 0.952, 0.951, 0.950]}
 
 
-# --------------------------------------------------------------------------- learning rate, init sweep, Dense-128
-def test_lr_choice_picks_the_best_final_accuracy_and_skips_diverged():
-    res = {"runs": {"lr2": _run([0.1, 0.9], lr=2.0), "lr0.1": _run([0.1, 0.8], lr=0.1),
-                    "lr0.5": _run([0.1, 0.95], lr=0.5), "lr9": _run([0.1], lr=9.0, diverged_at=50)}}
-    rows, best = RM.mnist_lr_choice(res)
-    assert [r["lr"] for r in rows] == [0.1, 0.5, 2.0, 9.0]
-    assert best["lr"] == 0.5 and best["final_acc"] == 0.95
-    assert RM.mnist_lr_row(rows, 2.0)["final_acc"] == 0.9 and RM.mnist_lr_row(rows, 9.0)["final_acc"] is None
-    with pytest.raises(ValueError, match="no run with learning rate 1"):
-        RM.mnist_lr_row(rows, 1.0)
-    with pytest.raises(ValueError, match="every run"):
-        RM.mnist_lr_choice({"runs": {"lr9": _run([0.1], lr=9.0, diverged_at=50)}})
+def _lr_seed(k, val=None, test_best=2.0):
+    val = val or VAL
+    return {f"lr{lr:g}": _run([0.1, 0.97 if lr == test_best else 0.9], lr=lr, val=[0.1, v[k]])
+            for lr, v in val.items()}
 
 
-def test_wobble():
-    run = _run([0.1, 0.90, 0.95, 0.93, 0.94])
-    assert RM.mnist_wobble(run, last=3) == pytest.approx(0.02)
-    assert RM.mnist_wobble(run, last=5) == pytest.approx(0.80)
-    with pytest.raises(ValueError, match="at least two records"):
-        RM.mnist_wobble(run, last=1)
+def test_lr_rule_reads_validation_and_picks_the_smallest_rate_within_the_margin():
+    rows = RM.mnist_lr_rows(_seeded(_lr_seed))
+    assert [r["lr"] for r in rows] == [0.1, 0.5, 1.0, 2.0] and all(r["seeds"] == 5 for r in rows)
+    best, chosen = RM.mnist_lr_pick(rows, within=0.002)
+    # means: 0.5 -> 0.960, 1 -> 0.9616; rate 2 has the best *test* accuracy, which must not count
+    assert best["lr"] == 1.0 and chosen["lr"] == 0.5
+    assert RM.mnist_lr_pick(rows, within=0.001)[1]["lr"] == 1.0  # 0.0016 behind: outside a 0.1-point margin
+    ref = _ci(VAL[0.5])
+    assert (rows[1]["val_mean"], rows[1]["val_hw"]) == pytest.approx((ref[0], ref[2] - ref[0]))
+    text = repr(RM.mnist_lr_table(rows))
+    assert "best" in text and _fmt(VAL[0.1], VAL[1.0]) in text
 
 
-def _sweep():
+def test_lr_numbers_say_whether_the_rule_picks_figure_1s_rate():
+    configs = {"a": {"norm": None, "steps": 300}}
+    v = _values(RM.mnist_lr_numbers(_seeded(_lr_seed), configs, (0.1, 0.5, 1.0, 2.0), 0.5))
+    assert v["mnist_lr_chosen"] == 0.5 and v["mnist_lr_best"] == 1.0
+    assert v["mnist_lr_picks"] == "The rule picks 0.5, the rate Figure 1 uses."
+    assert v["mnist_lr_lo_gap"] == _fmt(VAL[0.1], VAL[1.0]) and v["mnist_lr_within"] == pytest.approx(0.2)
+    assert v["mnist_lr_diverged"] == "No rate diverges in any seed."
+    far = {**VAL, 0.5: [0.95, 0.951, 0.949, 0.95, 0.952]}
+    v = _values(RM.mnist_lr_numbers(_seeded(lambda k: _lr_seed(k, far)), configs, (0.1, 0.5, 1.0, 2.0), 0.5))
+    assert v["mnist_lr_picks"].startswith("The rule picks 1, not the 0.5 that Figure 1 uses")
+    assert _fmt(far[0.5], far[1.0]) in v["mnist_lr_picks"]
+    with pytest.raises(ValueError, match="only the network without BN"):
+        RM.mnist_lr_numbers(_seeded(_lr_seed), {"a": {"norm": "torch", "steps": 300}}, (0.1,), 0.5)
+    with pytest.raises(ValueError, match="no run with learning rate 3"):
+        RM.mnist_lr_numbers(_seeded(_lr_seed), configs, (0.1,), 3.0)
+
+
+# --------------------------------------------------------------------------- initialization sweep
+SIG = (0.01, 0.1, 1.0, 10.0)
+
+
+def _sweep_seed(k, none=(0.5, 0.96, 0.955, 0.3), bn=(0.97, 0.975, 0.972, 0.94)):
     runs = {}
-    accs = {None: {0.01: 0.11, 0.1: 0.96, 1.0: 0.95, 10.0: 0.5}, "torch": {0.01: 0.97, 0.1: 0.975, 1.0: 0.97,
-                                                                         10.0: 0.94}}
-    for norm, by in accs.items():
-        for sigma, a in by.items():
-            runs[f"{norm}-{sigma}"] = _run([0.1, a], norm=norm, init_sigma=sigma,
-                                           saturated=[[sigma / 20, sigma / 10], [0.0, 0.0]])
-    runs["none-diverged"] = _run([0.1], init_sigma=100.0, diverged_at=10, saturated=[[1.0, 1.0]])
-    return {"runs": runs}
+    for norm, accs, end in ((None, none, [0.3, 0.2]), ("torch", bn, [0.01, 0.03])):
+        for s, a in zip(SIG, accs, strict=True):
+            a = a + 0.001 * k
+            runs[f"{norm or 'none'}-sigma{s:g}"] = _run([0.1, a], norm=norm, init_sigma=s, val=[0.1, a - 0.01],
+                                                        saturated=[[s / 20, s / 10], end])
+    return runs
 
 
-def test_init_sweep_grid_and_sigma_range():
-    grid = RM.mnist_init_sweep(_sweep())
-    assert grid["sigmas"] == [0.01, 0.1, 1.0, 10.0, 100.0] and grid["networks"] == ["none", "BN"]
-    assert grid["acc"]["none"][0.1] == 0.96 and grid["acc"]["none"][100.0] is None
-    assert grid["sat0"]["BN"][10.0] == pytest.approx(0.75)  # mean of 0.5 and 1.0
-    assert grid["sat_final"]["BN"][10.0] == 0.0 and grid["sat_final"]["none"][100.0] == 1.0
+def test_init_sweep_one_seed_keeps_the_ledgers_keys_and_chooses_on_validation():
+    grid = RM.mnist_init_sweep({"runs": _sweep_seed(0)})
+    assert grid["sigmas"] == list(SIG) and grid["networks"] == ["none", "BN"]
+    assert grid["acc"]["none"][0.1] == 0.96 and grid["val"]["none"][0.1] == pytest.approx(0.95)
+    assert grid["sat0"]["BN"][10.0] == pytest.approx(0.75)
     r = RM.mnist_sigma_range(grid, "none", within=0.01)
     assert (r["best_sigma"], r["lo"], r["hi"]) == (0.1, 0.1, 1.0) and r["decades"] == pytest.approx(1.0)
-    assert r["worst_acc"] == 0.0  # the diverged run counts as 0
     r = RM.mnist_sigma_range(grid, "BN", within=0.01)
-    assert (r["lo"], r["hi"], r["best_acc"]) == (0.01, 1.0, 0.975) and r["decades"] == pytest.approx(2.0)
-    assert RM.mnist_sigma_range(grid, "BN", within=0.05)["decades"] == pytest.approx(3.0)
-    assert math.isclose(RM.mnist_sigma_range(grid, "BN", within=0.0)["decades"], 0.0)
+    assert (r["lo"], r["hi"]) == (0.01, 1.0) and r["best_acc"] == pytest.approx(0.965)  # validation
+    assert RM.mnist_sigma_range(grid, "BN", within=0.01, metric="acc")["best_acc"] == 0.975
+    with pytest.raises(ValueError, match="metric must be"):
+        RM.mnist_sigma_range(grid, "BN", 0.01, metric="test")
     with pytest.raises(ValueError, match="network 'LN' is not in the sweep"):
         RM.mnist_sigma_range(grid, "LN", 0.01)
     with pytest.raises(ValueError, match="two runs of network 'none' have init_sigma 0.1"):
         RM.mnist_init_sweep({"runs": {"a": _run([0.1, 0.5]), "b": _run([0.1, 0.6])}})
-    assert "96.00%" in repr(RM.mnist_init_table(grid))
+    per_seed = [RM.mnist_sigma_range(RM.mnist_init_sweep(r), "BN", 0.01)["decades"]
+                for r in RR.by_seed(_seeded(_sweep_seed)).values()]
+    assert per_seed == pytest.approx([2.0] * 5)
 
 
-def test_dense128_epochs_and_lowest_loss():
-    run = _run([0.1, 0.9, 0.95, 0.96], batch_size=10, train_subset=1000)  # 100 steps per epoch
-    run["curves"]["test_loss"] = [2.3, 0.3, 0.2, 0.25]
-    d = RM.mnist_dense128({"runs": {"none": run}})["none"]
-    assert d["epoch"] == [0.0, 1.0, 2.0, 3.0]
-    assert d["min_loss"] == 0.2 and d["min_loss_epoch"] == 2.0
-    assert d["final_acc"] == 0.96 and d["final_loss"] == 0.3 and d["train_loss"] == 0.1 and d["best_acc"] == 0.96
-    run["config"]["train_subset"] = 0  # all 60,000 images: 6,000 steps per epoch at batch 10
-    assert RM.mnist_dense128({"runs": {"none": run}})["none"]["epoch"][1] == pytest.approx(100 / 6000)
+def test_init_seeds_table_and_numbers():
+    res = _seeded(_sweep_seed)
+    seeded = RM.mnist_init_seeds(res)
+    assert seeded["mean"]["acc"]["BN"][0.1] == pytest.approx(0.977)  # 0.975 + 0.001 * mean(0..4)
+    assert seeded["hw"]["BN"][0.1] == pytest.approx(_ci([0.975 + 0.001 * k for k in SEEDS])[2] - 0.977)
+    text = repr(RM.mnist_init_table(seeded))
+    assert "97.70 ± " in text and "points [" in text
+    v = _values(RM.mnist_init_numbers(res, {"a": {"steps": 2000}}, within=0.01))
+    assert (v["mnist_sw_lo_bn"], v["mnist_sw_hi_bn"], v["mnist_sw_lo_none"], v["mnist_sw_hi_none"]) == (
+        0.01, 1.0, 0.1, 1.0)
+    assert v["mnist_sw_dec_pair"] == "+1.00 decades [+1.00, +1.00], 5 seeds"  # BN 2 decades, none 1, in every seed
+    assert v["mnist_sw_ahead"].startswith("BN is ahead at every")
+    assert v["mnist_sw_within_text"] == "1 point" and v["mnist_sw_seeds"] == 5
+    assert v["mnist_sw_drop_bn"] == _fmt([0.975 + 0.001 * k for k in SEEDS], [0.94 + 0.001 * k for k in SEEDS])
+    assert "does not stop mattering" in v["mnist_sw_verdict"] and v["mnist_sw_holds"] == "yes"
 
 
-def test_lr_table_formats_rows():
-    runs = {"a": _run([0.1, 0.9512], lr=0.5), "b": _run([0.1], lr=4.0, diverged_at=1200)}
-    rows, _ = RM.mnist_lr_choice({"runs": runs})
-    text = repr(RM.mnist_lr_table(rows))
-    assert "95.12%" in text and "1,200" in text and "n/a" in text
+# --------------------------------------------------------------------------- setup, Dense-128, threshold
+def _setup_cfg(**kw):
+    return {"sizes": [784, 100, 100, 100, 10], "momentum": 0.0, "weight_decay": 0.0, "lr_decay_every": 0,
+            "optimizer": "sgd", "record_every": 500, "steps": 50_000, "batch_size": 60, "init_sigma": 0.1,
+            "lr": 0.5, "probe_batch": 1000, "probe_units": [0, 1, 2], "inputs": "unit", "init": "gaussian",
+            "validation": 10_000, "calibration": 10_000, "seed": 0, **kw}
+
+
+def test_setup_numbers_and_the_prose_checks():
+    kw = {"n_train": 60_000, "n_test": 10_000, "mean": 0.1307, "std": 0.3081, "bn_momentum": 0.1, "bn_eps": 1e-5}
+    v = _values(RM.mnist_setup_numbers(_setup_cfg(), registered=_setup_cfg(seed=3), **kw))
+    assert (v["mnist_ntrain"], v["mnist_nval"], v["mnist_ncal"], v["mnist_epochs"]) == (50_000, 10_000, 10_000, 60.0)
+    # a first-layer input at init, sum of 784 w_i x_i, by simulation: pixels with the stated mean and sd
+    rng = np.random.default_rng(0)
+    p = 0.1307**2 / (0.1307**2 + 0.3081**2)  # pixels in {0, c} with mean 0.1307 and sd 0.3081
+    c = 0.1307 / p
+    x = c * (rng.random((4000, 784)) < p)
+    w = rng.normal(0, 0.1, (784, 200))
+    assert v["mnist_sd_unit"] == pytest.approx((x @ w).std(), rel=0.03)
+    assert v["mnist_sd_std"] == pytest.approx(0.1 * math.sqrt(784))
+    with pytest.raises(ValueError, match="registered mnist_fig1 experiment"):
+        RM.mnist_setup_numbers(_setup_cfg(), registered=_setup_cfg(lr=1.0), **kw)
+    with pytest.raises(ValueError, match="plain SGD"):
+        RM.mnist_setup_numbers(_setup_cfg(momentum=0.9), **kw)
+    with pytest.raises(ValueError, match=r"\[0, 1\] pixels"):
+        RM.mnist_setup_numbers(_setup_cfg(inputs="standardized"), **kw)
+
+
+def _dense_seed(k, bn_loss1=0.35, bn_final=0.255, none_loss=(2.3, 0.30, 0.20, 0.22, 0.25)):
+    runs = {}
+    for label, norm, acc, loss in (("none", None, 0.955, list(none_loss)),
+                                   ("bn", "torch", 0.96, [2.3, bn_loss1 + 0.01 * k, 0.195, 0.21, bn_final])):
+        run = _run([0.1, 0.9, 0.95, 0.96, acc + 0.001 * k], norm=norm, batch_size=10, train_subset=1000)
+        run["curves"]["test_loss"] = loss
+        run["summary"]["final_test_loss"] = loss[-1]
+        runs[label] = run
+    return runs
+
+
+def test_dense128_one_seed_bands_and_numbers():
+    d = RM.mnist_dense128({"runs": _dense_seed(0)})["none"]
+    assert d["epoch"] == [0.0, 1.0, 2.0, 3.0, 4.0] and d["min_loss"] == 0.2 and d["min_loss_epoch"] == 2.0
+    b = RM.mnist_dense128_bands(_seeded(_dense_seed))
+    assert b["bn"]["test_loss"]["hi"][1] == pytest.approx(0.39) and b["bn"]["epoch"][1] == 1.0
+    cfg = {"steps": 400, "batch_size": 10, "train_subset": 1000, "sizes": [784, 128, 10], "lr": 0.001}
+    v = _values(RM.mnist_dense128_numbers(_seeded(_dense_seed), cfg, n_train=4000))
+    assert {k: v[k] for k in ("mnist_d_width", "mnist_d_batch", "mnist_d_lr", "mnist_d_ntrain", "mnist_d_split",
+                              "mnist_d_epochs")} == pytest.approx({"mnist_d_width": 128, "mnist_d_batch": 10,
+                                                                   "mnist_d_lr": 0.001, "mnist_d_ntrain": 1000,
+                                                                   "mnist_d_split": 75.0, "mnist_d_epochs": 4.0})
+    l1 = [0.35 + 0.01 * k for k in SEEDS]
+    assert v["mnist_d_start"].startswith("After 1 epoch the BN network's test loss is *higher*")
+    assert _fmt(l1, [0.30] * 5, scale=1, unit="", digits=3) in v["mnist_d_start"]
+    assert v["mnist_d_gap"] == _fmt([0.96 + 0.001 * k for k in SEEDS], [0.955 + 0.001 * k for k in SEEDS])
+    assert v["mnist_d_verdict"] == "Not clearly" and v["mnist_d_same"] == v["mnist_d_same_final"] == "nearly the same"
+    faster = _values(RM.mnist_dense128_numbers(_seeded(lambda k: _dense_seed(k, bn_loss1=0.25)), cfg))
+    assert "lower" in faster["mnist_d_start"] and faster["mnist_d_verdict"] == "Only in part"
+    with pytest.raises(ValueError, match="nearly the same"):
+        RM.mnist_dense128_numbers(_seeded(lambda k: _dense_seed(k, bn_final=0.3)), cfg)
+    assert v["mnist_d_overfit"] == "Both networks overfit afterwards, in every seed,"
+    late = _values(RM.mnist_dense128_numbers(_seeded(lambda k: _dense_seed(
+        k, bn_final=0.205, none_loss=(2.3, 0.3, 0.28, 0.26, 0.2) if k < 2 else (2.3, 0.3, 0.2, 0.22, 0.25))), cfg))
+    assert late["mnist_d_overfit"].startswith("In 3 of the 5 seeds without BN and 5 with BN the test loss is lowest")
+
+
+def test_wobble_and_threshold():
+    assert RM.mnist_wobble(_run([0.1, 0.90, 0.95, 0.93, 0.94]), last=3) == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="at least two records"):
+        RM.mnist_wobble(_run([0.1, 0.9]), last=1)
+    v = RM.mnist_threshold_numbers()
+    assert v["mnist_acosh49"].value == f"{np.arccosh(49.0):.4f}" == "4.5849"
+    assert v["mnist_normal_sat_ppm"].value == pytest.approx(2e6 * stats.norm.sf(np.arccosh(49.0)))
+    with pytest.raises(ValueError, match="SATURATION_THRESHOLD"):
+        RM.mnist_threshold_numbers(4.0)
 
 
 # --------------------------------------------------------------------------- figures draw the data they are given
-def _fig1():
-    pct = [[[[-1.0 - k, 0.1 * k, 1.0 + k]] * 3] * 3 for k in range(5)]
-    hist = [[[k + 1] * 48] * 3 for k in range(5)]
-    sat = [[0.1 * k, 0.01 * k, 0.0] for k in range(5)]
-    return {"runs": {"none": _run([0.1, 0.8, 0.9, 0.92, 0.93], percentiles=pct, saturated=sat, hist=hist),
-                     "bn": _run([0.1, 0.9, 0.95, 0.96, 0.97], norm="torch", percentiles=pct, saturated=sat, hist=hist)}}
-
-
-def test_figures_draw_the_given_curves():
+def test_figures_draw_the_given_bands():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
-    res = _fig1()
-    fig = PM.figure_mnist_accuracy(res, RM.mnist_speedup(res))
-    ys = [list(line.get_ydata()) for line in fig.axes[0].lines]
-    assert [0.1, 0.8, 0.9, 0.92, 0.93] in ys and [0.1, 0.9, 0.95, 0.96, 0.97] in ys
-    fig = PM.figure_mnist_percentiles(res, -1, 1)
-    med = [list(line.get_ydata()) for line in fig.axes[1].lines if line.get_label() == "median"]
-    assert np.allclose(med, [[0.0, 0.1, 0.2, 0.3, 0.4]])
-    fig = PM.figure_mnist_saturation(res, 4.58)
-    assert np.allclose(fig.axes[0].lines[0].get_ydata(), [0, 10, 20, 30, 40])
-    assert np.allclose(fig.axes[1].lines[1].get_ydata(), [0, 1, 2, 3, 4])
-    hists = {k: RM.mnist_histograms(res["runs"][k], [0, 400]) for k in ("none", "bn")}
-    fig = PM.figure_mnist_histograms(res, hists, 4.58)
-    assert np.allclose(fig.axes[0].lines[1].get_ydata(), 1 / 24)
-    grid = RM.mnist_init_sweep(_sweep())
-    fig = PM.figure_mnist_init_sweep(grid)
-    assert np.allclose(np.asarray(fig.axes[0].lines[1].get_ydata(), dtype=float), [97, 97.5, 97, 94])
-    assert np.allclose(fig.axes[1].lines[0].get_ydata(), [0.075, 0.75, 7.5, 75, 100])  # 100 mean(s/20, s/10)
-    run = _run([0.1, 0.9, 0.95], batch_size=10, train_subset=1000)
-    run["curves"]["test_loss"] = [2.3, 0.3, 0.2]
-    fig = PM.figure_mnist_dense128(RM.mnist_dense128({"runs": {"none": run, "bn": run}}))
-    assert list(fig.axes[0].lines[0].get_xdata()) == [1.0, 2.0] and list(fig.axes[0].lines[0].get_ydata()) == [0.3, 0.2]
+    mean, lo, hi = [0.1, 0.8, 0.9], [0.05, 0.7, 0.85], [0.15, 0.9, 0.95]
+    acc = {k: {"step": [0, 1, 2], "mean": mean, "lo": lo, "hi": hi, "seeds": 5} for k in ("none", "bn")}
+    fig = PM.figure_mnist_accuracy(acc)
+    assert [list(line.get_ydata()) for line in fig.axes[0].lines][0] == mean
+    b = {"step": [0, 1, 2], "lr": 0.5, **{p: {"mean": [i, i, i], "lo": [i - 1] * 3, "hi": [i + 1] * 3}
+                                          for i, p in enumerate(("p15", "p50", "p85"))}}
+    fig = PM.figure_mnist_percentiles({"none": b, "bn": b}, endpoints=[1])
+    assert len(fig.axes) == 2 and [1.0, 1.0, 1.0] in [list(line.get_ydata()) for line in fig.axes[1].lines]
+    sat = {k: {"step": [0, 1, 2], "layers": [{"mean": [0.1, 0.2, 0.3], "lo": [0] * 3, "hi": [0.5] * 3}] * 2}
+           for k in ("none", "bn")}
+    fig = PM.figure_mnist_saturation(sat, 4.58)
+    assert np.allclose(fig.axes[1].lines[0].get_ydata(), [10, 20, 30])
+    grid = RM.mnist_init_seeds(_seeded(_sweep_seed))
+    fig = PM.figure_mnist_init_sweep(grid["mean"], grid["hw"])
+    assert np.allclose(fig.axes[0].containers[1].lines[0].get_ydata(), [97.2, 97.7, 97.4, 94.2])
+    fig = PM.figure_mnist_dense128(RM.mnist_dense128_bands(_seeded(_dense_seed)))
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1.0, 2.0, 3.0, 4.0]
     plt.close("all")
-
-
-def test_last_lead_and_spread():
-    res = {"runs": {"none": _run([0.1, 0.9, 0.8, 0.93, 0.90]), "bn": _run([0.1, 0.8, 0.9, 0.92, 0.95], norm="torch")}}
-    assert RM.mnist_last_lead(res) == 300  # none ahead at 100 and 300; BN from 400 on
-    res["runs"]["none"] = _run([0.1, 0.5, 0.5, 0.5, 0.5])
-    assert RM.mnist_last_lead(res) is None  # step 0 (a tie) does not count
-    run = _pct_run([5.0, 1.0, 2.0], [1.0, 2.0, 4.0])
-    assert RM.mnist_spread(run, -1, 1, 200) == 4.0 and RM.mnist_spread(run, 0, 0, 0) == 2.0
-    with pytest.raises(ValueError, match="step 50 was not recorded"):
-        RM.mnist_spread(run, 0, 0, 50)
-
-
-
-# --------------------------------------------------------------------------- what each section glues
-def _values(glued: dict) -> dict:
-    return {k: v.value for k, v in glued.items()}
-
-
-def test_jitter_and_checkpoint_histograms():
-    run = _pct_run([5.0, 1.0, 2.0, 0.5, 1.5], [1.0] * 5)
-    assert RM.mnist_jitter(run, -1, 1) == pytest.approx((1.0 + 1.5 + 1.0) / 3)  # step 0 left out
-    assert RM.mnist_jitter(run, 0, 0) == 0.0
-    with pytest.raises(ValueError, match="two records after step 0"):
-        RM.mnist_jitter(_pct_run([5.0, 1.0], [1.0, 1.0]), -1, 1)
-    hist = [[[k + 1] * 48] for k in range(5)]
-    res = {"runs": {"none": _run([0.1] * 5, hist=hist), "bn": _run([0.1] * 5, norm="torch", hist=hist)}}
-    h = RM.mnist_checkpoint_histograms(res, 2)
-    assert h["none"]["steps"] == h["bn"]["steps"] == [0, 400]
-    assert h["bn"]["density"][1][0] == pytest.approx([1 / 24] * 48)
-
-
-def _setup_cfg(**kw):
-    return {"sizes": [784, 100, 100, 100, 10], "momentum": 0.0, "weight_decay": 0.0, "lr_decay_every": 0,
-            "optimizer": "sgd", "record_every": 500, "steps": 50_000, "batch_size": 60, "init_sigma": 0.1,
-            "lr": 0.5, "probe_batch": 1000, "probe_units": [0, 1, 2], **kw}
-
-
-def test_setup_numbers_and_the_prose_checks():
-    import dataclasses
-
-    kw = {"n_train": 60_000, "n_test": 10_000, "mean": 0.1307, "std": 0.3081, "bn_momentum": 0.1, "bn_eps": 1e-5}
-    v = RM.mnist_setup_numbers(_setup_cfg(), **kw)
-    assert _values(v) == {"mnist_ntrain": 60_000, "mnist_ntest": 10_000, "mnist_in": 784, "mnist_width": 100,
-                          "mnist_depth": 3, "mnist_classes": 10, "mnist_batch": 60, "mnist_steps": 50_000,
-                          "mnist_epochs": 50.0, "mnist_every": 500, "mnist_sigma": 0.1, "mnist_lr": 0.5,
-                          "mnist_probe": 1000, "mnist_nunits": 3, "mnist_mean": 0.1307, "mnist_std": 0.3081,
-                          "mnist_bn_momentum": 0.1, "mnist_bn_eps": 1e-5,
-                          "mnist_threshold": pytest.approx(math.acosh(49))}
-    assert all(g.kind == "number" and g.digits == 6 for g in v.values())
-    cfg_type = dataclasses.make_dataclass("Cfg", list(_setup_cfg()))
-    as_object = cfg_type(**_setup_cfg())
-    assert _values(RM.mnist_setup_numbers(as_object, registered=as_object, **kw)) == _values(v)
-    with pytest.raises(ValueError, match="registered mnist_fig1 experiment"):
-        RM.mnist_setup_numbers(_setup_cfg(), registered=_setup_cfg(lr=1.0), **kw)
-    with pytest.raises(ValueError, match="plain SGD"):
-        RM.mnist_setup_numbers(_setup_cfg(momentum=0.9), **kw)
-    with pytest.raises(ValueError, match="50,000 steps"):
-        RM.mnist_setup_numbers(_setup_cfg(batch_size=32), **kw)
-
-
-def _lr_grid(override=None):
-    accs = {0.1: [0.1, 0.5, 0.6, 0.7, 0.8], 0.5: [0.93, 0.94, 0.95, 0.95, 0.955],
-            1.0: [0.93, 0.94, 0.95, 0.955, 0.96], 2.0: [0.1, 0.9, 0.92, 0.93, 0.94], **(override or {})}
-    return {"runs": {f"lr{lr:g}": _run(a, lr=lr) for lr, a in accs.items()}}
-
-
-def test_lr_numbers_and_the_prose_checks():
-    configs = {"lr0.1": {"norm": None, "steps": 300}, "lr2": {"norm": None, "steps": 300}}
-    v = RM.mnist_lr_numbers(_lr_grid(), configs, (0.1, 0.5, 1.0, 2.0), 0.5)
-    assert v["mnist_lr_list"].kind == "text" and v["mnist_lr_gap"].digits == 4
-    # best: rate 1 (0.96); its largest step between records is 0.01; the chosen rate 0.5 ends at 0.955
-    assert _values(v) == pytest.approx({"mnist_lr_steps": 300, "mnist_lr_list": "0.1, 0.5, 1 and 2",
-                                        "mnist_lr_best": 1.0, "mnist_lr_best_acc": 96.0, "mnist_lr_chosen_acc": 95.5,
-                                        "mnist_lr_gap": 0.5, "mnist_lr_wobble": 1.0, "mnist_lr_lo": 0.1,
-                                        "mnist_lr_lo_acc": 80.0, "mnist_lr_hi": 2.0, "mnist_lr_hi_acc": 94.0})
-    with pytest.raises(ValueError, match="only the network without BN"):
-        RM.mnist_lr_numbers(_lr_grid(), {"a": {"norm": "torch", "steps": 300}}, (0.1,), 0.5)
-    with pytest.raises(ValueError, match="best or a smaller one"):
-        RM.mnist_lr_numbers(_lr_grid(), configs, (0.1,), 2.0)  # 2 points behind the best
-    with pytest.raises(ValueError, match="smallest rate is clearly too slow"):
-        RM.mnist_lr_numbers(_lr_grid({0.1: [0.1, 0.9, 0.93, 0.95, 0.95]}), configs, (0.1,), 0.5)
-    diverged = _lr_grid()
-    diverged["runs"]["lr4"] = _run([0.1], lr=4.0, diverged_at=50)
-    with pytest.raises(ValueError, match="diverges"):
-        RM.mnist_lr_numbers(diverged, configs, (0.1,), 0.5)
-
-
-def _acc_res(none=(0.1, 0.80, 0.85, 0.90, 0.90), bn=(0.1, 0.70, 0.92, 0.95, 0.97)):
-    return {"runs": {"none": _run(list(none)), "bn": _run(list(bn), norm="torch")}}
-
-
-def test_accuracy_numbers_and_the_prose_checks():
-    cfg = {"steps": 1000, "record_every": 100}  # the last fifth: 200 steps, the last 3 records
-    v = _values(RM.mnist_accuracy_numbers(_acc_res(), cfg))
-    assert v == pytest.approx({"mnist_final_none": 90.0, "mnist_final_bn": 97.0, "mnist_final_gap": 7.0,
-                               "mnist_err_reduction": 70.0,  # 3% errors instead of 10%
-                               "mnist_best_none": 90.0, "mnist_best_bn": 97.0,
-                               "mnist_bn_to_none": 200, "mnist_none_to_none": 300, "mnist_bn_to_bn": 400,
-                               "mnist_speedup": 1.5, "mnist_speedup_total": 2.0,  # 300 / 200, 400 / 200
-                               "mnist_early": "Early on, it is not: at step 100 the network without BN is "
-                                              "still ahead, and only from step 200 on is the BN network always ahead.",
-                               "mnist_tail": 200, "mnist_wobble_none": 5.0, "mnist_wobble_bn": 3.0,
-                               "mnist_acc_holds": "yes", "mnist_gap_sentence": v["mnist_gap_sentence"],
-                               "mnist_acc_verdict": v["mnist_acc_verdict"]})
-    with pytest.raises(ValueError, match="never reaches"):
-        RM.mnist_accuracy_numbers(_acc_res(none=(0.1, 0.8, 0.85, 0.97, 0.90)), cfg)
-    early = _values(RM.mnist_accuracy_numbers(_acc_res(bn=(0.1, 0.85, 0.92, 0.95, 0.97)), cfg))["mnist_early"]
-    assert early == "Nor is it behind early on: the BN network is ahead at every record after step 0."
-    assert "not an accident" in v["mnist_gap_sentence"] and "fewer steps" in v["mnist_acc_verdict"]
-    close = _values(RM.mnist_accuracy_numbers(_acc_res(bn=(0.1, 0.70, 0.92, 0.80, 0.93)), cfg))
-    assert "within what the BN network's own wobble" in close["mnist_gap_sentence"]
-    assert "not clearly for the final accuracy" in close["mnist_acc_verdict"]
-
-
-def _units(*per_unit):
-    """One record of one hidden layer: (median, 15-85 spread) per unit."""
-    return [[[m - w / 2, m, m + w / 2] for m, w in per_unit]]
-
-
-def _drift_res(bn_unit1=((1.0, 2.0), (3.0, 4.0), (1.5, 2.0)), bn_unit2=(1.5, 3.0), none_spread0=0.1):
-    """One hidden layer, three probed units, records at steps 0-300. Without BN, from step 100 on, unit 0's
-    median moves by 0.2 (spread 1), unit 1's by 1 (spread 2), unit 2's by 4 (spread 2); unit 1 is the typical one."""
-    none = [_units((0.0, 1.0), (0.0, none_spread0), (0.0, 2.0)),
-            *[_units((0.1 * k, 1.0), (1.0 + 0.5 * k, 2.0), (2.0 * k, 2.0)) for k in range(3)]]
-    bn = [none[0], *[_units((0.1 * k, 1.0), bn_unit1[k], (bn_unit2[0] * k, 2.0)) for k in range(3)]]
-    return {"runs": {"none": _run([0.1] * 4, percentiles=none), "bn": _run([0.1] * 4, norm="torch", percentiles=bn)}}
-
-
-def test_percentile_numbers_and_the_prose_checks():
-    cfg = {"sizes": [784, 100, 10], "record_every": 100}
-    v = _values(RM.mnist_percentile_numbers(_drift_res(), cfg))
-    assert v == pytest.approx({"mnist_unit": 1, "mnist_last_layer": 1, "mnist_from_step": 100,
-                               "mnist_drift_none": 1.0, "mnist_drift_net_none": 1.0, "mnist_width_none": 2.0,
-                               "mnist_rel_none": 0.5, "mnist_wratio_none": 1.0,
-                               "mnist_drift_bn": 2.0, "mnist_drift_net_bn": 0.5, "mnist_width_bn": 8 / 3,
-                               "mnist_rel_bn": 0.75, "mnist_wratio_bn": 2.0,
-                               "mnist_rel_all_none": (0.2 + 0.5 + 2.0) / 3, "mnist_rel_all_bn": (0.2 + 0.75 + 1.5) / 3,
-                               "mnist_n_probed": 3, "mnist_spread0": 0.1, "mnist_spread1_none": 2.0,
-                               "mnist_spread_growth": 20.0, "mnist_drift_compare": "about as much with BN as without",
-                               "mnist_drift_verdict": v["mnist_drift_verdict"], "mnist_texture": v["mnist_texture"],
-                               "mnist_drift_holds": "only before the first record"}, abs=1e-4)
-    with pytest.raises(ValueError, match="drifts no less with BN"):
-        RM.mnist_percentile_numbers(_drift_res(bn_unit1=((1.0, 2.0), (1.2, 2.0), (1.4, 2.0))), cfg)
-    more = _values(RM.mnist_percentile_numbers(_drift_res(bn_unit2=(10.0, 2.0)), cfg))
-    assert more["mnist_drift_compare"] == "more with BN than without" and "one seed" in more["mnist_drift_verdict"]
-    with pytest.raises(ValueError, match="more than tenfold"):
-        RM.mnist_percentile_numbers(_drift_res(none_spread0=1.0), cfg)
-    assert "texture" in v["mnist_texture"]
-    calm = _values(RM.mnist_percentile_numbers(_drift_res(bn_unit1=((1.0, 2.0), (3.0, 4.0), (3.0, 2.0))), cfg))
-    assert "not enough to set" in calm["mnist_texture"]  # BN's median moves 1 per record on average, not above 2 x 0.5
-
-
-def _sat_res(bn_initial=0.005, none_final=0.65, bn_l3_final=0.02):
-    none = [[0.005, 0.0, 0.0], [0.6, 0.01, 0.02], [0.7, 0.02, 0.01], [none_final, 0.01, 0.01]]
-    bn = [[bn_initial, 0.0, 0.0], [0.05, 0.02, 0.03], [0.04, 0.03, 0.04], [0.03, 0.02, bn_l3_final]]
-    return {"runs": {"none": _run([0.1] * 4, saturated=none), "bn": _run([0.1] * 4, norm="torch", saturated=bn)}}
-
-
-def test_saturation_numbers_and_the_prose_checks():
-    v = RM.mnist_saturation_numbers(_sat_res())
-    assert v["mnist_sat_none_l1"].digits == 4 and v["mnist_checkpoints"].kind == "text"
-    got = _values(v)
-    assert got["mnist_checkpoints"] == "0, 100, 200 and 300" and got["mnist_hist_max"] == 12.0
-    assert got["mnist_sat_none_l1"] == pytest.approx(65.0) and got["mnist_sat0_none_l1"] == pytest.approx(0.5)
-    assert got["mnist_satmax_none_l1"] == pytest.approx(70.0) and got["mnist_satmax_step_none_l1"] == 200
-    assert got["mnist_sat_bn_l1"] == pytest.approx(3.0) and got["mnist_satmax_bn_l3"] == pytest.approx(4.0)
-    assert got["mnist_satmax_step_bn_l3"] == 200 and got["mnist_satmax_step_none_l3"] == 100
-    assert len(got) == 2 * 3 * 4 + 2
-    with pytest.raises(ValueError, match="same function at step 0"):
-        RM.mnist_saturation_numbers(_sat_res(bn_initial=0.2))
-    with pytest.raises(ValueError, match="many end saturated without BN"):
-        RM.mnist_saturation_numbers(_sat_res(none_final=0.08))
-    with pytest.raises(ValueError, match="later hidden layers"):
-        RM.mnist_saturation_numbers(_sat_res(bn_l3_final=0.005))
-
-
-def _init_res(none=None, bn=None):
-    none = none or {0.01: 0.11, 0.1: 0.96, 1.0: 0.955, 10.0: 0.5}
-    bn = bn or {0.01: 0.97, 0.1: 0.975, 1.0: 0.972, 10.0: 0.94}
-    runs = {}
-    for norm, by, end in ((None, none, [0.3, 0.2]), ("torch", bn, [0.01, 0.03])):
-        for s, a in by.items():
-            runs[f"{norm}-{s}"] = _run([0.1, a], norm=norm, init_sigma=s, saturated=[[s / 20, s / 10], end])
-    return {"runs": runs}
-
-
-def test_init_numbers_and_the_prose_checks():
-    configs = {"a": {"steps": 2000}}
-    v = _values(RM.mnist_init_numbers(_init_res(), configs, within=0.01))
-    assert v == pytest.approx({"mnist_sw_steps": 2000, "mnist_sw_min": 0.01, "mnist_sw_max": 10.0,
-                               "mnist_sw_decades": 3.0, "mnist_sw_within": 1.0,
-                               "mnist_sw_lo_none": 0.1, "mnist_sw_hi_none": 1.0, "mnist_sw_dec_none": 1.0,
-                               "mnist_sw_best_none": 96.0, "mnist_sw_bestsig_none": 0.1, "mnist_sw_worst_none": 11.0,
-                               "mnist_sw_lo_bn": 0.01, "mnist_sw_hi_bn": 1.0, "mnist_sw_dec_bn": 2.0,
-                               "mnist_sw_best_bn": 97.5, "mnist_sw_bestsig_bn": 0.1, "mnist_sw_worst_bn": 94.0,
-                               "mnist_sw_drop_bn": 3.5, "mnist_sw_sat0_max": 75.0,  # mean of 0.5 and 1.0
-                               "mnist_sw_satend_none": 25.0, "mnist_sw_satend_bn": 2.0})
-    with pytest.raises(ValueError, match="ahead at every sigma"):
-        RM.mnist_init_numbers(_init_res(bn={0.01: 0.10, 0.1: 0.975, 1.0: 0.972, 10.0: 0.94}), configs)
-    flat_none = {0.01: 0.95, 0.1: 0.96, 1.0: 0.955, 10.0: 0.955}  # within a point everywhere: 3 decades
-    with pytest.raises(ValueError, match="more decades"):
-        RM.mnist_init_numbers(_init_res(none=flat_none, bn={0.01: 0.97, 0.1: 0.975, 1.0: 0.972, 10.0: 0.96}),
-                              configs)
-    with pytest.raises(ValueError, match="worst result is at the largest sigma"):
-        RM.mnist_init_numbers(_init_res(none={0.01: 0.11, 0.1: 0.96, 1.0: 0.90, 10.0: 0.5},
-                                        bn={0.01: 0.93, 0.1: 0.975, 1.0: 0.972, 10.0: 0.94}), configs)
-
-
-def _dense_res(none_loss=(2.3, 0.30, 0.20, 0.22, 0.25), bn_loss=(2.3, 0.35, 0.195, 0.21, 0.255),
-               bn_acc=(0.1, 0.88, 0.94, 0.95, 0.96), bn_final_loss=0.255):
-    runs = {}
-    for label, norm, acc, loss, final in (("none", None, (0.1, 0.90, 0.95, 0.96, 0.955), none_loss, 0.25),
-                                          ("bn", "torch", bn_acc, bn_loss, bn_final_loss)):
-        run = _run(list(acc), norm=norm, batch_size=10, train_subset=1000)  # 100 steps per epoch
-        run["curves"]["test_loss"] = list(loss)
-        run["summary"]["final_test_loss"] = final
-        runs[label] = run
-    return {"runs": runs}
-
-
-def test_dense128_setup_and_numbers_and_the_prose_checks():
-    cfg = {"sizes": [784, 128, 10], "batch_size": 10, "lr": 0.001, "train_subset": 1000, "steps": 400}
-    assert _values(RM.mnist_dense128_setup(cfg, n_train=4000)) == pytest.approx(
-        {"mnist_d_width": 128, "mnist_d_batch": 10, "mnist_d_lr": 0.001, "mnist_d_ntrain": 1000,
-         "mnist_d_split": 75.0, "mnist_d_epochs": 4.0})
-    v = _values(RM.mnist_dense128_numbers(_dense_res(), cfg))
-    assert v == pytest.approx({"mnist_d_acc_none": 95.5, "mnist_d_loss_none": 0.25, "mnist_d_min_none": 0.20,
-                               "mnist_d_minep_none": 2.0, "mnist_d_loss1_none": 0.30, "mnist_d_ep1_none": 1.0,
-                               "mnist_d_acc_bn": 96.0, "mnist_d_loss_bn": 0.255, "mnist_d_min_bn": 0.195,
-                               "mnist_d_minep_bn": 2.0, "mnist_d_loss1_bn": 0.35, "mnist_d_ep1_bn": 1.0,
-                               "mnist_d_gap": 0.5, "mnist_d_wobble": 6.0,  # BN's last four: 0.88 -> 0.94
-                               "mnist_d_start": "After 1 epoch the BN network's test loss is *higher* (0.350 against "
-                                                "0.300), so there is no faster start."})
-    with pytest.raises(ValueError, match="less than the wobble"):  # 5.5 points behind; the wobble is 5
-        RM.mnist_dense128_numbers(_dense_res(bn_acc=(0.1, 0.88, 0.89, 0.895, 0.90)), cfg)
-    faster = _values(RM.mnist_dense128_numbers(_dense_res(bn_loss=(2.3, 0.25, 0.195, 0.21, 0.255)), cfg))
-    assert faster["mnist_d_start"].startswith("After 1 epoch the BN network's test loss is lower (0.250 against")
-    with pytest.raises(ValueError, match="final losses are nearly the same"):  # 0.30 against 0.25
-        RM.mnist_dense128_numbers(_dense_res(bn_final_loss=0.3), cfg)
-    with pytest.raises(ValueError, match="min losses are nearly the same"):  # 0.18 against 0.20
-        RM.mnist_dense128_numbers(_dense_res(bn_loss=(2.3, 0.35, 0.18, 0.21, 0.255)), cfg)
-    with pytest.raises(ValueError, match="overfit before the end"):  # lowest at the last epoch without BN
-        RM.mnist_dense128_numbers(_dense_res(none_loss=(2.3, 0.30, 0.28, 0.26, 0.20)), cfg)
-    with pytest.raises(ValueError, match="overfit before the end"):  # ... and with BN
-        RM.mnist_dense128_numbers(_dense_res(bn_loss=(2.3, 0.35, 0.30, 0.28, 0.255), bn_final_loss=0.255,
-                                             none_loss=(2.3, 0.30, 0.25, 0.26, 0.255)), cfg)
-
-
-def test_threshold_numbers():
-    from scipy.stats import norm
-
-    v = RM.mnist_threshold_numbers()
-    assert v["mnist_acosh49"].kind == "text" and v["mnist_acosh49"].value == f"{np.arccosh(49.0):.4f}" == "4.5849"
-    assert v["mnist_normal_sat_ppm"].value == pytest.approx(2e6 * norm.sf(np.arccosh(49.0)))
-    with pytest.raises(ValueError, match="SATURATION_THRESHOLD"):
-        RM.mnist_threshold_numbers(4.0)

@@ -1,4 +1,5 @@
-"""Figures of book/mnist.ipynb; each takes an experiment result or what :mod:`bnlib.reports.mnist` returns."""
+"""Figures of book/mnist.ipynb; each takes what :mod:`bnlib.reports.mnist` returns (seed means with min-max
+bands over the seeds), never a report function itself."""
 
 from __future__ import annotations
 
@@ -6,30 +7,27 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
 from bnlib.plots.style import MAX_FIGURE_WIDTH_IN, legend_below, ramp
-from bnlib.results import curve, curves, unit_percentiles
 from bnlib.vocabulary import colour, phrase
 
 MNIST_NETWORKS = tuple((k, phrase(k)) for k in ("none", "bn"))  # Figure 1's run labels, in the order drawn
+_PCT_STYLES = (("p85", "--", "85th percentile"), ("p50", "-", "median"), ("p15", "-.", "15th percentile"))
 
 
-def figure_mnist_accuracy(res: dict, speed: dict | None = None):
-    """The paper's Figure 1(a): test accuracy against training steps, with and without BN.
+def _band(ax, x, b, col, scale=1.0, **kw):
+    """A seed-mean line with its min-max band."""
+    ax.fill_between(x, [scale * v for v in b["lo"]], [scale * v for v in b["hi"]], color=col, alpha=0.2, lw=0)
+    return ax.plot(x, [scale * v for v in b["mean"]], color=col, **kw)
 
-    With ``speed`` (:func:`bnlib.reports.mnist_speedup`), the network without BN's final accuracy
-    is drawn as a dotted line and the steps both networks need to reach it are marked.
-    """
+
+def figure_mnist_accuracy(bands: dict):
+    """The paper's Figure 1(a): test accuracy against training steps, with and without BN; ``bands`` maps
+    ``"none"`` and ``"bn"`` to :func:`bnlib.reports.mnist.mnist_accuracy_bands` entries (seed mean, min-max)."""
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
     lows = []
     for label, name in MNIST_NETWORKS:
-        c = curves(res["runs"][label])
-        ax.plot(c["step"], c["test_acc"], color=colour(label), label=name)
-        lows += [a for s, a in zip(c["step"], c["test_acc"], strict=True) if s > 0]
-    if speed is not None:
-        ax.axhline(speed["final_slow"], color="k", lw=0.8, ls=":",
-                   label=f"final accuracy without BN ({100 * speed['final_slow']:.2f}%)")
-        for key, label in (("fast_to_slow", "bn"), ("slow_to_slow", "none")):
-            if speed[key] is not None:
-                ax.plot([speed[key]], [speed["final_slow"]], "o", color=colour(label), ms=6)
+        b = bands[label]
+        _band(ax, b["step"], b, colour(label), label=f"{name} (mean of {b['seeds']} seeds)")
+        lows += [a for s, a in zip(b["step"], b["lo"], strict=True) if s > 0]
     ax.set(xlabel="training step", ylabel="test accuracy", ylim=(min(lows) - 0.005, 1.0),
            title="MNIST, 3 x 100 sigmoid units: test accuracy")
     ax.legend(loc="lower right")
@@ -37,36 +35,39 @@ def figure_mnist_accuracy(res: dict, speed: dict | None = None):
     return fig
 
 
-def figure_mnist_percentiles(res: dict, layer: int, unit: int):
-    """The paper's Figure 1(b, c): the 15th, 50th and 85th percentiles of one sigmoid's input over
-    training, without BN (left) and with BN (right), on a shared vertical axis."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4), sharey=True)
-    for ax, (label, name), letter in zip(axes, MNIST_NETWORKS, "bc", strict=True):
-        t = unit_percentiles(res["runs"][label], layer, unit)
-        col = colour(label)
-        ax.fill_between(t["step"], t["p15"], t["p85"], color=col, alpha=0.12, lw=0)
-        ax.plot(t["step"], t["p85"], color=col, lw=1.0, ls="--", label="85th percentile")
-        ax.plot(t["step"], t["p50"], color=col, label="median")
-        ax.plot(t["step"], t["p15"], color=col, lw=1.0, ls="-.", label="15th percentile")
-        ax.set(xlabel="training step", title=f"({letter}) {name}")
-    n_layers = len(curve(res["runs"]["none"], "percentiles")[0])
-    axes[0].set_ylabel(f"input to unit {unit} of hidden layer {layer % n_layers + 1}")
+def figure_mnist_percentiles(bands: dict, endpoints=()):
+    """The paper's Figure 1(b, c) over all units of the last hidden layer: per panel the median across units of
+    its inputs' 15th, 50th and 85th percentiles (seed mean, min-max band); columns without and with BN, one row
+    per learning rate. ``bands`` maps run labels (``"none"``, ``"bn"``, ``"none-lr2"``, ...) to
+    :func:`bnlib.reports.mnist.mnist_unit_bands`; ``endpoints``: steps marked by dotted vertical lines."""
+    rows = [(k, f"bn{k[4:]}") for k in bands if k.startswith("none")]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(9.0, 3.0 * len(rows)), sharey="row", squeeze=False)
+    letters = iter("bcdefgh")
+    for (nl, bl), ax_row in zip(rows, axes, strict=True):
+        for ax, label, (key, name) in zip(ax_row, (nl, bl), MNIST_NETWORKS, strict=True):
+            b = bands[label]
+            for p, ls, _ in _PCT_STYLES:
+                _band(ax, b["step"], b[p], colour(key), ls=ls, lw=1.2 if p == "p50" else 1.0)
+            for s in endpoints:
+                ax.axvline(s, color="grey", lw=0.8, ls=":")
+            ax.set(title=f"({next(letters)}) {name}, learning rate {b['lr']:g}")
+        ax_row[0].set_ylabel("sigmoid input")
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
     fig.tight_layout()
-    keys = [Line2D([], [], color="k", lw=1.0, ls="--"), Line2D([], [], color="k"),
-            Line2D([], [], color="k", lw=1.0, ls="-.")]
-    legend_below(fig, keys, ["85th percentile", "median", "15th percentile"], ncol=3)
+    keys = [Line2D([], [], color="k", lw=1.0, ls=ls) for _, ls, _ in _PCT_STYLES]
+    legend_below(fig, keys, [lab for _, _, lab in _PCT_STYLES], ncol=3)
     return fig
 
 
-def figure_mnist_saturation(res: dict, threshold: float):
-    """Fraction of saturated sigmoid inputs (``|x| > threshold``) over training, one panel per hidden
-    layer, with and without BN."""
-    n_layers = len(curve(res["runs"]["none"], "saturated")[0])
+def figure_mnist_saturation(bands: dict, threshold: float):
+    """Fraction of saturated sigmoid inputs (``|x| > threshold``) over training, one panel per hidden layer, with
+    and without BN; ``bands``: :func:`bnlib.reports.mnist.mnist_saturation_bands`."""
+    n_layers = len(bands["none"]["layers"])
     fig, axes = plt.subplots(1, n_layers, figsize=(min(3.0 * n_layers, MAX_FIGURE_WIDTH_IN), 3.2))
     for li, ax in enumerate(axes):
         for label, name in MNIST_NETWORKS:
-            c = curves(res["runs"][label])
-            ax.plot(c["step"], [100 * s[li] for s in c["saturated"]], color=colour(label), label=name)
+            _band(ax, bands[label]["step"], bands[label]["layers"][li], colour(label), scale=100, label=name)
         ax.set(xlabel="training step", title=f"hidden layer {li + 1}")
         ax.set_ylim(bottom=0)
     axes[0].set_ylabel(f"saturated inputs, |x| > {threshold:.2f} (%)")
@@ -75,10 +76,10 @@ def figure_mnist_saturation(res: dict, threshold: float):
     return fig
 
 
-def figure_mnist_histograms(res: dict, hists: dict, threshold: float):
-    """Distribution of the sigmoid inputs of every hidden layer at a few checkpoints, without BN (top
-    row) and with BN (bottom row); ``hists`` maps run labels to :func:`bnlib.reports.mnist_histograms`.
-    The saturated range ``|x| > threshold`` is shaded; the outer bins hold everything beyond them."""
+def figure_mnist_histograms(hists: dict, threshold: float):
+    """Distribution of the sigmoid inputs of every hidden layer at a few checkpoints, without BN (top row) and
+    with BN (bottom row); ``hists`` maps run labels to :func:`bnlib.reports.mnist.mnist_histograms`. The
+    saturated range ``|x| > threshold`` is shaded; the outer bins hold everything beyond them."""
     n_layers = len(hists["none"]["density"][0])
     fig, axes = plt.subplots(2, n_layers, figsize=(min(3.0 * n_layers, MAX_FIGURE_WIDTH_IN), 5.4), sharex=True)
     for row, (label, name) in enumerate(MNIST_NETWORKS):
@@ -101,20 +102,23 @@ def figure_mnist_histograms(res: dict, hists: dict, threshold: float):
     return fig
 
 
-def figure_mnist_init_sweep(grid: dict):
-    """Final test accuracy (left) and saturated fraction of the sigmoid inputs (right; mean over hidden
-    layers) against the Gaussian init sigma, with and without BN (:func:`bnlib.reports.mnist_init_sweep`).
-    The right panel shows the saturated fraction at step 0 of the network without BN (dotted: the
-    weights every network starts from) and at the end of training for both."""
+def figure_mnist_init_sweep(grid: dict, hw: dict | None = None):
+    """Final test accuracy (left; error bars: ``hw[network][sigma]``, the 95% half-widths) and saturated fraction
+    of the sigmoid inputs (right; mean over hidden layers) against the Gaussian init sigma, with and without BN;
+    ``grid``: the seed-mean grid of :func:`bnlib.reports.mnist.mnist_init_seeds`. The right panel shows the
+    saturated fraction at step 0 of the network without BN (dotted: the weights every network starts from) and at
+    the end of training for both."""
     colors = {"none": colour("none"), "BN": colour("bn")}
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
     first = grid["networks"][0]
-    sig0 = [s for s in grid["sigmas"] if s in grid["sat0"][first]]
+    sig0 = [s for s in grid["sigmas"] if grid["sat0"][first].get(s) is not None]
     b.plot(sig0, [100 * grid["sat0"][first][s] for s in sig0], "o:", color="grey", label="at step 0")
     for n in grid["networks"]:
-        sig = [s for s in grid["sigmas"] if s in grid["acc"][n]]
-        acc = [grid["acc"][n][s] for s in sig]
-        a.plot(sig, [None if v is None else 100 * v for v in acc], "o-", color=colors.get(n), label=n)
+        sig = [s for s in grid["sigmas"] if grid["acc"][n].get(s) is not None]
+        err = [100 * ((hw or {}).get(n, {}).get(s) or 0.0) for s in sig]
+        a.errorbar(sig, [100 * grid["acc"][n][s] for s in sig], yerr=err, fmt="o-", color=colors.get(n), capsize=3,
+                   label=n)
+        sig = [s for s in grid["sigmas"] if grid["sat_final"][n].get(s) is not None]
         b.plot(sig, [100 * grid["sat_final"][n][s] for s in sig], "o-", color=colors.get(n), label=f"{n}, at the end")
     a.set(xscale="log", xlabel=r"init $\sigma$", ylabel="final test accuracy (%)", title="(a) test accuracy")
     b.set(xscale="log", xlabel=r"init $\sigma$", ylabel="saturated sigmoid inputs (%)",
@@ -124,14 +128,16 @@ def figure_mnist_init_sweep(grid: dict):
     return fig
 
 
-def figure_mnist_dense128(summary: dict):
-    """The seed article's Dense-128 demo rebuilt: test loss and test accuracy by epoch, with and without
-    BN (:func:`bnlib.reports.mnist_dense128`)."""
+def figure_mnist_dense128(bands: dict):
+    """The seed article's Dense-128 demo rebuilt: test loss and test accuracy by epoch, with and without BN (seed
+    mean, min-max band; :func:`bnlib.reports.mnist.mnist_dense128_bands`)."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
     for label, name in MNIST_NETWORKS:
-        d = summary[label]
-        a.plot(d["epoch"][1:], d["test_loss"][1:], "o-", color=colour(label), ms=3, label=name)
-        b.plot(d["epoch"][1:], [100 * v for v in d["test_acc"][1:]], "o-", color=colour(label), ms=3, label=name)
+        d = bands[label]
+        x = d["epoch"][1:]
+        _band(a, x, {k: v[1:] for k, v in d["test_loss"].items()}, colour(label), marker="o", ms=3, label=name)
+        _band(b, x, {k: v[1:] for k, v in d["test_acc"].items()}, colour(label), scale=100, marker="o", ms=3,
+              label=name)
     a.set(xlabel="epoch", ylabel="test loss (cross-entropy)", title="(a) test loss")
     b.set(xlabel="epoch", ylabel="test accuracy (%)", title="(b) test accuracy")
     fig.tight_layout()

@@ -1,10 +1,6 @@
-"""Numbers of the MNIST chapter (book/mnist.ipynb): the paper's Figure 1 (final accuracies, the
-steps each network needs to reach the other's final accuracy, the drift of the sigmoid-input
-percentiles), the saturated fraction and input histograms per layer, the learning-rate choice, the
-initialization sweep and the Dense-128 demo. Each function takes an experiment result or one run;
-the ``mnist_*_numbers`` functions return every value one section's prose glues, and raise a
-ValueError when a result no longer supports what that prose says.
-"""
+"""Numbers of the MNIST chapter (book/mnist.ipynb) over each experiment's seeds: comparisons paired by seed
+(:func:`bnlib.reports.evidence.paired`), choices on validation, BN scored with population statistics. Each
+``mnist_*_numbers`` returns what a section glues and raises ValueError when the data no longer support its prose."""
 
 from __future__ import annotations
 
@@ -14,109 +10,304 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bnlib.reports.cifar import run_stats
-from bnlib.reports.format import Glued, Table, md, number, percent, text
-from bnlib.results import (
-    HIST_EDGES,
-    SATURATION_THRESHOLD,
-    curve,
-    curves,
-    final_metric,
-    probe_index,
-    run_of,
-    seed_groups,
-    steps_to_reach,
-    unit_percentiles,
-)
+from bnlib import results as RR
+from bnlib.reports import evidence as EV
+from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, text
+from bnlib.reports.rules import Margin
+from bnlib.results import by_seed, curve, curves, final_metric, run_of, seeds_of
 from bnlib.vocabulary import norm_name
 
+#: BN's final test accuracy counts as higher when the whole 95% interval of BN - no BN lies above this.
+ACC_MARGIN = 0.0
+#: The speed-up counts as real when the whole interval of the geometric mean lies above this factor.
+SPEEDUP_MARGIN = 1.0
+#: Figure 1(b, c)'s fixed endpoints (steps) between which the percentiles' drift is measured.
+DRIFT_WINDOWS = ((1_000, 50_000), (10_000, 50_000))
+#: BN counts as drifting less when the whole interval of its drift minus no-BN's lies below -DRIFT_MARGIN.
+DRIFT_MARGIN = 0.0
+#: The learning-rate rule: the smallest rate whose mean validation accuracy is within this of the best mean.
+LR_WITHIN = 0.002
+#: Two test losses are "nearly the same" in the Dense-128 solution when BN - no BN lies within plus or minus this.
+NEARLY_SAME_LOSS = 0.01
+_SAME = {EV.SUPPORTED: "nearly the same", EV.INCONCLUSIVE: "not shown to differ, though the interval leaves the band"}
+_MED = RR.UNIT_QUANTILES.index(50.0)
+_PNAMES = tuple(f"p{p:g}" for p in RR.PERCENTILES)
 
-def _final_acc(run: dict, label: str) -> float:
-    acc = final_metric(run, "final_test_acc")
-    if acc is None:
-        raise ValueError(f"run {label!r} diverged or has no final test accuracy.")
-    return acc
+
+# --------------------------------------------------------------------------- scoring one run
+def acc_key(run: dict, split: str = "val") -> str:
+    """The accuracy curve of ``split`` ("val" or "test"), with population statistics (``_pop``) for BN."""
+    return f"{split}_acc" + ("_pop" if run["config"].get("norm") is not None else "")
 
 
+def final_acc(run: dict, split: str = "test", label: str = "run") -> float:
+    """Final accuracy on ``split`` ("test" or "val"), with population statistics for a BN network."""
+    v = final_metric(run, key := f"final_{acc_key(run, split)}")
+    if v is None:
+        raise ValueError(f"{label!r} diverged or has no {key}.")
+    return v
+
+
+def steps_to_target(run: dict, target: float, key: str | None = None) -> int | None:
+    """First recorded step at which the curve ``key`` (default: validation, :func:`acc_key`) reaches ``target``."""
+    return next((s for s, a in zip(curve(run, "step"), curve(run, key or acc_key(run)), strict=True)
+                 if a is not None and a >= target), None)
+
+
+def band(rows: Sequence[Sequence[float]], steps: Sequence | None = None) -> dict:
+    """Seed mean and min-max band of per-seed curves (one row per seed, one value per record)."""
+    a = np.asarray(rows, dtype=float)
+    if a.ndim != 2 or not a.size:
+        raise ValueError(f"a band needs one curve per seed of equal length, got shape {a.shape}.")
+    out = {"mean": a.mean(0).tolist(), "lo": a.min(0).tolist(), "hi": a.max(0).tolist()}
+    return out if steps is None else {"step": list(steps)} | out
+
+
+def _steps_of(runs: list[dict]) -> list:
+    if any(curve(r, "step") != curve(runs[0], "step") for r in runs):
+        raise ValueError("the seeds of one label recorded at different steps; nothing to average.")
+    return list(curve(runs[0], "step"))
+
+
+def _hw(values) -> tuple[float | None, float | None]:
+    """Seed mean and half-width of its 95% interval (None, None when a seed has no value; 0 for equal values)."""
+    if any(v is None for v in values):
+        return None, None
+    return (float(np.mean(values)), 0.0) if np.ptp(values) == 0 else EV.mean_interval(values)
+
+
+def _cfg(c) -> dict:
+    """A run configuration as a dict (a :class:`bnlib.train.RunConfig` or the results' ``config``)."""
+    return dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dict(c)
+
+
+def _pc(fraction: float) -> Glued:
+    """A fraction glued as a percentage rounded to 4 decimals (the prose picks the digits it shows)."""
+    return percent(fraction, 4)
+
+
+def _and_list(items: Sequence[str]) -> str:
+    items = list(items)
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+def _pts(p: EV.Paired) -> Glued:
+    return text(fmt_paired(p))
+
+
+def _yes(verdict: str) -> Glued:
+    return text({EV.SUPPORTED: "yes", EV.NOT_SUPPORTED: "no"}.get(verdict, verdict))
+
+
+def _sign(p: EV.Paired, above: str, below: str, neither: str) -> str:
+    """``above`` when the whole interval lies above zero, ``below`` when below, ``neither`` otherwise."""
+    return above if p.lo > 0 else below if p.hi < 0 else neither
+
+
+# --------------------------------------------------------------------------- Figure 1(a)
 def mnist_speedup(res: dict, fast: str = "bn", slow: str = "none") -> dict:
-    """Final test accuracies of two runs and the recorded steps each needs to reach the other's.
-
-    Returns ``final_fast``, ``final_slow``, ``steps`` (the slow run's steps done) and, as the
-    first recorded step at which a run's test accuracy is at least a target (None: never),
-    ``fast_to_slow`` (fast run, slow run's final accuracy), ``slow_to_slow`` (slow run, its own
-    final accuracy: when it first got there), ``slow_to_fast`` and ``fast_to_fast``.
-    ``speedup = slow_to_slow / fast_to_slow``: how many times fewer steps the fast run needs to
-    reach the accuracy the slow run ends with, counting for the slow run only the steps until
-    it first reached it (conservative); None when the fast run never gets there.
-    """
+    """Steps to a target on one seed's validation curves (:func:`acc_key`): ``final_fast``, ``final_slow`` (last
+    records), ``steps`` (slow's), first steps ``fast_to_slow`` (None: never), ``slow_to_slow``, ``slow_to_fast``,
+    ``fast_to_fast`` reaching a target, and ``speedup = slow_to_slow / fast_to_slow`` (None: never)."""
     rf, rs = run_of(res, fast), run_of(res, slow)
-    af, a_s = _final_acc(rf, fast), _final_acc(rs, slow)
+    if bad := [lab for lab, r in ((fast, rf), (slow, rs)) if r["summary"].get("diverged_at") is not None]:
+        raise ValueError(f"run {bad[0]!r} diverged or has no final validation accuracy.")
+    af, a_s = curve(rf, acc_key(rf))[-1], curve(rs, acc_key(rs))[-1]
     out = {"final_fast": af, "final_slow": a_s, "steps": rs["summary"]["steps_done"],
-           "fast_to_slow": steps_to_reach(rf, a_s), "slow_to_slow": steps_to_reach(rs, a_s),
-           "slow_to_fast": steps_to_reach(rs, af), "fast_to_fast": steps_to_reach(rf, af)}
+           "fast_to_slow": steps_to_target(rf, a_s), "slow_to_slow": steps_to_target(rs, a_s),
+           "slow_to_fast": steps_to_target(rs, af), "fast_to_fast": steps_to_target(rf, af)}
     f2s, s2s = out["fast_to_slow"], out["slow_to_slow"]
-    out["speedup"] = s2s / f2s if f2s and s2s else None
-    return out
+    return out | {"speedup": s2s / f2s if f2s and s2s else None}
 
 
+def mnist_accuracy_bands(res: dict, labels: Sequence[str] = ("none", "bn")) -> dict:
+    """Per label, the seed mean and min-max band of the test accuracy (:func:`acc_key`) by step."""
+    runs = {lab: seeds_of(res, lab) for lab in labels}
+    return {lab: band([curve(r, acc_key(r, "test")) for r in g], _steps_of(g)) | {"seeds": len(g)}
+            for lab, g in runs.items()}
+
+
+def mnist_accuracy_numbers(res: dict, cfg) -> dict[str, Glued]:
+    """Figure 1(a)'s numbers: the final test accuracies (BN: population statistics and eval mode) paired over seeds,
+    the validation speed-up per seed (median, range, geometric mean with its interval) and the sentences they give."""
+    rs = [r for _, r in sorted(by_seed(res).items())]
+    a = {k: [final_acc(r["runs"][k], label=k) for r in rs] for k in ("none", "bn")}
+    a |= {"bn_eval": [final_metric(r["runs"]["bn"], "final_test_acc") for r in rs],
+          "speed": [mnist_speedup(r) for r in rs]}
+    a |= {"gap": EV.paired(a["bn"], a["none"]), "eval_gap": EV.paired(a["bn_eval"], a["none"]),
+          "pop_eval": EV.paired(a["bn"], a["bn_eval"])}
+    a["leads"] = [max((s for s, x, y in zip(curve(n, "step"), curve(n, acc_key(n)), curve(b, acc_key(b)), strict=True)
+                       if s > 0 and x >= y), default=None)  # the last step at which no BN is level or ahead
+                  for n, b in ((r["runs"]["none"], r["runs"]["bn"]) for r in rs)]
+    every, sp, n = _cfg(cfg)["record_every"], [s["speedup"] for s in a["speed"]], len(rs)
+    if None in sp:
+        raise ValueError("the prose says the BN network reaches the final validation accuracy of the network "
+                         "without BN in every seed, which no longer holds.")
+    g = EV.one_sample(np.log(sp))
+    never = sum(s["slow_to_fast"] is None for s in a["speed"])
+    other = ("The other way round, the network without BN never reaches the BN network's final validation accuracy "
+             "within the run, in any seed." if never == n else f"The other way round, the network without BN "
+             f"reaches the BN network's final validation accuracy within the run in {n - never} of the {n} seeds.")
+    leads = [v for v in a["leads"] if v is not None]
+    early = ("In every seed, the BN network's validation accuracy is ahead at every record after step 0." if not leads
+             else f"Early on it is not always ahead: in {len(leads)} of the {n} seeds the network without BN is level "
+             f"or ahead on validation at some record, the latest at step {max(leads):,}; from step "
+             f"{max(leads) + every:,} on, BN is ahead in every seed.")
+    acc, fast = EV.judge(a["gap"], ACC_MARGIN), EV.judge(g, math.log(SPEEDUP_MARGIN))
+    verdict = {(EV.SUPPORTED, EV.SUPPORTED): "it holds here, over the seeds: BN ends with the higher test accuracy "
+                                             "and reaches the baseline's validation accuracy in fewer steps",
+               (EV.INCONCLUSIVE, EV.SUPPORTED): "it holds here for the speed; for the final test accuracy the "
+                                                "interval includes zero: inconclusive"}.get(
+        (acc, fast), f"for the final test accuracy: {acc}; for the speed: {fast}")
+    return {**{f"mnist_final_{k}": _pc(float(np.mean(a[k]))) for k in ("none", "bn", "bn_eval")},
+            "mnist_gap": _pts(a["gap"]), "mnist_eval_gap": _pts(a["eval_gap"]), "mnist_pop_eval": _pts(a["pop_eval"]),
+            "mnist_pop_eval_words": text(_sign(a["pop_eval"], "population statistics ahead", "running averages ahead",
+                                               "no clear difference")),
+            "mnist_acc_words": text({EV.SUPPORTED: "higher with BN", EV.NOT_SUPPORTED: "not higher with BN"}.get(
+                acc, acc)), "mnist_acc_verdict": md(verdict), "mnist_seeds": number(n),
+            "mnist_speedup_median": number(float(np.median(sp)), 4), "mnist_speedup_min": number(min(sp), 4),
+            "mnist_speedup_max": number(max(sp), 4), **{f"mnist_speedup_{k}": number(math.exp(v), 4) for k, v in
+                                                         (("geo", g.mean), ("lo", g.lo), ("hi", g.hi))},
+            "mnist_speed_holds": _yes(fast), "mnist_acc_holds": _yes(acc),
+            "mnist_bn_to_none": number(int(np.median([s["fast_to_slow"] for s in a["speed"]]))),
+            "mnist_none_to_none": number(int(np.median([s["slow_to_slow"] for s in a["speed"]]))),
+            "mnist_other_way": md(other), "mnist_early": md(early)}
+
+
+# --------------------------------------------------------------------------- Figure 1(b, c)
+def mnist_unit_medians(run: dict) -> dict:
+    """Per PERCENTILE (``p15``, ``p50``, ``p85``) the ``units`` curve's median across the units, and ``step``."""
+    u = curve(run, "units")
+    return {"step": list(curve(run, "step")), **{p: [rec[k][_MED] for rec in u] for k, p in enumerate(_PNAMES)}}
+
+
+def mnist_endpoint_drift(run: dict, start: int, end: int) -> dict:
+    """Per percentile (``p15``, ``p50``, ``p85``) the absolute change of its median across units between the
+    records at steps ``start`` and ``end``; ``mean``: the mean of the three."""
+    m = mnist_unit_medians(run)
+    if start not in m["step"] or end not in m["step"]:
+        raise ValueError(f"step {start if start not in m['step'] else end} was not recorded; records run from "
+                         f"{m['step'][0]} to {m['step'][-1]}.")
+    d = {p: abs(m[p][m["step"].index(end)] - m[p][m["step"].index(start)]) for p in _PNAMES}
+    return d | {"mean": float(np.mean(list(d.values())))}
+
+
+def mnist_unit_bands(res: dict, label: str) -> dict:
+    """Per percentile, the seed mean and min-max band of its median across units, by step, and ``lr``."""
+    runs = seeds_of(res, label)
+    meds = [mnist_unit_medians(r) for r in runs]
+    return {"step": _steps_of(runs), "lr": runs[0]["config"]["lr"], **{p: band([m[p] for m in meds]) for p in _PNAMES}}
+
+
+def mnist_drift(res: dict, pairs: Sequence[tuple[str, str]] = (("none", "bn"), ("none-lr2", "bn-lr2")),
+                windows: Sequence[tuple[int, int]] = DRIFT_WINDOWS) -> list[dict]:
+    """Per pair of labels (a learning rate), window and measure (``p15``, ``p50``, ``p85``, ``mean``): per-seed
+    drifts ``none``, ``bn`` (:func:`mnist_endpoint_drift`), ``paired`` BN - no BN and ``verdict`` (supported: less)."""
+    seeds, rows = list(by_seed(res).values()), []
+    for nl, bl in pairs:
+        for start, end in windows:
+            d = {k: [mnist_endpoint_drift(r["runs"][k], start, end) for r in seeds] for k in (nl, bl)}
+            for m in (*_PNAMES, "mean"):
+                a, b = [x[m] for x in d[nl]], [x[m] for x in d[bl]]
+                p = EV.paired(b, a)
+                rows.append({"lr": run_of(res, nl)["config"]["lr"], "start": start, "end": end, "measure": m,
+                             "none": a, "bn": b, "paired": p, "verdict": EV.judge(p, DRIFT_MARGIN, direction=-1)})
+    return rows
+
+
+#: With DRIFT_MARGIN = 0, "not supported" means the whole interval lies above zero: more drift with BN.
+_DRIFT_WORDS = {EV.SUPPORTED: "less with BN", EV.NOT_SUPPORTED: "more with BN", EV.INCONCLUSIVE: "inconclusive"}
+
+
+def mnist_drift_table(rows: list[dict]) -> Table:
+    """The drift rows: seed means ± half-widths per network and the paired difference with its verdict."""
+    names = {"mean": "mean of the three", **{p: f"{p[1:]}th" for p in _PNAMES}}
+    return Table(["learning rate", "steps", "percentile", "no BN", "BN", "BN - no BN", "verdict"],
+                 [[r["lr"], f"{r['start']:,} -> {r['end']:,}", names[r["measure"]],
+                   fmt_mean_hw(*_hw(r["none"]), scale=1), fmt_mean_hw(*_hw(r["bn"]), scale=1),
+                   fmt_paired(r["paired"], scale=1, unit=""), _DRIFT_WORDS[r["verdict"]]] for r in rows],
+                 ["g", None, None, None, None, None, None])
+
+
+def mnist_drift_numbers(res: dict, cfg, windows: Sequence[tuple[int, int]] = DRIFT_WINDOWS) -> dict[str, Glued]:
+    """Figure 1(b, c)'s numbers: per rate (``lo``: Figure 1's, ``hi``) and window (``1k``, ...) each network's mean
+    drift, the paired interval and verdict; a sentence per rate; the verdict; the spread's growth before the first
+    record without BN."""
+    c = _cfg(cfg)
+    rows = [r for r in mnist_drift(res, windows=windows) if r["measure"] == "mean"]
+    out, sentences, where = {}, {}, {}
+    for r in rows:
+        tag = "lo" if math.isclose(r["lr"], c["lr"]) else "hi"
+        k = f"mnist_dr_{tag}_" + (f"{r['start'] // 1000}k" if r["start"] and not r["start"] % 1000 else str(r["start"]))
+        pair, word = fmt_paired(r["paired"], scale=1, unit=""), _DRIFT_WORDS[r["verdict"]]
+        out |= {f"{k}_none": number(float(np.mean(r["none"])), 4), f"{k}_bn": number(float(np.mean(r["bn"])), 4),
+                f"{k}_pair": text(pair), f"{k}_verdict": text(word), f"mnist_dr_{tag}_lr": number(r["lr"])}
+        sentences.setdefault(tag, []).append(
+            f"from step {r['start']:,} to {r['end']:,} the percentiles move by {np.mean(r['none']):.2f} on average "
+            f"without BN and {np.mean(r['bn']):.2f} with BN (BN - no BN: {pair}): {word}")
+        where.setdefault(word, []).append(f"from step {r['start']:,} at rate {r['lr']:g}")
+    out |= {f"mnist_dr_{tag}_sentence": md("; ".join(v) + ".") for tag, v in sentences.items()}
+    overall = EV.combine([r["verdict"] for r in rows])
+    out["mnist_drift_holds"] = text({EV.SUPPORTED: "yes: less drift with BN, at both rates and from both steps",
+                                     EV.NOT_SUPPORTED: "no: more drift with BN"}.get(overall, overall))
+    out["mnist_drift_count"] = text(", ".join(f"{w} in {len(x)}" for w, x in where.items()) + f" of the {len(rows)}")
+    out["mnist_drift_verdict"] = md(
+        "it holds here: between fixed steps, the percentiles of the last hidden layer's sigmoid inputs move less "
+        "with BN than without, at both learning rates and from both starting points" if overall == EV.SUPPORTED else
+        f"not as a general statement. Of the {len(rows)} comparisons (two learning rates, two starting steps), the "
+        "drift is " + "; ".join(f"{word} {_and_list(w)}" for word, w in where.items())
+        + " (mean over the three percentiles, paired 95% intervals)")
+    runs = seeds_of(res, "none")
+    if curve(runs[0], "step")[1] != c["record_every"]:
+        raise ValueError("the prose says the first record after step 0 is at the recording interval.")
+    spread = np.array([[u[i][-1][_MED] - u[i][0][_MED] for i in (0, 1)] for u in (curve(r, "units") for r in runs)])
+    if not (spread[:, 1] / spread[:, 0]).min() > 10:
+        raise ValueError("the prose says the median unit's spread grows more than tenfold before the first record "
+                         "in every seed, which no longer holds.")
+    s0, s1 = spread.mean(0)
+    return out | {"mnist_spread0": number(float(s0), 4), "mnist_spread1": number(float(s1), 4),
+                  "mnist_spread_growth": number(float(s1 / s0), 4),
+                  "mnist_dr_windows": text(_and_list([f"{a:,} to {b:,}" for a, b in windows]))}
+
+
+# --------------------------------------------------------------------------- the per-unit drift (why chapter)
 def mnist_median_drift(run: dict, layer: int, unit: int, from_step: int | None = None) -> dict:
-    """How much one sigmoid's input distribution moves over training, from ``from_step`` on.
-
-    ``from_step`` defaults to the first record after step 0: at step 0 a BN network is
-    evaluated with its initial running averages (mean 0, variance 1), not with the statistics
-    it trains with, so that record is left out of both networks' drift.
-
-    Returns ``range`` (largest minus smallest recorded median), ``net`` (last minus first
-    median), ``width`` (mean 85th-minus-15th-percentile spread), ``relative = range / width``
-    (the drift in units of the distribution's own spread), ``width_ratio`` (largest over
-    smallest spread) and ``from_step``.
-    """
-    t = unit_percentiles(run, layer, unit)
+    """One probed unit's median drift from ``from_step`` (default: the first record after step 0): ``range`` (max -
+    min), ``net`` (last - first), ``width`` (mean 15-85 spread), ``relative``, ``width_ratio``, ``from_step``."""
+    t = RR.unit_percentiles(run, layer, unit)
     if from_step is None:
-        later = [s for s in t["step"] if s > 0]
-        if not later:
+        from_step = next((s for s in t["step"] if s > 0), None)
+        if from_step is None:
             raise ValueError("the run has no record after step 0.")
-        from_step = later[0]
     keep = [i for i, s in enumerate(t["step"]) if s >= from_step]
     if not keep:
         raise ValueError(f"the run has no record at or after step {from_step}.")
-    p50 = np.array([t["p50"][i] for i in keep])
-    width = np.array([t["p85"][i] - t["p15"][i] for i in keep])
-    rng = float(p50.max() - p50.min())
-    w = float(width.mean())
+    p50, p85, p15 = (np.array([t[k][i] for i in keep]) for k in ("p50", "p85", "p15"))
+    width = p85 - p15
+    rng, w = float(p50.max() - p50.min()), float(width.mean())
     return {"range": rng, "net": float(p50[-1] - p50[0]), "width": w, "relative": rng / w if w > 0 else math.inf,
             "width_ratio": float(width.max() / width.min()) if width.min() > 0 else math.inf,
             "from_step": int(from_step)}
 
 
 def mnist_typical_unit(run: dict, layer: int = -1) -> int:
-    """The probed unit of ``layer`` whose median drift (:func:`mnist_median_drift` ``range``) is the
-    median over the probed units (the lower middle one for an even count): a typical unit, neither
-    the steadiest nor the most drifting."""
-    probe_index(run, layer, run["config"]["probe_units"][0])
-    n = len(curve(run, "percentiles")[0][layer])
-    units = list(run["config"]["probe_units"])[:n]
+    """The probed unit of ``layer`` whose :func:`mnist_median_drift` ``range`` is the (lower) median one."""
+    RR.probe_index(run, layer, run["config"]["probe_units"][0])
+    units = list(run["config"]["probe_units"])[: len(curve(run, "percentiles")[0][layer])]
     ranked = sorted(units, key=lambda u: (mnist_median_drift(run, layer, u)["range"], u))
     return ranked[(len(ranked) - 1) // 2]
 
 
 def mnist_drift_rows(res: dict, from_step: int | None = None) -> list[dict]:
-    """:func:`mnist_median_drift` for every run, hidden layer and probed unit, one dict each with
-    ``network`` (book label of the norm), ``label``, ``layer`` (1-based) and ``unit`` added."""
-    rows = []
-    for label, run in res["runs"].items():
-        pct = curve(run, "percentiles")
-        for li in range(len(pct[0])):
-            for u in list(run["config"]["probe_units"])[: len(pct[0][li])]:
-                d = mnist_median_drift(run, li, u, from_step)
-                rows.append({"network": norm_name(run["config"]["norm"]), "label": label, "layer": li + 1,
-                             "unit": u, **d})
-    return rows
+    """:func:`mnist_median_drift` per run, hidden layer (1-based ``layer``) and probed ``unit``, with ``network``."""
+    return [{"network": norm_name(run["config"]["norm"]), "label": label, "layer": li + 1, "unit": u,
+             **mnist_median_drift(run, li, u, from_step)}
+            for label, run in res["runs"].items() for li, units in enumerate(curve(run, "percentiles")[0])
+            for u in list(run["config"]["probe_units"])[: len(units)]]
 
 
 def mnist_drift_summary(rows: list[dict], network: str, layer: int | None = None) -> dict:
-    """Mean over units (of one ``layer``, 1-based, or all) of a network's ``range``, ``relative`` and
-    ``width_ratio`` from :func:`mnist_drift_rows`."""
+    """Mean over units (of one 1-based ``layer``, or all) of :func:`mnist_drift_rows`' range, relative, width_ratio."""
     mine = [r for r in rows if r["network"] == network and (layer is None or r["layer"] == layer)]
     if not mine:
         raise ValueError(f"no drift rows for network {network!r}, layer {layer}; networks: "
@@ -124,141 +315,194 @@ def mnist_drift_summary(rows: list[dict], network: str, layer: int | None = None
     return {k: float(np.mean([r[k] for r in mine])) for k in ("range", "relative", "width_ratio")}
 
 
-def mnist_drift_table(rows: list[dict]) -> Table:
-    """One row per network, layer and probed unit: the median's drift, the mean spread, their ratio."""
-    return Table(["network", "layer", "unit", "median drift", "mean 15-85 spread", "drift / spread",
-                  "max/min spread"],
-                 [[r["network"], r["layer"], r["unit"], r["range"], r["width"], r["relative"], r["width_ratio"]]
-                  for r in rows], [None, None, None, ".2f", ".2f", ".2f", ".2f"])
-
-
+# --------------------------------------------------------------------------- saturation and histograms
 def mnist_saturation(run: dict) -> list[dict]:
-    """Per hidden layer (1-based ``layer``): the saturated fraction of sigmoid inputs at step 0
-    (``initial``), at the last record (``final``), its largest value (``max``) and the step of it
-    (``max_step``, the first such record)."""
+    """Per hidden layer (1-based ``layer``): the saturated fraction at step 0 (``initial``), at the last record
+    (``final``), its largest value (``max``) and its first step (``max_step``)."""
     c = curves(run)
     sat = np.asarray(c["saturated"], dtype=float)
     if sat.ndim != 2 or not len(sat):
         raise ValueError("the run has no recorded saturated fractions.")
-    out = []
-    for li in range(sat.shape[1]):
-        k = int(np.argmax(sat[:, li]))
-        out.append({"layer": li + 1, "initial": float(sat[0, li]), "final": float(sat[-1, li]),
-                    "max": float(sat[k, li]), "max_step": int(c["step"][k])})
-    return out
+    return [{"layer": li + 1, "initial": float(sat[0, li]), "final": float(sat[-1, li]), "max": float(sat[k, li]),
+             "max_step": int(c["step"][k])} for li, k in enumerate(np.argmax(sat, axis=0))]
 
 
-def mnist_saturation_table(res: dict) -> Table:
-    """Saturated fraction per network and layer at step 0, at its largest, and at the end."""
-    rows = [[norm_name(run["config"]["norm"]), s["layer"], s["initial"], s["max"], s["max_step"], s["final"]]
-            for run in res["runs"].values() for s in mnist_saturation(run)]
-    return Table(["network", "layer", "at step 0", "largest", "at step", "at the end"], rows,
-                 [None, None, ".1%", ".1%", ",", ".1%"])
+def mnist_saturation_bands(res: dict, labels: Sequence[str] = ("none", "bn")) -> dict:
+    """Per label, ``step`` and per hidden layer the seed mean and min-max band of the saturated fraction."""
+    runs = {lab: seeds_of(res, lab) for lab in labels}
+    sat = {lab: np.asarray([curve(r, "saturated") for r in g], dtype=float) for lab, g in runs.items()}
+    return {lab: {"step": _steps_of(g), "layers": [band(sat[lab][:, :, li]) for li in range(sat[lab].shape[2])]}
+            for lab, g in runs.items()}
+
+
+def mnist_saturation_rows(res: dict) -> list[dict]:
+    """Per hidden layer, per-seed saturated fractions ``none_initial``, ``none_final``, ``bn_initial``,
+    ``bn_final`` and the ``paired`` BN - no BN at the end."""
+    s = {k: [mnist_saturation(r["runs"][k]) for _, r in sorted(by_seed(res).items())] for k in ("none", "bn")}
+    rows = [{"layer": li + 1, **{f"{k}_{w}": [x[li][w] for x in s[k]] for k in s for w in ("initial", "final")}}
+            for li in range(len(s["none"][0]))]
+    return [r | {"paired": EV.paired(r["bn_final"], r["none_final"])} for r in rows]
 
 
 def mnist_checkpoints(run: dict, n: int = 4) -> list[int]:
-    """``n`` recorded steps to show distributions at: step 0 (or the first record), the last record,
-    and between them the records nearest to ``n - 2`` geometrically spaced steps starting at the
-    first record after step 0 (early training changes fastest). Fewer when the run has fewer records."""
+    """``n`` recorded steps to show distributions at: the first and the last record, and those nearest to ``n - 2``
+    geometrically spaced steps from the first record after step 0."""
     steps = list(curve(run, "step"))
     if n < 2:
         raise ValueError(f"n must be at least 2 (the first and the last record), got {n}.")
     if len(steps) <= n:
         return steps
     later = [s for s in steps if s > 0]
-    lo, hi = later[0], later[-1]
-    picks = [steps[0], hi]
-    for t in np.geomspace(lo, hi, n - 1)[:-1]:
-        s = min((x for x in later if x not in picks), key=lambda x: (abs(math.log(x / t)), x))
-        picks.append(s)
+    picks = [steps[0], later[-1]]
+    for t in np.geomspace(later[0], later[-1], n - 1)[:-1]:
+        picks.append(min((x for x in later if x not in picks), key=lambda x: (abs(math.log(x / t)), x)))
     return sorted(set(picks))
 
 
 def mnist_histograms(run: dict, steps: Sequence[int], edges: Sequence[float] | None = None) -> dict:
-    """Densities of every hidden layer's sigmoid inputs at the recorded ``steps``.
-
-    Returns ``edges``, ``centers``, ``steps`` and ``density[i][layer]`` (a list over bins) for
-    ``steps[i]``: the recorded counts over the probe batch divided by their total and the bin
-    width, so each integrates to 1. Inputs outside the edges were clipped into the outer bins
-    by the recorder. ``edges`` defaults to :data:`bnlib.results.HIST_EDGES`.
-    """
-    if edges is None:
-        edges = HIST_EDGES
-    e = np.asarray(edges, dtype=float)
+    """Densities of every hidden layer's sigmoid inputs at the recorded ``steps`` (counts / total / bin width):
+    ``edges`` (default :data:`bnlib.results.HIST_EDGES`), ``centers``, ``steps``, ``density[i][layer]``."""
+    e = np.asarray(RR.HIST_EDGES if edges is None else edges, dtype=float)
     c = curves(run)
     index = {s: i for i, s in enumerate(c["step"])}
     missing = [s for s in steps if s not in index]
     if missing:
-        raise ValueError(f"step {missing[0]} was not recorded; records are every {c['step'][1] - c['step'][0]} "
-                         f"steps from {c['step'][0]} to {c['step'][-1]}." if len(c["step"]) > 1 else
-                         f"step {missing[0]} was not recorded; the only record is at step {c['step'][0]}.")
-    dens = []
-    for s in steps:
-        per_layer = []
-        for counts in c["hist"][index[s]]:
-            h = np.asarray(counts, dtype=float)
-            if len(h) != len(e) - 1:
-                raise ValueError(f"a histogram has {len(h)} bins but the edges give {len(e) - 1}.")
-            per_layer.append((h / h.sum() / np.diff(e)).tolist())
-        dens.append(per_layer)
-    return {"edges": e.tolist(), "centers": ((e[:-1] + e[1:]) / 2).tolist(), "steps": list(steps), "density": dens}
+        raise ValueError(f"step {missing[0]} was not recorded; records run from {c['step'][0]} to {c['step'][-1]}.")
+    dens = [[np.asarray(h, dtype=float) for h in c["hist"][index[s]]] for s in steps]
+    bad = [len(h) for d in dens for h in d if len(h) != len(e) - 1]
+    if bad:
+        raise ValueError(f"a histogram has {bad[0]} bins but the edges give {len(e) - 1}.")
+    return {"edges": e.tolist(), "centers": ((e[:-1] + e[1:]) / 2).tolist(), "steps": list(steps),
+            "density": [[(h / h.sum() / np.diff(e)).tolist() for h in d] for d in dens]}
 
 
-def mnist_lr_choice(res: dict) -> tuple[list[dict], dict]:
-    """The learning-rate grid: one row per rate (:func:`run_stats` plus ``label``, by rate) and the
-    row with the highest final test accuracy (diverged runs excluded)."""
-    rows = sorted(({"label": lab, **run_stats(g)} for lab, g in seed_groups(res["runs"]).items()),
-                  key=lambda r: r["lr"])
-    ok = [r for r in rows if r["final_acc"] is not None]
+def mnist_saturation_numbers(res: dict) -> dict[str, Glued]:
+    """The saturation section's numbers: per network and layer the mean saturated fraction at the end and at step
+    0, the paired BN - no BN at the end per layer, and the sentences that follow from them."""
+    rows = mnist_saturation_rows(res)
+    if not all(np.allclose(r["none_initial"], r["bn_initial"], atol=1e-3) for r in rows):
+        raise ValueError("the prose says both networks compute the same function at step 0, but their saturated "
+                         "fractions differ there.")
+    first = rows[0]
+    if not (first["paired"].hi < 0 and np.mean(first["none_final"]) > 0.2 and max(first["none_initial"]) < 0.01):
+        raise ValueError("the prose says few first-layer inputs start saturated, many end saturated without BN and "
+                         "fewer with BN (interval below zero), which no longer holds.")
+    out = {f"mnist_sat{w}_{key}_l{r['layer']}": _pc(float(np.mean(r[f"{key}_{when}"])))
+           for r in rows for key in ("none", "bn") for w, when in (("", "final"), ("0", "initial"))}
+    bands = mnist_saturation_bands(res, ("none",))["none"]
+    b, steps = bands["layers"][0]["mean"], bands["step"]
+    k = int(np.argmax(b))
+    out["mnist_sat_rise"] = md(
+        f"training then grows its weights, and {b[k]:.1%} of the inputs are saturated at step {steps[k]:,}, the "
+        f"largest fraction of the seed-mean curve; it ends at {b[-1]:.1%}" if k < len(steps) - 1 else
+        f"training then grows its weights, and the saturated fraction climbs to {b[-1]:.1%} by the end (seed mean)")
+    out |= {f"mnist_sat_diff_l{r['layer']}": _pts(r["paired"]) for r in rows}
+    out["mnist_sat_later"] = md("; ".join(
+        f"in layer {r['layer']}, {np.mean(r['bn_final']):.1%} with BN against {np.mean(r['none_final']):.1%} without "
+        f"({fmt_paired(r['paired'])}): {_sign(r['paired'], 'more with BN', 'fewer with BN', 'no clear difference')}"
+        for r in rows[1:]))
+    out["mnist_sat_holds"] = text("; ".join(f"layer {r['layer']}: " + _sign(
+        r["paired"], "more saturated with BN", "fewer saturated with BN", "no clear difference") for r in rows))
+    return out | {"mnist_hist_max": number(float(RR.HIST_EDGES[-1])), "mnist_checkpoints": text(
+        _and_list([f"{s:,}" for s in mnist_checkpoints(run_of(res, "none"), 4)]))}
+
+
+# --------------------------------------------------------------------------- learning rate
+def mnist_lr_rows(res: dict) -> list[dict]:
+    """The learning-rate grid by rate: ``label``, ``lr``, ``seeds``, ``diverged`` (seeds), per-seed final ``val``
+    and ``test`` accuracies, their means and half-widths ``val_mean``, ``val_hw``, ... (None when a seed diverged)."""
+    rows = []
+    for lab, group in RR.seed_groups(res["runs"]).items():
+        group = sorted(group, key=lambda r: r["config"].get("seed", 0))
+        val, test = ([final_metric(r, f"final_{acc_key(r, split)}") for r in group] for split in ("val", "test"))
+        (vm, vh), (tm, th) = _hw(val), _hw(test)
+        rows.append({"label": lab, "lr": group[0]["config"]["lr"], "seeds": len(group),
+                     "diverged": sum(r["summary"].get("diverged_at") is not None for r in group),
+                     "val": val, "test": test, "val_mean": vm, "val_hw": vh, "test_mean": tm, "test_hw": th})
+    return sorted(rows, key=lambda r: r["lr"])
+
+
+def mnist_lr_pick(rows: list[dict], within: float = LR_WITHIN) -> tuple[dict, dict]:
+    """``(best, chosen)``: the rate with the highest mean validation accuracy, and the rule's choice, the smallest
+    rate whose mean validation accuracy is within ``within`` of the best (rates that diverged in a seed excluded)."""
+    ok = [r for r in rows if r["val_mean"] is not None]
     if not ok:
-        raise ValueError("every run of the learning-rate grid diverged.")
-    return rows, max(ok, key=lambda r: r["final_acc"])
+        raise ValueError("every rate of the learning-rate grid diverged in some seed.")
+    best = max(ok, key=lambda r: r["val_mean"])
+    return best, min((r for r in ok if r["val_mean"] >= best["val_mean"] - within), key=lambda r: r["lr"])
 
 
-def mnist_lr_row(rows: list[dict], lr: float) -> dict:
-    """The row of :func:`mnist_lr_choice` with learning rate ``lr``."""
-    for r in rows:
-        if math.isclose(r["lr"], lr, rel_tol=1e-9):
-            return r
-    raise ValueError(f"no run with learning rate {lr}; the grid has {[r['lr'] for r in rows]}.")
+def mnist_lr_table(rows: list[dict]) -> Table:
+    """Per rate: mean validation and test accuracy ± half-width, validation against the best rate (paired)."""
+    best, chosen = mnist_lr_pick(rows)
+    return Table(["learning rate", "validation acc. (%)", "test acc. (%)", "validation vs the best rate",
+                  "diverged seeds", "rule's choice"],
+                 [[r["lr"], fmt_mean_hw(r["val_mean"], r["val_hw"]), fmt_mean_hw(r["test_mean"], r["test_hw"]),
+                   "n/a" if r["val_mean"] is None else "best" if r is best else
+                   fmt_paired(EV.paired(r["val"], best["val"])), r["diverged"], "yes" if r is chosen else ""]
+                  for r in rows], ["g", None, None, None, None, None])
 
 
+def mnist_lr_numbers(lr_grid: dict, configs: dict, rates: Sequence[float], fig1_lr: float,
+                     within: float = LR_WITHIN) -> dict[str, Glued]:
+    """The learning-rate section's numbers (``configs``, ``rates``: the grid's; ``fig1_lr``: Figure 1's rate): the
+    best and the chosen rate, the rule's margin, the smallest rate against the best, whether the rule picks
+    Figure 1's rate."""
+    rows, cfgs = mnist_lr_rows(lr_grid), [_cfg(c) for c in configs.values()]
+    if any(c["norm"] is not None for c in cfgs):
+        raise ValueError("the prose says the learning-rate grid trains only the network without BN, which it no "
+                         "longer does.")
+    (best, chosen), lo = mnist_lr_pick(rows, within), rows[0]
+    if (fig := next((r for r in rows if math.isclose(r["lr"], fig1_lr)), None)) is None:
+        raise ValueError(f"no run with learning rate {fig1_lr}; the grid has {[r['lr'] for r in rows]}.")
+    gap = fmt_paired(EV.paired(fig["val"], best["val"]))
+    picks = (f"The rule picks {chosen['lr']:g}, the rate Figure 1 uses." if math.isclose(chosen["lr"], fig1_lr) else
+             f"The rule picks {chosen['lr']:g}, not the {fig1_lr:g} that Figure 1 uses: {fig1_lr:g}'s mean "
+             f"validation accuracy is below the best by more than the margin ({gap}, against rate {best['lr']:g}). "
+             f"Figure 1 keeps {fig1_lr:g}, chosen before the seeded runs (one seed, a looser rule: within a run's "
+             "record-to-record wobble of the best); both networks share it, so neither is favoured.")
+    div = [r for r in rows if r["diverged"]]
+    diverged = ("No rate diverges in any seed." if not div else
+                "Diverged in some seed: " + _and_list([f"rate {r['lr']:g} ({r['diverged']} seeds)" for r in div]) + ".")
+    lo_gap = "n/a" if lo is best or lo["val_mean"] is None else fmt_paired(EV.paired(lo["val"], best["val"]))
+    return {"mnist_lr_steps": number(cfgs[0]["steps"]), "mnist_lr_list": text(_and_list([f"{r:g}" for r in rates])),
+            "mnist_lr_best": number(best["lr"]), "mnist_lr_best_acc": _pc(best["val_mean"]),
+            "mnist_lr_chosen": number(chosen["lr"]), "mnist_lr_chosen_acc": _pc(chosen["val_mean"]),
+            "mnist_lr_within": _pc(within), "mnist_lr_picks": md(picks), "mnist_lr_diverged": md(diverged),
+            "mnist_lr_lo": number(lo["lr"]), "mnist_lr_lo_gap": text(lo_gap)}
+
+
+# --------------------------------------------------------------------------- initialization sweep
 def mnist_init_sweep(res: dict) -> dict:
-    """The initialization sweep as a grid: ``sigmas`` (ascending), ``networks`` (book labels, in
-    the order first seen) and, per network and sigma, ``acc`` (final test accuracy, None when the
-    run diverged), ``sat0`` and ``sat_final`` (saturated fraction of the sigmoid inputs at the
-    first and at the last record, mean over hidden layers; None without records).
-
-    At step 0 a BN network is evaluated with its initial running averages (mean 0, variance 1),
-    so its ``sat0`` is that of the same weights without normalization, not what it trains on."""
-    sigmas, networks, acc, sat0, sat_end = set(), [], {}, {}, {}
-    for run in res["runs"].values():
-        cfg = run["config"]
-        name, s = norm_name(cfg["norm"]), float(cfg["init_sigma"])
-        if name not in networks:
-            networks.append(name)
-        if s in acc.get(name, {}):
+    """One seed's sweep as a grid: ``sigmas``, ``networks`` (book labels) and per network and sigma ``acc``, ``val``
+    (final test, validation accuracy; population statistics for BN; None: diverged), ``sat0``, ``sat_final`` (mean
+    saturated fraction over hidden layers at the first and last record; at step 0 BN uses its initial averages)."""
+    sigmas, networks, grid = set(), [], {k: {} for k in ("acc", "val", "sat0", "sat_final")}
+    for label, run in res["runs"].items():
+        name, s = norm_name(run["config"]["norm"]), float(run["config"]["init_sigma"])
+        if s in grid["acc"].get(name, {}):
             raise ValueError(f"two runs of network {name!r} have init_sigma {s}.")
+        networks += [name] if name not in networks else []
         sigmas.add(s)
-        acc.setdefault(name, {})[s] = final_metric(run, "final_test_acc")
-        sat = curve(run, "saturated")
-        sat0.setdefault(name, {})[s] = float(np.mean(sat[0])) if sat else None
-        sat_end.setdefault(name, {})[s] = float(np.mean(sat[-1])) if sat else None
-    return {"sigmas": sorted(sigmas), "networks": networks, "acc": acc, "sat0": sat0, "sat_final": sat_end}
+        diverged, sat = run["summary"].get("diverged_at") is not None, curve(run, "saturated")
+        for k, split in (("acc", "test"), ("val", "val")):
+            grid[k].setdefault(name, {})[s] = None if diverged else final_acc(run, split, label)
+        for k, i in (("sat0", 0), ("sat_final", -1)):
+            grid[k].setdefault(name, {})[s] = float(np.mean(sat[i])) if sat else None
+    return {"sigmas": sorted(sigmas), "networks": networks, **grid}
 
 
-def mnist_sigma_range(grid: dict, network: str, within: float) -> dict:
-    """The widest run of consecutive swept sigmas, around the network's best one, at which its
-    final test accuracy is within ``within`` (a fraction, 0.01 = one point) of its best.
-
-    Returns ``best_sigma``, ``best_acc``, ``lo`` and ``hi`` (the ends of that run), ``decades``
-    (``log10(hi / lo)``), ``worst_acc`` (over the whole sweep; 0 counts for a diverged run).
-    """
+def mnist_sigma_range(grid: dict, network: str, within: float, metric: str = "val") -> dict:
+    """The widest run of consecutive sigmas around the network's best one by ``metric`` ("val", the default, or
+    "acc": test) within ``within`` of that best: ``best_sigma``, ``best_acc``, ``lo``, ``hi``, ``decades``
+    (log10 hi / lo) and ``worst_acc`` (0 for a diverged run)."""
     if network not in grid["acc"]:
         raise ValueError(f"network {network!r} is not in the sweep; it has {grid['networks']}.")
     if not within >= 0:
         raise ValueError(f"within must be a non-negative fraction, got {within}.")
-    by = grid["acc"][network]
+    if metric not in ("val", "acc"):
+        raise ValueError(f"metric must be 'val' (validation) or 'acc' (test), got {metric!r}.")
+    by = grid[metric][network]
     sig = [s for s in grid["sigmas"] if s in by]
     accs = [by[s] if by[s] is not None else 0.0 for s in sig]
     b = int(np.argmax(accs))
@@ -271,356 +515,186 @@ def mnist_sigma_range(grid: dict, network: str, within: float) -> dict:
             "decades": math.log10(sig[hi] / sig[lo]), "worst_acc": min(accs)}
 
 
-def mnist_init_table(grid: dict) -> Table:
-    """One row per sigma: final test accuracy per network, the saturated fraction at step 0 of the
-    network without normalization (``first``, the same weights as every network's at step 0), and
-    the saturated fraction at the end per network."""
-    nets = grid["networks"]
-    first = nets[0]
-    rows = [[s, *[grid["acc"][n].get(s) for n in nets], grid["sat0"][first].get(s),
-             *[grid["sat_final"][n].get(s) for n in nets]] for s in grid["sigmas"]]
-    return Table(["init sigma", *[f"test acc. ({n})" for n in nets], f"saturated at step 0 ({first})",
-                  *[f"saturated at the end ({n})" for n in nets]],
-                 rows, [".3g", *[".2%"] * len(nets), ".1%", *[".1%"] * len(nets)])
+def mnist_init_seeds(res: dict) -> dict:
+    """The sweep over seeds: ``grids`` (per seed), ``mean`` (a grid of seed means; None where a seed diverged),
+    ``hw`` (per network and sigma, the half-width of the test accuracy's 95% interval) and ``cell(key, net, s)``."""
+    grids = [mnist_init_sweep(r) for _, r in sorted(by_seed(res).items())]
+    nets, sig = grids[0]["networks"], grids[0]["sigmas"]
+
+    def cell(key, n, s):
+        return [g[key][n].get(s) for g in grids]
+
+    mean = {"sigmas": sig, "networks": nets, **{k: {n: {s: _hw(cell(k, n, s))[0] for s in sig} for n in nets}
+                                                for k in ("acc", "val", "sat0", "sat_final")}}
+    return {"grids": grids, "mean": mean, "hw": {n: {s: _hw(cell("acc", n, s))[1] for s in sig} for n in nets},
+            "cell": cell}
 
 
-def mnist_dense128(res: dict) -> dict:
-    """The Dense-128 demo per run label: ``final_acc``, ``final_loss`` (test), ``train_loss`` (final,
-    eval mode, first 10,000 training images), ``best_acc``, ``min_loss`` (lowest recorded test loss)
-    and ``min_loss_epoch``, and the curves by epoch: ``epoch``, ``test_loss``, ``test_acc``
-    (an epoch is one pass over the training subset at the run's batch size)."""
-    out = {}
-    for label, run in res["runs"].items():
-        cfg, c, s = run["config"], curves(run), run["summary"]
-        per_epoch = (cfg.get("train_subset") or 60_000) / cfg["batch_size"]
-        epochs = [st / per_epoch for st in c["step"]]
-        losses = c["test_loss"]
-        k = int(np.argmin(losses))
-        out[label] = {"final_acc": final_metric(run, "final_test_acc"),
-                      "final_loss": final_metric(run, "final_test_loss"),
-                      "train_loss": final_metric(run, "final_train_loss"), "best_acc": s.get("best_test_acc"),
-                      "min_loss": float(losses[k]), "min_loss_epoch": epochs[k], "epoch": epochs,
-                      "test_loss": list(losses), "test_acc": list(c["test_acc"])}
-    return out
+def mnist_init_table(seeded: dict) -> Table:
+    """Per sigma: test accuracy per network (seed mean ± half-width), BN - no BN (paired), the saturated fraction at
+    step 0 (every network's weights then) and at the end per network."""
+    m, cell = seeded["mean"], seeded["cell"]
+    none, bn = m["networks"]
+    rows = [[s, fmt_mean_hw(*_hw(cell("acc", none, s))), fmt_mean_hw(*_hw(cell("acc", bn, s))),
+             fmt_paired(EV.paired(cell("acc", bn, s), cell("acc", none, s)))
+             if None not in cell("acc", none, s) + cell("acc", bn, s) else "n/a",
+             m["sat0"][none][s], m["sat_final"][none][s], m["sat_final"][bn][s]] for s in m["sigmas"]]
+    return Table(["init sigma", f"test acc. ({none}, %)", f"test acc. ({bn}, %)", f"{bn} - {none}",
+                  "saturated at step 0", f"saturated at the end ({none})", f"saturated at the end ({bn})"],
+                 rows, [".3g", None, None, None, ".1%", ".1%", ".1%"])
 
 
-def mnist_wobble(run: dict, last: int = 5) -> float:
-    """The largest change of the recorded test accuracy between consecutive records among the
-    ``last`` records of a run: how much one record can differ from the next by chance of where
-    training stopped, a yardstick for differences between runs read off single records."""
-    acc = [a for a in curve(run, "test_acc") if a is not None][-last:]
-    if last < 2 or len(acc) < 2:
-        raise ValueError(f"need at least two records (last >= 2); have {len(acc)} with last={last}.")
-    return float(max(abs(b - a) for a, b in zip(acc[:-1], acc[1:], strict=True)))
-
-
-def mnist_lr_table(rows: list[dict]) -> Table:
-    """The learning-rate grid of :func:`mnist_lr_choice`: rate, final and best recorded test accuracy."""
-    return Table(["learning rate", "final test acc.", "best recorded test acc.", "diverged at step"],
-                 [[r["lr"], r["final_acc"], r["best_acc"], r["diverged_at"]] for r in rows],
-                 ["g", ".2%", ".2%", ","])
-
-
-def mnist_last_lead(res: dict, fast: str = "bn", slow: str = "none") -> int | None:
-    """The last recorded step after step 0 at which the ``slow`` run's test accuracy is at least the
-    ``fast`` run's (None if never): from the next record on, the fast run stays ahead."""
-    cf, cs = curves(run_of(res, fast)), curves(run_of(res, slow))
-    acc_f = dict(zip(cf["step"], cf["test_acc"], strict=True))
-    lead = [s for s, a in zip(cs["step"], cs["test_acc"], strict=True)
-            if s > 0 and s in acc_f and a is not None and acc_f[s] is not None and a >= acc_f[s]]
-    return max(lead) if lead else None
-
-
-def mnist_spread(run: dict, layer: int, unit: int, step: int) -> float:
-    """The 85th minus the 15th percentile of one sigmoid's input at the recorded ``step``."""
-    t = unit_percentiles(run, layer, unit)
-    if step not in t["step"]:
-        raise ValueError(f"step {step} was not recorded; records run from {t['step'][0]} to {t['step'][-1]}.")
-    i = t["step"].index(step)
-    return t["p85"][i] - t["p15"][i]
-
-
-def mnist_jitter(run: dict, layer: int, unit: int) -> float:
-    """Mean absolute change of one sigmoid's input median between consecutive records after step 0:
-    how much its curve jitters from record to record."""
-    p50 = unit_percentiles(run, layer, unit)["p50"][1:]
-    if len(p50) < 2:
-        raise ValueError("need at least two records after step 0 to measure the jitter.")
-    return float(np.abs(np.diff(p50)).mean())
-
-
-def mnist_checkpoint_histograms(res: dict, n: int = 4, base: str = "none") -> dict:
-    """:func:`mnist_histograms` of every run at the :func:`mnist_checkpoints` of run ``base``."""
-    steps = mnist_checkpoints(run_of(res, base), n)
-    return {label: mnist_histograms(run, steps) for label, run in res["runs"].items()}
-
-
-# --------------------------------------------------------------------------- what each section glues
-def _cfg(c) -> dict:
-    """A run configuration as a dict (a :class:`bnlib.train.RunConfig` or the results' ``config``)."""
-    return dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dict(c)
-
-
-def _pc(fraction: float) -> Glued:
-    """A fraction glued as a percentage rounded to 4 decimals (the prose picks the digits it shows)."""
-    return percent(fraction, 4)
-
-
-def _and_list(items: Sequence[str]) -> str:
-    """``a, b and c``."""
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
-
-
-def mnist_setup_numbers(cfg, *, n_train: int, n_test: int, mean: float, std: float, bn_momentum: float,
-                        bn_eps: float, registered=None) -> dict[str, Glued]:
-    """The experiment section's numbers: data, network, training and measurement settings of the
-    Figure 1 configuration ``cfg`` (``registered``: the configuration the experiment actually trains)."""
-    c = _cfg(cfg)
-    if registered is not None and _cfg(registered) != c:
-        raise ValueError("the registered mnist_fig1 experiment no longer trains the configuration the prose describes.")
-    if c["momentum"] != 0 or c["weight_decay"] != 0 or c["lr_decay_every"] != 0 or c["optimizer"] != "sgd":
-        raise ValueError("the prose says plain SGD without momentum, weight decay or learning-rate schedule, "
-                         "which the configuration no longer is.")
-    if (c["record_every"], c["steps"], c["batch_size"]) != (500, 50_000, 60):
-        raise ValueError("the prose says 50,000 steps of mini-batches of 60 recorded every 500 steps, which the "
-                         "configuration no longer is.")
-    sizes = c["sizes"]
-    return {"mnist_ntrain": number(n_train), "mnist_ntest": number(n_test), "mnist_in": number(sizes[0]),
-            "mnist_width": number(sizes[1]), "mnist_depth": number(len(sizes) - 2),
-            "mnist_classes": number(sizes[-1]), "mnist_batch": number(c["batch_size"]),
-            "mnist_steps": number(c["steps"]), "mnist_epochs": number(c["steps"] * c["batch_size"] / n_train),
-            "mnist_every": number(c["record_every"]), "mnist_sigma": number(c["init_sigma"]),
-            "mnist_lr": number(c["lr"]), "mnist_probe": number(c["probe_batch"]),
-            "mnist_nunits": number(len(c["probe_units"])), "mnist_mean": number(mean), "mnist_std": number(std),
-            "mnist_bn_momentum": number(bn_momentum), "mnist_bn_eps": number(bn_eps),
-            "mnist_threshold": number(SATURATION_THRESHOLD)}
-
-
-def mnist_lr_numbers(lr_grid: dict, configs: dict, rates: Sequence[float], chosen_lr: float) -> dict[str, Glued]:
-    """The learning-rate section's numbers: the grid (``configs``: its run configurations, ``rates``:
-    its learning rates), its best rate and the chosen one ``chosen_lr`` against the best run's wobble."""
-    rows, best = mnist_lr_choice(lr_grid)
-    cfgs = [_cfg(c) for c in configs.values()]
-    if any(c["norm"] is not None for c in cfgs):
-        raise ValueError("the prose says the learning-rate grid trains only the network without BN, which it no "
-                         "longer does.")
-    chosen = mnist_lr_row(rows, chosen_lr)
-    wob = mnist_wobble(lr_grid["runs"][best["label"]])
-    lo, hi = rows[0], rows[-1]
-    if any(r["diverged"] for r in rows):
-        raise ValueError("the prose says no rate of the learning-rate grid diverges, but one does.")
-    if not (best["final_acc"] - chosen["final_acc"] < wob and chosen_lr <= best["lr"]):
-        raise ValueError("the prose says the chosen rate is the grid's best or a smaller one within the best run's "
-                         "wobble, which no longer holds.")
-    within = [r["lr"] for r in rows if best["final_acc"] - r["final_acc"] < wob]
-    if not (chosen["final_acc"] - lo["final_acc"] > wob and chosen_lr == min(within)):
-        raise ValueError("the prose says the smallest rate is clearly too slow and the chosen one is the smallest "
-                         "rate within the best run's wobble of the best, which no longer holds.")
-    return {"mnist_lr_steps": number(cfgs[0]["steps"]), "mnist_lr_list": text(_and_list([f"{r:g}" for r in rates])),
-            "mnist_lr_best": number(best["lr"]), "mnist_lr_best_acc": _pc(best["final_acc"]),
-            "mnist_lr_chosen_acc": _pc(chosen["final_acc"]),
-            "mnist_lr_gap": _pc(best["final_acc"] - chosen["final_acc"]),
-            "mnist_lr_wobble": _pc(wob), "mnist_lr_lo": number(lo["lr"]), "mnist_lr_lo_acc": _pc(lo["final_acc"]),
-            "mnist_lr_hi": number(hi["lr"]), "mnist_lr_hi_acc": _pc(hi["final_acc"])}
-
-
-def mnist_accuracy_numbers(res: dict, cfg) -> dict[str, Glued]:
-    """Figure 1(a)'s numbers: final and best accuracies, the speed-up (:func:`mnist_speedup`), the last
-    step at which the network without BN leads, and each network's wobble over the last fifth of ``cfg``'s steps."""
-    c = _cfg(cfg)
-    sp = mnist_speedup(res)
-    none, bn = run_of(res, "none"), run_of(res, "bn")
-    if sp["slow_to_fast"] is not None:
-        raise ValueError("the prose says the network without BN never reaches the BN network's final accuracy, "
-                         "but it does.")
-    lead = mnist_last_lead(res)
-    early = ("Nor is it behind early on: the BN network is ahead at every record after step 0." if lead is None else
-             f"Early on, it is not: at step {lead:,} the network without BN is still ahead, and only from step "
-             f"{lead + c['record_every']:,} on is the BN network always ahead.")
-    tail = c["steps"] // 5
-    last = tail // c["record_every"] + 1
-    wob_none, wob_bn = mnist_wobble(none, last), mnist_wobble(bn, last)
-    clear = sp["final_fast"] - sp["final_slow"] > 2 * wob_bn
-    gap_sentence = ("so the gap is not an accident of where training stopped" if clear else
-                    "so the final gap is within what the BN network's own wobble between records could produce: "
-                    "where training stopped could decide it")
-    verdict = ("it holds here. BN gives the higher test accuracy and gets to the baseline's accuracy in fewer "
-               "steps" if clear else
-               "it holds here for the speed, not clearly for the final accuracy. BN gets to the baseline's accuracy "
-               "in fewer steps; its final lead is within its own wobble")
-    return {"mnist_final_none": _pc(sp["final_slow"]), "mnist_final_bn": _pc(sp["final_fast"]),
-            "mnist_final_gap": _pc(sp["final_fast"] - sp["final_slow"]),
-            "mnist_err_reduction": _pc(1 - (1 - sp["final_fast"]) / (1 - sp["final_slow"])),
-            "mnist_best_none": _pc(none["summary"]["best_test_acc"]),
-            "mnist_best_bn": _pc(bn["summary"]["best_test_acc"]),
-            "mnist_bn_to_none": number(sp["fast_to_slow"]), "mnist_none_to_none": number(sp["slow_to_slow"]),
-            "mnist_bn_to_bn": number(sp["fast_to_fast"]), "mnist_speedup": number(sp["speedup"], 4),
-            "mnist_speedup_total": number(sp["steps"] / sp["fast_to_slow"], 4),
-            "mnist_early": md(early), "mnist_gap_sentence": md(gap_sentence), "mnist_acc_verdict": md(verdict),
-            "mnist_acc_holds": text("yes" if clear else "not clearly: within the BN network's wobble"),
-            "mnist_tail": number(tail), "mnist_wobble_none": _pc(wob_none), "mnist_wobble_bn": _pc(wob_bn)}
-
-
-def mnist_percentile_numbers(res: dict, cfg) -> dict[str, Glued]:
-    """Figure 1(b, c)'s numbers: the typical unit of the last hidden layer, its median drift in both
-    networks, the mean drift over all probed units, and its spread's growth before the first record."""
-    c = _cfg(cfg)
-    none, bn = run_of(res, "none"), run_of(res, "bn")
-    unit = mnist_typical_unit(none, layer=-1)
-    d = {"none": mnist_median_drift(none, -1, unit), "bn": mnist_median_drift(bn, -1, unit)}
-    rows = mnist_drift_rows(res)
-    s_none, s_bn = mnist_drift_summary(rows, norm_name(None)), mnist_drift_summary(rows, norm_name("torch"))
-    spread0, spread1 = mnist_spread(none, -1, unit, 0), mnist_spread(none, -1, unit, c["record_every"])
-    if not (d["bn"]["range"] >= d["none"]["range"] and d["bn"]["relative"] >= d["none"]["relative"]):
-        raise ValueError("the prose says the typical unit's median drifts no less with BN than without, which no "
-                         "longer holds.")
-    ratio = s_bn["relative"] / s_none["relative"]
-    alike = 0.75 < ratio < 4 / 3  # within a third either way: "about as much" (one seed, no interval)
-    compare = "about as much with BN as without" if alike else ("less with BN than without" if ratio <= 0.75 else
-                                                                 "more with BN than without")
-    verdict = ("only in part. BN pins the distribution down while the weights are still small and change fast, "
-               f"the phase the records resolve only as a jump between step 0 and step {c['record_every']:,}. Over "
-               "the rest of the run, the input distributions of the last hidden layers drift about as much with BN "
-               "as without, relative to their spread" if alike else
-               "in part. BN pins the distribution down while the weights are still small and change fast, the phase "
-               f"the records resolve only as a jump between step 0 and step {c['record_every']:,}; over the rest of "
-               f"the run the medians drift {compare}, relative to their spread, in this one run (three probed units "
-               "per layer, one seed)")
-    holds = ("only before the first record" if alike else
-             f"drift {compare} (one seed)")
-    if not spread1 / spread0 > 10:
-        raise ValueError("the prose says the typical unit's spread grows more than tenfold before the first record, "
-                         "which no longer holds.")
-    j_bn, j_none = mnist_jitter(bn, -1, unit), mnist_jitter(none, -1, unit)
-    texture = ("What the figure does show is a difference in *texture*: the BN network's percentiles jitter from "
-               "record to record, because inference-mode BN uses running averages of recent batches' statistics "
-               "while the weights keep moving, whereas the curves without BN are smooth." if j_bn > 2 * j_none else
-               f"Between consecutive records this unit's median moves by {j_bn:.2f} on average with BN and "
-               f"{j_none:.2f} without: the running averages that inference-mode BN uses add some jitter, but not "
-               "enough to set the two networks' curves apart.")
-    out = {"mnist_unit": number(unit), "mnist_last_layer": number(len(c["sizes"]) - 2),
-           "mnist_texture": md(texture), "mnist_drift_compare": text(compare), "mnist_drift_verdict": md(verdict),
-           "mnist_drift_holds": text(holds),
-           "mnist_from_step": number(d["none"]["from_step"])}
-    for key in ("none", "bn"):
-        out |= {f"mnist_drift_{key}": number(d[key]["range"], 4), f"mnist_drift_net_{key}": number(d[key]["net"], 4),
-                f"mnist_width_{key}": number(d[key]["width"], 4), f"mnist_rel_{key}": number(d[key]["relative"], 4),
-                f"mnist_wratio_{key}": number(d[key]["width_ratio"], 4)}
-    return out | {"mnist_rel_all_none": number(s_none["relative"], 4), "mnist_rel_all_bn": number(s_bn["relative"], 4),
-                  "mnist_n_probed": number(len(rows) // 2), "mnist_spread0": number(spread0, 4),
-                  "mnist_spread1_none": number(spread1, 4), "mnist_spread_growth": number(spread1 / spread0, 4)}
-
-
-def mnist_saturation_numbers(res: dict) -> dict[str, Glued]:
-    """The saturation section's numbers: per network and hidden layer the saturated fraction at the
-    end, at step 0, at its largest and the step of it; the histograms' range and checkpoints."""
-    sat = {"none": mnist_saturation(run_of(res, "none")), "bn": mnist_saturation(run_of(res, "bn"))}
-    if not math.isclose(sat["none"][0]["initial"], sat["bn"][0]["initial"], abs_tol=1e-3):
-        raise ValueError("the prose says both networks compute the same function at step 0, but their first layers' "
-                         "saturated fractions differ there.")
-    if not (sat["none"][0]["final"] > 0.2 and sat["bn"][0]["final"] < sat["none"][0]["final"] / 3
-            and sat["none"][0]["initial"] < 0.01):
-        raise ValueError("the prose says few first-layer inputs start saturated, many end saturated without BN and "
-                         "under a third as many with BN, which no "
-                         "longer holds.")
-    if not all(b["final"] > n["final"] for n, b in zip(sat["none"][1:], sat["bn"][1:], strict=True)):
-        raise ValueError("the prose says the BN network ends with more saturated inputs in the later hidden layers, "
-                         "which no longer holds.")
-    out = {}
-    for key in ("none", "bn"):
-        for s in sat[key]:
-            n = s["layer"]
-            out |= {f"mnist_sat_{key}_l{n}": _pc(s["final"]), f"mnist_sat0_{key}_l{n}": _pc(s["initial"]),
-                    f"mnist_satmax_{key}_l{n}": _pc(s["max"]), f"mnist_satmax_step_{key}_l{n}": number(s["max_step"])}
-    steps = mnist_checkpoints(run_of(res, "none"), 4)
-    return out | {"mnist_hist_max": number(float(HIST_EDGES[-1])),
-                  "mnist_checkpoints": text(_and_list([f"{s:,}" for s in steps]))}
-
-
-def mnist_init_numbers(sweep: dict, configs: dict, within: float = 0.01) -> dict[str, Glued]:
-    """The initialization sweep's numbers (``configs``: its run configurations): the swept sigmas, per
-    network the range of sigmas within ``within`` of its best (:func:`mnist_sigma_range`), and the
-    accuracy drop and saturation at the largest sigma."""
-    grid = mnist_init_sweep(sweep)
-    sig = grid["sigmas"]
-    smax = max(sig)
-    r = {key: mnist_sigma_range(grid, norm_name(norm), within) for key, norm in (("none", None), ("bn", "torch"))}
-    acc_none, acc_bn = grid["acc"][norm_name(None)], grid["acc"][norm_name("torch")]
-    if not all(acc_bn.get(s) is not None and (acc_none.get(s) is None or acc_bn[s] > acc_none[s]) for s in sig):
-        raise ValueError("the prose says BN is ahead at every sigma of the sweep, which no longer holds.")
-    if not (r["bn"]["decades"] > r["none"]["decades"] and r["bn"]["worst_acc"] > r["none"]["worst_acc"]):
-        raise ValueError("the prose says BN stays near its best over more decades of sigma and has the better worst "
-                         "result, which no longer holds.")
-    if acc_bn[smax] != r["bn"]["worst_acc"]:
-        raise ValueError("the prose says BN's worst result is at the largest sigma, but it is elsewhere.")
+def mnist_init_numbers(sweep: dict, configs: dict, within: float) -> dict[str, Glued]:
+    """The sweep's numbers: per network the sigmas whose mean validation accuracy is within ``within`` of its best
+    (:func:`mnist_sigma_range` on the seed means), the per-seed widths paired, where BN is ahead, BN's loss at the
+    largest sigma against its best one, the saturation there, and the verdict."""
+    seeded = mnist_init_seeds(sweep)
+    grids, m, cell = seeded["grids"], seeded["mean"], seeded["cell"]
+    none, bn = m["networks"]
+    sig, smax = m["sigmas"], max(m["sigmas"])
+    r = {"none": mnist_sigma_range(m, none, within), "bn": mnist_sigma_range(m, bn, within)}
+    p_dec = EV.paired(*([mnist_sigma_range(g, n, within)["decades"] for g in grids] for n in (bn, none)))
+    if any(None in cell("acc", bn, s) for s in sig):
+        raise ValueError("the prose says BN never diverges in the sweep, but it does.")
+    unclear = [s for s in sig if not EV.paired(cell("acc", bn, s), [v or 0.0 for v in cell("acc", none, s)]).lo > 0]
+    clear = _and_list([f"{s:g}" for s in sig if s not in unclear])
+    ahead = ("BN is ahead at every $\\sigma$ of the sweep (every paired interval above zero)" if not unclear else
+             f"BN is ahead (paired interval above zero) at $\\sigma =$ {clear}, not clearly at " if clear else
+             "BN is not clearly ahead (paired interval above zero) at any $\\sigma$, in particular not at ")
+    ahead += _and_list([f"{s:g}" for s in unclear]) if unclear else ""
+    best_bn = r["bn"]["best_sigma"]
+    drop = EV.paired(cell("acc", bn, best_bn), cell("acc", bn, smax))
+    drop_text = (f"Yet BN does not make the scale irrelevant: at $\\sigma =$ {smax:g} its test accuracy is below that"
+                 f" at its best $\\sigma$ ({best_bn:g}) by {fmt_paired(drop)}." if drop.lo > 0 else
+                 f"At $\\sigma =$ {smax:g} BN's test accuracy is not clearly below that at its best $\\sigma$ "
+                 f"({best_bn:g}): {fmt_paired(drop)}.")
+    wider = EV.judge(p_dec, 0.0)
+    verdict = ({EV.SUPPORTED: "the claim holds here: with BN, the range of initialization scales near the best is "
+                              "wider, in the seed means and seed by seed (the paired interval lies above zero)",
+                EV.INCONCLUSIVE: "inconclusive: the per-seed widths of the two ranges cannot be told apart",
+                EV.NOT_SUPPORTED: "not here: BN's range of good initialization scales is not wider"}[wider]
+               + ("; but the scale does not stop mattering: at the largest $\\sigma$ BN still loses accuracy"
+                  if drop.lo > 0 else ""))
     out = {"mnist_sw_steps": number(_cfg(next(iter(configs.values())))["steps"]), "mnist_sw_min": number(min(sig)),
            "mnist_sw_max": number(smax), "mnist_sw_decades": number(math.log10(smax / min(sig)), 4),
-           "mnist_sw_within": _pc(within)}
-    for key in ("none", "bn"):
+           "mnist_sw_within_text": text(f"{Margin(within):pts}"), "mnist_sw_seeds": number(len(grids)),
+           "mnist_sw_dec_pair": text(fmt_paired(p_dec, scale=1, unit=" decades")), "mnist_sw_ahead": md(ahead),
+           "mnist_sw_drop_sentence": md(drop_text), "mnist_sw_verdict": md(verdict), "mnist_sw_holds": _yes(wider),
+           "mnist_sw_sat0_max": _pc(m["sat0"][none][smax]), "mnist_sw_satend_none": _pc(m["sat_final"][none][smax]),
+           "mnist_sw_satend_bn": _pc(m["sat_final"][bn][smax]), "mnist_sw_drop_bn": _pts(drop),
+           "mnist_sw_sat_pair": _pts(EV.paired(cell("sat_final", bn, smax), cell("sat_final", none, smax)))}
+    for key, n in (("none", none), ("bn", bn)):
         out |= {f"mnist_sw_lo_{key}": number(r[key]["lo"]), f"mnist_sw_hi_{key}": number(r[key]["hi"]),
                 f"mnist_sw_dec_{key}": number(r[key]["decades"], 4), f"mnist_sw_best_{key}": _pc(r[key]["best_acc"]),
                 f"mnist_sw_bestsig_{key}": number(r[key]["best_sigma"]),
-                f"mnist_sw_worst_{key}": _pc(r[key]["worst_acc"])}
-    return out | {"mnist_sw_drop_bn": _pc(r["bn"]["best_acc"] - acc_bn[smax]),
-                  "mnist_sw_sat0_max": _pc(grid["sat0"][norm_name(None)][smax]),
-                  "mnist_sw_satend_none": _pc(grid["sat_final"][norm_name(None)][smax]),
-                  "mnist_sw_satend_bn": _pc(grid["sat_final"][norm_name("torch")][smax])}
+                f"mnist_sw_worst_{key}": _pc(min(v or 0.0 for v in m["acc"][n].values()))}
+    return out
+
+
+# --------------------------------------------------------------------------- setup, Dense-128, threshold
+def mnist_setup_numbers(cfg, *, n_train: int, n_test: int, mean: float, std: float, bn_momentum: float,
+                        bn_eps: float, registered=None) -> dict[str, Glued]:
+    """The experiment section's numbers for Figure 1's configuration ``cfg`` (``registered``: one the experiment
+    trains, compared without its seed), and a first-layer input's standard deviation at initialization with [0, 1]
+    pixels (``mean``, ``std``: theirs) and with standardized ones."""
+    c = _cfg(cfg)
+    if registered is not None and {**_cfg(registered), "seed": 0} != {**c, "seed": 0}:
+        raise ValueError("the registered mnist_fig1 experiment no longer trains the configuration the prose describes.")
+    for bad, says in ((c["momentum"] or c["weight_decay"] or c["lr_decay_every"] or c["optimizer"] != "sgd",
+                       "plain SGD without momentum, weight decay or learning-rate schedule"),
+                      ((c["record_every"], c["steps"], c["batch_size"]) != (500, 50_000, 60),
+                       "50,000 steps of mini-batches of 60 recorded every 500 steps"),
+                      (c.get("inputs") != "unit" or c.get("init") != "gaussian", "[0, 1] pixels and Gaussian weights")):
+        if bad:
+            raise ValueError(f"the prose says {says}, which the configuration no longer has.")
+    sizes, val, sd = c["sizes"], c.get("validation") or 0, c["init_sigma"]
+    return {"mnist_ntrain": number(n_train - val), "mnist_nval": number(val), "mnist_ntest": number(n_test),
+            "mnist_ncal": number(c.get("calibration") or 0), "mnist_in": number(sizes[0]),
+            "mnist_width": number(sizes[1]), "mnist_depth": number(len(sizes) - 2), "mnist_classes": number(sizes[-1]),
+            "mnist_batch": number(c["batch_size"]), "mnist_steps": number(c["steps"]),
+            "mnist_epochs": number(c["steps"] * c["batch_size"] / (n_train - val)),
+            "mnist_every": number(c["record_every"]), "mnist_sigma": number(sd), "mnist_lr": number(c["lr"]),
+            "mnist_probe": number(c["probe_batch"]), "mnist_mean": number(mean), "mnist_std": number(std),
+            "mnist_sd_unit": number(sd * math.sqrt(sizes[0] * (mean**2 + std**2)), 4),
+            "mnist_sd_std": number(sd * math.sqrt(sizes[0]), 4), "mnist_bn_momentum": number(bn_momentum),
+            "mnist_bn_eps": number(bn_eps), "mnist_threshold": number(RR.SATURATION_THRESHOLD)}
 
 
 def _epochs(cfg: dict, n_train: int = 60_000) -> float:
     return cfg["steps"] * cfg["batch_size"] / (cfg["train_subset"] or n_train)
 
 
-def mnist_dense128_setup(cfg, n_train: int) -> dict[str, Glued]:
-    """The Dense-128 exercise's settings: width, batch size, learning rate, training images, the
-    held-out fraction of the ``n_train`` training images and the epochs."""
+def mnist_dense128(res: dict) -> dict:
+    """The Dense-128 demo of one seed, per label: ``final_acc`` (test; population statistics for BN), and in eval mode
+    ``final_loss``, ``min_loss``, ``min_loss_epoch`` and by ``epoch`` ``test_loss``, ``test_acc``."""
+    out = {}
+    for label, run in res["runs"].items():
+        cfg, c = run["config"], curves(run)
+        per_epoch = (cfg.get("train_subset") or 60_000) / cfg["batch_size"]
+        k = int(np.argmin(c["test_loss"]))
+        out[label] = {"final_acc": final_acc(run, label=label), "final_loss": final_metric(run, "final_test_loss"),
+                      "min_loss": float(c["test_loss"][k]), "min_loss_epoch": c["step"][k] / per_epoch,
+                      "epoch": [st / per_epoch for st in c["step"]], "test_loss": list(c["test_loss"]),
+                      "test_acc": list(c["test_acc"])}
+    return out
+
+
+def mnist_dense128_bands(res: dict) -> dict:
+    """Per label, ``epoch`` and the seed mean and min-max band of the test loss and accuracy by epoch."""
+    per = [mnist_dense128(r) for _, r in sorted(by_seed(res).items())]
+    return {lab: {"epoch": per[0][lab]["epoch"], **{k: band([d[lab][k] for d in per]) for k in
+                                                     ("test_loss", "test_acc")}} for lab in per[0]}
+
+
+def mnist_wobble(run: dict, last: int = 5) -> float:
+    """The largest change of the recorded test accuracy between consecutive records among the ``last`` records."""
+    acc = [a for a in curve(run, "test_acc") if a is not None][-last:]
+    if last < 2 or len(acc) < 2:
+        raise ValueError(f"need at least two records (last >= 2); have {len(acc)} with last={last}.")
+    return float(max(abs(b - a) for a, b in zip(acc[:-1], acc[1:], strict=True)))
+
+
+def mnist_dense128_numbers(res: dict, cfg, n_train: int = 60_000) -> dict[str, Glued]:
+    """The Dense-128 exercise's settings (``cfg``; ``n_train`` training images) and its solution's numbers over
+    seeds: per network the mean final accuracy and loss, lowest loss and its (median) epoch; BN - no BN paired for
+    those and the loss after one epoch, and the sentences they give."""
     c = _cfg(cfg)
-    return {"mnist_d_width": number(c["sizes"][1]), "mnist_d_batch": number(c["batch_size"]),
+    per = [mnist_dense128(r) for _, r in sorted(by_seed(res).items())]
+    v = {lab: {k: [d[lab][k] for d in per] for k in ("final_acc", "final_loss", "min_loss", "min_loss_epoch")}
+         | {"loss1": [d[lab]["test_loss"][1] for d in per]} for lab in ("none", "bn")}
+    p = {k: EV.paired(v["bn"][k], v["none"][k]) for k in ("final_acc", "final_loss", "min_loss", "loss1")}
+    f3, ep1 = {k: fmt_paired(p[k], scale=1, unit="", digits=3) for k in p}, per[0]["none"]["epoch"][1]
+    start = _sign(p["loss1"], f"After {ep1:.0f} epoch the BN network's test loss is *higher* (BN - no BN: "
+                              f"{f3['loss1']}), so there is no faster start.",
+                  f"After {ep1:.0f} epoch the BN network's test loss is lower (BN - no BN: {f3['loss1']}): a faster "
+                  "start.", f"After {ep1:.0f} epoch the two test losses cannot be told apart (BN - no BN: "
+                  f"{f3['loss1']}): no clear faster start.")
+    same = [EV.within(p[k], -NEARLY_SAME_LOSS, NEARLY_SAME_LOSS) for k in ("min_loss", "final_loss")]
+    if EV.NOT_SUPPORTED in same:
+        raise ValueError("the prose says both networks' lowest and final test losses are nearly the same, but one "
+                         "paired interval lies outside the band.")
+    over = {lab: sum(e < _epochs(c) for e in v[lab]["min_loss_epoch"]) for lab in v}
+    overfit = ("Both networks overfit afterwards, in every seed," if min(over.values()) == len(per) else
+               f"In {over['none']} of the {len(per)} seeds without BN and {over['bn']} with BN the test loss is lowest "
+               "before the last epoch and rises again (overfitting);")
+    parts = (p["loss1"].hi < 0) + (p["min_loss"].hi < -NEARLY_SAME_LOSS)  # a faster start; a lower loss beyond the band
+    out = {f"mnist_d_{name}_{key}": number(float(f(v[key][k])), 4) for key in ("none", "bn") for name, k, f in
+           (("loss", "final_loss", np.mean), ("min", "min_loss", np.mean), ("minep", "min_loss_epoch", np.median))}
+    out |= {"mnist_d_width": number(c["sizes"][1]), "mnist_d_batch": number(c["batch_size"]),
             "mnist_d_lr": number(c["lr"]), "mnist_d_ntrain": number(c["train_subset"]),
             "mnist_d_split": _pc(1 - c["train_subset"] / n_train), "mnist_d_epochs": number(_epochs(c, n_train))}
+    return out | {f"mnist_d_acc_{key}": _pc(float(np.mean(v[key]["final_acc"]))) for key in ("none", "bn")} | {
+        "mnist_d_gap": _pts(p["final_acc"]), "mnist_d_start": md(start), "mnist_d_overfit": md(overfit),
+        "mnist_d_seeds": number(len(per)), "mnist_d_minpair": text(f3["min_loss"]),
+        "mnist_d_losspair": text(f3["final_loss"]),
+        "mnist_d_verdict": text(["Not clearly", "Only in part", "Yes"][parts]),
+        "mnist_d_band": number(NEARLY_SAME_LOSS),
+        "mnist_d_same": text(_SAME[same[0]]), "mnist_d_same_final": text(_SAME[same[1]])}
 
 
-#: Two test losses are "nearly the same" in the Dense-128 solution when they differ by less than this.
-NEARLY_SAME_LOSS = 0.01
-
-
-def mnist_dense128_numbers(res: dict, cfg) -> dict[str, Glued]:
-    """The Dense-128 solution's numbers (:func:`mnist_dense128`): per network the final accuracy and
-    loss, the lowest loss and its epoch, the loss after the first epoch; the accuracy gap and wobble."""
-    c = _cfg(cfg)
-    ds = mnist_dense128(res)
-    none, bn = ds["none"], ds["bn"]
-    wob = max(mnist_wobble(run_of(res, k), 4) for k in ("none", "bn"))
-    if not abs(bn["final_acc"] - none["final_acc"]) < wob:
-        raise ValueError("the prose says the two final accuracies differ by less than the wobble between epochs, "
-                         "which no longer holds.")
-    l1b, l1n = bn["test_loss"][1], none["test_loss"][1]
-    start = (f"After {none['epoch'][1]:.0f} epoch the BN network's test loss is *higher* ({l1b:.3f} against "
-             f"{l1n:.3f}), so there is no faster start." if l1b > l1n else
-             f"After {none['epoch'][1]:.0f} epoch the BN network's test loss is lower ({l1b:.3f} against {l1n:.3f}): "
-             "a faster start, in this one run.")
-    for what in ("min_loss", "final_loss"):  # "nearly the same": within NEARLY_SAME_LOSS
-        if not abs(bn[what] - none[what]) < NEARLY_SAME_LOSS:
-            raise ValueError(f"the prose says both networks' {what.replace('_', ' ')}es are nearly the same, but they "
-                             f"differ by {NEARLY_SAME_LOSS} or more.")
-    if not (none["min_loss_epoch"] < _epochs(c) and bn["min_loss_epoch"] < _epochs(c)):
-        raise ValueError("the prose says both networks overfit before the end, but one's test loss is lowest at the "
-                         "end.")
-    out = {}
-    for key, d in (("none", none), ("bn", bn)):
-        out |= {f"mnist_d_acc_{key}": _pc(d["final_acc"]), f"mnist_d_loss_{key}": number(d["final_loss"], 4),
-                f"mnist_d_min_{key}": number(d["min_loss"], 4), f"mnist_d_minep_{key}": number(d["min_loss_epoch"], 4),
-                f"mnist_d_loss1_{key}": number(d["test_loss"][1], 4), f"mnist_d_ep1_{key}": number(d["epoch"][1], 4)}
-    return out | {"mnist_d_gap": _pc(bn["final_acc"] - none["final_acc"]), "mnist_d_wobble": _pc(wob),
-                  "mnist_d_start": md(start)}
-
-
-def mnist_threshold_numbers(threshold: float = SATURATION_THRESHOLD) -> dict[str, Glued]:
-    """The threshold exercise's numbers: arccosh 49 (four decimals) and the saturated fraction, per
-    million, of a standard normal input at ``threshold``."""
-    acosh49 = math.log(49 + math.sqrt(49**2 - 1))
-    if not math.isclose(acosh49, threshold, rel_tol=1e-12):
+def mnist_threshold_numbers(threshold: float = RR.SATURATION_THRESHOLD) -> dict[str, Glued]:
+    """The threshold exercise's numbers: arccosh 49 and the saturated fraction (per million) of a standard normal."""
+    if not math.isclose(acosh49 := math.log(49 + math.sqrt(49**2 - 1)), threshold, rel_tol=1e-12):
         raise ValueError("the prose says arccosh 49 is the engine's SATURATION_THRESHOLD, which it no longer is.")
     return {"mnist_acosh49": text(f"{acosh49:.4f}"),
             "mnist_normal_sat_ppm": number(1e6 * math.erfc(threshold / math.sqrt(2)), 4)}
