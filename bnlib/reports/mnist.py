@@ -150,9 +150,9 @@ def mnist_accuracy_numbers(res: dict, cfg) -> dict[str, Glued]:
              f"reaches the BN network's final validation accuracy within the run in {n - never} of the {n} seeds.")
     leads = [v for v in a["leads"] if v is not None]
     early = ("In every seed, the BN network's validation accuracy is ahead at every record after step 0." if not leads
-             else f"Early on it is not always ahead: in {len(leads)} of the {n} seeds the network without BN is level "
-             f"or ahead on validation at some record, the latest at step {max(leads):,}; from step "
-             f"{max(leads) + every:,} on, BN is ahead in every seed.")
+             else f"The BN network is not ahead at every record: in {len(leads)} of the {n} seeds the network without "
+             f"BN is level or ahead on validation at some record after step 0, the latest at step {max(leads):,}; from "
+             f"step {max(leads) + every:,} on, BN is ahead in every seed.")
     acc, fast = EV.judge(a["gap"], ACC_MARGIN), EV.judge(g, math.log(SPEEDUP_MARGIN))
     verdict = {(EV.SUPPORTED, EV.SUPPORTED): "it holds here, over the seeds: BN ends with the higher test accuracy "
                                              "and reaches the baseline's validation accuracy in fewer steps",
