@@ -141,10 +141,10 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tu
     """The mean over seeds and the half-width of its t interval (0 for one seed: no spread to show), as a table's
     "mean ± half-width" shows them."""
     v = _values("values", values)
-    if len(v) == 1:
-        return float(v[0]), 0.0
+    if len(v) == 1 or np.ptp(v) == 0:
+        return float(v.mean()), 0.0
     ci = stats.t.interval(confidence, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
-    return float(v.mean()), float((ci[1] - ci[0]) / 2) if np.ptp(v) > 0 else 0.0
+    return float(v.mean()), float((ci[1] - ci[0]) / 2)
 
 
 def per_seed(res_by_seed: dict, fn) -> list:

@@ -211,7 +211,7 @@ INIT = Claim(
     "init", "less careful initialization", ("ioffe2015batch",), (("mnist", "initialization sweep", "mnist-init"),),
     {"within": 0.01, "wider": 0.5},
     "MNIST initialization sweep: per seed, the range of initial weight scales sigma around a network's best one at "
-    "which its final test accuracy is within {within:pts} of that best, in decades. Supported if BN's range is "
+    "which its final validation accuracy is within {within:pts} of that best, in decades. Supported if BN's range is "
     "wider than no-BN's by more than {wider:g} decades (one step of the grid).", _combined(_p_init), parts=_p_init)
 
 
