@@ -209,14 +209,17 @@ def test_mnist_speedups_read_the_validation_curves():
     for s in range(5):
         # no BN reaches its final validation accuracy 0.9 at step 400; BN (population statistics) at 100; the
         # test curves say otherwise and must not count
-        fig1["runs"][f"none-seed{s}"] = _run(None, s, {}, {"step": step, "val_acc": [0.1, 0.5, 0.7, 0.8, 0.9],
-                                                            "test_acc": [0.1, 0.9, 0.9, 0.9, 0.9]})
-        fig1["runs"][f"bn-seed{s}"] = _run("torch", s, {}, {"step": step, "val_acc": [0.1] * 5,
+        fig1["runs"][f"none-seed{s}"] = _run(None, s, {"steps_done": 400},
+                                             {"step": step, "val_acc": [0.1, 0.5, 0.7, 0.8, 0.9],
+                                              "test_acc": [0.1, 0.9, 0.9, 0.9, 0.9]})
+        fig1["runs"][f"bn-seed{s}"] = _run("torch", s, {"steps_done": 400}, {"step": step, "val_acc": [0.1] * 5,
                                                              "val_acc_pop": [0.1, 0.5 + 0.4 * (s > 0), 0.9, 0.9, 0.9],
                                                              "test_acc": [0.1] * 5})
     assert RL._mnist_speedups(fig1) == [2.0, 4.0, 4.0, 4.0, 4.0]
-    never = {"name": "x", "runs": {"none": _run(None, 0, {}, {"step": step, "val_acc": [0.1, 0.2, 0.3, 0.4, 0.9]}),
-                                   "bn": _run("torch", 0, {}, {"step": step, "val_acc": [0.1] * 5})}}
+    never = {"name": "x", "runs": {"none": _run(None, 0, {"steps_done": 400},
+                                                {"step": step, "val_acc": [0.1, 0.2, 0.3, 0.4, 0.9]}),
+                                   "bn": _run("torch", 0, {"steps_done": 400},
+                                              {"step": step, "val_acc_pop": [0.1] * 5})}}
     assert RL._mnist_speedups(never) == [400 / 500]  # BN never gets there: counted one record after its last
 
 
