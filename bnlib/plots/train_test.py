@@ -34,16 +34,33 @@ def figure_tt_conventions(fast: dict, slow: dict, true_mean: float, true_var: fl
     return fig
 
 
-def figure_tt_train_eval(gap: dict, batch_size: int):
-    """Test accuracy in eval mode vs with batch statistics along training (:func:`reports.train_eval_gap`)."""
+#: What every band and error bar of these figures shows (the seed mean is the line or bar).
+BAND = "95% t interval of the seed mean"
+
+
+def _band(ax, x, mean, hw, color, scale=100.0, error=False, **kw):
+    """A line at ``mean`` with a shaded band ``mean ± hw`` (``hw`` None: no band), in percent (``error``: 100 - it)."""
+    m = np.array([np.nan if v is None else v for v in mean], dtype=float)
+    h = np.array([0.0 if v is None else v for v in hw], dtype=float)
+    lo, hi = m - h, m + h
+    if error:
+        m, lo, hi = 1 - m, 1 - hi, 1 - lo
+    line, = ax.plot(x, scale * m, color=color, **kw)
+    ax.fill_between(x, scale * lo, scale * hi, color=color, alpha=0.2, lw=0)
+    return line
+
+
+def figure_tt_train_eval(band: dict, batch_size: int):
+    """Test accuracy in eval mode vs with batch statistics along training, seed means with bands
+    (:func:`reports.train_eval_band`)."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
-    step = gap["step"]
-    a.plot(step, [100 * (1 - v) for v in gap["eval"]], color=BLUE, label="eval mode (population statistics)")
-    a.plot(step, [100 * (1 - v) for v in gap["batch"]], color=ORANGE, ls="--",
-           label=f"train mode (batch statistics, batches of {batch_size})")
+    step = band["step"]
+    _band(a, step, band["eval"], band["eval_hw"], BLUE, error=True, label="eval mode (running averages)")
+    _band(a, step, band["batch"], band["batch_hw"], ORANGE, error=True, ls="--",
+          label=f"train mode (batch statistics, batches of {batch_size})")
     a.set(xlabel="training step", ylabel="test error (%)", yscale="log", title="(a) test error, two ways")
     log_ticks(a)
-    b.plot(step, [100 * g for g in gap["gap"]], color="k", marker="o", ms=3)
+    _band(b, step, band["gap"], band["gap_hw"], "k", marker="o", ms=3)
     b.axhline(0, color="grey", lw=0.8)
     b.set(xlabel="training step", ylabel="gap (percentage points)", title="(b) eval minus batch-stats accuracy")
     fig.tight_layout()
@@ -51,12 +68,14 @@ def figure_tt_train_eval(gap: dict, batch_size: int):
     return fig
 
 
-def figure_tt_population(summary: dict, floor: float = 1e-5):
-    """Per BN layer: how far running averages and Algorithm 2 are from the exact statistics.
+def figure_tt_population(band: dict, floor: float = 1e-5):
+    """Per BN layer: how far running averages and Algorithm 2 are from the exact statistics, seed means with
+    error bars (:func:`reports.population_band`: ``layers`` and ``layers_hw``).
 
     Differences below ``floor`` (exact up to rounding) are drawn at ``floor`` and marked "exact".
     """
-    layers = summary["layers"]
+    layers = band["layers"]
+    hws = band.get("layers_hw") or [{k: 0.0 for k in layer} for layer in layers]
     x = np.arange(1, len(layers) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2))
     for ax, (kind, title) in zip(axes, (("mean", r"(a) max$_k$ |mean - exact mean|"),
@@ -67,7 +86,12 @@ def figure_tt_population(summary: dict, floor: float = 1e-5):
         top = 3.0 * max(shown + [bottom])
         for dx, key, color, label in series:
             vals = [l[f"{key}_vs_exact_{kind}"] for l in layers]
-            ax.bar(x + dx, [v if v >= floor else bottom for v in vals], 0.4, color=color, label=label)
+            errs = [h[f"{key}_vs_exact_{kind}"] or 0.0 for h in hws]
+            heights = [v if v >= floor else bottom for v in vals]
+            ax.bar(x + dx, heights, 0.4, color=color, label=label)
+            shown_errs = [min(e, h - bottom * 0.5) if v >= floor else 0.0 for e, h, v in zip(errs, heights, vals,
+                                                                                             strict=True)]
+            ax.errorbar(x + dx, heights, yerr=[shown_errs, errs], fmt="none", ecolor="k", lw=0.8, capsize=2)
             for xi, v in zip(x + dx, vals, strict=True):
                 if v < floor:
                     ax.text(xi, bottom * 1.2, "exact", ha="center", va="bottom", fontsize=NOTE_POINTS,
@@ -80,38 +104,43 @@ def figure_tt_population(summary: dict, floor: float = 1e-5):
     return fig
 
 
-def figure_tt_test_batches(summary: dict):
-    """Test accuracy with batch statistics by test-batch size, vs eval mode (:func:`reports.test_batch_summary`)."""
+def figure_tt_test_batches(band: dict):
+    """Test accuracy with batch statistics by test-batch size, vs eval mode, seed means with error bars
+    (:func:`reports.test_batch_band`)."""
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
-    ax.plot(summary["sizes"], [100 * a for a in summary["acc"]], "o-", color=ORANGE,
-            label="batch statistics, i.i.d. test batches")
-    ax.axhline(100 * summary["eval_mode"], color=BLUE, label="eval mode (any batch size, 1 included)")
-    ax.plot([64], [100 * summary["one_class"]], "s", color=RED, ms=7,
-            label="batch statistics, one-class batches of 64")
+    sizes = band["sizes"]
+    ax.errorbar(sizes, [100 * a for a in band["acc"]], yerr=[100 * (h or 0) for h in band["acc_hw"]], fmt="o-",
+                color=ORANGE, capsize=3, label="batch statistics, i.i.d. test batches")
+    ax.axhline(100 * band["eval_mode"], color=BLUE, label="eval mode (any batch size, 1 included)")
+    ax.axhspan(100 * (band["eval_mode"] - (band["eval_mode_hw"] or 0)),
+               100 * (band["eval_mode"] + (band["eval_mode_hw"] or 0)), color=BLUE, alpha=0.2, lw=0)
+    ax.errorbar([64], [100 * band["one_class"]], yerr=[100 * (band["one_class_hw"] or 0)], fmt="s", color=RED, ms=7,
+                capsize=3, label="batch statistics, one-class batches of 64")
     ax.set(xscale="log", xlabel="test batch size", ylabel="test accuracy (%)",
            title="Evaluating with batch statistics (size 1: an error)")
-    ax.set_xticks(summary["sizes"], [str(s) for s in summary["sizes"]])
+    ax.set_xticks(sizes, [str(s) for s in sizes])
     fig.tight_layout()
     legend_below(ax, ncol=1)
     return fig
 
 
-def figure_tt_batch_size(grid: dict):
-    """Test error vs training batch size per normalization, and the train/eval gap (:func:`reports.batch_size_grid`)."""
-    sizes = grid["sizes"]
+def figure_tt_batch_size(band: dict):
+    """Test error vs training batch size per normalization, and the population-minus-batch-statistics gap, seed
+    means with bands (:func:`reports.batch_size_band`)."""
+    sizes = band["sizes"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.6))
-    for n in grid["norms"]:
-        ys = [grid["acc"][n].get(s) for s in sizes]
-        a.plot(sizes, [None if y is None else 100 * (1 - y) for y in ys], "o-", color=colour(n), label=n)
-        if any(g not in (None, 0.0) for g in grid["gap"][n].values()):
-            gs = [grid["gap"][n].get(s) for s in sizes]
-            b.plot(sizes, [None if g is None else 100 * g for g in gs], "o-", color=colour(n), label=n)
-    a.set(xscale="log", yscale="log", xlabel="training batch size", ylabel="test error (%), eval mode",
+    for n in band["norms"]:
+        ys, hs = [band["acc"][n].get(s) for s in sizes], [band["acc_hw"][n].get(s) for s in sizes]
+        _band(a, sizes, ys, hs, colour(n), error=True, marker="o", label=n)
+        if any(g not in (None, 0.0) for g in band["gap"][n].values()):
+            _band(b, sizes, [band["gap"][n].get(s) for s in sizes], [band["gap_hw"][n].get(s) for s in sizes],
+                  colour(n), marker="o", label=n)
+    a.set(xscale="log", yscale="log", xlabel="training batch size", ylabel="test error (%)",
           title="(a) one epoch, learning rate 0.5 B / 60")
     log_ticks(a)
     b.axhline(0, color="grey", lw=0.8)
     b.set(xscale="log", xlabel="training batch size", ylabel="gap (percentage points)",
-          title="(b) eval minus batch-stats accuracy")
+          title="(b) population minus batch-stats accuracy")
     for ax in (a, b):
         ax.set_xticks(sizes, [str(s) for s in sizes])
     fig.tight_layout()
@@ -119,23 +148,25 @@ def figure_tt_batch_size(grid: dict):
     return fig
 
 
-def figure_tt_noniid(grid: dict):
-    """Test accuracy after training on i.i.d. vs few-class batches, per norm (:func:`reports.noniid_grid`)."""
+def figure_tt_noniid(band: dict):
+    """Test accuracy after training on i.i.d. vs few-class batches, per norm, seed means with error bars
+    (:func:`reports.noniid_band`: ``{norm: {sampler: {key: (mean, half-width)}}}``)."""
     from matplotlib.patches import Patch
 
-    norms = list(grid)
-    samplers = list(dict.fromkeys(s for by in grid.values() for s in by))
+    norms = list(band)
+    samplers = list(dict.fromkeys(s for by in band.values() for s in by))
     x = np.arange(len(norms))
     w = 0.8 / len(samplers)
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.4), sharey=True)
     hatches = ("", "//", "xx")
-    for ax, (key, title) in zip(axes, (("test_acc", "(a) eval mode"),
-                                       ("test_acc_batch", "(b) batch statistics (i.i.d. test batches)")), strict=True):
+    for ax, (key, title) in zip(axes, (("test_acc", "(a) population statistics"), ("test_acc_eval", "(b) eval mode"),
+                                       ("test_acc_batch", "(c) batch statistics")), strict=True):
         for j, s in enumerate(samplers):
-            vals = [grid[n].get(s, {}).get(key) for n in norms]
-            ax.bar(x + (j - (len(samplers) - 1) / 2) * w, [0 if v is None else 100 * v for v in vals], w,
+            mh = [band[n].get(s, {}).get(key, (None, None)) for n in norms]
+            ax.bar(x + (j - (len(samplers) - 1) / 2) * w, [0 if m is None else 100 * m for m, _ in mh], w,
+                   yerr=[100 * (h or 0) for _, h in mh], capsize=2, error_kw={"lw": 0.8},
                    color=[colour(n) for n in norms], hatch=hatches[j % 3], edgecolor="white")
-        ax.set_xticks(x, norms)
+        ax.set_xticks(x, [n.replace("Batch Renorm", "Batch\nRenorm") for n in norms])
         ax.set(title=title, ylim=(0, 100))
     axes[0].set_ylabel("test accuracy (%)")
     handles = [Patch(facecolor="#bbbbbb", edgecolor="white", hatch=hatches[j % 3], label=f"training batches: {s}")
@@ -146,8 +177,8 @@ def figure_tt_noniid(grid: dict):
 
 
 def figure_tt_regularizer(rows: list[dict]):
-    """Training and test error, and training and test loss, with and without BN and dropout
-    (:func:`reports.regularizer_grid`)."""
+    """Training and test error, and training and test loss, with and without BN and dropout, seed means with error
+    bars (:func:`reports.regularizer_band`; rows without ``*_hw`` keys draw no bars)."""
     x = np.arange(len(rows))
     colors = [colour(r["norm"]) for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
@@ -155,10 +186,15 @@ def figure_tt_regularizer(rows: list[dict]):
                                                          ("loss", 1, "cross-entropy", "(b) loss")), strict=True):
         train = [scale * (1 - r["train_acc"]) if kind == "acc" else r["train_loss"] for r in rows]
         test = [scale * (1 - r["test_acc"]) if kind == "acc" else r["test_loss"] for r in rows]
-        ax.bar(x - 0.2, train, 0.4, color=GREY, label="training images")
-        ax.bar(x + 0.2, test, 0.4, color=colors, label="test images")
+        key = "acc" if kind == "acc" else "loss"
+        err_tr = [scale * (r.get(f"train_{key}_hw") or 0) for r in rows]
+        err_te = [scale * (r.get(f"test_{key}_hw") or 0) for r in rows]
+        ax.bar(x - 0.2, train, 0.4, color=GREY, label="training images", yerr=err_tr, capsize=2,
+               error_kw={"lw": 0.8})
+        ax.bar(x + 0.2, test, 0.4, color=colors, label="test images", yerr=err_te, capsize=2, error_kw={"lw": 0.8})
         ax.set_xticks(x, [f"{r['norm']}\ndropout {r['dropout']:g}" for r in rows])
-        ax.set(ylabel=ylabel, title=title, ylim=(0, 1.1 * max(train + test)))
+        ax.set(ylabel=ylabel, title=title, ylim=(0, 1.15 * max(t + e for t, e in zip(train + test, err_tr + err_te,
+                                                                                     strict=True))))
     fig.tight_layout()
     # the test bars take each network's colour, so the key shows both kinds of bar, not one bar's colour
     from matplotlib.patches import Patch
