@@ -70,7 +70,7 @@ def paired(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENC
     mean = float(d.mean())
     if len(d) == 1:
         return Paired(1, mean, -math.inf, math.inf, (mean,), confidence)
-    if np.all(d == d[0]):
+    if np.ptp(d) <= 1e-12 * max(1.0, abs(mean)):  # no spread beyond rounding: nothing for a t interval to estimate
         return Paired(len(d), mean, mean, mean, tuple(map(float, d)), confidence)
     ci = stats.ttest_rel(x, y).confidence_interval(confidence_level=confidence)
     return Paired(len(d), mean, float(ci.low), float(ci.high), tuple(map(float, d)), confidence)
