@@ -210,6 +210,10 @@ def test_lr_numbers_and_their_prose_checks():
     assert out["cifar_eq_min"].value == pytest.approx(100 * diffs.min(), abs=0.05)
     assert out["cifar_eq_max_mult"].value == "30" and out["cifar_eq_min_mult"].value == "10"
     assert out["cifar_eq_exceptions"].value == "at all 6 rates"
+    assert out["cifar_none_stalled"].value == "at no lower rate"
+    assert out["cifar_none_x5_vs_x1"].value == "higher (" + RF.fmt_paired(RC.paired([0.37] * 5, [0.31] * 5)) + ")"
+    stalls = RC.lr_numbers(_sweep(none_val=NONE_VAL[:4] + (0.1, 0.1)), 0.1, 30)
+    assert stalls["cifar_none_stalled"].value == "at x10 on 5 of 5 seeds"
     level = list(BN_TEST)
     level[1] = NONE_TEST[1]  # BN level with no BN at x1
     out = RC.lr_numbers(_sweep(bn_test=level), 0.1, 30)

@@ -381,7 +381,8 @@ def lr_numbers(runs: dict, base_lr: float, max_multiplier: float) -> dict[str, G
     _claim(not any(r["diverged"] for r in rows), "the prose says no run of the sweep diverged, but one did.")
     _claim(min(min(r["test"]) for r in rows if r["norm"]) >= CHANCE_BELOW, "the prose says the BN network trains at "
            f"every rate (above {100 * CHANCE_BELOW:g}% on every seed), but at one it does not.")
-    none_x1 = next(r for r in rows if not r["norm"] and r["multiplier"] == 1)
+    none_x1, none_x5 = (next(r for r in rows if not r["norm"] and r["multiplier"] == k) for k in (1, 5))
+    stalled = [(r["multiplier"], sum(v < CHANCE_BELOW for v in r["val"])) for r in rows if not r["norm"]]
     _claim(best_none["multiplier"] > 1, "the prose says a rate above the baseline's is best (on validation) for the "
            "network without BN, but it is not.")
     top = max(best_val(r) for r in g[none_max["label"]])
@@ -403,6 +404,9 @@ def lr_numbers(runs: dict, base_lr: float, max_multiplier: float) -> dict[str, G
         "cifar_best_none_val": percent(np.mean(best_none["val"])),
         "cifar_best_none_test": percent(np.mean(best_none["test"])),
         "cifar_best_none_vs_x1": md(phrase(paired(best_none["test"], none_x1["test"]), *_HLL)),
+        "cifar_none_x5_vs_x1": md(phrase(paired(none_x5["test"], none_x1["test"]), *_HLL)),
+        "cifar_none_stalled": text("; ".join(f"at x{k:.3g} on {n} of {none_x1['seeds']} seeds" for k, n in stalled
+                                             if n and k != max_multiplier) or "at no lower rate"),
         "cifar_best_bn_mult": text(f"{best_bn['multiplier']:g}"),
         "cifar_best_bn_val": percent(np.mean(best_bn["val"])),
         "cifar_best_bn_test": percent(np.mean(best_bn["test"])),
@@ -412,7 +416,6 @@ def lr_numbers(runs: dict, base_lr: float, max_multiplier: float) -> dict[str, G
         "cifar_eq_max": number(100 * max(means), 1),
         "cifar_eq_min_mult": text(f"{eq[int(np.argmin(means))]['multiplier']:.3g}"),
         "cifar_eq_max_mult": text(f"{eq[int(np.argmax(means))]['multiplier']:.3g}"),
-        "cifar_eq_n": number(len(eq)),
         "cifar_eq_at_best_none": md(fmt_paired(next(e["p"] for e in eq if e["multiplier"] == best_none["multiplier"]))),
         "cifar_eq_exceptions": md(f"at all {len(eq)} rates" if not not_higher else "at every rate but " + ", ".join(
             f"x{e['multiplier']:.3g} ({direction(e['p'])}: {fmt_paired(e['p'])})" for e in not_higher)),
@@ -482,17 +485,13 @@ RECIPE_FIELDS = {"norm": "BN", "lr": "learning rate", "dropout": "dropout", "wei
 def describe_change(before: dict, after: dict) -> str:
     """What differs between two run configurations, e.g. ``"learning rate 0.1 → 0.5"`` ("" if nothing)."""
     parts = []
-    for key in sorted(set(before) | set(after)):
-        if key in ("seed", "device"):
-            continue
-        a, b = before.get(key), after.get(key)
-        if a != b:
-            name = RECIPE_FIELDS.get(key, key)
-            if key == "norm":
-                parts.append("BN added" if b else "BN removed")
-            else:
-                parts.append(f"{name} {a:g} → {b:g}" if isinstance(a, float | int) and isinstance(b, float | int)
-                             else f"{name} {a} → {b}")
+    for key in sorted((set(before) | set(after)) - {"seed", "device"}):
+        a, b, name = before.get(key), after.get(key), RECIPE_FIELDS.get(key, key)
+        if a != b and key == "norm":
+            parts.append("BN added" if b else "BN removed")
+        elif a != b:
+            parts.append(f"{name} {a:g} → {b:g}" if isinstance(a, float | int) and isinstance(b, float | int)
+                         else f"{name} {a} → {b}")
     return ", ".join(parts)
 
 
