@@ -64,7 +64,7 @@ browser: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m browser tests/test_browser.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check bnlib tests benchmarks tools
+	$(BIN)/ruff check bnlib tests benchmarks tools book/conftest.py
 	$(BIN)/python tools/nbclean.py --check $(NOTEBOOKS)
 
 ## Re-execute every chapter in place (authors), then normalize its metadata.
