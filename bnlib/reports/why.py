@@ -694,6 +694,7 @@ def closing_numbers(glued: Mapping[str, Glued], rows: Mapping[str, dict]) -> dic
         f"{h}: {'; '.join(x)}." for h, x in (("Against the internal-covariate-shift account", against),
                                              ("For it", pro), ("For the smoothness account", smooth)) if x] + [
         "The ledger's verdicts: " + ", ".join(f"{q} **{rows[k]['verdict']}**" for k, q in (
-            ("reduces_ics", "BN reduces ICS"), ("ics_is_why", "ICS is why BN helps"), ("smooths", "BN smooths"))) + ".",
+            ("reduces_ics", "BN reduces ICS"), ("ics_is_why", "ICS is why BN helps"), ("smooths", "BN smooths"),
+            ("bjorck", "its benefit comes mainly from larger learning rates (CIFAR-10)"))) + ".",
         f"Two limits apply to all of it: one small sigmoid network on one dataset, {glued['why_seeds'].value} seeds "
         f"per network, and a single learning rate{tail}"]))}
