@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from seeded import seeded
 
 from bnlib import results as RR
 from bnlib.plots import mnist as PM
@@ -54,14 +55,8 @@ def _run(accs=(0.1, 0.5, 0.9), norm=None, val=None, val_pop=None, final=None, di
     return {"config": config, "curves": c, "summary": s}
 
 
-def _seeded(make):
-    """A five-seed result: ``make(seed)`` returns {label: run} for one seed."""
-    runs = {}
-    for k in SEEDS:
-        for label, run in make(k).items():
-            run["config"]["seed"] = k
-            runs[f"{label}-seed{k}"] = run
-    return {"name": "t", "runs": runs}
+def _seeded(make, seeds=range(5)):
+    return seeded(make, seeds)
 
 
 # --------------------------------------------------------------------------- Figure 1(a)

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
+from seeded import seeded
 
 from bnlib import analysis as A  # noqa: E402
 from bnlib import identities as ID  # noqa: E402
@@ -290,13 +291,7 @@ def test_mean_hw_is_the_t_interval_of_the_seed_mean():
 
 # --------------------------------------------------------------------------- seeded hand-made experiments
 def _seeded(make, seeds=range(5)):
-    """A result whose label ``k`` has one run per seed: ``make(seed)`` -> {label: run} (config seed set here)."""
-    runs = {}
-    for s in seeds:
-        for k, run in make(s).items():
-            run["config"]["seed"] = s
-            runs[f"{k}-seed{s}"] = run
-    return {"name": "test", "runs": runs}
+    return seeded(make, seeds)
 
 
 NOISE = {"none": None, "bn": "torch", "noisy": "noisy"}
