@@ -373,7 +373,7 @@ def test_recipe_numbers_and_their_prose_checks():
     assert out["cifar_recipe_target"].value == pytest.approx(100 * (0.3 + 0.004))
     assert out["cifar_recipe_sweep_target"].value == pytest.approx(40.0)
     assert out["cifar_recipe_top"].value.startswith("the row with the highest final validation accuracy is +L2 / 5")
-    assert (out["cifar_recipe_bn_first"].value, out["cifar_recipe_bn_last"].value) == ("100", "200")
+    assert out["cifar_recipe_bn_steps"].value == "between steps 100 and 200"
     assert out["cifar_recipe_gap_label"].value == "bn-baseline"
     last_gap = [0.02 + s / 1000 for s in SEEDS]
     assert out["cifar_recipe_gap_last"].value == RF.fmt_paired(RC.paired(np.add(last_gap, 1), [1] * 5))

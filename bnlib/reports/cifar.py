@@ -550,7 +550,9 @@ def recipe_numbers(runs: dict, sweep_runs: dict, recipe_base: dict, final_lr: fl
         "cifar_recipe_fast_every": number(config(g[rows[5]["label"]][0])["lr_decay_every"]),
     }
     bn_steps = sorted((r["steps"] for r in rows[1:]), key=lambda x: math.inf if x is None else x)
-    out["cifar_recipe_bn_first"], out["cifar_recipe_bn_last"] = (text(fmt_steps(bn_steps[i])) for i in (0, -1))
+    first, last = (fmt_steps(bn_steps[i]) for i in (0, -1))
+    out["cifar_recipe_bn_steps"] = text(f"all at step {first}" if first == last else
+                                        f"between steps {first} and {last}")
     for i, r in enumerate(rows):
         out[f"cifar_recipe{i}_test"] = percent(np.mean(r["test"]))
         out[f"cifar_recipe{i}_steps"] = text(fmt_steps(r["steps"]))
