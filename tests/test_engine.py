@@ -364,23 +364,29 @@ def test_an_interrupted_computation_resumes_and_force_retrains(tmp_path, monkeyp
 @pytest.mark.data
 @pytest.mark.slow
 def test_forced_book_run_changes_a_planted_stale_value_back(tmp_path, monkeypatch):
-    """The smallest registered book-scale experiment, copied with one planted wrong number, then forced."""
-    import shutil
-
-    exp = min((E.get(n, "book") for n in E.REGISTRY), key=lambda e: sum(c.steps for _, c in e.runs))
-    if not exp.path.exists():
-        pytest.skip(f"{exp.path.name} not computed")
-    src = exp.path
-    stored = results.load(src)
+    """The first seed's run of the smallest registered book-scale MNIST experiment, as committed, with one planted
+    wrong number, then forced (one run rather than all its seeds: the same code path, a fifth of the time). MNIST,
+    because the CIFAR-10 convolutions reproduce a committed run only to about six digits on another CPU."""
+    mnist = [E.get(n, "book") for n in E.REGISTRY if all(c.dataset == "mnist" for _, c in E.get(n, "book").runs)]
+    full = min(mnist, key=lambda e: sum(c.steps for _, c in e.runs))
+    if not full.path.exists():
+        pytest.skip(f"{full.path.name} not computed")
+    label = full.runs[0][0]
+    exp = E.Experiment(full.name, full.scale, full.runs[:1], full.description)
+    committed = results.load(full.path)
+    stored = {**committed, "hash": exp.hash, "runs": {label: committed["runs"][label]}}
     monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
-    shutil.copy(src, exp.path)
-    label = next(iter(stored["runs"]))
-    planted = results.load(exp.path)
+    planted = json.loads(json.dumps(stored))
     planted["runs"][label]["summary"]["final_test_acc"] = 0.0
     results.save(exp.path, planted)
     forced = E.run(exp, force=True, progress=False, jobs=2)
-    assert forced["runs"][label]["summary"]["final_test_acc"] == stored["runs"][label]["summary"]["final_test_acc"]
-    assert _numbers(forced) == _numbers(stored)
+    # the same numbers as committed: bit for bit on the machine that computed them; on another CPU (other float
+    # kernels) to within a test image or two and a few parts in a million
+    got, want = forced["runs"][label]["summary"], stored["runs"][label]["summary"]
+    assert got["final_test_acc"] == pytest.approx(want["final_test_acc"], abs=2e-4) and got["final_test_acc"] > 0.5
+    for key in ("final_test_loss", "final_train_loss", "final_test_acc_pop"):
+        assert got[key] == pytest.approx(want[key], rel=1e-4, abs=2e-4), key
+    assert forced["runs"][label]["config"] == stored["runs"][label]["config"]
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
