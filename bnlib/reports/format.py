@@ -194,8 +194,12 @@ def glue_all(values: Mapping[str, Glued]) -> None:
             raise ValueError(f"glue value {name!r} has unknown kind {v.kind!r}.")
 
 
-def power_bound(err: float) -> str:
-    """An error shown as the power of ten above it (``"1e-15"``), so that rounding noise does not change the text."""
+def power_bound(err: float, floor: float | None = None) -> str:
+    """An error shown as the power of ten above it (``"1e-15"``), so that rounding noise does not change the text;
+    with ``floor``, never below ``floor`` (an error at the level of float64 rounding, which differs from one CPU to
+    another, then shows as that level on every machine)."""
     import math as _m
 
+    if floor is not None:
+        err = max(err, floor)
     return "0" if err == 0 else f"1e{int(_m.ceil(_m.log10(err)))}"
