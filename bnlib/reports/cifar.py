@@ -48,15 +48,9 @@ def best_val(run: dict) -> float:
     return max(v for v in curve(run, RS.val_curve_key(run)) if v is not None)
 
 
-def mean_hw(values) -> tuple[float, float]:
-    """Seed mean and half-width of its 95% interval (0 for equal values or one seed)."""
-    v = [float(x) for x in values]
-    return (v[0], 0.0) if np.ptp(v) == 0 else mean_interval(v)
-
-
 def fmt_acc(values) -> str:
     """Accuracies over seeds as a table shows them, in percent: "45.12 ± 1.03"."""
-    return fmt_mean_hw(*mean_hw(values))
+    return fmt_mean_hw(*mean_interval(values))
 
 
 def band(rows, steps) -> dict:
@@ -241,7 +235,7 @@ def depth_numbers(runs: dict, depths: tuple[int, ...], mid_depth: int, n_params:
         bn, none = rows[f"bn-depth{d}"], rows[f"none-depth{d}"]
         for key, r in (("bn", bn), ("none", none)):
             out[f"cifar_{role}_{key}_test"] = percent(np.mean(r["test"]))
-            out[f"cifar_{role}_{key}_test_hw"] = percent(mean_hw(r["test"])[1], 2)
+            out[f"cifar_{role}_{key}_test_hw"] = percent(mean_interval(r["test"])[1], 2)
         out[f"cifar_{role}_gain"] = md(phrase(paired(bn["test"], none["test"]), "higher with BN", "lower with BN",
                                               "level with and without BN", "not clearly different (inconclusive)"))
     deep_bn, deep_none = rows[f"bn-depth{dmax}"], rows[f"none-depth{dmax}"]
@@ -268,9 +262,9 @@ def depth_numbers(runs: dict, depths: tuple[int, ...], mid_depth: int, n_params:
         "cifar_best_none_depth": number(best_none["depth"]),
         "cifar_deep_vs_best_none": md(fmt_paired(vs_best)),
         "cifar_deep_bn_eval": percent(np.mean(deep_bn["eval"])),
-        "cifar_deep_bn_eval_hw": percent(mean_hw(deep_bn["eval"])[1], 2),
+        "cifar_deep_bn_eval_hw": percent(mean_interval(deep_bn["eval"])[1], 2),
         "cifar_deep_bn_bs": percent(np.mean(bs)),
-        "cifar_deep_bn_bs_hw": percent(mean_hw(bs)[1], 2),
+        "cifar_deep_bn_bs_hw": percent(mean_interval(bs)[1], 2),
         "cifar_deep_gap": md(fmt_paired(gap)),
         "cifar_deep_none_sat_front": percent(front),
         "cifar_deep_none_sat_last_init": percent(deep_none["sat_init"][-1]),
@@ -399,7 +393,7 @@ def lr_numbers(runs: dict, base_lr: float, max_multiplier: float) -> dict[str, G
         "cifar_none_xmax_top": percent(top),
         "cifar_none_xmax_loss": number(float(np.mean([curve(r, "train_loss")[-1] for r in g[none_max["label"]]]))),
         "cifar_bn_xmax_test": percent(np.mean(bn_max["test"])),
-        "cifar_bn_xmax_hw": percent(mean_hw(bn_max["test"])[1], 2),
+        "cifar_bn_xmax_hw": percent(mean_interval(bn_max["test"])[1], 2),
         "cifar_best_none_mult": text(f"{best_none['multiplier']:g}"),
         "cifar_best_none_val": percent(np.mean(best_none["val"])),
         "cifar_best_none_test": percent(np.mean(best_none["test"])),

@@ -50,8 +50,7 @@ def final_acc(run: dict, split: str = "test", label: str = "run") -> float:
 
 def steps_to_target(run: dict, target: float, key: str | None = None) -> int | None:
     """First recorded step at which the curve ``key`` (default: validation, :func:`acc_key`) reaches ``target``."""
-    return next((s for s, a in zip(curve(run, "step"), curve(run, key or acc_key(run)), strict=True)
-                 if a is not None and a >= target), None)
+    return RR.steps_to_reach(run, target, key or acc_key(run))
 
 
 def band(rows: Sequence[Sequence[float]], steps: Sequence | None = None) -> dict:

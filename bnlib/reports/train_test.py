@@ -42,7 +42,7 @@ def mean_hw(values: Sequence[float | None]) -> tuple[float | None, float | None]
     """The seed mean and the half-width of its 95% interval; (None, None) when a seed has no value (diverged)."""
     if any(v is None for v in values):
         return None, None
-    return (float(values[0]), 0.0) if len(set(values)) == 1 else EV.mean_interval(values)
+    return EV.mean_interval(values)
 
 
 def cell(values: Sequence[float | None], scale: float = 100, digits: int = 2) -> str:
