@@ -12,7 +12,7 @@ import numpy as np
 
 from bnlib.reports import rules as R
 from bnlib.reports.evidence import Paired, paired
-from bnlib.reports.format import Glued, Table, fmt_paired, fmt_pct, md, number, text
+from bnlib.reports.format import Glued, Table, fmt_paired, fmt_pct, md, number, power_bound, text
 from bnlib.reports.mnist import mnist_init_sweep, mnist_sigma_range, mnist_speedup
 from bnlib.reports.train_test import fold_summary, regularizer_grid, regularizer_row
 from bnlib.reports.why import early_train_loss, ics_summary, landscape_summary, why_shift
@@ -417,14 +417,56 @@ def claim_bjorck(sweep: dict | None, base_lr: float, claim: Claim = R.BJORCK) ->
                                        f"equal rates: {same}")
 
 
+# --------------------------------------------------------------------------- the geometry chapter's claims
+def claim_explodes(growth: dict | None, claim: Claim = R.EXPLODES) -> dict:
+    """"BN explodes gradients at initialization", from :func:`bnlib.geometry.ledger_measurements`'s ``"growth"``:
+    per activation, the per-layer growth factors per seed with BN (``"bn"``) and without (``"none"``)."""
+    if growth is None:
+        return claim.missing(["the geometry chapter's gradient growth"])
+
+    def describe(parts):
+        return "; ".join(f"{act}: BN {np.mean(growth[act]['bn']):.2f}x per layer, no BN "
+                         f"{np.mean(growth[act]['none']):.2f}x (difference {_interval(p, 1, '', 2)})"
+                         for act, p in zip(("relu", "tanh"), parts, strict=True))
+    return _judged(claim, growth, describe)
+
+
+def claim_decay_is_lr(check: dict | None, claim: Claim = R.DECAY_IS_LR) -> dict:
+    """"BN with weight decay is an exponentially increasing learning rate", from :func:`bnlib.geometry.exp_lr_check`
+    (``check``) with its control's ``control_out_rel``."""
+    if check is None:
+        return claim.missing(["the geometry chapter's equivalence check"])
+    bound = lambda x: power_bound(x, 1e-12)  # noqa: E731 - rounding over a run differs from one CPU to another
+    return claim.judged(f"over {check['steps']} steps outputs agree to {bound(check['out_rel'])}, scaled weights to "
+                        f"{bound(check['weight_rel'])} (relative); at the first's own rates "
+                        f"{check['control_out_rel']:.1e}; "
+                        f"the equivalent rate grows {check['lr_tilde'][-1] / check['lr'] / check['decay']:.3g}x",
+                        dict(check))
+
+
+def claim_decay_controls_lr(eq: dict | None, claim: Claim = R.DECAY_CONTROLS_LR) -> dict:
+    """"Weight decay sets the effective learning rate", from :func:`bnlib.geometry.ledger_measurements`'s
+    ``"equilibrium"`` (``ratios``: measured over predicted angle, per seed)."""
+    if eq is None:
+        return claim.missing(["the geometry chapter's equilibrium runs"])
+
+    def describe(parts):
+        x = parts[0]
+        return (f"measured over predicted rotation per step {x['mean']:.2f} [{x['lo']:.2f}, {x['hi']:.2f}] "
+                f"(prediction {eq['predicted']:.3g} rad)")
+    return _judged(claim, eq, describe)
+
+
 def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dict]:
     """Every row of the claims ledger, in the book's order (that of :data:`CLAIMS`).
 
     ``results`` maps experiment names to results (a missing name or None: not yet computed);
     ``checks`` holds ``"scale"`` (:func:`bnlib.identities.scale_invariance_check`) and ``"identity"``
     (:func:`bnlib.identities.identity_check`) and optionally ``"draws"`` (per seed, noisy BN's draws by layer, see
-    :func:`bnlib.analysis.noisy_run_draws`); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
+    :func:`bnlib.analysis.noisy_run_draws`) and ``"geometry"`` (:func:`bnlib.geometry.ledger_measurements`; absent:
+    its three rows are not tested); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
     """
+    geo = checks.get("geometry") or {}
     r = {k: results.get(k) for k in ("cifar_lr_sweep", "mnist_init_sweep", "tt_regularizer", "cifar_sigmoid_depth",
                                      "why_landscape", "why_noisy", "mnist_fig1", "cifar_recipe", "tt_batch_size",
                                      "tt_population")}
@@ -446,6 +488,9 @@ def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dic
         claim_lp_smooth(r["why_landscape"]),
         claim_recipe(r["cifar_recipe"]),
         claim_bjorck(r["cifar_lr_sweep"], cifar_base_lr),
+        claim_explodes(geo.get("growth")),
+        claim_decay_is_lr(geo.get("decay")),
+        claim_decay_controls_lr(geo.get("equilibrium")),
     ]
 
 

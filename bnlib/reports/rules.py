@@ -459,6 +459,54 @@ BJORCK = Claim(
     "its advantage at its own best rate (paired by seed).", _combined(_p_bjorck), parts=_p_bjorck)
 
 
+# --------------------------------------------------------------------------- the geometry chapter's claims
+def _p_explodes(n: dict, rise: float) -> list[Part]:
+    return [_part(f"{act}: BN's per-layer growth factor vs no BN's", n[act]["bn"], n[act]["none"], rise)
+            for act in ("relu", "tanh")]
+
+
+EXPLODES = Claim(
+    "explodes", "explodes gradients at initialization in deep networks", ("yang2019mean",),
+    (("geometry", "gradients at initialization", "geo-depth"),), {"rise": 0.1},
+    "Deep fully connected networks at initialization (50 layers of 128 units, a batch of 64 MNIST images, float64), "
+    "ReLU and tanh: the per-layer growth factor of the squared weight-gradient norm going backward (a least-squares "
+    "fit over the middle layers), with BN against the same network without BN at its critical weight scale (He's "
+    "for ReLU, Glorot's for tanh), paired by seed: supported if BN's factor is larger by more than {rise:g} per "
+    "layer for both nonlinearities.", _combined(_p_explodes), parts=_p_explodes)
+
+
+def _v_decay_is_lr(n: dict, tol: float, parts: float) -> str:
+    return _checked(n["out_rel"] <= tol and n["weight_rel"] <= tol and n["control_out_rel"] >= parts)
+
+
+DECAY_IS_LR = Claim(
+    "decay_is_lr", "with weight decay is an exponentially increasing learning rate", ("li2020exponential",),
+    (("geometry", "weight decay as a learning rate", "geo-exp"),), {"tol": 1e-9, "parts": 1e-4},
+    "An identity, checked: two float64 copies of the MNIST MLP with BN on the same batches, one trained by SGD with "
+    "momentum, weight decay on the weights that feed BN and a step schedule, the other without weight decay at the "
+    "derived rates: checked if over every step their training-mode outputs agree to {tol:exp} (relative) and the "
+    "first's weights, divided by the derived scale, equal the second's to {tol:exp}, while the second trained at the "
+    "first's own rates parts from it by more than {parts:exp}; not supported otherwise.", _v_decay_is_lr)
+
+
+def _p_decay_controls_lr(n: dict, band: float) -> list[Part]:
+    p = one_sample(n["ratios"])
+    return [Part("equilibrium angle / sqrt(2 lr wd / (1 + momentum))", within(p, 1 / band, band), p, 1 / band)]
+
+
+DECAY_CONTROLS_LR = Claim(
+    "decay_controls_lr", "with weight decay, the decay sets the effective learning rate, not the capacity",
+    ("vanlaarhoven2017l2", "wan2021spherical"),
+    (("geometry", "the weight-decay equilibrium", "geo-equilibrium"), ("scale_invariance", "", None)), {"band": 1.2},
+    "Capacity: weight decay only shrinks weights that feed BN, which changes no output (the scale invariance of row 8, "
+    "checked). Learning rate, measured: the MNIST MLP with BN trained by SGD with momentum and weight decay on those "
+    "weights; the mean rotation of a unit's weight vector per step over the second half of the run, divided by the "
+    "equilibrium prediction sqrt(2 lr wd / (1 + momentum)): supported if the interval of that ratio over the seeds "
+    "lies within a factor {band:g} of 1, not supported if it lies wholly outside.", _combined(_p_decay_controls_lr),
+    parts=_p_decay_controls_lr)
+
+
 #: Every claim, in the ledger's order.
 CLAIMS = (HIGHER_LR, INIT, REGULARIZER, SATURATING, REDUCES_ICS, ICS_IS_WHY, ACCELERATES, SCALE_INVARIANCE,
-          SMALL_BATCHES, FOLDING, IDENTITY, OVERHEAD, SMOOTHS, LP_SMOOTH, RECIPE, BJORCK)
+          SMALL_BATCHES, FOLDING, IDENTITY, OVERHEAD, SMOOTHS, LP_SMOOTH, RECIPE, BJORCK, EXPLODES, DECAY_IS_LR,
+          DECAY_CONTROLS_LR)
