@@ -151,8 +151,7 @@ def as_trained(run: dict, draws: Mapping | None = None) -> dict:
     ``z``; ``s > 0``, so percentiles map to percentiles. ``draws`` maps a hidden layer to its
     :func:`bnlib.analysis.noisy_shift_draws` (required for a noisy-BN run), or maps seeds to such mappings (the
     run's ``config["seed"]`` picks one)."""
-    run = _check_run(run)
-    cfg, c = run["config"], curves(run)
+    cfg, c = (run := _check_run(run))["config"], curves(run)
     if cfg.get("norm") != "noisy":
         return run
     draws = _layer_draws(draws, run)
@@ -290,10 +289,10 @@ def setup_numbers(noisy: dict, land: dict, *, shift_std: float, scale_spread: fl
     multiples, the test-set size and PyTorch's BN momentum; the seeds and the margins of :data:`MARGINS`."""
     seeds = sorted(by_seed(noisy))
     cfg, lcfg = run_of(noisy, "bn")["config"], run_of(land, "bn")["config"]
-    same = seeds == sorted(by_seed(land)) and all(cfg[k] == lcfg[k] for k in ("lr", "steps"))
+    same = set(seeds) <= set(by_seed(land)) and all(cfg[k] == lcfg[k] for k in ("lr", "steps"))
     _require(cfg["norm"] == "torch" and same,
              "that the landscape runs repeat the noisy-BN experiment's BN network (PyTorch's BN, same learning "
-             "rate, steps and seeds)")
+             "rate, steps and seeds, and more seeds)")
     _require(tuple(lcfg["recorders"]) == ("ics", "landscape") and cfg["optimizer"] == "sgd" and cfg["momentum"] == 0,
              "that the landscape runs record 'ics' and 'landscape' and that every network trains by plain SGD")
     return {"why_steps": number(cfg["steps"]), "why_every": number(cfg["record_every"]), "why_lr": number(cfg["lr"]),
@@ -304,7 +303,8 @@ def setup_numbers(noisy: dict, land: dict, *, shift_std: float, scale_spread: fl
             "why_n_eta": number(len(landscape_steps)), "why_nunits": number(len(cfg["probe_units"])),
             "why_ntest": number(n_test), "why_momentum": number(momentum),
             "why_half_life": number(half_life(momentum), 4), "why_seeds": number(len(seeds)),
-            "why_seed_first": number(seeds[0]), "why_seed_last": number(seeds[-1])} | {
+            "why_land_seeds": number(len(by_seed(land))), "why_seed_first": number(seeds[0]),
+            "why_seed_last": number(seeds[-1])} | {
         f"why_margin_{k}": text(margin_text(k)) for k in MARGINS} | {f"why_band_{k}": text(margin_text(k, BANDS))
                                                                   for k in BANDS}
 
