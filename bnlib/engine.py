@@ -26,6 +26,7 @@ import torch
 
 from bnlib import results
 from bnlib import train as T
+from bnlib.threads import one_thread
 
 PKG = Path(__file__).resolve().parent
 #: The modules whose source determines a run's numbers (their code, not their comments or docstrings).
@@ -73,12 +74,8 @@ def round_floats(obj, digits: int = STORED_DIGITS):
 def run_one(cfg: T.RunConfig, progress: Callable[[int], None] | None = None, keep_model: bool = False) -> dict:
     """Train one run with one intra-op thread; the stored run: config exactly as trained, rounded curves and
     summary, and the run's own provenance (engine fingerprint, threads, device, versions)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         res = T.train(cfg, progress=progress)
-    finally:
-        torch.set_num_threads(threads)
     model = res.pop("model")
     config = res.pop("config")
     out = {"config": config, **round_floats(res), "provenance": run_provenance(cfg.device)}

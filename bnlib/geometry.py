@@ -23,6 +23,7 @@ from torch import nn
 
 from bnlib import _checks as C
 from bnlib import data, models
+from bnlib.threads import one_thread
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
 
@@ -33,16 +34,11 @@ TINY_EPS = 1e-20
 
 # --------------------------------------------------------------------------- helpers
 def _one_thread(fn):
-    """Run ``fn`` with one intra-op thread, as the engine trains (faster for these small networks, and the numbers
-    do not depend on the machine's thread count); the caller's setting is restored."""
+    """``fn`` run with one intra-op thread, as the engine trains (:func:`bnlib.threads.one_thread`)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_thread():
             return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
     return wrapper
 
 
@@ -64,6 +60,21 @@ def invariant_weights(model: nn.Module) -> list[nn.Parameter]:
 
 def _rows(w: torch.Tensor) -> torch.Tensor:
     return w.reshape(w.shape[0], -1)
+
+
+def _rotation(w0: torch.Tensor, w1: torch.Tensor) -> torch.Tensor:
+    """The angle (radians) by which each row turned from ``w0`` to ``w1``."""
+    cos = (w0 * w1).sum(1) / (w0.norm(dim=1) * w1.norm(dim=1))
+    return torch.arccos(cos.clamp(-1.0, 1.0))
+
+
+def _sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
+    """SGD with ``weight_decay`` on the invariant weights only (group 0); every other parameter (group 1) none."""
+    inv = invariant_weights(model)
+    ids = {id(p) for p in inv}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return torch.optim.SGD([{"params": inv, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
+                           lr=lr, momentum=momentum)
 
 
 def _set_eps(model: nn.Module, eps: float) -> None:
@@ -144,9 +155,8 @@ def norm_growth(steps: int = 200, lr: float = 0.5, seed: int = 0, batch: int = 6
             pred = a2 + lr**2 * (g * g).sum(1)
             growth_rel = max(growth_rel, float(((b2 - pred).abs() / b2).max()))
             cos_max = max(cos_max, float(((w0 * g).sum(1).abs() / (a2.sqrt() * g.norm(dim=1))).max()))
-            cos = ((w0 * w1).sum(1) / (a2 * b2).sqrt()).clamp(-1.0, 1.0)
             n2.append(a2)
-            ang.append(torch.arccos(cos))
+            ang.append(_rotation(w0, w1))
         n2, ang = torch.cat(n2), torch.cat(ang)
         out["norm2"].append(float(n2.mean()))
         out["angle"].append(float(ang.mean()))
@@ -179,11 +189,7 @@ def equilibrium(dataset: str = "mnist", lr: float = 0.1, weight_decay: float = 5
     torch.manual_seed(seed)
     x, y = _dataset(dataset, n_train, torch.float32)
     model = _model(dataset, seed, torch.float32, 1e-5)
-    inv = invariant_weights(model)
-    ids = {id(p) for p in inv}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    opt = torch.optim.SGD([{"params": inv, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
-                          lr=lr, momentum=momentum)
+    inv, opt = invariant_weights(model), _sgd(model, lr, momentum, weight_decay)
     angle, norm2 = [], []
     for idx in _batches(len(x), batch, steps, seed):
         before = [_rows(w).detach().clone() for w in inv]
@@ -194,8 +200,7 @@ def equilibrium(dataset: str = "mnist", lr: float = 0.1, weight_decay: float = 5
         a, n = [], []
         for w0, w in zip(before, inv, strict=True):
             w1 = _rows(w).detach()
-            cos = (w0 * w1).sum(1) / (w0.norm(dim=1) * w1.norm(dim=1))
-            a.append(torch.arccos(cos.clamp(-1.0, 1.0)))
+            a.append(_rotation(w0, w1))
             n.append((w1 * w1).sum(1))
         angle.append(float(torch.cat(a).mean()))
         norm2.append(float(torch.cat(n).mean()))
@@ -256,11 +261,7 @@ def exp_lr_check(steps: int = 200, lr: float = 0.1, weight_decay: float = 5e-3, 
     nets, opts = [], []
     for with_decay in (True, False):
         model = _model("mnist", seed, torch.float64, TINY_EPS)
-        inv = invariant_weights(model)
-        ids = {id(p) for p in inv}
-        rest = [p for p in model.parameters() if id(p) not in ids]
-        opts.append(torch.optim.SGD([{"params": inv, "weight_decay": weight_decay if with_decay else 0.0},
-                                     {"params": rest, "weight_decay": 0.0}], lr=lr, momentum=momentum))
+        opts.append(_sgd(model, lr, momentum, weight_decay if with_decay else 0.0))
         nets.append(model)
     out_rel = weight_rel = 0.0
     for t, idx in enumerate(_batches(len(x), batch, steps, seed)):

@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parent.parent / "bnlib"
 #: Bottom to top. A module may import only modules of lower layers (and, inside reports/ or plots/,
 #: its siblings as ALLOWED_SIBLINGS says).
 LAYERS = [
-    {"bnlib", "bnlib._checks", "bnlib.results", "bnlib.vocabulary"},
+    {"bnlib", "bnlib._checks", "bnlib.results", "bnlib.vocabulary", "bnlib.threads"},
     {"bnlib.symbolic.core"},
     {"bnlib.symbolic.forward", "bnlib.symbolic.backward"},
     {"bnlib.symbolic.scale", "bnlib.symbolic.lambdified", "bnlib.symbolic.geometry"},
