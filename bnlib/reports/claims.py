@@ -13,6 +13,7 @@ import numpy as np
 from bnlib.reports import rules as R
 from bnlib.reports.evidence import Paired, paired
 from bnlib.reports.format import Glued, Table, fmt_paired, fmt_pct, md, number, power_bound, text
+from bnlib.reports.geometry import FLOOR
 from bnlib.reports.mnist import mnist_init_sweep, mnist_sigma_range, mnist_speedup
 from bnlib.reports.train_test import fold_summary, regularizer_grid, regularizer_row
 from bnlib.reports.why import early_train_loss, ics_summary, landscape_summary, why_shift
@@ -436,7 +437,7 @@ def claim_decay_is_lr(check: dict | None, claim: Claim = R.DECAY_IS_LR) -> dict:
     (``check``) with its control's ``control_out_rel``."""
     if check is None:
         return claim.missing(["the geometry chapter's equivalence check"])
-    bound = lambda x: power_bound(x, 1e-12)  # noqa: E731 - rounding over a run differs from one CPU to another
+    bound = lambda x: power_bound(x, FLOOR)  # noqa: E731 - rounding over a run differs from one CPU to another
     return claim.judged(f"over {check['steps']} steps outputs agree to {bound(check['out_rel'])}, scaled weights to "
                         f"{bound(check['weight_rel'])} (relative); at the first's own rates "
                         f"{check['control_out_rel']:.1e}; "
