@@ -518,7 +518,8 @@ def ledger_markdown(rows: list[dict], docs: set[str] | Sequence[str]) -> str:
     docs = set(docs)
     blocks = []
     for n, r in enumerate(rows, 1):
-        src = "; ".join(f"{{cite:p}}`{k}`" for k in r["sources"]) or r["source_note"] or "–"
+        src = "; ".join([f"{{cite:p}}`{k}`" for k in r["sources"]] + ([r["source_note"]] if r["source_note"] else [])) \
+            or "–"
         where = "; ".join(w for w in (_where_md(w, docs) for w in r["where"]) if w) or "–"
         blocks.append("\n".join([f"{n}. **{r['claim']}**", f"   - source: {src}", f"   - tested in: {where}",
                                  f"   - measured here: {r['measured']}", f"   - verdict: **{r['verdict']}**"]))

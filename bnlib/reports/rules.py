@@ -383,13 +383,15 @@ def _p_overhead(n: dict, claimed: float, factor: float) -> list[Part]:
 
 
 OVERHEAD = Claim(
-    "overhead", "adding BN slows each step (about 30%)", (), (("claims", "what was timed", "claims-overhead"),),
+    "overhead", "adding BN slows each step (about 30%)", ("cs231n",),
+    (("claims", "what was timed", "claims-overhead"),),
     {"claimed": 0.30, "factor": 2},
     "Overhead = per-step wall time with BN / without BN - 1 for every pair of committed runs that differ only in BN "
     "(recording every few hundred steps included; the CPU is shared), its mean over the pairs with a 95% t interval. "
     "Supported if the whole interval lies between {lo:pct} and {hi:pct} ('about {claimed:pct}' within a factor of "
     "{factor:word}); not supported if it lies wholly outside; inconclusive otherwise.", _combined(_p_overhead),
-    "lecture notes in the CS231n style", _overhead_band, _p_overhead)
+    "a rule of thumb repeated in lecture notes based on the course, given there without a measurement",
+    _overhead_band, _p_overhead)
 
 
 LANDSCAPE_KEYS = ("median_loss_range", "median_gc_max", "median_beta")
