@@ -19,7 +19,7 @@ LAYERS = [
     {"bnlib.symbolic.scale", "bnlib.symbolic.lambdified", "bnlib.symbolic.geometry"},
     {"bnlib.functional", "bnlib.symbolic"},
     {"bnlib.nn", "bnlib.identities", "bnlib.sgd"},
-    {"bnlib.norms", "bnlib.data"},
+    {"bnlib.norms", "bnlib.data", "bnlib.distributed"},
     {"bnlib.models"},
     {"bnlib.evaluate"},
     {"bnlib.analysis", "bnlib.geometry"},
