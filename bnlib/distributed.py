@@ -4,11 +4,11 @@ one process with all m examples computes: the same outputs, gradients and runnin
 
 Forward, two all-reduces per layer: the per-channel sums of the inputs (with every process's example count, so that
 uneven shards weigh right and an empty one is refused on every process at once), then the per-channel sums of
-squared deviations from the global mean. Backward, autograd through ``torch.distributed.nn.functional.all_reduce``
-(whose gradient is the all-reduce of the gradients) all-reduces the two per-channel sums the BN backward pass needs.
-It works on CPU with the gloo backend (torch's own ``torch.nn.SyncBatchNorm`` refuses CPU input) and on GPUs with
-nccl. In eval mode, and whenever no process group is needed (``track_running_stats`` with running statistics in
-eval mode), it is :class:`bnlib.nn.BatchNorm` and communicates nothing.
+squared deviations from the global mean. Backward, autograd through a differentiable all-reduce (:func:`all_reduce`:
+the gradient of a sum every process holds is the all-reduce of the gradients) all-reduces the two per-channel sums
+the BN backward pass needs. It works on CPU with the gloo backend (torch's own ``torch.nn.SyncBatchNorm`` refuses
+CPU input) and on GPUs with nccl. In eval mode (running statistics) it is :class:`bnlib.nn.BatchNorm` and
+communicates nothing.
 """
 
 from __future__ import annotations
@@ -16,17 +16,41 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce
 
 from bnlib.nn import BatchNorm
 
 _HALF = (torch.float16, torch.bfloat16)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """The sum over the processes of ``group``, differentiable: the gradient of a sum that every process holds is
+    the sum of every process's gradient (itself an all-reduce)."""
+
+    @staticmethod
+    def forward(ctx, tensor, group):
+        ctx.group = group
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _AllReduceSum.apply(grad, ctx.group), None
+
+
+def all_reduce(tensor: torch.Tensor, group) -> torch.Tensor:
+    """:class:`_AllReduceSum` applied to ``tensor`` over ``group``."""
+    return _AllReduceSum.apply(tensor, group)
+
+
 class SyncBatchNorm(BatchNorm):
     """:class:`bnlib.nn.BatchNorm` with batch statistics over every process of ``process_group`` (default: the
     whole world) in training mode; all arguments but ``process_group`` as ``torch.nn.BatchNorm2d``'s. Every
-    process of the group must call it in the same order (it communicates), each with at least one example."""
+    process of the group must call it in the same order (it communicates), each with at least one example.
+
+    A deliberate difference from ``torch.nn.SyncBatchNorm``: without an initialized process group torch's
+    normalizes over the local batch without a word, which gives other numbers than the synchronized layer would;
+    this one refuses in one sentence. And torch's refuses CPU input in a process group; this one takes it."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, process_group=None, device=None, dtype=None, *,

@@ -22,7 +22,7 @@ LAYERS = [
     {"bnlib.norms", "bnlib.data", "bnlib.distributed"},
     {"bnlib.models"},
     {"bnlib.evaluate"},
-    {"bnlib.analysis", "bnlib.geometry"},
+    {"bnlib.analysis", "bnlib.geometry", "bnlib.practice"},
     {"bnlib.train"},
     {"bnlib.engine"},
     {"bnlib.experiments"},
@@ -30,7 +30,8 @@ LAYERS = [
     {"bnlib.reports", "bnlib.reports.format", "bnlib.reports.rules", "bnlib.plots", "bnlib.plots.style"},
     {"bnlib.reports.cifar", "bnlib.reports.train_test", "bnlib.reports.mnist", "bnlib.reports.why",
      "bnlib.reports.derivations", "bnlib.plots.cifar", "bnlib.plots.train_test", "bnlib.plots.mnist",
-     "bnlib.plots.why", "bnlib.plots.derivations", "bnlib.reports.geometry", "bnlib.plots.geometry"},
+     "bnlib.plots.why", "bnlib.plots.derivations", "bnlib.reports.geometry", "bnlib.plots.geometry",
+     "bnlib.reports.practice"},
     {"bnlib.reports.claims"},
 ]
 #: Chapter report modules that build on another chapter's numbers (same layer, one way).

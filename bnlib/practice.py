@@ -1,0 +1,165 @@
+"""Computations of the practice chapter (book/practice.ipynb): BN across processes (:func:`shard_check`), what
+``model.eval()`` and ``requires_grad=False`` freeze in a BN layer (:func:`freezing_check`), and why the bias of the
+layer before BN is useless (:func:`bias_cancels`). Each returns plain numbers for the chapter to show."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from bnlib import models
+from bnlib.distributed import SyncBatchNorm
+from bnlib.nn import BatchNorm
+from bnlib.threads import one_thread
+
+#: The shape of :func:`shard_check`'s batches: 12 feature maps of 3 channels, 4 x 5 positions.
+SHARD_SHAPE = (12, 3, 4, 5)
+
+
+def _batch(step: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1000 * seed + step)
+    return torch.randn(SHARD_SHAPE, generator=g, dtype=torch.float64) * 2 + 0.5, \
+        torch.randn(SHARD_SHAPE, generator=g, dtype=torch.float64)
+
+
+def _layer(cls) -> nn.Module:
+    bn = cls(SHARD_SHAPE[1], momentum=0.3, dtype=torch.float64)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.5, -0.5, 2.0], dtype=torch.float64))
+        bn.bias.copy_(torch.tensor([0.1, 0.2, -0.3], dtype=torch.float64))
+    return bn
+
+
+def _steps(bn: nn.Module, lo: int, hi: int, steps: int, seed: int) -> dict:
+    """``steps`` training steps of ``bn`` on rows ``lo:hi`` of each batch (loss: the outputs weighted by the
+    batch's second tensor, summed): outputs, input and parameter gradients, then the running statistics."""
+    out: dict = {"y": [], "dx": [], "dw": [], "db": []}
+    for step in range(steps):
+        x, w = _batch(step, seed)
+        xs = x[lo:hi].clone().requires_grad_(True)
+        bn.weight.grad = bn.bias.grad = None
+        y = bn(xs)
+        (y * w[lo:hi]).sum().backward()
+        for key, v in (("y", y.detach()), ("dx", xs.grad), ("dw", bn.weight.grad.clone()),
+                       ("db", bn.bias.grad.clone())):
+            out[key].append(v)
+    return out | {"mean": bn.running_mean.clone(), "var": bn.running_var.clone()}
+
+
+def _shard_worker(rank: int, split: tuple[int, ...], port: int, folder: str, steps: int, seed: int) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=len(split))
+    try:
+        with one_thread():
+            res = _steps(_layer(SyncBatchNorm), sum(split[:rank]), sum(split[:rank + 1]), steps, seed)
+        torch.save(res, Path(folder) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def shard_check(split: tuple[int, ...] = (9, 3), steps: int = 3, seed: int = 0) -> dict:
+    """Run :class:`bnlib.distributed.SyncBatchNorm` in ``len(split)`` processes (a gloo group on 127.0.0.1), process
+    k holding ``split[k]`` of the 12 examples of each batch, and ``torch.nn.BatchNorm2d`` in this process on all of
+    them, for ``steps`` steps in float64. Returns the largest absolute differences: ``out`` (outputs), ``dx`` (input
+    gradients), ``dparams`` (parameter gradients summed over the processes), ``running`` (running statistics, on
+    every process); ``local``: the largest output difference had each process normalized over its own shard."""
+    if sum(split) != SHARD_SHAPE[0] or min(split) < 1:
+        raise ValueError(f"split must give every process at least one of the {SHARD_SHAPE[0]} examples, got {split}.")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as folder:
+        mp.spawn(_shard_worker, args=(tuple(split), port, folder, steps, seed), nprocs=len(split), join=True)
+        ranks = [torch.load(Path(folder) / f"rank{r}.pt") for r in range(len(split))]
+    with one_thread():
+        ref = _steps(_layer(nn.BatchNorm2d), 0, SHARD_SHAPE[0], steps, seed)
+        bounds = [(sum(split[:r]), sum(split[:r + 1])) for r in range(len(split))]
+        local = [_steps(_layer(nn.BatchNorm2d), lo, hi, 1, seed)["y"][0] for lo, hi in bounds]
+
+    def gap(a, b) -> float:
+        return float((a - b).abs().max())
+
+    cat = lambda key, s: torch.cat([r[key][s] for r in ranks])  # noqa: E731
+    return {
+        "processes": len(split), "split": tuple(split), "steps": steps,
+        "out": max(gap(cat("y", s), ref["y"][s]) for s in range(steps)),
+        "dx": max(gap(cat("dx", s), ref["dx"][s]) for s in range(steps)),
+        "dparams": max(gap(sum(r[k][s] for r in ranks), ref[k][s]) for s in range(steps) for k in ("dw", "db")),
+        "running": max(gap(r[k], ref[k]) for r in ranks for k in ("mean", "var")),
+        "local": gap(torch.cat(local), ref["y"][0]),
+    }
+
+
+# --------------------------------------------------------------------------- freezing
+#: The four ways of "freezing" a BN layer that :func:`freezing_check` compares: mode, and whether gamma and beta
+#: take gradients.
+FREEZE_WAYS = (("train mode", True, True), ("model.eval()", False, True), ("requires_grad=False", True, False),
+               ("eval() and requires_grad=False", False, False))
+
+
+def _changed(before: dict, after: dict, keys) -> bool:
+    return any(not torch.equal(before[k], after[k]) for k in keys)
+
+
+def freezing_check(x: torch.Tensor, y: torch.Tensor, seed: int = 0, lr: float = 0.5) -> list[dict]:
+    """One SGD step of a small MLP with BN (``x``: a batch of flattened images, ``y``: their labels), after a first
+    training step so that the running statistics are not at their initial values, in each way of
+    :data:`FREEZE_WAYS`. Per way: ``way``, whether BN's ``gamma_beta`` changed, whether its ``running`` statistics
+    changed, whether the other ``weights`` changed, and how much the network's eval-mode output moved (``output``,
+    the largest absolute change)."""
+    out = []
+    for way, train_mode, grads in FREEZE_WAYS:
+        torch.manual_seed(seed)
+        net = models.SigmoidMLP((x.shape[1], 32, 10), norm="torch")
+        bn = next(m for m in net.modules() if isinstance(m, nn.BatchNorm1d | BatchNorm))
+        opt = torch.optim.SGD(net.parameters(), lr=lr)
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+        net.eval()
+        with torch.no_grad():
+            before_out = net(x)
+        before = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        net.train(train_mode)
+        for p in (bn.weight, bn.bias):
+            p.requires_grad_(grads)
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        after = net.state_dict()
+        net.eval()
+        with torch.no_grad():
+            moved = float((net(x) - before_out).abs().max())
+        bn_name = next(n for n, m in net.named_modules() if m is bn)
+
+        others = [k for k in before if not k.startswith(bn_name + ".")]
+        out.append({"way": way, "gamma_beta": _changed(before, after, [f"{bn_name}.weight", f"{bn_name}.bias"]),
+                    "running": _changed(before, after, [f"{bn_name}.running_mean", f"{bn_name}.running_var"]),
+                    "weights": _changed(before, after, others), "output": moved})
+    return out
+
+
+# --------------------------------------------------------------------------- the bias before BN
+def bias_cancels(seed: int = 0, batch: int = 32, features: int = 8, scale: float = 100.0) -> dict:
+    """A linear layer with a bias followed by BN in training mode, float64: the largest output difference between
+    the layer's bias set to random values of size ``scale`` and to zero (``out_diff``; BN subtracts the batch mean,
+    which contains the bias), and the largest loss gradient with respect to the bias (``bias_grad``), against that
+    with respect to the weights (``weight_grad``)."""
+    g = torch.Generator().manual_seed(seed)
+    lin = nn.Linear(20, features, dtype=torch.float64)
+    bn = BatchNorm(features, dtype=torch.float64)
+    x = torch.randn(batch, 20, generator=g, dtype=torch.float64)
+    w = torch.randn(batch, features, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        lin.bias.copy_(scale * torch.randn(features, generator=g, dtype=torch.float64))
+    (bn(lin(x)) * w).sum().backward()
+    with torch.no_grad():
+        with_bias = bn(lin(x))
+        lin.bias.zero_()
+        without = bn(lin(x))
+    return {"out_diff": float((with_bias - without).abs().max()), "bias_grad": float(lin.bias.grad.abs().max()),
+            "weight_grad": float(lin.weight.grad.abs().max()), "scale": scale}
