@@ -234,10 +234,25 @@ def val_curve_key(run: dict) -> str:
     raise ValueError("the run has no validation curve (train it with a validation split).")
 
 
-def steps_or_after(run: dict, target: float, key: str) -> int:
-    """:func:`steps_to_reach` on curve ``key``, a run that never reaches ``target`` counting as reaching it one
-    record after its last (a lower bound on its steps, so a speed-up over it is not overstated)."""
-    s = steps_to_reach(run, target, key)
+def steps_interpolated(run: dict, target: float, key: str = "test_acc") -> float | None:
+    """The step at which a run's accuracy curve ``key`` first reaches ``target``, interpolated linearly between the
+    record before it and the first record at or above it (that record's step when it is the first; None if never)."""
+    prev = None
+    for step, acc in zip(curve(run, "step"), curve(run, key), strict=True):
+        if acc is not None and acc >= target:
+            if prev is None or prev[1] is None:
+                return float(step)
+            s0, a0 = prev
+            return float(s0 + (target - a0) / (acc - a0) * (step - s0))
+        prev = (step, acc)
+    return None
+
+
+def steps_or_after(run: dict, target: float, key: str, interpolate: bool = False) -> float:
+    """:func:`steps_to_reach` (``interpolate``: :func:`steps_interpolated`) on curve ``key``, a run that never
+    reaches ``target`` counting as reaching it one record after its last (a lower bound on its steps, so a speed-up
+    over it is not overstated)."""
+    s = steps_interpolated(run, target, key) if interpolate else steps_to_reach(run, target, key)
     if s is not None:
         return s
     st = curve(run, "step")

@@ -15,6 +15,7 @@ from scipy import stats
 from bnlib import results as RR
 from bnlib.plots import cifar as PC
 from bnlib.reports import cifar as RC
+from bnlib.reports import cifar_rates as RCR
 from bnlib.reports import claims as RL
 from bnlib.reports import format as RF
 
@@ -158,23 +159,23 @@ def _sweep(none_val=NONE_VAL, none_test=NONE_TEST, bn_val=BN_VAL, bn_test=BN_TES
 
 
 def test_lr_sweep_rows_and_multipliers():
-    rows = RC.lr_sweep(_sweep(), base_lr=0.1)
+    rows = RCR.lr_sweep(_sweep(), base_lr=0.1)
     assert [r["multiplier"] for r in rows] == [0.333333, 1, 2, 5, 10, 30] * 2
     assert [r["norm"] for r in rows] == [None] * 6 + ["torch"] * 6
     with pytest.raises(ValueError, match="base_lr must be positive"):
-        RC.lr_sweep(_sweep(), base_lr=0)
+        RCR.lr_sweep(_sweep(), base_lr=0)
 
 
 def test_best_rate_is_chosen_on_validation_as_the_ledger_chooses_it():
     runs = _sweep()
-    rows = RC.lr_sweep(runs, 0.1)
-    assert RC.best_multiplier(rows, False)["multiplier"] == 5  # not 10, where the test accuracy is highest
-    assert RC.best_multiplier(rows, True)["multiplier"] == 2
+    rows = RCR.lr_sweep(runs, 0.1)
+    assert RCR.best_multiplier(rows, False)["multiplier"] == 5  # not 10, where the test accuracy is highest
+    assert RCR.best_multiplier(rows, True)["multiplier"] == 2
     assert RL.best_rates({"name": "cifar_lr_sweep", "runs": runs}, 0.1) == {False: 5, True: 2}
 
 
 def test_equal_rates_pair_bn_with_no_bn_at_each_rate():
-    eq = RC.equal_rates(RC.lr_sweep(_sweep(), 0.1))
+    eq = RCR.equal_rates(RCR.lr_sweep(_sweep(), 0.1))
     assert [e["multiplier"] for e in eq] == [0.333333, 1, 2, 5, 10, 30]
     at5 = eq[3]["p"]
     # the same seed's spread is added to both networks: the per-seed differences are all equal
@@ -185,13 +186,13 @@ def test_equal_rates_pair_bn_with_no_bn_at_each_rate():
     for s, o in enumerate(offs):
         runs[f"bn-x5-seed{s}"]["summary"]["final_test_acc_pop"] += o
     m, lo, hi = _t_interval(np.add(offs, BN_TEST[3] - NONE_TEST[3]))
-    p = RC.equal_rates(RC.lr_sweep(runs, 0.1))[3]["p"]
+    p = RCR.equal_rates(RCR.lr_sweep(runs, 0.1))[3]["p"]
     assert (p.mean, p.lo, p.hi) == pytest.approx((m, lo, hi))
 
 
 def test_lr_table_cells():
     runs = _sweep(diverged={("none-x30", 4)})
-    cells = RC.lr_table(RC.lr_sweep(runs, 0.1)).cells()
+    cells = RCR.lr_table(RCR.lr_sweep(runs, 0.1)).cells()
     none_val = [NONE_VAL[1] + d for d in (0.0, 0.004, -0.003, 0.006, -0.002)]
     m, lo, hi = _t_interval(none_val)
     assert cells[1][:3] == ["x1", "0.1", f"{100 * m:.2f} ± {100 * (hi - m):.2f}"]
@@ -199,59 +200,79 @@ def test_lr_table_cells():
     assert cells[3][6] == RF.fmt_paired(RC.paired([BN_TEST[3]] * 5, [NONE_TEST[3]] * 5))
 
 
-def test_lr_numbers_and_their_prose_checks():
-    out = RC.lr_numbers(_sweep(), base_lr=0.1, max_multiplier=30)
+def test_usable_range_and_how_a_rate_fails_outside_it():
+    rows = RCR.lr_sweep(_sweep(), 0.1)
+    # seed means: no BN 0.251, 0.301, 0.351, 0.401 (best), 0.381, 0.101; BN 0.451, 0.501, 0.521 (best), 0.511, 0.481
+    assert RCR.usable_range(rows, False, within=0.03) == (5, 10)
+    assert RCR.usable_range(rows, True, within=0.03) == (1, 5)
+    assert RCR.usable_range(rows, True, within=0.2) == (0.333333, 30)
+    g = RC.groups(_sweep())
+    by = {r["label"]: r for r in rows}
+    best = by["none-x5"]
+    assert RCR.failure(by["none-x30"], g["none-x30"], best) == "stays at chance"
+    # the seed-mean curve 0.1, 0.22, 0.251 still rises by more than RISING at the end
+    assert RCR.failure(by["none-x0.333"], g["none-x0.333"], best) == "is still rising when training stops, 15.0 " \
+                                                                       "points short"
+    flat = _sweep(none_val=(0.25, 0.30, 0.35, 0.40, 0.38, 0.10))
+    for s in range(5):
+        flat[f"none-x10-seed{s}"]["curves"]["val_acc_pop"][1] = flat[f"none-x10-seed{s}"]["curves"]["val_acc_pop"][2]
+    assert RCR.failure(by["none-x10"], RC.groups(flat)["none-x10"], best) == "levels off 2.0 points lower"
+    div = RCR.lr_sweep(_sweep(diverged={("none-x30", 1), ("none-x30", 3)}), 0.1)
+    assert RCR.failure(div[5], g["none-x30"], best) == "diverges on 2 of 5 seeds (from step 50)"
+    words = RCR.failures(_sweep(), rows, False)
+    assert words["above"] == "at x30 it stays at chance"
+    assert words["below"].startswith("at x0.333 it is still rising") and "at x1 it" in words["below"]
+
+
+def test_lr_numbers_put_into_words_what_the_numbers_say():
+    out = RCR.lr_numbers(_sweep(), base_lr=0.1)
     assert out["cifar_best_none_mult"].value == "5" and out["cifar_best_bn_mult"].value == "2"
     assert out["cifar_best_order"].value == "below"
     assert out["cifar_n_runs_sweep"].value == 60 and out["cifar_n_labels_sweep"].value == 12
-    assert out["cifar_none_xmax_test"].value == pytest.approx(100 * np.mean([0.1 + 2 * d for d in
-                                                                             (0, .004, -.003, .006, -.002)]))
+    assert out["cifar_sweep_diverged"].value.startswith("None of the 60 runs diverged")
+    assert out["cifar_paper_divergence"].value.endswith("not reproduced here")
+    assert out["cifar_none_fails_above"].value == "at x30 it stays at chance"
+    assert out["cifar_bn_fails_above"].value == "at x30 it is still rising when training stops, 8.0 points short"
+    assert (out["cifar_bn_usable_lo"].value, out["cifar_bn_usable_hi"].value) == ("1", "10")
     diffs = np.subtract(BN_TEST, NONE_TEST)
     assert out["cifar_eq_min"].value == pytest.approx(100 * diffs.min(), abs=0.05)
     assert out["cifar_eq_max_mult"].value == "30" and out["cifar_eq_min_mult"].value == "10"
     assert out["cifar_eq_exceptions"].value == "at all 6 rates"
-    assert out["cifar_none_stalled"].value == "at no lower rate"
     assert out["cifar_none_x5_vs_x1"].value == "higher (" + RF.fmt_paired(RC.paired([0.37] * 5, [0.31] * 5)) + ")"
-    stalls = RC.lr_numbers(_sweep(none_val=NONE_VAL[:4] + (0.1, 0.1)), 0.1, 30)
-    assert stalls["cifar_none_stalled"].value == "at x10 on 5 of 5 seeds"
+    assert out["cifar_best_none_vs_x1"].value == out["cifar_none_x5_vs_x1"].value
+    div = RCR.lr_numbers(_sweep(diverged={("none-x30", 2)}), 0.1)
+    assert div["cifar_sweep_diverged"].value.startswith("1 of the 60 runs diverged")
+    assert div["cifar_sweep_diverged"].value.endswith("no BN-x30 on 1 of 5 seeds")
+    assert div["cifar_paper_divergence"].value.startswith("as in the paper")
     level = list(BN_TEST)
     level[1] = NONE_TEST[1]  # BN level with no BN at x1
-    out = RC.lr_numbers(_sweep(bn_test=level), 0.1, 30)
-    assert out["cifar_eq_exceptions"].value.startswith("at every rate but x1 (")
-    with pytest.raises(ValueError, match="no run of the sweep diverged"):
-        RC.lr_numbers(_sweep(diverged={("bn-x10", 2)}), 0.1, 30)
-    with pytest.raises(ValueError, match="stays at chance"):
-        RC.lr_numbers(_sweep(none_val=NONE_VAL[:-1] + (0.15,)), 0.1, 30)
-    with pytest.raises(ValueError, match="trains at every rate"):
-        RC.lr_numbers(_sweep(bn_test=BN_TEST[:-1] + (0.1,)), 0.1, 30)
-    with pytest.raises(ValueError, match="a rate above the baseline's is best"):
-        RC.lr_numbers(_sweep(none_val=(0.25, 0.42, 0.35, 0.40, 0.38, 0.10)), 0.1, 30)
-    assert out["cifar_best_none_vs_x1"].value == "higher (" + RF.fmt_paired(RC.paired([0.37] * 5, [0.31] * 5)) + ")"
-    with pytest.raises(ValueError, match="no runs at x7"):
-        RC.lr_numbers(_sweep(), 0.1, 7)
+    assert RCR.lr_numbers(_sweep(bn_test=level), 0.1)["cifar_eq_exceptions"].value.startswith("at every rate but x1 (")
 
 
-def test_sweep_steps_numbers_and_table():
+def test_sweep_steps_against_no_bn_at_its_best_rate_interpolated_between_records():
     runs = _sweep()
-    target, rows = RC.sweep_steps(runs, 0.1)
-    # the no-BN baseline's best validation accuracy per seed is its last record
-    assert target == pytest.approx(np.mean([NONE_VAL[1] + d for d in (0, .004, -.003, .006, -.002)]))
-    assert [r["label"] for r in rows] == ["none-x1", "none-x2", "none-x5", "none-x10", "none-x30",
-                                          "bn-x1", "bn-x2", "bn-x5", "bn-x10", "bn-x30"]
-    out = RC.steps_numbers(runs, 0.1, last_step=200)
+    target, rows = RCR.sweep_steps(runs, 0.1)
+    spread = (0, .004, -.003, .006, -.002)
+    # the baseline is no BN at x5, its best rate on validation; its best record per seed is the last
+    assert RCR.sweep_baseline(runs, 0.1) == "none-x5"
+    assert target == pytest.approx(np.mean([NONE_VAL[3] + d for d in spread]))
+    assert [r["label"] for r in rows] == ["none-x5", "none-x1", "bn-x1", "bn-x2", "bn-x5", "bn-x10", "bn-x30"]
     by = {r["label"]: r for r in rows}
-    assert by["bn-x1"]["steps_seeds"] == [100] * 5  # (0.1 + 0.5) / 2 = 0.3 >= target at step 100
-    assert by["none-x1"]["steps_seeds"] == [300, 200, 300, 200, 300]  # seeds below the mean never reach it
-    assert out["cifar_base_last"].value == 5
-    assert out["cifar_x5_sentence"].value.startswith("whether the five times higher")
-    cells = RC.steps_table(rows, 0.1).cells()
-    assert cells[0][:3] == ["no BN-x1", "0.1", "never (3 never)"] and cells[0][3] == "1× (baseline)"
-    low = _sweep(none_val=(0.25, 0.30, 0.2, 0.2, 0.2, 0.10))  # no higher rate without BN reaches the target
-    with pytest.raises(ValueError, match="some higher rates without BN reach the target"):
-        RC.steps_numbers(low, 0.1, last_step=200)
+    # BN-x1's curve 0.1 -> 0.42 between steps 0 and 100 crosses the target on the straight line between them
+    assert by["bn-x1"]["steps_seeds"] == pytest.approx([100 * (target - 0.1) / 0.32] * 5)
+    # the baseline's seeds above its mean cross between steps 100 (0.34) and 200; the others never (300)
+    want = [300 if d < 0.001 else 100 + 100 * (target - 0.34) / (0.40 + d - 0.34) for d in spread]
+    assert by["none-x5"]["steps_seeds"] == pytest.approx(want)
+    out = RCR.steps_numbers(runs, 0.1, last_step=200, record_every=100)
+    assert out["cifar_baseline_name"].value == "no BN-x5" and out["cifar_base_late"].value == 5
+    assert out["cifar_bn_faster"].value == "all 5" and out["cifar_bn_not_faster"].value == ""
+    assert out["cifar_x5_sentence"].value.startswith("the five times higher learning rate")
+    cells = RCR.steps_table(rows, 0.1).cells()
+    assert cells[0][:3] == ["no BN-x5 (baseline)", "0.5", "never (3 never)"] and cells[0][3] == "1× (baseline)"
+    assert cells[2][2] == f"{100 * (target - 0.1) / 0.32:,.0f}"
     slow = _sweep(bn_val=BN_VAL[:1] + (0.2,) + BN_VAL[2:])  # BN-x1 no sooner than the baseline
-    with pytest.raises(ValueError, match="every BN network reaches the target sooner"):
-        RC.steps_numbers(slow, 0.1, last_step=200)
+    assert RCR.steps_numbers(slow, 0.1, last_step=200, record_every=100)["cifar_bn_not_faster"].value.startswith(
+        " (not BN-x1: inconclusive")
 
 
 # --------------------------------------------------------------------------- depth and saturation
@@ -327,7 +348,7 @@ def test_gradient_ratio_and_names():
     assert RC.gradient_ratio([a, b]) == pytest.approx(1000.0)  # geometric mean of 100 and 10,000
     with pytest.raises(ValueError, match="step 0 has none"):
         RC.gradient_ratio([a], record=0)
-    assert RC.sweep_name("torch", 5.0) == "BN-x5" and RC.sweep_name(None, 1 / 3) == "no BN-x0.333"
+    assert RCR.sweep_name("torch", 5.0) == "BN-x5" and RCR.sweep_name(None, 1 / 3) == "no BN-x0.333"
 
 
 # --------------------------------------------------------------------------- the recipe
@@ -368,7 +389,7 @@ def test_ablation_target_steps_and_changes():
 
 
 def test_recipe_numbers_and_their_prose_checks():
-    sweep = _seeded({"none-x1": [{"val": [0.1, 0.2, 0.4]}] * 5})
+    sweep = _seeded({"none-depth3": [{"val": [0.1, 0.2, 0.4]}] * 5})
     out = RC.recipe_numbers(_recipe(), sweep, RECIPE_BASE, final_lr=0.004)
     assert out["cifar_recipe_target"].value == pytest.approx(100 * (0.3 + 0.004))
     assert out["cifar_recipe_sweep_target"].value == pytest.approx(40.0)
@@ -381,7 +402,7 @@ def test_recipe_numbers_and_their_prose_checks():
     assert out["cifar_recipe_full_vs_bn"].value.startswith("higher (")
     assert out["cifar_recipe_fast_every"].value == 100 and out["cifar_recipe_l2"].value == 5e-4
     with pytest.raises(ValueError, match="below that of the same network without regularization"):
-        RC.recipe_numbers(_recipe(), _seeded({"none-x1": [{"val": [0.1, 0.2, 0.3]}] * 5}), RECIPE_BASE, 0.004)
+        RC.recipe_numbers(_recipe(), _seeded({"none-depth3": [{"val": [0.1, 0.2, 0.3]}] * 5}), RECIPE_BASE, 0.004)
     slow = {**RECIPE_VALS, "bn-baseline": [0.1, 0.2, 0.25, 0.28, 0.29]}
     with pytest.raises(ValueError, match="BN alone reaches the target sooner"):
         RC.recipe_numbers(_recipe(slow), sweep, RECIPE_BASE, 0.004)
@@ -394,6 +415,44 @@ def test_describe_change_ignores_seed_and_device():
     assert RC.describe_change({"lr": 0.1, "seed": 0, "device": "cpu"}, {"lr": 0.1, "seed": 3, "device": "cuda"}) == ""
     assert RC.describe_change({"norm": "torch"}, {"norm": None}) == "BN removed"
     assert RC.describe_change({"init": "xavier"}, {"init": "gaussian"}) == "init xavier → gaussian"
+
+
+def test_committed_sweep_steps_are_interpolated_as_numpy_interpolates():
+    """On the committed sweep (when present): Table 3's baseline is no BN at its best mean final validation accuracy,
+    and each run's steps are where the straight line between the records around its first crossing meets the
+    target (np.interp on those two records)."""
+    from bnlib import experiments as E
+
+    exp = E.get("cifar_lr_sweep", "book")
+    if not exp.path.exists():
+        pytest.skip(f"{exp.path.name} not computed")
+    with open(exp.path) as fh:
+        runs = json.load(fh)["runs"]
+
+    def val(r):
+        c = r["curves"]
+        return np.array(c["val_acc_pop"] if any(v is not None for v in c.get("val_acc_pop") or []) else c["val_acc"],
+                        dtype=float)
+
+    finals = {}
+    for lab, r in runs.items():
+        if r["config"]["norm"] is None:
+            finals.setdefault(lab.rsplit("-seed", 1)[0], []).append(val(r)[-1])
+    baseline = max(finals, key=lambda k: np.mean(finals[k]))
+    target, rows = RCR.sweep_steps(runs, exp.runs[0][1].lr)
+    assert rows[0]["label"] == baseline
+    by = {r["label"]: r for r in rows}
+    for lab, row in by.items():
+        for r, got in zip(sorted((r for k, r in runs.items() if k.rsplit("-seed", 1)[0] == lab),
+                                 key=lambda r: r["config"]["seed"]), row["steps_seeds"], strict=True):
+            v, st = val(r), np.asarray(r["curves"]["step"], dtype=float)
+            hit = np.flatnonzero(v >= target)
+            if not len(hit):
+                assert got == st[-1] + (st[-1] - st[-2])
+                continue
+            i = hit[0]
+            want = st[0] if i == 0 else np.interp(target, v[i - 1:i + 1], st[i - 1:i + 1])
+            assert got == pytest.approx(want)
 
 
 # --------------------------------------------------------------------------- the ledger's verdicts
@@ -427,18 +486,28 @@ BASE = {"steps": 1000, "batch_size": 50, "test_subset": 500, "record_every": 100
         "width": 8, "probe_batch": 200, "depth": 3, "validation": 4000, "calibration": 2000}
 
 
+FIRST = {**BASE, "steps": 600, "record_every": 200, "calibration": 4000, "train_subset": 0}
+
+
 def test_setup_numbers():
-    runs = _seeded({"a": [{"val": [0.1, 0.2]}] * 5})
-    out = RC.setup_numbers(BASE, (2, 3, 6), (1 / 3, 1, 30), n_train=20000, n_test=4000, results=[runs])
-    assert out["cifar_epochs"].value == pytest.approx(1000 * 50 / 16000) and out["cifar_nfit"].value == 16000
+    sub = {**BASE, "train_subset": 8000}
+    runs = _seeded({"a": [{"val": [0.1, 0.2], **sub}] * 5})
+    first = _seeded({"b": [{"val": [0.1, 0.2], **FIRST}] * 5})
+    res = {"sweep": runs, "depth": first, "recipe": first}
+    out = RC.setup_numbers(sub, FIRST, (2, 3, 6), (1 / 3, 1, 30), n_train=20000, n_test=4000, results=res)
+    assert out["cifar_epochs"].value == pytest.approx(1000 * 50 / 8000) and out["cifar_nfit"].value == 8000
+    assert out["cifar_first_epochs"].value == pytest.approx(600 * 50 / 16000) and out["cifar_first_nfit"].value == 16000
+    assert out["cifar_first_steps"].value == 600 and out["cifar_first_calibration"].value == 4000
     assert out["cifar_seeds"].value == 5 and out["cifar_margin"].value == pytest.approx(100 * RC.MARGIN)
     assert out["cifar_depth_list"] == RF.text("2, 3 and 6") and out["cifar_mult_list"].value == "0.333, 1, 30"
     assert out["cifar_sat_level"].value == pytest.approx(0.01)
     assert out["cifar_sat_threshold"].value == pytest.approx(4.5848, abs=1e-4)
     with pytest.raises(ValueError, match="same seeds"):
-        RC.setup_numbers(BASE, (2, 3), (1,), 20000, 4000, results=[{**runs, "b-seed0": _run([0.1, 0.2])}])
-    with pytest.raises(ValueError, match="all training images"):
-        RC.setup_numbers(BASE, (2, 3), (1,), 20000, 4000, results=[{"c": _run([0.1, 0.2], train_subset=1000)}])
+        RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000,
+                         results={**res, "sweep": {**runs, "b-seed0": _run([0.1, 0.2], **sub)}})
+    with pytest.raises(ValueError, match="the depth runs use the first setting, but b-seed0 differs in steps"):
+        RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000, results={**res, "depth": first | {
+            "b-seed0": _run([0.1, 0.2], **{**FIRST, "steps": 1})}})
 
 
 def test_paper_numbers():
@@ -453,7 +522,7 @@ def test_paper_numbers():
 
 
 def test_exercise_numbers():
-    out = RC.exercise_numbers(_depth(), _sweep(), base_lr=0.1, max_depth=4, record_every=100)
+    out = RCR.exercise_numbers(_depth(), _sweep(), base_lr=0.1, max_depth=4, record_every=100)
     assert out["cifar_sat_cosh"].value == pytest.approx(5.0)  # 1 / (2 sqrt(0.01))
     assert out["cifar_ex_layers"].value == 3 and out["cifar_ex_per_layer"].value == pytest.approx(10.0)
     assert out["cifar_ex_sb"].value == 300 and out["cifar_ex_s5"].value == 100  # medians of Table 3's seeds
@@ -512,7 +581,7 @@ def test_cifar_figures_draw_the_given_numbers():
     import matplotlib.pyplot as plt
 
     runs = _sweep()
-    fig = PC.figure_cifar_lr_sweep(RC.lr_bands(runs, 0.1, show=(1, 5, 30)))
+    fig = PC.figure_cifar_lr_sweep(RCR.lr_bands(runs, 0.1, show=(1, 5, 30)))
     lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
     spread = (0.0, 0.004, -0.003, 0.006, -0.002)
     np.testing.assert_allclose(lines["BN"].get_xdata(), [1 / 3, 1, 2, 5, 10, 30], rtol=1e-5)
@@ -521,7 +590,7 @@ def test_cifar_figures_draw_the_given_numbers():
     np.testing.assert_allclose(curves["BN, x5"].get_ydata()[-1], 100 * (BN_VAL[3] + np.mean(spread)))
     plt.close(fig)
 
-    div = PC.figure_cifar_lr_sweep(RC.lr_bands(_sweep(diverged={("none-x30", 1)}), 0.1, show=(1,)))
+    div = PC.figure_cifar_lr_sweep(RCR.lr_bands(_sweep(diverged={("none-x30", 1)}), 0.1, show=(1,)))
     marks = {ln.get_label(): ln for ln in div.axes[0].get_lines()}
     assert list(marks["no BN: a seed diverged"].get_xdata()) == [30]
     plt.close(div)

@@ -59,3 +59,15 @@ def test_steps_to_a_target_on_the_validation_curve_and_a_run_that_never_gets_the
     assert RR.steps_to_reach(run, 0.8) == 250  # the test curve, by default
     with pytest.raises(ValueError, match="no validation curve"):
         RR.val_curve_key(_run(0, curves={"step": [0]}))
+
+
+def test_interpolated_steps_cross_the_target_on_the_straight_line_between_two_records():
+    run = _run(0, "torch", curves={"step": [0, 200, 400, 600], "val_acc_pop": [0.1, 0.3, 0.5, 0.5]})
+    # 0.4 lies halfway between 0.3 (step 200) and 0.5 (step 400); 0.5 is met exactly at 400
+    assert RR.steps_interpolated(run, 0.4, "val_acc_pop") == pytest.approx(300.0)
+    assert RR.steps_interpolated(run, 0.5, "val_acc_pop") == pytest.approx(400.0)
+    assert RR.steps_interpolated(run, 0.05, "val_acc_pop") == 0.0  # already there at the first record
+    assert RR.steps_interpolated(run, 0.6, "val_acc_pop") is None
+    assert RR.steps_or_after(run, 0.6, "val_acc_pop", interpolate=True) == 800  # one record after the last
+    assert RR.steps_or_after(run, 0.4, "val_acc_pop", interpolate=True) == pytest.approx(300.0)
+    assert RR.steps_or_after(run, 0.4, "val_acc_pop") == 400  # the record at or after the crossing

@@ -117,7 +117,7 @@ def _claim(ok: bool, sentence: str) -> None:
 
 
 # --------------------------------------------------------------------------- one label over its seeds
-def run_stats(group: list[dict], target: float | None = None) -> dict:
+def run_stats(group: list[dict], target: float | None = None, interpolate: bool = False) -> dict:
     """Seed-aggregated numbers of one label (a list of its seeds' runs).
 
     ``test``, ``val``, ``eval``: per seed the final test accuracy (population statistics for BN), the final
@@ -125,7 +125,8 @@ def run_stats(group: list[dict], target: float | None = None) -> dict:
     ``test``, None when a seed diverged; ``diverged`` and ``diverged_at``: how many seeds diverged and the
     earliest step; with ``target``: ``steps_seeds`` (per seed, the first step the validation curve reaches it, a
     seed that never does counting one record after its last), ``steps`` (their median, None when at least half
-    never reach it: :func:`bnlib.results.median_steps`) and ``never`` (how many seeds never do)."""
+    never reach it: :func:`bnlib.results.median_steps`) and ``never`` (how many seeds never do); ``interpolate``:
+    steps interpolated between the records around the crossing (:func:`bnlib.results.steps_interpolated`)."""
     if not group:
         raise ValueError("a run group must hold at least one seed's result.")
     div = [r["summary"]["diverged_at"] for r in group if r["summary"].get("diverged_at") is not None]
@@ -136,27 +137,30 @@ def run_stats(group: list[dict], target: float | None = None) -> dict:
            "final_acc": None if div else float(np.mean(test)), "diverged": len(div),
            "diverged_at": min(div) if div else None}
     if target is not None:
-        reach = [RS.steps_to_reach(r, target, RS.val_curve_key(r)) for r in group]
+        reach = [(RS.steps_interpolated if interpolate else RS.steps_to_reach)(r, target, RS.val_curve_key(r))
+                 for r in group]
         out |= {"steps": median_steps(reach), "never": sum(s is None for s in reach),
-                "steps_seeds": [RS.steps_or_after(r, target, RS.val_curve_key(r)) for r in group]}
+                "steps_seeds": [RS.steps_or_after(r, target, RS.val_curve_key(r), interpolate) for r in group]}
     return out
 
 
-def steps_to_accuracy(runs: dict, baseline: str, labels: list[str] | None = None) -> tuple[float, list[dict]]:
+def steps_to_accuracy(runs: dict, baseline: str, labels: list[str] | None = None,
+                      interpolate: bool = False) -> tuple[float, list[dict]]:
     """The paper's Table 2 on validation: the target is the ``baseline`` label's best validation accuracy (mean
     over seeds of each seed's highest record). Returns ``(target, rows)``, one row per label (all, in order, by
     default) with the keys of :func:`run_stats` plus ``label``, ``baseline`` (whether it is) and ``speedup``
-    (:func:`ratio_interval` of the baseline's steps over the row's, per seed)."""
+    (:func:`ratio_interval` of the baseline's steps over the row's, per seed); ``interpolate`` as in
+    :func:`run_stats`."""
     g = groups(runs)
     labels = list(g) if labels is None else list(labels)
     missing = [lab for lab in [baseline, *labels] if lab not in g]
     if missing:
         raise ValueError(f"no run labelled {missing[0]!r}; the runs are {', '.join(g)}.")
     target = float(np.mean([best_val(r) for r in g[baseline]]))
-    base = run_stats(g[baseline], target)["steps_seeds"]
+    base = run_stats(g[baseline], target, interpolate)["steps_seeds"]
     rows = []
     for lab in labels:
-        row = {"label": lab, "baseline": lab == baseline, **run_stats(g[lab], target)}
+        row = {"label": lab, "baseline": lab == baseline, **run_stats(g[lab], target, interpolate)}
         row["speedup"] = ratio_interval([b / s for b, s in zip(base, row["steps_seeds"], strict=True)])
         rows.append(row)
     return target, rows
@@ -297,177 +301,9 @@ def depth_table(rows: list[dict]) -> Table:
                   "saturated, mean (%)", "saturated, worst (%)"], cells)
 
 
-# --------------------------------------------------------------------------- learning rates
-def sweep_name(norm: str | None, multiplier: float) -> str:
-    """The paper's way of naming a run by its learning rate: ``"BN-x5"``, ``"no BN-x1"``."""
-    return f"{'BN' if norm else 'no BN'}-x{multiplier:.3g}"
-
-
-def lr_sweep(runs: dict, base_lr: float) -> list[dict]:
-    """One row per label of a learning-rate sweep: :func:`run_stats` plus ``label`` and ``multiplier`` (the
-    run's learning rate over ``base_lr``, to 6 significant digits), sorted by normalization (none first) and
-    then multiplier."""
-    if not base_lr > 0:
-        raise ValueError(f"base_lr must be positive, got {base_lr}.")
-    rows = [{"label": lab, **run_stats(g), "multiplier": float(f"{g[0]['config']['lr'] / base_lr:.6g}")}
-            for lab, g in groups(runs).items()]
-    return sorted(rows, key=lambda r: (r["norm"] is not None, str(r["norm"]), r["multiplier"]))
-
-
-def best_multiplier(rows: list[dict], bn: bool) -> dict:
-    """The row of the best rate of one network (``bn``: with BN) of :func:`lr_sweep`, chosen on the mean final
-    validation accuracy over seeds (the rule of the claims ledger's :func:`bnlib.reports.claims.best_rates`)."""
-    mine = [r for r in rows if bool(r["norm"]) == bn]
-    if not mine:
-        raise ValueError(f"the sweep has no runs {'with' if bn else 'without'} BN.")
-    return max(mine, key=lambda r: np.mean(r["val"]))
-
-
-def equal_rates(rows: list[dict]) -> list[dict]:
-    """At every multiplier both networks ran: ``multiplier``, ``none`` and ``bn`` (their rows) and ``p``, BN minus
-    no BN in final test accuracy, paired by seed."""
-    none = {r["multiplier"]: r for r in rows if not r["norm"]}
-    return [{"multiplier": r["multiplier"], "none": none[r["multiplier"]], "bn": r,
-             "p": paired(r["test"], none[r["multiplier"]]["test"])}
-            for r in rows if r["norm"] and r["multiplier"] in none]
-
-
-def lr_table(rows: list[dict]) -> Table:
-    """Table 2: per multiplier, each network's final validation and test accuracy (seed mean ± half-width, in %)
-    and BN minus no BN in test accuracy at that rate, paired by seed; a diverged seed is marked."""
-    def cell(r, key):
-        s = fmt_acc(r[key])
-        return s + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
-
-    return Table(["multiplier", "learning rate", "no BN: val.", "no BN: test", "BN: val.", "BN: test",
-                  "BN - no BN (test)"],
-                 [[f"x{e['multiplier']:.3g}", f"{e['bn']['lr']:.3g}", cell(e["none"], "val"), cell(e["none"], "test"),
-                   cell(e["bn"], "val"), cell(e["bn"], "test"), fmt_paired(e["p"])] for e in equal_rates(rows)])
-
-
-def lr_bands(runs: dict, base_lr: float, show: tuple[float, ...]) -> dict:
-    """For the sweep figure: ``rates`` (per network ``"none"``/``"bn"``: multipliers and the final test accuracy's
-    seed mean and min-max, and the multipliers with a diverged seed) and ``curves`` (per network and multiplier
-    in ``show``, the validation accuracy band)."""
-    rows = lr_sweep(runs, base_lr)
-    g = groups(runs)
-    out: dict = {"rates": {}, "curves": {}}
-    for key, bn in (("none", False), ("bn", True)):
-        mine = [r for r in rows if bool(r["norm"]) == bn]
-        out["rates"][key] = {"multiplier": [r["multiplier"] for r in mine],
-                             "mean": [float(np.mean(r["test"])) for r in mine],
-                             "lo": [min(r["test"]) for r in mine], "hi": [max(r["test"]) for r in mine],
-                             "diverged": [r["multiplier"] for r in mine if r["diverged"]]}
-        out["curves"][key] = {k: curve_band(g[r["label"]]) for k in show for r in mine if r["multiplier"] == k}
-    return out
-
-
-def lr_numbers(runs: dict, base_lr: float, max_multiplier: float) -> dict[str, Glued]:
-    """The learning-rate section's numbers: the runs at ``max_multiplier``, the best rate of each network on
-    validation, and BN minus no BN at equal rates (the smallest and largest advantage, and the rates at which it
-    is not higher)."""
-    rows, g = lr_sweep(runs, base_lr), groups(runs)
-    best_none, best_bn = best_multiplier(rows, False), best_multiplier(rows, True)
-    at_max = {bool(r["norm"]): r for r in rows if r["multiplier"] == max_multiplier}
-    if len(at_max) != 2:
-        raise ValueError(f"the sweep has no runs at x{max_multiplier:g} for both networks.")
-    none_max, bn_max = at_max[False], at_max[True]
-    _claim(not any(r["diverged"] for r in rows), "the prose says no run of the sweep diverged, but one did.")
-    _claim(min(min(r["test"]) for r in rows if r["norm"]) >= CHANCE_BELOW, "the prose says the BN network trains at "
-           f"every rate (above {100 * CHANCE_BELOW:g}% on every seed), but at one it does not.")
-    none_x1, none_x5 = (next(r for r in rows if not r["norm"] and r["multiplier"] == k) for k in (1, 5))
-    stalled = [(r["multiplier"], sum(v < CHANCE_BELOW for v in r["val"])) for r in rows if not r["norm"]]
-    _claim(best_none["multiplier"] > 1, "the prose says a rate above the baseline's is best (on validation) for the "
-           "network without BN, but it is not.")
-    top = max(best_val(r) for r in g[none_max["label"]])
-    _claim(max(none_max["test"]) < CHANCE_BELOW and top < CHANCE_BELOW,
-           f"the prose says the network without BN stays at chance (below {100 * CHANCE_BELOW:g}% on every seed) at "
-           f"x{max_multiplier:g}, but it does not.")
-    eq = equal_rates(rows)
-    means = [e["p"].mean for e in eq]
-    not_higher = [e for e in eq if direction(e["p"]) != "higher"]
-    return {
-        "cifar_n_runs_sweep": number(sum(r["seeds"] for r in rows)),
-        "cifar_n_labels_sweep": number(len(rows)),
-        "cifar_none_xmax_test": percent(np.mean(none_max["test"])),
-        "cifar_none_xmax_top": percent(top),
-        "cifar_none_xmax_loss": number(float(np.mean([curve(r, "train_loss")[-1] for r in g[none_max["label"]]]))),
-        "cifar_bn_xmax_test": percent(np.mean(bn_max["test"])),
-        "cifar_bn_xmax_hw": percent(mean_interval(bn_max["test"])[1], 2),
-        "cifar_best_none_mult": text(f"{best_none['multiplier']:g}"),
-        "cifar_best_none_val": percent(np.mean(best_none["val"])),
-        "cifar_best_none_test": percent(np.mean(best_none["test"])),
-        "cifar_best_none_vs_x1": md(phrase(paired(best_none["test"], none_x1["test"]), *_HLL)),
-        "cifar_none_x5_vs_x1": md(phrase(paired(none_x5["test"], none_x1["test"]), *_HLL)),
-        "cifar_none_stalled": text("; ".join(f"at x{k:.3g} on {n} of {none_x1['seeds']} seeds" for k, n in stalled
-                                             if n and k != max_multiplier) or "at no lower rate"),
-        "cifar_best_bn_mult": text(f"{best_bn['multiplier']:g}"),
-        "cifar_best_bn_val": percent(np.mean(best_bn["val"])),
-        "cifar_best_bn_test": percent(np.mean(best_bn["test"])),
-        "cifar_best_order": text("above" if best_bn["multiplier"] > best_none["multiplier"] else
-                                 "the same as" if best_bn["multiplier"] == best_none["multiplier"] else "below"),
-        "cifar_eq_min": number(100 * min(means), 1),
-        "cifar_eq_max": number(100 * max(means), 1),
-        "cifar_eq_min_mult": text(f"{eq[int(np.argmin(means))]['multiplier']:.3g}"),
-        "cifar_eq_max_mult": text(f"{eq[int(np.argmax(means))]['multiplier']:.3g}"),
-        "cifar_eq_at_best_none": md(fmt_paired(next(e["p"] for e in eq if e["multiplier"] == best_none["multiplier"]))),
-        "cifar_eq_exceptions": md(f"at all {len(eq)} rates" if not not_higher else "at every rate but " + ", ".join(
-            f"x{e['multiplier']:.3g} ({direction(e['p'])}: {fmt_paired(e['p'])})" for e in not_higher)),
-    }
-
-
-# --------------------------------------------------------------------------- steps to the baseline's accuracy
-def sweep_steps(runs: dict, base_lr: float, baseline: str = "none-x1") -> tuple[float, list[dict]]:
-    """Table 3: :func:`steps_to_accuracy` over the sweep's runs at the baseline rate and above."""
-    labels = [r["label"] for r in lr_sweep(runs, base_lr) if r["multiplier"] >= 1]
-    return steps_to_accuracy(runs, baseline=baseline, labels=labels)
-
-
+# --------------------------------------------------------------------------- steps
 def _steps_cell(r: dict) -> str:
-    return fmt_steps(r["steps"]) + (f" ({r['never']} never)" if r["never"] else "")
-
-
-def steps_table(rows: list[dict], base_lr: float) -> Table:
-    """Table 3 in the format of the paper's Table 2 (rows from :func:`sweep_steps`)."""
-    return Table(["model", "learning rate", "steps to target (median)", "speed-up", "test acc. (%)"],
-                 [[sweep_name(r["norm"], r["lr"] / base_lr), f"{r['lr']:.3g}", _steps_cell(r),
-                   fmt_ratio_interval(None if r["baseline"] else r["speedup"]), fmt_acc(r["test"])] for r in rows])
-
-
-def steps_numbers(runs: dict, base_lr: float, last_step: int, baseline: str = "none-x1") -> dict[str, Glued]:
-    """The steps section's numbers (:func:`sweep_steps`): the target, the baseline's steps to it, the BN
-    networks' speed-ups, BN-x1 against BN-x5, and how many higher rates without BN reach it; ``last_step``: the
-    runs' length."""
-    target, rows = sweep_steps(runs, base_lr, baseline)
-    by = {r["label"]: r for r in rows}
-    bn = [r for r in rows if r["norm"] is not None]
-    others = [r for r in rows if r["norm"] is None and r["label"] != baseline]
-    if "bn-x1" not in by or "bn-x5" not in by:
-        raise ValueError("the sweep needs BN-x1 and BN-x5.")
-    _claim(bool(bn) and all(r["speedup"].lo > 0 for r in bn),
-           "the prose says every BN network reaches the target sooner than the baseline (speed-up interval above "
-           "1), but one does not.")
-    _claim(any(r["steps"] is not None for r in others), "the prose says some higher rates without BN reach the "
-           "target, but none does.")
-    x1_x5 = ratio_interval([a / b for a, b in zip(by["bn-x1"]["steps_seeds"], by["bn-x5"]["steps_seeds"],
-                                                  strict=True)])
-    speeds = [math.exp(r["speedup"].mean) for r in bn]
-    return {
-        "cifar_target": percent(target),
-        "cifar_base_last": number(sum(s >= last_step for s in by[baseline]["steps_seeds"])),
-        "cifar_speedup_bn_min": number(min(speeds)),
-        "cifar_speedup_bn_max": number(max(speeds)),
-        "cifar_speedup_bn_lo": number(min(math.exp(r["speedup"].lo) for r in bn)),
-        "cifar_steps_bn_x1": text(fmt_steps(by["bn-x1"]["steps"])),
-        "cifar_steps_bn_x5": text(fmt_steps(by["bn-x5"]["steps"])),
-        "cifar_x5_vs_x1": md(fmt_ratio_interval(x1_x5)),
-        "cifar_x5_sentence": text("the five times higher learning rate adds to BN's own gain" if x1_x5.lo > 0 else
-                                  "the five times higher learning rate makes BN slower" if x1_x5.hi < 0 else
-                                  "whether the five times higher learning rate adds to BN's own gain is inconclusive"),
-        "cifar_last_step": number(last_step),
-        "cifar_none_reached": number(sum(r["steps"] is not None for r in others)),
-        "cifar_none_others": number(len(others)),
-    }
+    return ("never" if r["steps"] is None else f"{r['steps']:,.0f}") + (f" ({r['never']} never)" if r["never"] else "")
 
 
 # --------------------------------------------------------------------------- the recipe
@@ -520,20 +356,21 @@ def recipe_bands(runs: dict) -> dict:
     return {lab: curve_band(g) for lab, g in groups(runs).items()}
 
 
-def recipe_numbers(runs: dict, sweep_runs: dict, recipe_base: dict, final_lr: float,
-                   baseline: str = "none-baseline", sweep_baseline: str = "none-x1") -> dict[str, Glued]:
+def recipe_numbers(runs: dict, plain_runs: dict, recipe_base: dict, final_lr: float,
+                   baseline: str = "none-baseline", plain: str = "none-depth3") -> dict[str, Glued]:
     """The recipe section's numbers (:func:`ablation`, six rows: no BN, BN, then four changes): the target, steps
     and speed-ups, the full recipe against both baselines, the row best on validation, the eval-mode gap of the
     last two rows; ``recipe_base`` is the starting configuration as a dict, ``final_lr`` the last row's learning
-    rate at its last step, ``sweep_runs`` the learning-rate sweep (its baseline without regularization)."""
+    rate at its last step, ``plain_runs`` an experiment holding the same network without regularization (label
+    ``plain``, in the same setting)."""
     target, rows = ablation(runs, baseline)
     if len(rows) != 6:
         raise ValueError(f"the prose describes six rows of the recipe (no BN, BN, four changes), got {len(rows)}.")
     g = groups(runs)
-    sweep_best = [best_val(r) for r in groups(sweep_runs)[sweep_baseline]]
+    sweep_best = [best_val(r) for r in groups(plain_runs)[plain]]
     reg = paired([best_val(r) for r in g[baseline]], sweep_best)
     _claim(direction(reg) == "lower", "the prose says the regularized baseline's best validation accuracy is below "
-           "that of the same network without regularization in the sweep, which no longer holds.")
+           "that of the same network without regularization, which no longer holds.")
     out = {
         "cifar_recipe_target": percent(target),
         "cifar_recipe_sweep_target": percent(np.mean(sweep_best)),
@@ -622,26 +459,41 @@ def per_layer_factor(ratio: float, layers: int) -> float:
     return ratio ** (1 / layers)
 
 
-def setup_numbers(base: dict, depths: tuple[int, ...], multipliers: tuple[float, ...], n_train: int, n_test: int,
-                  results: list[dict]) -> dict[str, Glued]:
-    """The overview's and the setup section's numbers: ``base`` is the base configuration as a dict,
-    ``results`` the ``runs`` of every experiment of the chapter (whose prose says they use all training images
-    but the validation split, and the same seeds)."""
-    if any(config(r)["train_subset"] != 0 for runs in results for r in runs.values()):
-        raise ValueError("the chapter says every run trains on all training images, but one uses a subset.")
-    seeds = {tuple(sorted(r["config"].get("seed", 0) for r in g)) for runs in results for g in groups(runs).values()}
+#: The configuration fields that make a setting: the sweep's (the chapter's base) and the first setting's.
+SETTING_FIELDS = ("steps", "train_subset", "record_every", "calibration", "validation", "batch_size")
+
+
+def setup_numbers(base: dict, first: dict, depths: tuple[int, ...], multipliers: tuple[float, ...], n_train: int,
+                  n_test: int, results: dict[str, dict]) -> dict[str, Glued]:
+    """The overview's and the setup section's numbers: ``base`` is the sweep's configuration as a dict (keys
+    ``cifar_*``), ``first`` that of the chapter's first setting, still used by the depth experiment and the recipe
+    (keys ``cifar_first_*``); ``results`` maps ``"sweep"``, ``"depth"`` and ``"recipe"`` to their ``runs``, which
+    must be in those settings and repeated over the same seeds."""
+    for name, runs in results.items():
+        want = base if name == "sweep" else first
+        for lab, r in runs.items():
+            c = config(r)
+            odd = [k for k in SETTING_FIELDS if c.get(k) != want[k]]
+            if odd:
+                raise ValueError(f"the chapter says the {name} runs use the {'sweep' if name == 'sweep' else 'first'} "
+                                 f"setting, but {lab} differs in {', '.join(odd)}.")
+    seeds = {tuple(sorted(r["config"].get("seed", 0) for r in g)) for runs in results.values()
+             for g in groups(runs).values()}
     if len(seeds) != 1:
         raise ValueError("the chapter says every run is repeated over the same seeds, but they differ.")
     slope = sigmoid_slope(SATURATION_THRESHOLD)
-    n_fit = n_train - base["validation"]
     fields = {"steps": "steps", "nval": "validation", "ncalib": "calibration", "ntest_curve": "test_subset",
               "record_every": "record_every", "batch": "batch_size", "lr": "lr", "momentum": "momentum",
               "width": "width", "probe": "probe_batch", "sweep_depth": "depth"}
-    return {f"cifar_{k}": number(base[f]) for k, f in fields.items()} | {
+    out = {f"cifar_{k}": number(base[f]) for k, f in fields.items()}
+    for key, cfg in (("cifar", base), ("cifar_first", first)):
+        n_fit = cfg["train_subset"] or n_train - cfg["validation"]
+        out |= {f"{key}_nfit": number(n_fit), f"{key}_epochs": number(cfg["steps"] * cfg["batch_size"] / n_fit)}
+    out |= {f"cifar_first_{k}": number(first[k]) for k in ("steps", "record_every", "calibration")}
+    return out | {
         "cifar_seeds": number(len(next(iter(seeds)))),
-        "cifar_epochs": number(base["steps"] * base["batch_size"] / n_fit),
         "cifar_ntrain": number(n_train),
-        "cifar_nfit": number(n_fit),
+        "cifar_nfit_all": number(n_train - base["validation"]),
         "cifar_ntest": number(n_test),
         "cifar_margin": number(100 * MARGIN, 2),
         "cifar_chance_below": number(100 * CHANCE_BELOW, 2),
@@ -667,26 +519,4 @@ def paper_numbers(experiments: dict[str, dict], n_train: int, sweep: str = "cifa
         "cifar_paper_epochs": number(cfg["steps"] * cfg["batch_size"] / (n_train - cfg.get("validation", 0))),
         "cifar_paper_seeds": number(len({c["seed"] for c in experiments[sweep]["runs"].values()})),
         "cifar_paper_runs": number(sum(len(e["runs"]) for e in experiments.values())),
-    }
-
-
-def exercise_numbers(depth_runs: dict, sweep_runs: dict, base_lr: float, max_depth: int, record_every: int,
-                     baseline: str = "none-x1", fast: str = "bn-x5") -> dict[str, Glued]:
-    """The exercises' numbers: where the sigmoid saturates, the per-layer gradient factor of the deepest network
-    without BN at its first record, and the bounds on ``fast``'s speed-up (:func:`speedup_bounds`) at the median
-    over seeds of the steps to Table 3's target (a seed that never reaches it: one record after its last)."""
-    slope = sigmoid_slope(SATURATION_THRESHOLD)
-    ratio0 = gradient_ratio(groups(depth_runs)[f"none-depth{max_depth}"], record=1)
-    _, rows = sweep_steps(sweep_runs, base_lr, baseline)
-    by = {r["label"]: r for r in rows}
-    s_b, s_5 = (median_steps(by[lab]["steps_seeds"]) for lab in (baseline, fast))
-    lo, hi = speedup_bounds(s_b, s_5, record_every)
-    return {
-        "cifar_sat_cosh": number(1 / (2 * math.sqrt(slope))),
-        "cifar_ex_layers": number(max_depth - 1),
-        "cifar_ex_per_layer": number(per_layer_factor(ratio0, max_depth - 1)),
-        "cifar_ex_sb": number(s_b),
-        "cifar_ex_s5": number(s_5),
-        "cifar_ex_lo": number(lo),
-        "cifar_ex_hi": text("unbounded" if hi is None else f"{hi:.3g}"),
     }
