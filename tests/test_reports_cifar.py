@@ -351,72 +351,7 @@ def test_gradient_ratio_and_names():
     assert RCR.sweep_name("torch", 5.0) == "BN-x5" and RCR.sweep_name(None, 1 / 3) == "no BN-x0.333"
 
 
-# --------------------------------------------------------------------------- the recipe
-RECIPE_VALS = {  # label: validation curve of seed 0 (seed s: + s / 500); the target is none-baseline's best, 0.3
-    "none-baseline": [0.1, 0.2, 0.25, 0.3, 0.3],
-    "bn-baseline": [0.1, 0.2, 0.35, 0.4, 0.4],  # at 200
-    "+lr x5": [0.1, 0.32, 0.4, 0.45, 0.45],  # at 100
-    "+no dropout": [0.1, 0.31, 0.4, 0.45, 0.46],
-    "+L2 / 5": [0.1, 0.33, 0.4, 0.5, 0.52],  # best on validation
-    "+decay x6 faster": [0.1, 0.34, 0.4, 0.45, 0.47],
-}
-RECIPE_BASE = {"dropout": 0.3, "weight_decay": 5e-4, "lr_decay": 0.5, "lr_decay_every": 600}
-
-
-def _recipe(vals=RECIPE_VALS, gaps=(0.2, 0.2, 0.2, 0.2, 0.02)):
-    labels = {}
-    for i, (lab, v) in enumerate(vals.items()):
-        cfg = {"norm": "torch" if i else None, "lr": 0.5 if i >= 2 else 0.1, "dropout": 0.0 if i >= 3 else 0.3,
-               "weight_decay": 1e-4 if i >= 4 else 5e-4, "lr_decay": 0.5, "lr_decay_every": 100 if i >= 5 else 600}
-        labels[lab] = [{"val": [x + s / 500 for x in v], "ev": v[-1] + s / 500 - (gaps[i - 1] + s / 1000 if i else 0),
-                        **cfg} for s in SEEDS]
-    return _seeded(labels)
-
-
-def test_ablation_target_steps_and_changes():
-    target, rows = RC.ablation(_recipe(), baseline="none-baseline")
-    assert target == pytest.approx(0.3 + np.mean([s / 500 for s in SEEDS]))
-    # the baseline reaches its seeds' mean best only on seeds at or above it: 2, 3, 4 at step 300
-    assert rows[0]["steps_seeds"] == [500, 500, 300, 300, 300]
-    assert rows[1]["steps_seeds"] == [200] * 5 and rows[2]["steps_seeds"] == [100] * 5
-    assert rows[2]["vs_prev"].mean == pytest.approx(math.log(2)) and rows[0]["vs_prev"] is None
-    assert [r["change"] for r in rows] == [
-        "", "BN added", "learning rate 0.1 → 0.5", "dropout 0.3 → 0", "L2 weight decay 0.0005 → 0.0001",
-        "decay every (steps) 600 → 100"]
-    cells = RC.ablation_table(rows).cells()
-    assert cells[0][:4] == ["none-baseline", "(baseline)", "300 (2 never)", "1× (baseline)"]
-    assert cells[0][6] == "(same)" and cells[1][4] == RC.fmt_ratio_interval(rows[1]["speedup"])
-
-
-def test_recipe_numbers_and_their_prose_checks():
-    sweep = _seeded({"none-depth3": [{"val": [0.1, 0.2, 0.4]}] * 5})
-    out = RC.recipe_numbers(_recipe(), sweep, RECIPE_BASE, final_lr=0.004)
-    assert out["cifar_recipe_target"].value == pytest.approx(100 * (0.3 + 0.004))
-    assert out["cifar_recipe_sweep_target"].value == pytest.approx(40.0)
-    assert out["cifar_recipe_top"].value.startswith("the row with the highest final validation accuracy is +L2 / 5")
-    assert out["cifar_recipe_bn_steps"].value == "between steps 100 and 200"
-    assert out["cifar_recipe_gap_label"].value == "bn-baseline"
-    last_gap = [0.02 + s / 1000 for s in SEEDS]
-    assert out["cifar_recipe_gap_last"].value == RF.fmt_paired(RC.paired(np.add(last_gap, 1), [1] * 5))
-    assert out["cifar_recipe_gap_change"].value.startswith("smaller (")
-    assert out["cifar_recipe_full_vs_bn"].value.startswith("higher (")
-    assert out["cifar_recipe_fast_every"].value == 100 and out["cifar_recipe_l2"].value == 5e-4
-    with pytest.raises(ValueError, match="below that of the same network without regularization"):
-        RC.recipe_numbers(_recipe(), _seeded({"none-depth3": [{"val": [0.1, 0.2, 0.3]}] * 5}), RECIPE_BASE, 0.004)
-    slow = {**RECIPE_VALS, "bn-baseline": [0.1, 0.2, 0.25, 0.28, 0.29]}
-    with pytest.raises(ValueError, match="BN alone reaches the target sooner"):
-        RC.recipe_numbers(_recipe(slow), sweep, RECIPE_BASE, 0.004)
-    short = {k: v for k, v in RECIPE_VALS.items() if k != "+lr x5"}
-    with pytest.raises(ValueError, match="six rows"):
-        RC.recipe_numbers(_recipe(short), sweep, RECIPE_BASE, 0.004)
-
-
-def test_describe_change_ignores_seed_and_device():
-    assert RC.describe_change({"lr": 0.1, "seed": 0, "device": "cpu"}, {"lr": 0.1, "seed": 3, "device": "cuda"}) == ""
-    assert RC.describe_change({"norm": "torch"}, {"norm": None}) == "BN removed"
-    assert RC.describe_change({"init": "xavier"}, {"init": "gaussian"}) == "init xavier → gaussian"
-
-
+# --------------------------------------------------------------------------- steps, interpolated
 def test_committed_sweep_steps_are_interpolated_as_numpy_interpolates():
     """On the committed sweep (when present): Table 3's baseline is no BN at its best mean final validation accuracy,
     and each run's steps are where the straight line between the records around its first crossing meets the
@@ -455,32 +390,6 @@ def test_committed_sweep_steps_are_interpolated_as_numpy_interpolates():
             assert got == pytest.approx(want)
 
 
-# --------------------------------------------------------------------------- the ledger's verdicts
-def test_verdict_numbers_glue_the_ledgers_rows():
-    sweep = {"name": "cifar_lr_sweep", "runs": _sweep()}
-    recipe = {"name": "cifar_recipe", "runs": _recipe()}
-    depth = {"name": "cifar_sigmoid_depth", "runs": _depth()}
-    rows = {"higher_lr": RL.claim_higher_lr(sweep, 0.1), "bjorck": RL.claim_bjorck(sweep, 0.1),
-            "saturating": RL.claim_saturating(depth), "accelerates": RL.claim_accelerates(None, recipe),
-            "recipe": RL.claim_recipe(recipe)}
-    out = RC.verdict_numbers(rows)
-    for key in ("higher_lr", "bjorck", "saturating", "recipe"):
-        assert out[f"cifar_verdict_{key}"].value == rows[key]["verdict"]
-        assert out[f"cifar_rule_{key}"].value == rows[key]["rule"]
-        assert out[f"cifar_parts_{key}"].value.split(", ") == [f"({'abcd'[i]}) {p['verdict']}"
-                                                               for i, p in enumerate(rows[key]["parts"])]
-    assert "cifar_verdict_accelerates" not in out  # its MNIST part is the ledger's
-    # BN alone: 300 steps (seeds 2-4; 500 for the two that never reach) over 200
-    speed = [s / 200 for s in (500, 500, 300, 300, 300)]
-    m, lo, hi = _t_interval(np.log(speed))
-    assert out["cifar_acc_bn"].value == f"{math.exp(m):.3g}× [{math.exp(lo):.3g}×, {math.exp(hi):.3g}×], 5 seeds"
-    expected = "supported" if lo > math.log(2) else "not supported" if hi < math.log(2) else "inconclusive"
-    assert out["cifar_acc_bn_verdict"].value == expected
-    assert out["cifar_acc_margin"].value == 2
-    with pytest.raises(ValueError, match="needs the ledger's rows recipe"):
-        RC.verdict_numbers({k: v for k, v in rows.items() if k != "recipe"})
-
-
 # --------------------------------------------------------------------------- setup, paper scale, exercises
 BASE = {"steps": 1000, "batch_size": 50, "test_subset": 500, "record_every": 100, "lr": 0.1, "momentum": 0.9,
         "width": 8, "probe_batch": 200, "depth": 3, "validation": 4000, "calibration": 2000}
@@ -493,8 +402,10 @@ def test_setup_numbers():
     sub = {**BASE, "train_subset": 8000}
     runs = _seeded({"a": [{"val": [0.1, 0.2], **sub}] * 5})
     first = _seeded({"b": [{"val": [0.1, 0.2], **FIRST}] * 5})
-    res = {"sweep": runs, "depth": first, "recipe": first}
-    out = RC.setup_numbers(sub, FIRST, (2, 3, 6), (1 / 3, 1, 30), n_train=20000, n_test=4000, results=res)
+    res = {"sweep": runs, "depth": first, "recipe": runs}
+    settings = {"sweep": ("ten-epoch", sub), "recipe": ("ten-epoch", sub), "depth": ("first", FIRST)}
+    out = RC.setup_numbers(sub, FIRST, (2, 3, 6), (1 / 3, 1, 30), n_train=20000, n_test=4000, results=res,
+                           settings=settings)
     assert out["cifar_epochs"].value == pytest.approx(1000 * 50 / 8000) and out["cifar_nfit"].value == 8000
     assert out["cifar_first_epochs"].value == pytest.approx(600 * 50 / 16000) and out["cifar_first_nfit"].value == 16000
     assert out["cifar_first_steps"].value == 600 and out["cifar_first_calibration"].value == 4000
@@ -504,10 +415,15 @@ def test_setup_numbers():
     assert out["cifar_sat_threshold"].value == pytest.approx(4.5848, abs=1e-4)
     with pytest.raises(ValueError, match="same seeds"):
         RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000,
-                         results={**res, "sweep": {**runs, "b-seed0": _run([0.1, 0.2], **sub)}})
+                         results={**res, "sweep": {**runs, "b-seed0": _run([0.1, 0.2], **sub)}}, settings=settings)
     with pytest.raises(ValueError, match="the depth runs use the first setting, but b-seed0 differs in steps"):
         RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000, results={**res, "depth": first | {
-            "b-seed0": _run([0.1, 0.2], **{**FIRST, "steps": 1})}})
+            "b-seed0": _run([0.1, 0.2], **{**FIRST, "steps": 1})}}, settings=settings)
+    with pytest.raises(ValueError, match="the recipe runs use the ten-epoch setting, but b-seed0 differs in steps"):
+        RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000, results={**res, "recipe": first}, settings=settings)
+    with pytest.raises(ValueError, match="does not say which setting the recipe runs use"):
+        RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000, results=res,
+                         settings={k: v for k, v in settings.items() if k != "recipe"})
 
 
 def test_paper_numbers():
@@ -609,8 +525,3 @@ def test_cifar_figures_draw_the_given_numbers():
     np.testing.assert_allclose(grad[0].get_xdata(), [100, 200])
     plt.close(fig)
 
-    fig = PC.figure_cifar_recipe(RC.recipe_bands(_recipe()), 0.3)
-    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
-    np.testing.assert_allclose(lines["+L2 / 5"].get_ydata(), [100 * (v + 0.004) for v in RECIPE_VALS["+L2 / 5"]])
-    np.testing.assert_allclose(lines["target"].get_ydata(), [30, 30])
-    plt.close(fig)

@@ -90,21 +90,33 @@ def figure_cifar_lr_sweep(bands: dict):
 
 
 def figure_cifar_recipe(bands: dict, target: float):
-    """Validation accuracy along training for each cumulative step of the recipe (seed mean, min-max band);
-    dotted: ``target``; ``bands`` from :func:`bnlib.reports.cifar.recipe_bands`."""
-    fig, ax = plt.subplots(figsize=(8.0, 3.6))
-    bn = [lab for lab in bands if not lab.startswith("none")]
-    # the BN baseline in BN's colour, then each cumulative change in its own colour, dashes and marker
-    styles = [(colour("bn"), "-", None)] + list(SWEEP)
-    for lab, b in bands.items():
-        if lab.startswith("none"):
-            _band(ax, b, colour("none"), alpha=0.12, label=f"{lab} (no BN)")
-        else:
-            c, ls, mk = styles[bn.index(lab) % len(styles)]
-            every = max(1, len(b["step"]) // 8)
-            _band(ax, b, c, alpha=0.08, ls=ls, marker=mk, markevery=(bn.index(lab) % every, every), label=lab)
-    ax.axhline(100 * target, color="grey", lw=1.0, ls=":", label="target")
-    ax.set(xlabel="training step", ylabel="validation accuracy (%)")
+    """The recipe's ablation along training (validation accuracy, seed mean with a min-max band; BN with population
+    statistics): (a) each change added alone to BN, beside both baselines and the full recipe; (b) the full recipe
+    and the recipe without each change. Dotted: ``target``. ``bands`` from
+    :func:`bnlib.reports.cifar_recipe.recipe_bands`, keyed by the networks' names."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.8), sharey=True)
+    halves = ([lab for lab in bands if not lab.startswith("full recipe but")],
+              [lab for lab in bands if lab.startswith("full recipe")])
+    for ax, labels, title in zip(axes, halves, ("(a) each change added to BN", "(b) each change left out"),
+                                 strict=True):
+        changes = [lab for lab in labels if lab.startswith(("BN +", "full recipe but"))]
+        for lab in labels:
+            b = bands[lab]
+            if lab.startswith("no BN"):
+                _band(ax, b, colour("none"), alpha=0.12, label=lab)
+            elif lab == "BN (baseline)":
+                _band(ax, b, colour("bn"), alpha=0.12, label=lab)
+            elif lab == "full recipe":
+                _band(ax, b, "black", alpha=0.08, lw=2.0, label=lab)
+            else:
+                i = changes.index(lab)
+                c, ls, mk = SWEEP[i % len(SWEEP)]
+                every = max(1, len(b["step"]) // 8)
+                _band(ax, b, c, alpha=0.06, ls=ls, marker=mk, markevery=(i % every, every), label=lab)
+        ax.axhline(100 * target, color="grey", lw=1.0, ls=":", label="target")
+        ax.set(xlabel="training step", title=title)
+    axes[0].set_ylabel("validation accuracy (%)")
     fig.tight_layout()
-    legend_below(ax, ncol=4)
+    for ax in axes:
+        legend_below(ax, ncol=2)
     return fig

@@ -17,7 +17,7 @@ import numpy as np
 
 from bnlib import results as RS
 from bnlib.reports.evidence import MIN_SEEDS, SUPPORTED, Paired, judge, mean_interval, one_sample, paired, within
-from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, fmt_steps, md, number, percent, text
+from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, text
 from bnlib.reports.rules import CHANCE
 from bnlib.results import SATURATION_THRESHOLD, config, curve, final_metric, median_steps, score, seed_groups
 
@@ -306,106 +306,6 @@ def _steps_cell(r: dict) -> str:
     return ("never" if r["steps"] is None else f"{r['steps']:,.0f}") + (f" ({r['never']} never)" if r["never"] else "")
 
 
-# --------------------------------------------------------------------------- the recipe
-#: Configuration fields the recipe changes, with the words the ablation table uses for them.
-RECIPE_FIELDS = {"norm": "BN", "lr": "learning rate", "dropout": "dropout", "weight_decay": "L2 weight decay",
-                 "lr_decay": "decay factor", "lr_decay_every": "decay every (steps)"}
-
-
-def describe_change(before: dict, after: dict) -> str:
-    """What differs between two run configurations, e.g. ``"learning rate 0.1 → 0.5"`` ("" if nothing)."""
-    parts = []
-    for key in sorted((set(before) | set(after)) - {"seed", "device"}):
-        a, b, name = before.get(key), after.get(key), RECIPE_FIELDS.get(key, key)
-        if a != b and key == "norm":
-            parts.append("BN added" if b else "BN removed")
-        elif a != b:
-            parts.append(f"{name} {a:g} → {b:g}" if isinstance(a, float | int) and isinstance(b, float | int)
-                         else f"{name} {a} → {b}")
-    return ", ".join(parts)
-
-
-def ablation(runs: dict, baseline: str) -> tuple[float, list[dict]]:
-    """The recipe's ablation table: :func:`steps_to_accuracy` over the runs in order, each row also saying in
-    ``change`` what differs from the previous row's configuration and in ``vs_prev`` the previous row's steps
-    over this row's (:func:`ratio_interval`, per seed; None on the first row)."""
-    target, rows = steps_to_accuracy(runs, baseline)
-    g = groups(runs)
-    prev = None
-    for row in rows:
-        cfg = g[row["label"]][0]["config"]
-        row["change"] = "" if prev is None else describe_change(prev[0], cfg)
-        row["vs_prev"] = None if prev is None else ratio_interval(
-            [a / b for a, b in zip(prev[1], row["steps_seeds"], strict=True)])
-        prev = (cfg, row["steps_seeds"])
-    return target, rows
-
-
-def ablation_table(rows: list[dict]) -> Table:
-    """Table 4: the recipe as an ablation (rows from :func:`ablation`)."""
-    return Table(["network", "change", "steps to target (median)", "speed-up", "vs row above", "test acc. (%)",
-                  "eval mode (%)"],
-                 [[r["label"], r["change"] or "(baseline)", _steps_cell(r),
-                   fmt_ratio_interval(None if r["baseline"] else r["speedup"]),
-                   "" if r["vs_prev"] is None else fmt_ratio_interval(r["vs_prev"]),
-                   fmt_acc(r["test"]), fmt_acc(r["eval"]) if r["norm"] else "(same)"] for r in rows])
-
-
-def recipe_bands(runs: dict) -> dict:
-    """For the recipe figure: per label, the validation accuracy band (population statistics for BN)."""
-    return {lab: curve_band(g) for lab, g in groups(runs).items()}
-
-
-def recipe_numbers(runs: dict, plain_runs: dict, recipe_base: dict, final_lr: float,
-                   baseline: str = "none-baseline", plain: str = "none-depth3") -> dict[str, Glued]:
-    """The recipe section's numbers (:func:`ablation`, six rows: no BN, BN, then four changes): the target, steps
-    and speed-ups, the full recipe against both baselines, the row best on validation, the eval-mode gap of the
-    last two rows; ``recipe_base`` is the starting configuration as a dict, ``final_lr`` the last row's learning
-    rate at its last step, ``plain_runs`` an experiment holding the same network without regularization (label
-    ``plain``, in the same setting)."""
-    target, rows = ablation(runs, baseline)
-    if len(rows) != 6:
-        raise ValueError(f"the prose describes six rows of the recipe (no BN, BN, four changes), got {len(rows)}.")
-    g = groups(runs)
-    sweep_best = [best_val(r) for r in groups(plain_runs)[plain]]
-    reg = paired([best_val(r) for r in g[baseline]], sweep_best)
-    _claim(direction(reg) == "lower", "the prose says the regularized baseline's best validation accuracy is below "
-           "that of the same network without regularization, which no longer holds.")
-    out = {
-        "cifar_recipe_target": percent(target),
-        "cifar_recipe_sweep_target": percent(np.mean(sweep_best)),
-        "cifar_recipe_reg": md(fmt_paired(reg)),
-        **{f"cifar_recipe_{k}": number(recipe_base[f]) for k, f in (
-            ("dropout", "dropout"), ("l2", "weight_decay"), ("decay", "lr_decay"), ("decay_every", "lr_decay_every"))},
-        "cifar_recipe_final_lr": number(final_lr),
-        "cifar_recipe_fast_every": number(config(g[rows[5]["label"]][0])["lr_decay_every"]),
-    }
-    bn_steps = sorted((r["steps"] for r in rows[1:]), key=lambda x: math.inf if x is None else x)
-    first, last = (fmt_steps(bn_steps[i]) for i in (0, -1))
-    out["cifar_recipe_bn_steps"] = text(f"all at step {first}" if first == last else
-                                        f"between steps {first} and {last}")
-    for i, r in enumerate(rows):
-        out[f"cifar_recipe{i}_test"] = percent(np.mean(r["test"]))
-        out[f"cifar_recipe{i}_steps"] = text(fmt_steps(r["steps"]))
-        out[f"cifar_recipe{i}_speedup"] = md(fmt_ratio_interval(r["speedup"]))
-    _claim(rows[1]["speedup"].lo > 0, "the prose says BN alone reaches the target sooner than the baseline (speed-up "
-           "interval above 1), but it does not.")
-    for key, i in (("none", 0), ("bn", 1)):
-        out[f"cifar_recipe_full_vs_{key}"] = md(phrase(paired(rows[5]["test"], rows[i]["test"]), *_HLL))
-    top = max(range(len(rows)), key=lambda i: np.mean(rows[i]["val"]))
-    out["cifar_recipe_top"] = md(f"the row with the highest final validation accuracy is "
-                                 f"{'the full recipe' if top == 5 else rows[top]['label']} "
-                                 f"({100 * np.mean(rows[top]['val']):.1f}% on validation, "
-                                 f"{100 * np.mean(rows[top]['test']):.1f}% on test)")
-    gaps = [[a - b for a, b in zip(r["test"], r["eval"], strict=True)] for r in rows[1:]]
-    widest = int(np.argmax([np.mean(x) for x in gaps[:-1]]))
-    out["cifar_recipe_gap_max"] = number(100 * np.mean(gaps[widest]), 1)
-    out["cifar_recipe_gap_label"] = text(rows[1 + widest]["label"])
-    out["cifar_recipe_gap_last"] = md(fmt_paired(one_sample(gaps[-1])))
-    out["cifar_recipe_gap_change"] = md(phrase(paired(gaps[-1], gaps[-2]), "larger", "smaller", "about the same"))
-    return out
-
-
 # --------------------------------------------------------------------------- the ledger's verdicts
 #: The claims ledger's rows the chapter's verdict section shows, by key (bnlib.reports.claims decides them).
 VERDICT_KEYS = ("higher_lr", "bjorck", "saturating", "accelerates", "recipe")
@@ -464,19 +364,23 @@ SETTING_FIELDS = ("steps", "train_subset", "record_every", "calibration", "valid
 
 
 def setup_numbers(base: dict, first: dict, depths: tuple[int, ...], multipliers: tuple[float, ...], n_train: int,
-                  n_test: int, results: dict[str, dict]) -> dict[str, Glued]:
-    """The overview's and the setup section's numbers: ``base`` is the sweep's configuration as a dict (keys
-    ``cifar_*``), ``first`` that of the chapter's first setting, still used by the depth experiment and the recipe
-    (keys ``cifar_first_*``); ``results`` maps ``"sweep"``, ``"depth"`` and ``"recipe"`` to their ``runs``, which
+                  n_test: int, results: dict[str, dict], settings: dict[str, tuple[str, dict]]) -> dict[str, Glued]:
+    """The overview's and the setup section's numbers: ``base`` is the ten-epoch setting as a dict (keys
+    ``cifar_*``), ``first`` that of the chapter's first setting, still used by the depth experiment (keys
+    ``cifar_first_*``); ``results`` maps ``"sweep"``, ``"depth"`` and ``"recipe"`` to their ``runs``, and
+    ``settings`` each of those names to the setting the prose says it uses (its name and configuration). The runs
     must be in those settings and repeated over the same seeds."""
     for name, runs in results.items():
-        want = base if name == "sweep" else first
+        if name not in settings:
+            raise ValueError(f"the chapter does not say which setting the {name} runs use; settings names "
+                             f"{', '.join(settings)}.")
+        word, want = settings[name]
         for lab, r in runs.items():
             c = config(r)
             odd = [k for k in SETTING_FIELDS if c.get(k) != want[k]]
             if odd:
-                raise ValueError(f"the chapter says the {name} runs use the {'sweep' if name == 'sweep' else 'first'} "
-                                 f"setting, but {lab} differs in {', '.join(odd)}.")
+                raise ValueError(f"the chapter says the {name} runs use the {word} setting, but {lab} differs in "
+                                 f"{', '.join(odd)}.")
     seeds = {tuple(sorted(r["config"].get("seed", 0) for r in g)) for runs in results.values()
              for g in groups(runs).values()}
     if len(seeds) != 1:
