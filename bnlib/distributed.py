@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from bnlib.nn import BatchNorm
+from bnlib.nn import BatchNorm, _update
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -104,8 +104,8 @@ class SyncBatchNorm(BatchNorm):
         self.num_batches_tracked.add_(1)
         factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         with torch.no_grad():
-            for running, batch in ((self.running_mean, mean), (self.running_var, unbiased_var)):
-                running.copy_(torch.lerp(running.to(batch.dtype), batch, factor))
+            _update(self.running_mean, mean, factor)
+            _update(self.running_var, unbiased_var, factor)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.process_group is None else ", process_group=given")

@@ -116,7 +116,7 @@ def freezing_check(x: torch.Tensor, y: torch.Tensor, seed: int = 0, lr: float = 
     for way, train_mode, grads in FREEZE_WAYS:
         torch.manual_seed(seed)
         net = models.SigmoidMLP((x.shape[1], 32, 10), norm="torch")
-        bn = next(m for m in net.modules() if isinstance(m, nn.BatchNorm1d | BatchNorm))
+        bn = models.bn_layers(net)[0]
         opt = torch.optim.SGD(net.parameters(), lr=lr)
         nn.functional.cross_entropy(net(x), y).backward()
         opt.step()

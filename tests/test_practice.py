@@ -35,3 +35,20 @@ def test_what_eval_and_requires_grad_freeze():
 def test_bn_cancels_the_bias_of_the_layer_before_it():
     r = P.bias_cancels(scale=1000.0)
     assert r["out_diff"] < 1e-9 and r["bias_grad"] < 1e-9 * r["weight_grad"]
+
+
+def test_freezing_words_and_their_prose_check():
+    from bnlib.reports import practice as RP
+
+    truth = {"train mode": (True, True), "model.eval()": (True, False), "requires_grad=False": (False, True),
+             "eval() and requires_grad=False": (False, False)}
+    rows = [{"way": w, "gamma_beta": g, "running": r} for w, (g, r) in truth.items()]
+    out = RP.freezing_numbers(rows)
+    assert out["pr_freeze_eval_running"].value == "yes" and out["pr_freeze_eval_params"].value == "no"
+    assert out["pr_freeze_rg_running"].value == "no" and out["pr_freeze_both"].value == "eval() and requires_grad=False"
+    flipped = [dict(r, running=True) if r["way"] == "model.eval()" else r for r in rows]
+    with pytest.raises(ValueError, match="model.eval\\(\\) leaves gamma and beta and stops the running"):
+        RP.freezing_numbers(flipped)
+    frozen = [dict(r, gamma_beta=False, running=False) if r["way"] == "train mode" else r for r in rows]
+    with pytest.raises(ValueError, match="only eval\\(\\) with requires_grad=False fixes the layer"):
+        RP.freezing_numbers(frozen)

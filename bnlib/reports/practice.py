@@ -28,9 +28,18 @@ def freezing_table(rows: list[dict]) -> Table:
 
 
 def freezing_numbers(rows: list[dict]) -> dict[str, Glued]:
-    """Which ways freeze what, in words, for the prose (and a check that torch behaves as the prose says)."""
+    """Which ways freeze what, in words, for the prose; raises ValueError when torch no longer behaves as the prose
+    says (eval mode stops the running statistics only, ``requires_grad=False`` the parameters only, and only both
+    together fix the layer)."""
     by = {r["way"]: r for r in rows}
     frozen = [w for w, r in by.items() if not r["gamma_beta"] and not r["running"]]
+    said = {"model.eval()": (True, False), "requires_grad=False": (False, True)}  # (gamma, beta) move, stats move
+    for way, (params, running) in said.items():
+        if (by[way]["gamma_beta"], by[way]["running"]) != (params, running):
+            raise ValueError(f"the prose says {way} {'leaves' if params else 'stops'} gamma and beta and "
+                             f"{'leaves' if running else 'stops'} the running statistics, which no longer holds.")
+    if frozen != ["eval() and requires_grad=False"]:
+        raise ValueError(f"the prose says only eval() with requires_grad=False fixes the layer, but {frozen} do.")
     return {"pr_freeze_eval_running": text(yes_no(not by["model.eval()"]["running"])),
             "pr_freeze_eval_params": text(yes_no(not by["model.eval()"]["gamma_beta"])),
             "pr_freeze_rg_running": text(yes_no(not by["requires_grad=False"]["running"])),
