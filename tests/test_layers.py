@@ -31,7 +31,8 @@ LAYERS = [
     {"bnlib.reports.cifar", "bnlib.reports.train_test", "bnlib.reports.mnist", "bnlib.reports.why",
      "bnlib.reports.derivations", "bnlib.plots.cifar", "bnlib.plots.train_test", "bnlib.plots.mnist",
      "bnlib.plots.why", "bnlib.plots.derivations", "bnlib.reports.geometry", "bnlib.plots.geometry",
-     "bnlib.reports.cifar_rates", "bnlib.reports.cifar_recipe", "bnlib.reports.practice"},
+     "bnlib.reports.cifar_rates", "bnlib.reports.cifar_recipe", "bnlib.reports.cifar_depth",
+     "bnlib.reports.practice"},
     {"bnlib.reports.claims"},
 ]
 #: Chapter report modules that build on another chapter's numbers (same layer, one way).
@@ -39,6 +40,7 @@ ALLOWED_SIBLINGS = {
     "bnlib.reports.mnist": {"bnlib.reports.cifar"},
     "bnlib.reports.cifar_rates": {"bnlib.reports.cifar"},
     "bnlib.reports.cifar_recipe": {"bnlib.reports.cifar"},
+    "bnlib.reports.cifar_depth": {"bnlib.reports.cifar"},
     "bnlib.reports.why": {"bnlib.reports.mnist"},
 }
 #: What reports and plots may import at all: the results and the vocabulary, never a network.

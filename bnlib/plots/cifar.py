@@ -37,6 +37,35 @@ def figure_cifar_depth(bands: dict, depths: tuple[int, ...]):
     return fig
 
 
+def figure_cifar_depths(bands: dict):
+    """Validation accuracy along training by depth, two panels a row: BN-x1 (population statistics; dashed: eval
+    mode), no BN at its best rate at that depth, and the controls present (no BN with init gain 4, dash-dotted;
+    ReLU without BN, grey); ``bands`` from :func:`bnlib.reports.cifar_depth.depth_bands`."""
+    depths = list(bands)
+    rows = (len(depths) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(8.0, 3.0 * rows), sharey=True, squeeze=False)
+    for ax, d in zip(axes.flat, depths, strict=False):
+        b = bands[d]
+        _band(ax, b["none"], colour("none"), label="no BN, its best rate")
+        if "sigmoidinit" in b:
+            _band(ax, b["sigmoidinit"], colour("none"), alpha=0.06, ls="-.", lw=1.2, label="no BN, init gain 4")
+        if "relu" in b:
+            _band(ax, b["relu"], "#777777", alpha=0.08, ls=":", lw=1.4, label="ReLU, no BN")
+        _band(ax, b["bn"], colour("bn"), label="BN-x1, population statistics")
+        _band(ax, b["bn-eval"], colour("bn"), alpha=0.06, ls="--", lw=1.0, label="BN-x1, eval mode")
+        ax.axhline(10, color="k", lw=0.8, ls=":")
+        ax.set(title=f"{d} conv layers (no BN best at x{b['none_mult']:g})")
+    for ax in axes.flat[len(depths):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("validation accuracy (%)")
+    fig.tight_layout()
+    legend_below(fig, *axes.flat[0].get_legend_handles_labels(), ncol=3)
+    return fig
+
+
 def figure_cifar_layers(bands: dict, depth: int):
     """The deep networks layer by layer along training: the fraction of saturated sigmoid inputs (|x| > 4.6, where
     sigmoid' < 0.01) and the norm of each conv layer's loss gradient; ``bands`` maps ``"none"`` and ``"bn"`` to
