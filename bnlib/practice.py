@@ -1,6 +1,7 @@
 """Computations of the practice chapter (book/practice.ipynb): BN across processes (:func:`shard_check`), what
 ``model.eval()`` and ``requires_grad=False`` freeze in a BN layer (:func:`freezing_check`), and why the bias of the
-layer before BN is useless (:func:`bias_cancels`). Each returns plain numbers for the chapter to show."""
+layer before BN is useless (:func:`bias_cancels`), and re-estimating BN's statistics on a shifted domain
+(:func:`adaptation_check`). Each returns plain numbers for the chapter to show."""
 
 from __future__ import annotations
 
@@ -163,3 +164,114 @@ def bias_cancels(seed: int = 0, batch: int = 32, features: int = 8, scale: float
         without = bn(lin(x))
     return {"out_diff": float((with_bias - without).abs().max()), "bias_grad": float(lin.bias.grad.abs().max()),
             "weight_grad": float(lin.weight.grad.abs().max()), "scale": scale}
+
+
+# --------------------------------------------------------------------------- statistics on a shifted domain
+#: The shifted domains of :func:`adaptation_check`: the contrast halved and the brightness raised (an affine
+#: change of every pixel, x -> 0.25 + 0.5 x), additive Gaussian noise of standard deviation 0.3, and the image
+#: inverted (x -> 1 - x). Fixed before the check was first run.
+SHIFTS = ("contrast", "noise", "inverted")
+#: How many unlabelled images of the shifted domain the statistics are re-estimated from.
+ADAPT_SIZES = (1, 8, 32, 256)
+#: The prior strengths N of Schneider et al. (2020): the re-estimated statistics are (N * source + n * target) /
+#: (N + n); N = 0 takes the target's statistics alone.
+ADAPT_PRIORS = (0, 16)
+#: The source network of the check: the MNIST chapter's network (784-100-100-100-10, sigmoid, BN before each
+#: nonlinearity, N(0, 0.1^2) weights, pixels in [0, 1]), trained by plain SGD at rate 1.0 on batches of 60.
+SOURCE_SIZES = (784, 100, 100, 100, 10)
+
+
+def shift_images(x: torch.Tensor, shift: str, seed: int = 0) -> torch.Tensor:
+    """Images ``x`` (pixels in [0, 1]) moved to the domain ``shift`` of :data:`SHIFTS` (the noise drawn from
+    ``seed``)."""
+    if shift == "contrast":
+        return 0.25 + 0.5 * x
+    if shift == "noise":
+        return x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(seed), dtype=x.dtype)
+    if shift == "inverted":
+        return 1 - x
+    raise ValueError(f"shift must be one of {', '.join(SHIFTS)}, got {shift!r}.")
+
+
+def estimate_statistics(net: nn.Module, x: torch.Tensor, prior: float = 0) -> None:
+    """Set the running statistics of every BN layer of ``net`` from the inputs ``x``, layer after layer (each
+    layer's inputs computed with the statistics already set for the layers before it, as Algorithm 2 of Ioffe and
+    Szegedy does), mixed with the current ones as Schneider et al. (2020): ``(prior * current + n * new) / (prior
+    + n)`` for ``n`` images (the variance of the new ones without Bessel's correction, so that one image is
+    allowed; with ``prior = 0`` it is then zero). Leaves ``net`` in eval mode."""
+    if len(x) < 1 or prior < 0:
+        raise ValueError(f"statistics need at least one image and a prior >= 0, got {len(x)} images and {prior}.")
+    net.eval()
+    n = len(x)
+    for bn in models.bn_layers(net):
+        seen: list[torch.Tensor] = []
+        hook = bn.register_forward_pre_hook(lambda _m, inp, seen=seen: seen.append(inp[0].detach()))
+        with torch.no_grad():
+            net(x)
+        hook.remove()
+        z = seen[0].transpose(0, 1).reshape(seen[0].shape[1], -1)
+        mean, var = z.mean(1), z.var(1, correction=0)
+        with torch.no_grad():
+            bn.running_mean.copy_((prior * bn.running_mean + n * mean) / (prior + n))
+            bn.running_var.copy_((prior * bn.running_var + n * var) / (prior + n))
+
+
+def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    net.eval()
+    with torch.no_grad():
+        return float((net(x).argmax(1) == y).float().mean())
+
+
+def _source_network(x: torch.Tensor, y: torch.Tensor, seed: int, steps: int) -> nn.Module:
+    torch.manual_seed(seed)
+    net = models.SigmoidMLP(SOURCE_SIZES, norm="torch")
+    models.init_weights(net, "gaussian", sigma=0.1, seed=seed)
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    g = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (60,), generator=g)
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+        opt.step()
+    return net
+
+
+def adaptation_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+                     seeds=range(5), steps: int = 1000, n_source: int = 50_000, sizes=ADAPT_SIZES,
+                     priors=ADAPT_PRIORS) -> dict:
+    """Test-time adaptation of BN (Schneider et al., 2020), per seed: a source network (:data:`SOURCE_SIZES`)
+    trained ``steps`` steps on the first ``n_source`` training images (flattened MNIST, pixels in [0, 1]), its
+    statistics estimated over 10,000 of them; then, for each shift of :data:`SHIFTS`, its accuracy on the shifted
+    test set with the source statistics, with statistics re-estimated from ``n`` unlabelled shifted images of the
+    held-out training images (a random draw per seed) for each ``n`` of ``sizes`` and prior of ``priors``, and from
+    all of them. Returns ``{"clean", "source", "adapted", "all", ...}`` with one accuracy per seed."""
+    if n_source >= len(x_train):
+        raise ValueError(f"n_source must leave held-out training images for adaptation, got {n_source} of "
+                         f"{len(x_train)}.")
+    seeds = list(seeds)
+    out: dict = {"seeds": seeds, "steps": steps, "sizes": list(sizes), "priors": list(priors), "shifts": list(SHIFTS),
+                 "n_pool": len(x_train) - n_source, "clean": [], "source": {s: [] for s in SHIFTS},
+                 "all": {s: [] for s in SHIFTS},
+                 "adapted": {s: {p: {n: [] for n in sizes} for p in priors} for s in SHIFTS}}
+    tests = {s: shift_images(x_test, s, seed=10_000) for s in SHIFTS}
+    pools = {s: shift_images(x_train[n_source:], s, seed=20_000) for s in SHIFTS}
+    with one_thread():
+        for seed in seeds:
+            net = _source_network(x_train[:n_source], y_train[:n_source], seed, steps)
+            estimate_statistics(net, x_train[:10_000])
+            source = {k: v.clone() for k, v in net.state_dict().items()}
+            out["clean"].append(_accuracy(net, x_test, y_test))
+            order = torch.randperm(out["n_pool"], generator=torch.Generator().manual_seed(seed))
+            for s in SHIFTS:
+                out["source"][s].append(_accuracy(net, tests[s], y_test))
+                for p in priors:
+                    for n in sizes:
+                        net.load_state_dict(source)
+                        estimate_statistics(net, pools[s][order[:n]], prior=p)
+                        out["adapted"][s][p][n].append(_accuracy(net, tests[s], y_test))
+                net.load_state_dict(source)
+                estimate_statistics(net, pools[s])
+                out["all"][s].append(_accuracy(net, tests[s], y_test))
+                net.load_state_dict(source)
+    return out

@@ -52,3 +52,88 @@ def test_freezing_words_and_their_prose_check():
     frozen = [dict(r, gamma_beta=False, running=False) if r["way"] == "train mode" else r for r in rows]
     with pytest.raises(ValueError, match="only eval\\(\\) with requires_grad=False fixes the layer"):
         RP.freezing_numbers(frozen)
+
+
+# --------------------------------------------------------------------------- statistics on a shifted domain
+def _net(seed=0):
+    from bnlib import models
+
+    torch.manual_seed(seed)
+    return models.SigmoidMLP((12, 7, 5, 3), norm="torch")
+
+
+def test_statistics_are_each_layers_input_moments_layer_after_layer():
+    net = _net()
+    x = torch.rand(40, 12, generator=torch.Generator().manual_seed(1))
+    P.estimate_statistics(net, x)
+    lin1, bn1, lin2, bn2 = [m for m in net.modules() if isinstance(m, torch.nn.Linear | torch.nn.BatchNorm1d)][:4]
+    with torch.no_grad():
+        z1 = lin1(x)
+        torch.testing.assert_close(bn1.running_mean, z1.mean(0))
+        torch.testing.assert_close(bn1.running_var, z1.var(0, unbiased=False))
+        h = torch.sigmoid((z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + bn1.eps) * bn1.weight + bn1.bias)
+        z2 = lin2(h)  # the second layer's inputs, with the first layer's statistics already set
+        torch.testing.assert_close(bn2.running_mean, z2.mean(0))
+        torch.testing.assert_close(bn2.running_var, z2.var(0, unbiased=False))
+    before_mean, before_var = bn1.running_mean.clone(), bn1.running_var.clone()
+    y = torch.rand(4, 12, generator=torch.Generator().manual_seed(2))
+    P.estimate_statistics(net, y, prior=12)
+    with torch.no_grad():
+        z = lin1(y)
+        torch.testing.assert_close(bn1.running_mean, (12 * before_mean + 4 * z.mean(0)) / 16)
+        torch.testing.assert_close(bn1.running_var, (12 * before_var + 4 * z.var(0, unbiased=False)) / 16)
+    with pytest.raises(ValueError, match="at least one image and a prior >= 0"):
+        P.estimate_statistics(net, y, prior=-1)
+
+
+def test_an_affine_shift_of_the_pixels_is_undone_by_re_estimated_statistics():
+    net = _net()
+    x = torch.rand(500, 12, generator=torch.Generator().manual_seed(3))
+    P.estimate_statistics(net, x)
+    with torch.no_grad():
+        clean = net(x)
+    shifted = P.shift_images(x, "contrast")
+    torch.testing.assert_close(shifted, 0.25 + 0.5 * x)
+    P.estimate_statistics(net, shifted)
+    with torch.no_grad():
+        torch.testing.assert_close(net(shifted), clean, atol=1e-3, rtol=0)  # equal but for epsilon
+    P.estimate_statistics(net, P.shift_images(x, "inverted"))
+    with torch.no_grad():  # the first layer's normalized inputs change sign: not undone
+        assert (net(P.shift_images(x, "inverted")) - clean).abs().max() > 0.1
+    with pytest.raises(ValueError, match="shift must be one of contrast, noise, inverted"):
+        P.shift_images(x, "blur")
+
+
+def test_adaptation_check_on_a_small_split():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(300, 784, generator=g), torch.randint(0, 10, (300,), generator=g)
+    r = P.adaptation_check(x, y, x[:50], y[:50], seeds=range(2), steps=3, n_source=200, sizes=(1, 8))
+    assert r["n_pool"] == 100 and len(r["clean"]) == 2 and r["priors"] == [0, 16]
+    assert set(r["adapted"]["noise"][16]) == {1, 8} and all(0 <= a <= 1 for a in r["all"]["inverted"])
+    with pytest.raises(ValueError, match="must leave held-out training images"):
+        P.adaptation_check(x, y, x, y, n_source=300)
+
+
+def test_adaptation_words_and_the_ledger_rule():
+    from bnlib.reports import claims as RL
+    from bnlib.reports import practice as RP
+
+    seeds = range(5)
+    sizes, priors = [1, 8, 256], [0, 16]
+    src = {"contrast": [0.30 + s / 100 for s in seeds], "noise": [0.86 + s / 1000 for s in seeds],
+           "inverted": [0.05] * 5}
+    big = {"contrast": [0.92 + s / 100 for s in seeds], "noise": [0.862 + s / 1000 + (s % 2) / 500 for s in seeds],
+           "inverted": [0.001] * 5}
+    r = {"seeds": list(seeds), "steps": 10, "sizes": sizes, "priors": priors,
+         "shifts": ["contrast", "noise", "inverted"], "n_pool": 100, "clean": [0.93] * 5, "source": src, "all": big,
+         "adapted": {s: {p: {n: big[s] if n == 256 else src[s] for n in sizes} for p in priors} for s in src}}
+    out = RP.adaptation_numbers(r)
+    assert out["pr_adapt_contrast_change"].value == "a gain: +62.00 points [+62.00, +62.00], 5 seeds"
+    assert out["pr_adapt_noise_change"].value.startswith("no change beyond one point: ")
+    assert out["pr_adapt_inverted_change"].value.startswith("a loss: ")
+    assert out["pr_adapt_inverted_chance"].value == "below chance" and out["pr_adapt_noise_prior"].value.startswith(
+        "level (")
+    assert RP.adaptation_table(r).cells()[0][:3] == ["contrast", "32.0 ± 2.0", "N = 0"]  # t half-width 1.96
+    row = RL.claim_adapts(r)
+    assert [p["verdict"] for p in row["parts"]] == ["supported", "not supported"] and row["verdict"] == "mixed"
+    assert RL.claim_adapts(None)["verdict"] == "not tested"

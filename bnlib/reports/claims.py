@@ -388,6 +388,19 @@ def claim_recipe(recipe: dict | None, claim: Claim = R.RECIPE) -> dict:
     return _judged(claim, {"test": test}, describe)
 
 
+def claim_adapts(check: dict | None, claim: Claim = R.ADAPTS) -> dict:
+    """"Re-estimating BN's statistics adapts to a shifted domain" (Schneider et al., 2020), from
+    :func:`bnlib.practice.adaptation_check`, at its largest number of shifted images and no prior."""
+    if check is None:
+        return claim.missing(["the practice chapter's adaptation check"])
+    big = max(check["sizes"])
+    n = {"adapted": {s: check["adapted"][s][0][big] for s in R.ADAPT_SHIFTS},
+         "source": {s: check["source"][s] for s in R.ADAPT_SHIFTS}}
+    return _judged(claim, n, lambda parts: "; ".join(
+        f"{s}: {100 * np.mean(n['source'][s]):.1f}% with the source statistics, {100 * np.mean(n['adapted'][s]):.1f}% "
+        f"from {big} shifted images ({_interval(p)})" for s, p in zip(R.ADAPT_SHIFTS, parts, strict=True)))
+
+
 def best_rates(sweep: dict, base_lr: float) -> dict[bool, float]:
     """Each network's best learning-rate multiplier of a sweep (key: has BN), chosen on the mean validation
     accuracy over seeds."""
@@ -464,8 +477,9 @@ def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dic
     ``results`` maps experiment names to results (a missing name or None: not yet computed);
     ``checks`` holds ``"scale"`` (:func:`bnlib.identities.scale_invariance_check`) and ``"identity"``
     (:func:`bnlib.identities.identity_check`) and optionally ``"draws"`` (per seed, noisy BN's draws by layer, see
-    :func:`bnlib.analysis.noisy_run_draws`) and ``"geometry"`` (:func:`bnlib.geometry.ledger_measurements`; absent:
-    its three rows are not tested); ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
+    :func:`bnlib.analysis.noisy_run_draws`), ``"geometry"`` (:func:`bnlib.geometry.ledger_measurements`; absent:
+    its three rows are not tested) and ``"adapt"`` (:func:`bnlib.practice.adaptation_check`; absent: not tested);
+    ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
     """
     geo = checks.get("geometry") or {}
     r = {k: results.get(k) for k in ("cifar_lr_sweep", "mnist_init_sweep", "tt_regularizer", "cifar_sigmoid_depth",
@@ -492,6 +506,7 @@ def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dic
         claim_explodes(geo.get("growth")),
         claim_decay_is_lr(geo.get("decay")),
         claim_decay_controls_lr(geo.get("equilibrium")),
+        claim_adapts(checks.get("adapt")),
     ]
 
 

@@ -1,9 +1,13 @@
 """The numbers of book/practice.ipynb, from what :mod:`bnlib.practice` computes (dicts of plain numbers): the
-shard check of SyncBatchNorm, the freezing table and the bias before BN."""
+shard check of SyncBatchNorm, the freezing table, the bias before BN and the statistics re-estimated on a shifted
+domain."""
 
 from __future__ import annotations
 
-from bnlib.reports.format import Glued, Table, number, power_bound, text
+import numpy as np
+
+from bnlib.reports.evidence import MIN_SEEDS, SUPPORTED, judge, mean_interval, paired, within
+from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, power_bound, text
 
 #: Errors at float64 rounding differ from one CPU to another: shown no finer than this.
 FLOOR = 1e-13
@@ -55,3 +59,66 @@ def bias_numbers(r: dict) -> dict[str, Glued]:
     return {"pr_bias_scale": number(r["scale"]), "pr_bias_out": text(power_bound(r["out_diff"], FLOOR * 10)),
             "pr_bias_grad": text(power_bound(r["bias_grad"], FLOOR * 10)),
             "pr_bias_wgrad": number(r["weight_grad"], 0)}
+
+
+# --------------------------------------------------------------------------- statistics on a shifted domain
+#: The margin of the adaptation section's words (one point of accuracy), as in the ledger's rule.
+ADAPT_MARGIN = 0.01
+#: The words for a change of accuracy, by its direction against :data:`ADAPT_MARGIN`.
+CHANGE = {"higher": "a gain", "lower": "a loss", "level": "no change beyond one point",
+          "inconclusive": "no clear change"}
+#: The prior strength the chapter compares against the target's statistics alone (N of Schneider et al.).
+PRIOR = 16
+
+
+def _pct(values) -> str:
+    m, hw = mean_interval(values)
+    return fmt_mean_hw(m, hw, digits=1)
+
+
+def adaptation_table(r: dict) -> Table:
+    """Test accuracy (%, seed mean ± half-width) on each shifted test set, with the source statistics and with
+    statistics re-estimated from n shifted images, for each prior N, and from every held-out image
+    (:func:`bnlib.practice.adaptation_check`)."""
+    sizes = r["sizes"]
+    cells = []
+    for s in r["shifts"]:
+        for i, p in enumerate(r["priors"]):
+            cells.append([s if i == 0 else "", _pct(r["source"][s]) if i == 0 else "", f"N = {p}",
+                          *(_pct(r["adapted"][s][p][n]) for n in sizes), _pct(r["all"][s]) if i == 0 else ""])
+    return Table(["shift", "source statistics", "prior", *(f"n = {n}" for n in sizes), f"all {r['n_pool']:,}"],
+                 cells)
+
+
+def _direction(p) -> str:
+    if judge(p, ADAPT_MARGIN, 1) == SUPPORTED:
+        return "higher"
+    if judge(p, ADAPT_MARGIN, -1) == SUPPORTED:
+        return "lower"
+    if p.n >= MIN_SEEDS and within(p, -ADAPT_MARGIN, ADAPT_MARGIN) == SUPPORTED:
+        return "level"
+    return "inconclusive"
+
+
+def adaptation_numbers(r: dict) -> dict[str, Glued]:
+    """The adaptation section's numbers: the source network's setting and clean accuracy; per shift the accuracy
+    with the source statistics, re-estimated from the largest n (prior 0) and from every held-out image, and the
+    change from the source statistics in the words of :data:`CHANGE` with its interval;
+    for the smallest n, the prior :data:`PRIOR` against none."""
+    big, small = max(r["sizes"]), min(r["sizes"])
+    out = {"pr_adapt_steps": number(r["steps"]), "pr_adapt_seeds": number(len(r["seeds"])),
+           "pr_adapt_pool": number(r["n_pool"]), "pr_adapt_clean": percent(np.mean(r["clean"])),
+           "pr_adapt_big": number(big), "pr_adapt_small": number(small), "pr_adapt_prior": number(PRIOR),
+           "pr_adapt_sizes": text(", ".join(map(str, r["sizes"])))}
+    for s in r["shifts"]:
+        adapted = r["adapted"][s][0][big]
+        p = paired(adapted, r["source"][s])
+        out |= {f"pr_adapt_{s}_source": percent(np.mean(r["source"][s])),
+                f"pr_adapt_{s}_big": percent(np.mean(adapted)),
+                f"pr_adapt_{s}_all": percent(np.mean(r["all"][s])),
+                f"pr_adapt_{s}_change": md(f"{CHANGE[_direction(p)]}: {fmt_paired(p)}")}
+        m = np.mean(adapted)
+        out[f"pr_adapt_{s}_chance"] = text("below chance" if m < 0.08 else "above chance" if m > 0.12 else "at chance")
+        q = paired(r["adapted"][s][PRIOR][small], r["adapted"][s][0][small])
+        out[f"pr_adapt_{s}_prior"] = md(f"{_direction(q)} ({fmt_paired(q)})")
+    return out
