@@ -137,3 +137,48 @@ def test_adaptation_words_and_the_ledger_rule():
     row = RL.claim_adapts(r)
     assert [p["verdict"] for p in row["parts"]] == ["supported", "not supported"] and row["verdict"] == "mixed"
     assert RL.claim_adapts(None)["verdict"] == "not tested"
+
+
+# --------------------------------------------------------------------------- gamma and beta alone
+def test_each_way_trains_exactly_its_parameters():
+    from bnlib import models
+
+    x = torch.rand(30, 784, generator=torch.Generator().manual_seed(4))
+    y = torch.randint(0, 10, (30,), generator=torch.Generator().manual_seed(5))
+    for way in P.AFFINE_WAYS:
+        torch.manual_seed(0)
+        net = models.SigmoidMLP(P.SOURCE_SIZES, norm="torch")
+        params = P._trainable(net, way, seed=0)
+        before = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "tracked" not in k}
+        opt = torch.optim.SGD(params, lr=0.5)
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        after = net.state_dict()
+        moved = sum(int((after[k] != v).sum()) for k, v in before.items())
+        bn_names = {n for n, m in net.named_modules() if m in models.bn_layers(net)}
+        moved_bn = sum(int((after[k] != v).sum()) for k, v in before.items() if k.rsplit(".", 1)[0] in bn_names)
+        if way == "bn":
+            assert moved == moved_bn == 600
+        elif way == "random":
+            assert moved == 600 and moved_bn == 0  # a gradient entry of exactly zero is all but impossible
+        else:
+            assert moved == 1010 and moved_bn == 0
+    with pytest.raises(ValueError, match="way must be one of bn, random, last"):
+        P._trainable(net, "conv", seed=0)
+
+
+def test_affine_words_and_the_ledger_rule():
+    from bnlib.reports import claims as RL
+    from bnlib.reports import practice as RP
+
+    r = {"seeds": list(range(5)), "steps": 10, "ways": ["bn", "random", "last"],
+         "acc": {"bn": [0.66 + s / 100 for s in range(5)], "random": [0.45 + s / 200 for s in range(5)],
+                 "last": [0.80 + s / 100 for s in range(5)]},
+         "trained": {"bn": 600, "random": 600, "last": 1010}, "off": [0.05, 0.04, 0.06, 0.05, 0.05], "gamma_off": 0.05}
+    out = RP.affine_numbers(r)
+    assert out["pr_affine_bn_vs_random"].value.startswith("higher (+22.00 points [+21.02, +22.98]")
+    assert out["pr_affine_bn_vs_last"].value == "lower (-14.00 points [-14.00, -14.00], 5 seeds)"
+    assert out["pr_affine_off_max"].value == pytest.approx(6.0)
+    assert RP.affine_table(r).cells()[2] == ["only the output layer", "1,010", "82.0 ± 2.0"]
+    row = RL.claim_affine(r)
+    assert row["verdict"] == "supported" and RL.claim_affine(None)["verdict"] == "not tested"

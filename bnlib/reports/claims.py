@@ -401,6 +401,16 @@ def claim_adapts(check: dict | None, claim: Claim = R.ADAPTS) -> dict:
         f"from {big} shifted images ({_interval(p)})" for s, p in zip(R.ADAPT_SHIFTS, parts, strict=True)))
 
 
+def claim_affine(check: dict | None, claim: Claim = R.AFFINE) -> dict:
+    """"Gamma and beta alone are expressive" (Frankle et al., 2021), from :func:`bnlib.practice.affine_only_check`."""
+    if check is None:
+        return claim.missing(["the practice chapter's gamma-and-beta check"])
+    n = {"bn": check["acc"]["bn"], "random": check["acc"]["random"]}
+    k = check["trained"]["bn"]
+    return _judged(claim, n, lambda parts: f"{k} values trained: gamma and beta {100 * np.mean(n['bn']):.1f}%, "
+                                           f"random weights {100 * np.mean(n['random']):.1f}% ({_interval(parts[0])})")
+
+
 def best_rates(sweep: dict, base_lr: float) -> dict[bool, float]:
     """Each network's best learning-rate multiplier of a sweep (key: has BN), chosen on the mean validation
     accuracy over seeds."""
@@ -478,7 +488,8 @@ def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dic
     ``checks`` holds ``"scale"`` (:func:`bnlib.identities.scale_invariance_check`) and ``"identity"``
     (:func:`bnlib.identities.identity_check`) and optionally ``"draws"`` (per seed, noisy BN's draws by layer, see
     :func:`bnlib.analysis.noisy_run_draws`), ``"geometry"`` (:func:`bnlib.geometry.ledger_measurements`; absent:
-    its three rows are not tested) and ``"adapt"`` (:func:`bnlib.practice.adaptation_check`; absent: not tested);
+    its three rows are not tested), ``"adapt"`` (:func:`bnlib.practice.adaptation_check`) and ``"affine"``
+    (:func:`bnlib.practice.affine_only_check`; each absent: not tested);
     ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
     """
     geo = checks.get("geometry") or {}
@@ -507,6 +518,7 @@ def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dic
         claim_decay_is_lr(geo.get("decay")),
         claim_decay_controls_lr(geo.get("equilibrium")),
         claim_adapts(checks.get("adapt")),
+        claim_affine(checks.get("affine")),
     ]
 
 

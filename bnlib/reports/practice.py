@@ -122,3 +122,32 @@ def adaptation_numbers(r: dict) -> dict[str, Glued]:
         q = paired(r["adapted"][s][PRIOR][small], r["adapted"][s][0][small])
         out[f"pr_adapt_{s}_prior"] = md(f"{_direction(q)} ({fmt_paired(q)})")
     return out
+
+
+# --------------------------------------------------------------------------- gamma and beta alone
+#: How the chapter names the ways of :func:`bnlib.practice.affine_only_check`.
+AFFINE_NAMES = {"bn": "only BN's gamma and beta", "random": "as many randomly chosen weights",
+                "last": "only the output layer"}
+
+
+def affine_table(r: dict) -> Table:
+    """Test accuracy (%, seed mean ± half-width) of the network trained in each way, with how many values it
+    trains."""
+    return Table(["trained", "values trained", "test acc. (%)"],
+                 [[AFFINE_NAMES[w], f"{r['trained'][w]:,}", _pct(r["acc"][w])] for w in r["ways"]])
+
+
+def affine_numbers(r: dict) -> dict[str, Glued]:
+    """The section's numbers: the setting, each way's mean accuracy, gamma and beta against as many random weights
+    and against the output layer (paired by seed, in words), and the fraction of gammas switched off."""
+    out = {"pr_affine_steps": number(r["steps"]), "pr_affine_seeds": number(len(r["seeds"])),
+           "pr_affine_k": number(r["trained"]["bn"]), "pr_affine_off": percent(np.mean(r["off"])),
+           "pr_affine_off_max": percent(max(r["off"])), "pr_affine_gamma_off": number(r["gamma_off"])}
+    out |= {f"pr_affine_{w}": percent(np.mean(r["acc"][w])) for w in r["ways"]}
+    for w in r["ways"]:
+        if w != "bn":
+            p = paired(r["acc"]["bn"], r["acc"][w])
+            out[f"pr_affine_bn_vs_{w}"] = md(f"{_direction(p)} ({fmt_paired(p)})")
+    if "last" in r["trained"]:
+        out["pr_affine_k_last"] = number(r["trained"]["last"])
+    return out

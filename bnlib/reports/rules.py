@@ -540,7 +540,20 @@ ADAPTS = Claim(
     _combined(_p_adapts), parts=_p_adapts)
 
 
+def _p_affine(n: dict, gain: float) -> list[Part]:
+    return [_part("test accuracy, gamma and beta only minus as many random weights", n["bn"], n["random"], gain)]
+
+
+AFFINE = Claim(
+    "affine", "gamma and beta alone are expressive", ("frankle2021training",),
+    (("practice", "gamma and beta alone", "pr-affine"),), {"gain": 0.01},
+    "The MNIST network with BN, randomly initialized, trained with Adam in only some of its parameters: its final "
+    "test accuracy (population statistics) when only BN's gamma and beta train, minus when as many randomly chosen "
+    "weights of its linear layers train instead (Frankle et al.'s control), paired by seed: supported if the "
+    "difference exceeds {gain:pts}.", _combined(_p_affine), parts=_p_affine)
+
+
 #: Every claim, in the ledger's order.
 CLAIMS = (HIGHER_LR, INIT, REGULARIZER, SATURATING, REDUCES_ICS, ICS_IS_WHY, ACCELERATES, SCALE_INVARIANCE,
           SMALL_BATCHES, FOLDING, IDENTITY, OVERHEAD, SMOOTHS, LP_SMOOTH, RECIPE, BJORCK, EXPLODES, DECAY_IS_LR,
-          DECAY_CONTROLS_LR, ADAPTS)
+          DECAY_CONTROLS_LR, ADAPTS, AFFINE)
