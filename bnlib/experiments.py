@@ -345,6 +345,21 @@ def tt_regularizer(scale: str = "book") -> Experiment:
                    paper=lambda c: replace(c, steps=100_000, record_every=5000))
 
 
+# --------------------------------------------------------------------------- BN in practice
+@register
+def pr_placement(scale: str = "book") -> Experiment:
+    """BN before the nonlinearity (the paper's placement) or after it (as many code examples put it), with sigmoid
+    and with ReLU, beside the same networks without BN: Figure 1's MLP and SGD, 10,000 steps."""
+    base = replace(MNIST_FIG1, steps=10_000, record_every=1000)
+    runs = {}
+    for act in ("sigmoid", "relu"):
+        runs[f"{act}-none"] = replace(base, activation=act)
+        runs |= {f"{act}-{pos}": replace(base, activation=act, norm="torch", norm_position=pos)
+                 for pos in ("pre", "post")}
+    return _scaled("pr_placement", scale, runs, pr_placement.__doc__,
+                   paper=lambda c: replace(c, steps=50_000, record_every=2500))
+
+
 # --------------------------------------------------------------------------- why does BN work
 @register
 def why_noisy(scale: str = "book") -> Experiment:

@@ -182,3 +182,25 @@ def test_affine_words_and_the_ledger_rule():
     assert RP.affine_table(r).cells()[2] == ["only the output layer", "1,010", "82.0 ± 2.0"]
     row = RL.claim_affine(r)
     assert row["verdict"] == "supported" and RL.claim_affine(None)["verdict"] == "not tested"
+
+
+def test_placement_table_and_words():
+    from test_reports_cifar import _run
+
+    from bnlib.reports import practice as RP
+
+    final = {"sigmoid-none": 0.90, "sigmoid-pre": 0.97, "sigmoid-post": 0.95, "relu-none": 0.96, "relu-pre": 0.975,
+             "relu-post": 0.977}
+    runs = {f"{lab}-seed{s}": _run([0.1, v + s / 1000], norm=None if lab.endswith("none") else "torch",
+                                   test=v + s / 1000 + (s % 2) / 1000, seed=s)
+            for lab, v in final.items() for s in range(5)}
+    res = {"name": "pr_placement", "runs": runs}
+    out = RP.placement_numbers(res)
+    assert out["pr_place_sigmoid_post_vs_pre"].value == "lower (-2.00 points [-2.00, -2.00], 5 seeds)"
+    assert out["pr_place_relu_post_vs_pre"].value.startswith("level (")
+    assert out["pr_place_relu_best"].value == "BN after the nonlinearity"  # chosen on validation
+    assert out["pr_place_sigmoid_bn_vs_none"].value.startswith("higher (+7.00 points")
+    cells = RP.placement_table(res).cells()
+    assert cells[0][:2] == ["sigmoid", "no BN"] and cells[2][4] == "-2.00 points [-2.00, -2.00], 5 seeds"
+    assert cells[1][4] == ""
+    assert out["pr_place_relu_none_diverged"].value == "diverges on none of the seeds"

@@ -8,6 +8,8 @@ import numpy as np
 
 from bnlib.reports.evidence import MIN_SEEDS, SUPPORTED, judge, mean_interval, paired, within
 from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, power_bound, text
+from bnlib.reports.rules import CHANCE
+from bnlib.results import score, seeds_of
 
 #: Errors at float64 rounding differ from one CPU to another: shown no finer than this.
 FLOOR = 1e-13
@@ -150,4 +152,47 @@ def affine_numbers(r: dict) -> dict[str, Glued]:
             out[f"pr_affine_bn_vs_{w}"] = md(f"{_direction(p)} ({fmt_paired(p)})")
     if "last" in r["trained"]:
         out["pr_affine_k_last"] = number(r["trained"]["last"])
+    return out
+
+
+# --------------------------------------------------------------------------- BN before or after the nonlinearity
+#: Where the placement experiment puts BN, as its labels name it (``<activation>-<placement>``).
+PLACEMENTS = {"none": "no BN", "pre": "BN before the nonlinearity", "post": "BN after the nonlinearity"}
+
+
+def _scores(res: dict, label: str, split: str = "test") -> list[float]:
+    """Per seed, the final accuracy of ``label`` (population statistics for BN; a diverged run at chance)."""
+    return [CHANCE if (v := score(r, split)) is None else float(v) for r in seeds_of(res, label)]
+
+
+def placement_table(res: dict, activations=("sigmoid", "relu")) -> Table:
+    """Per activation and placement: final validation and test accuracy (%, seed mean ± half-width) and, for BN,
+    the difference from BN before the nonlinearity (test, paired by seed)."""
+    cells = []
+    for act in activations:
+        pre = _scores(res, f"{act}-pre")
+        for pos, name in PLACEMENTS.items():
+            test = _scores(res, f"{act}-{pos}")
+            cells.append([act, name, _pct(_scores(res, f"{act}-{pos}", "val")), _pct(test),
+                          fmt_paired(paired(test, pre)) if pos == "post" else ""])
+    return Table(["nonlinearity", "network", "val. acc. (%)", "test acc. (%)", "after - before (test)"], cells)
+
+
+def placement_numbers(res: dict, activations=("sigmoid", "relu")) -> dict[str, Glued]:
+    """The placement section's numbers: per activation, each network's mean test accuracy, BN after minus BN before
+    and the better of the two placements minus no BN, in words with their intervals; the number of seeds."""
+    out: dict[str, Glued] = {"pr_place_seeds": number(len(seeds_of(res, f"{activations[0]}-pre")))}
+    for act in activations:
+        acc = {pos: _scores(res, f"{act}-{pos}") for pos in PLACEMENTS}
+        out |= {f"pr_place_{act}_{pos}": percent(np.mean(v)) for pos, v in acc.items()}
+        p = paired(acc["post"], acc["pre"])
+        out[f"pr_place_{act}_post_vs_pre"] = md(f"{_direction(p)} ({fmt_paired(p)})")
+        best = max(("pre", "post"), key=lambda pos: np.mean(_scores(res, f"{act}-{pos}", "val")))
+        q = paired(acc[best], acc["none"])
+        out[f"pr_place_{act}_best"] = text(PLACEMENTS[best])
+        out[f"pr_place_{act}_bn_vs_none"] = md(f"{_direction(q)} ({fmt_paired(q)})")
+        runs = seeds_of(res, f"{act}-none")
+        k = sum(r["summary"].get("diverged_at") is not None for r in runs)
+        out[f"pr_place_{act}_none_diverged"] = text(f"diverges on {k} of {len(runs)} seeds (each counted at chance)"
+                                                    if k else "diverges on none of the seeds")
     return out
