@@ -42,7 +42,7 @@ def _runs(final=_test) -> dict:
             val = [0.1 + (t - 0.1) * k / 4 for k in range(5)]
             out[f"{lab}-seed{s}"] = _run(val, norm=norm, test=t, ev=t - GAP.get(lab, 0.05), seed=s,
                                          lr=0.5 if "lr" in lab and "-lr" not in lab or lab == "bn+all" else 0.1,
-                                         lr_decay_every=100)
+                                         lr_decay_every=100 if lab in ("bn+all", "bn+decay") else 600)
     return out
 
 
@@ -94,6 +94,9 @@ def test_numbers_words_and_their_prose_check():
     assert out["cifar_recipe_gap_change"].value.startswith("smaller (")
     assert out["cifar_recipe_full_vs_none"].value.startswith("higher (")
     assert out["cifar_recipe_fast_every"].value == 100 and out["cifar_recipe_l2"].value == 5e-4
+    fast_top = _runs(lambda lab, s: 0.60 + s * 0.001 if lab == "bn+all" else _test(lab, s))
+    with pytest.raises(ValueError, match="best on validation is one without the fast decay"):
+        RCP.recipe_numbers(fast_top, sweep, base, final_lr=0.001)
     low = _runs(lambda lab, s: 0.25 + s * 0.001 if lab == "bn+all" else _test(lab, s))
     with pytest.raises(ValueError, match="full recipe ends above the network without BN"):
         RCP.recipe_numbers(low, sweep, base, final_lr=0.001)

@@ -435,14 +435,14 @@ LP_SMOOTH = Claim(
 
 #: The recipe's four changes as the labels of the recipe experiment name them (``bn+<change>`` alone on top of BN,
 #: ``bn+all-<change>`` the full recipe without it), with the words the ledger and the chapter use for them.
-RECIPE_WORDS = {"lr": "the 5x learning rate", "nodrop": "no dropout", "l2": "L2 / 5", "decay": "the 6x faster decay"}
+RECIPE_WORDS = {"lr": "5x learning rate", "nodrop": "no dropout", "l2": "L2 / 5", "decay": "6x faster decay"}
 
 
 def _p_recipe(n: dict, gain: float) -> list[Part]:
     acc = n["test"]
-    added = [_part(f"test accuracy, BN with {w} minus BN", acc[f"bn+{c}"], acc["bn-baseline"], gain)
+    added = [_part(f"test accuracy, '{w}' added to BN", acc[f"bn+{c}"], acc["bn-baseline"], gain)
              for c, w in RECIPE_WORDS.items()]
-    dropped = [_part(f"test accuracy, the full recipe minus the recipe without {w}", acc["bn+all"],
+    dropped = [_part(f"test accuracy, '{w}' left out of the full recipe (with minus without)", acc["bn+all"],
                      acc[f"bn+all-{c}"], gain) for c, w in RECIPE_WORDS.items()]
     return added + dropped
 
