@@ -81,6 +81,8 @@ def test_numbers_words():
     assert out["cifar_deep_bn_bs"].value == pytest.approx(100 * (np.mean([0.55 + s / 1000 for s in SEEDS]) - 0.1))
     assert out["cifar_params_min"].value == 100 and out["cifar_params_max"].value == 110
     assert out["cifar_depth_rates"].value == "x1, x5"
+    shuffled = dict(sorted(_runs().items(), key=lambda kv: "x5" not in kv[0]))  # x5 first in the file
+    assert RD.depth_numbers(shuffled, n_params)["cifar_depth_rates"].value == "x1, x5"
     chance = {**FINAL, "none-sigmoidinit-depth4": (0.10, 0.10)}
     assert RD.depth_numbers(_runs(chance), n_params)["cifar_deep_sigmoidinit"].value == "stays at chance on every seed"
 
@@ -100,4 +102,8 @@ def test_figure_draws_each_depth_with_its_best_rate():
     assert [ax.get_title() for ax in fig.axes] == [f"{d} conv layers (no BN best at x5)" for d in (2, 4)]
     lines = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}
     np.testing.assert_allclose(lines["ReLU, no BN"].get_ydata()[-1], 100 * np.mean([0.50 + s / 1000 for s in SEEDS]))
+    plt.close(fig)
+    three = {k: v for k, v in RD.depth_bands(_runs()).items()} | {6: RD.depth_bands(_runs())[4]}
+    fig = PC.figure_cifar_depths(three)  # an odd number of depths leaves the last panel empty
+    assert [ax.get_visible() for ax in fig.axes] == [True, True, True, False]
     plt.close(fig)

@@ -62,7 +62,7 @@ def figure_cifar_depths(bands: dict):
     for ax in axes[:, 0]:
         ax.set_ylabel("validation accuracy (%)")
     fig.tight_layout()
-    legend_below(fig, *axes.flat[0].get_legend_handles_labels(), ncol=3)
+    legend_below(fig, *axes.flat[0].get_legend_handles_labels(), ncol=3, axes=list(axes.flat[:len(depths)]))
     return fig
 
 

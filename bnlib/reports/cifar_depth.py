@@ -83,6 +83,7 @@ def depth_roles(rows: list[dict]) -> dict[int, dict]:
         else:
             d[r["kind"]] = r
     for d, roles in out.items():
+        roles["none"] = dict(sorted(roles["none"].items()))
         if "bn" not in roles or not roles["none"]:
             raise ValueError(f"depth {d} needs BN at the baseline's rate and no BN at one rate at least.")
         roles["best_none"] = max(roles["none"].values(), key=lambda r: np.mean(r["val"]))
