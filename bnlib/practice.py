@@ -237,15 +237,29 @@ def _source_network(x: torch.Tensor, y: torch.Tensor, seed: int, steps: int) -> 
     return net
 
 
+def source_networks(x_train: torch.Tensor, y_train: torch.Tensor, seeds=range(5), steps: int = 1000,
+                    n_source: int = 50_000) -> dict[int, dict]:
+    """Per seed, the state of the source network of the shifted-domain checks: :data:`SOURCE_SIZES` trained
+    ``steps`` steps on the first ``n_source`` training images, its statistics estimated over 10,000 of them."""
+    out = {}
+    with one_thread():
+        for seed in seeds:
+            net = _source_network(x_train[:n_source], y_train[:n_source], seed, steps)
+            estimate_statistics(net, x_train[:10_000])
+            out[seed] = {k: v.clone() for k, v in net.state_dict().items()}
+    return out
+
+
 def adaptation_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
                      seeds=range(5), steps: int = 1000, n_source: int = 50_000, sizes=ADAPT_SIZES,
-                     priors=ADAPT_PRIORS) -> dict:
+                     priors=ADAPT_PRIORS, sources: dict[int, dict] | None = None) -> dict:
     """Test-time adaptation of BN (Schneider et al., 2020), per seed: a source network (:data:`SOURCE_SIZES`)
     trained ``steps`` steps on the first ``n_source`` training images (flattened MNIST, pixels in [0, 1]), its
     statistics estimated over 10,000 of them; then, for each shift of :data:`SHIFTS`, its accuracy on the shifted
     test set with the source statistics, with statistics re-estimated from ``n`` unlabelled shifted images of the
     held-out training images (a random draw per seed) for each ``n`` of ``sizes`` and prior of ``priors``, and from
-    all of them. Returns ``{"clean", "source", "adapted", "all", ...}`` with one accuracy per seed."""
+    all of them. ``sources``: the networks of :func:`source_networks` with these arguments, when already trained.
+    Returns ``{"clean", "source", "adapted", "all", ...}`` with one accuracy per seed."""
     if n_source >= len(x_train):
         raise ValueError(f"n_source must leave held-out training images for adaptation, got {n_source} of "
                          f"{len(x_train)}.")
@@ -256,11 +270,12 @@ def adaptation_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch
                  "adapted": {s: {p: {n: [] for n in sizes} for p in priors} for s in SHIFTS}}
     tests = {s: shift_images(x_test, s, seed=10_000) for s in SHIFTS}
     pools = {s: shift_images(x_train[n_source:], s, seed=20_000) for s in SHIFTS}
+    sources = sources if sources is not None else source_networks(x_train, y_train, seeds, steps, n_source)
     with one_thread():
         for seed in seeds:
-            net = _source_network(x_train[:n_source], y_train[:n_source], seed, steps)
-            estimate_statistics(net, x_train[:10_000])
-            source = {k: v.clone() for k, v in net.state_dict().items()}
+            source = sources[seed]
+            net = models.SigmoidMLP(SOURCE_SIZES, norm="torch")
+            net.load_state_dict(source)
             out["clean"].append(_accuracy(net, x_test, y_test))
             order = torch.randperm(out["n_pool"], generator=torch.Generator().manual_seed(seed))
             for s in SHIFTS:
@@ -345,4 +360,67 @@ def affine_only_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torc
                 if way == "bn":
                     gamma = torch.cat([b.weight.detach().abs() for b in models.bn_layers(net)])
                     out["off"].append(float((gamma < GAMMA_OFF).float().mean()))
+    return out
+
+
+# --------------------------------------------------------------------------- fine-tuning with BN frozen or not
+#: How :func:`finetune_check` treats the BN layers while the rest of the network is fine-tuned: not fine-tuned at
+#: all (``"none"``), BN updated as in training (``"updated"``: batch statistics, running averages, gamma and beta
+#: trained), frozen in inference mode with gamma and beta fixed (``"frozen"``, Keras's ``trainable = False``), and
+#: its statistics first re-estimated on the new images, then frozen (``"re-estimated"``).
+FINETUNE_MODES = ("none", "updated", "frozen", "re-estimated")
+
+
+def _finetuned(source: dict, x: torch.Tensor, y: torch.Tensor, mode: str, steps: int, lr: float,
+               seed: int) -> nn.Module:
+    net = models.SigmoidMLP(SOURCE_SIZES, norm="torch")
+    net.load_state_dict(source)
+    if mode == "none":
+        return net.eval()
+    if mode not in FINETUNE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(FINETUNE_MODES)}, got {mode!r}.")
+    bns = models.bn_layers(net)
+    if mode == "re-estimated":
+        estimate_statistics(net, x)
+    if mode != "updated":
+        for b in bns:
+            b.weight.requires_grad_(False)
+            b.bias.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        net.train()
+        if mode != "updated":
+            for b in bns:
+                b.eval()  # inference mode: the stored statistics, no running update
+        idx = torch.randint(0, len(x), (32,), generator=g)
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+        opt.step()
+    return net.eval()
+
+
+def finetune_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+                   seeds=range(5), source_steps: int = 1000, n_source: int = 50_000, n_labelled: int = 256,
+                   steps: int = 300, lr: float = 0.1, shifts=("noise", "inverted"),
+                   sources: dict[int, dict] | None = None) -> dict:
+    """Fine-tuning the source network of :func:`adaptation_check` (same seeds, so the same networks) on
+    ``n_labelled`` labelled images of a shifted domain (drawn per seed from the held-out training images), ``steps``
+    steps of SGD on batches of 32 at ``lr``, with its BN layers treated in each way of :data:`FINETUNE_MODES`;
+    scored in eval mode on the shifted test set (``sources`` as in :func:`adaptation_check`). Returns per shift
+    and mode the accuracies, one per seed."""
+    out: dict = {"seeds": list(seeds), "n_labelled": n_labelled, "steps": steps, "lr": lr, "shifts": list(shifts),
+                 "modes": list(FINETUNE_MODES), "acc": {s: {m: [] for m in FINETUNE_MODES} for s in shifts}}
+    sources = sources if sources is not None else source_networks(x_train, y_train, seeds, source_steps, n_source)
+    with one_thread():
+        for seed in out["seeds"]:
+            source = sources[seed]
+            pick = n_source + torch.randperm(len(x_train) - n_source,
+                                             generator=torch.Generator().manual_seed(seed))[:n_labelled]
+            for s in shifts:
+                x = shift_images(x_train[pick], s, seed=30_000 + seed)
+                test = shift_images(x_test, s, seed=10_000)
+                for mode in FINETUNE_MODES:
+                    tuned = _finetuned(source, x, y_train[pick], mode, steps, lr, seed)
+                    out["acc"][s][mode].append(_accuracy(tuned, test, y_test))
     return out

@@ -204,3 +204,50 @@ def test_placement_table_and_words():
     assert cells[0][:2] == ["sigmoid", "no BN"] and cells[2][4] == "-2.00 points [-2.00, -2.00], 5 seeds"
     assert cells[1][4] == ""
     assert out["pr_place_relu_none_diverged"].value == "diverges on none of the seeds"
+
+
+def test_finetuning_modes_freeze_what_they_say():
+    from bnlib import models
+
+    torch.manual_seed(0)
+    source = models.SigmoidMLP(P.SOURCE_SIZES, norm="torch").state_dict()
+    x = torch.rand(64, 784, generator=torch.Generator().manual_seed(6))
+    y = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(7))
+    keys = list(source)
+    for mode in P.FINETUNE_MODES:
+        net = P._finetuned(source, x, y, mode, steps=5, lr=0.5, seed=0)
+        bn = {n for n, m in net.named_modules() if m in models.bn_layers(net)}
+        after = net.state_dict()
+        moved = {k.rsplit(".", 1)[0] if k.rsplit(".", 1)[0] in bn else "other" for k in keys
+                 if not torch.equal(after[k], source[k])}
+        assert not net.training
+        if mode == "none":
+            assert moved == set()
+        elif mode == "updated":
+            assert moved == bn | {"other"}
+        elif mode == "frozen":
+            assert moved == {"other"}  # not even the running statistics
+        else:  # re-estimated: the statistics move once, gamma and beta never
+            assert moved == bn | {"other"}
+            for name in bn:
+                assert torch.equal(after[f"{name}.weight"], source[f"{name}.weight"])
+    with pytest.raises(ValueError, match="mode must be one of none, updated, frozen, re-estimated"):
+        P._finetuned(source, x, y, "partial", steps=1, lr=0.1, seed=0)
+
+
+def test_finetuning_words():
+    from bnlib.reports import practice as RP
+
+    acc = {"none": [0.05] * 5, "updated": [0.80 + s / 100 for s in range(5)], "frozen": [0.20 + s / 50 for s in
+                                                                                           range(5)],
+           "re-estimated": [0.205 + s / 50 for s in range(5)]}
+    r = {"n_labelled": 256, "steps": 300, "lr": 0.1, "shifts": ["inverted"], "modes": list(acc),
+         "acc": {"inverted": acc}}
+    out = RP.finetune_numbers(r)
+    assert out["pr_tune_inverted_updated_vs_frozen"].value.startswith("higher (+58.00 points")
+    assert out["pr_tune_inverted_re_estimated_vs_frozen"].value == "level (+0.50 points [+0.50, +0.50], 5 seeds)"
+    assert out["pr_tune_inverted_re_estimated"].value == pytest.approx(100 * (0.205 + 0.04))
+    assert RP.finetune_table(r).cells()[0][0] == "inverted"
+    both = {**r, "shifts": ["noise", "inverted"], "acc": {"noise": acc, "inverted": acc}}
+    with pytest.raises(ValueError, match="freezing BN costs nothing under noise"):
+        RP.finetune_numbers(both)

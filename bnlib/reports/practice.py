@@ -196,3 +196,35 @@ def placement_numbers(res: dict, activations=("sigmoid", "relu")) -> dict[str, G
         out[f"pr_place_{act}_none_diverged"] = text(f"diverges on {k} of {len(runs)} seeds (each counted at chance)"
                                                     if k else "diverges on none of the seeds")
     return out
+
+
+# --------------------------------------------------------------------------- fine-tuning with BN frozen or not
+#: How the chapter names the modes of :func:`bnlib.practice.finetune_check`.
+FINETUNE_NAMES = {"none": "not fine-tuned", "updated": "BN updated", "frozen": "BN frozen",
+                  "re-estimated": "BN re-estimated, then frozen"}
+
+
+def finetune_table(r: dict) -> Table:
+    """Test accuracy (%, seed mean ± half-width) on each shifted test set after fine-tuning in each mode."""
+    return Table(["shift", *(FINETUNE_NAMES[m] for m in r["modes"])],
+                 [[s, *(_pct(r["acc"][s][m]) for m in r["modes"])] for s in r["shifts"]])
+
+
+def finetune_numbers(r: dict) -> dict[str, Glued]:
+    """The fine-tuning section's numbers: the setting; per shift and mode the mean accuracy; per shift BN updated
+    against BN frozen, and re-estimated-then-frozen against frozen (paired by seed, in words)."""
+    out: dict[str, Glued] = {"pr_tune_n": number(r["n_labelled"]), "pr_tune_steps": number(r["steps"]),
+                             "pr_tune_lr": number(r["lr"])}
+    for s in r["shifts"]:
+        acc = r["acc"][s]
+        out |= {f"pr_tune_{s}_{m.replace('-', '_')}": percent(np.mean(v)) for m, v in acc.items()}
+        for a, b in (("updated", "frozen"), ("re-estimated", "frozen")):
+            p = paired(acc[a], acc[b])
+            out[f"pr_tune_{s}_{a.replace('-', '_')}_vs_{b}"] = md(f"{_direction(p)} ({fmt_paired(p)})")
+    if {"noise", "inverted"} <= set(r["shifts"]):
+        said = {"noise": ("level", "lower", "inconclusive"), "inverted": ("higher",)}
+        for s, allowed in said.items():
+            if _direction(paired(r["acc"][s]["updated"], r["acc"][s]["frozen"])) not in allowed:
+                cost = "costs nothing" if s == "noise" else "costs most of the gain"
+                raise ValueError(f"the prose says freezing BN {cost} under {s}, which no longer holds.")
+    return out
