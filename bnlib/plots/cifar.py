@@ -118,6 +118,11 @@ def figure_cifar_lr_sweep(bands: dict):
     return fig
 
 
+#: The four changes' styles in the recipe figure: the sweep's, without its black and its BN blue (the full recipe and
+#: the BN baseline are drawn in those).
+_CHANGE_STYLES = (SWEEP[0], SWEEP[1], SWEEP[2], SWEEP[5])
+
+
 def figure_cifar_recipe(bands: dict, target: float):
     """The recipe's ablation along training (validation accuracy, seed mean with a min-max band; BN with population
     statistics): (a) each change added alone to BN, beside both baselines and the full recipe; (b) the full recipe
@@ -139,13 +144,12 @@ def figure_cifar_recipe(bands: dict, target: float):
                 _band(ax, b, "black", alpha=0.08, lw=2.0, label=lab)
             else:
                 i = changes.index(lab)
-                c, ls, mk = SWEEP[i % len(SWEEP)]
+                c, ls, mk = _CHANGE_STYLES[i % len(_CHANGE_STYLES)]
                 every = max(1, len(b["step"]) // 8)
                 _band(ax, b, c, alpha=0.06, ls=ls, marker=mk, markevery=(i % every, every), label=lab)
         ax.axhline(100 * target, color="grey", lw=1.0, ls=":", label="target")
         ax.set(xlabel="training step", title=title)
     axes[0].set_ylabel("validation accuracy (%)")
     fig.tight_layout()
-    for ax in axes:
-        legend_below(ax, ncol=2)
+    legend_below(fig, ncol=3)
     return fig
