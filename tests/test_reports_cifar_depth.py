@@ -31,7 +31,10 @@ def _runs(final=FINAL) -> dict:
             grad = [None, [1.0] * depth + [1.0], [10.0 ** -(depth - 1 - i) for i in range(depth)] + [1.0]]
             out[f"{lab}-seed{s}"] = _run(curve, norm="torch" if lab.startswith("bn") else None, test=t,
                                          ev=t - 0.05, seed=s, depth=depth, saturated=sat, grad=grad,
-                                         train_loss=2.3, bs=t - 0.1)
+                                         train_loss=2.3, bs=t - 0.1,
+                                         activation="relu" if lab.startswith("relu") else "sigmoid",
+                                         init="kaiming" if lab.startswith("relu") else
+                                         "xavier_sigmoid" if "sigmoidinit" in lab else "xavier")
     return out
 
 
@@ -107,3 +110,15 @@ def test_figure_draws_each_depth_with_its_best_rate():
     fig = PC.figure_cifar_depths(three)  # an odd number of depths leaves the last panel empty
     assert [ax.get_visible() for ax in fig.axes] == [True, True, True, False]
     plt.close(fig)
+
+
+def test_ledger_rule_reads_bn_against_the_best_rate_without_bn_at_the_deepest():
+    from bnlib.reports import claims as RL
+
+    res = {"name": "cifar_sigmoid_depth", "runs": _runs()}
+    assert RL.saturating_labels(res) == (4, "bn-depth4", "none-x5-depth4")  # not the init-gain-4 control
+    row = RL.claim_saturating(res)
+    gain = [0.55 - 0.10 for _ in SEEDS]  # BN-x1 minus no BN-x5 at depth 4, every seed
+    assert row["parts"][0]["mean"] == pytest.approx(np.mean(gain))
+    assert row["verdict"] == "inconclusive"  # (b): the saturated fractions are the same by construction
+    assert "bn-depth4 against none-x5-depth4" in row["measured"]

@@ -236,7 +236,8 @@ def _p_saturating(n: dict, gain: float) -> list[Part]:
 SATURATING = Claim(
     "saturating", "makes saturating nonlinearities trainable", ("ioffe2015batch",),
     (("cifar", "sigmoid networks by depth", "cifar-depth"),), {"gain": 0.05},
-    "Sigmoid CNNs at the largest swept depth, same learning rate: (a) BN's final test accuracy is more than "
+    "Sigmoid CNNs at the largest swept depth, BN at the baseline's learning rate against the network without BN at "
+    "its best rate on validation (where the experiment has several): (a) BN's final test accuracy is more than "
     "{gain:pts} above no-BN's; (b) its mean saturated fraction of sigmoid inputs at the end is lower.",
     _combined(_p_saturating), parts=_p_saturating)
 
