@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -54,11 +55,13 @@ def _steps(bn: nn.Module, lo: int, hi: int, steps: int, seed: int) -> dict:
 
 
 def _shard_worker(rank: int, split: tuple[int, ...], port: int, folder: str, steps: int, seed: int) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=len(split))
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=len(split),
+                            timeout=timedelta(seconds=120))
     try:
         with one_thread():
             res = _steps(_layer(SyncBatchNorm), sum(split[:rank]), sum(split[:rank + 1]), steps, seed)
         torch.save(res, Path(folder) / f"rank{rank}.pt")
+        dist.barrier()  # no process tears the group down while another still uses it
     finally:
         dist.destroy_process_group()
 

@@ -5,6 +5,7 @@ with its shard of a batch (uneven shards included), against torch.nn.BatchNorm o
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 
 import pytest
 import torch
@@ -31,7 +32,8 @@ def _data(step: int):
 
 
 def _worker(rank: int, world: int, port: int, split: list[int], out: str, empty: bool) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=120))
     try:
         torch.manual_seed(0)
         bn = SyncBatchNorm(SHAPE[1], momentum=0.3, dtype=torch.float64)
@@ -44,6 +46,7 @@ def _worker(rank: int, world: int, port: int, split: list[int], out: str, empty:
                 bn(torch.zeros((0, *SHAPE[1:]), dtype=torch.float64) if rank == 0 else _data(0)[0][:2])
             except ValueError as err:
                 torch.save({"error": str(err)}, f"{out}/rank{rank}.pt")
+            dist.barrier()
             return
         res = {"y": [], "dx": [], "dw": [], "db": []}
         for step in range(STEPS):
@@ -60,6 +63,7 @@ def _worker(rank: int, world: int, port: int, split: list[int], out: str, empty:
         bn.eval()
         res["eval"] = bn(_data(0)[0][lo:hi]).detach()
         torch.save(res, f"{out}/rank{rank}.pt")
+        dist.barrier()  # no process tears the group down while another still uses it
     finally:
         dist.destroy_process_group()
 
