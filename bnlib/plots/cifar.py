@@ -128,7 +128,7 @@ def figure_cifar_recipe(bands: dict, target: float):
     statistics): (a) each change added alone to BN, beside both baselines and the full recipe; (b) the full recipe
     and the recipe without each change. Dotted: ``target``. ``bands`` from
     :func:`bnlib.reports.cifar_recipe.recipe_bands`, keyed by the networks' names."""
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.8), sharey=True)
     halves = ([lab for lab in bands if not lab.startswith("full recipe but")],
               [lab for lab in bands if lab.startswith("full recipe")])
     for ax, labels, title in zip(axes, halves, ("(a) each change added to BN", "(b) each change left out"),
