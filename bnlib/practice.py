@@ -225,18 +225,32 @@ def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((net(x).argmax(1) == y).float().mean())
 
 
-def _source_network(x: torch.Tensor, y: torch.Tensor, seed: int, steps: int) -> nn.Module:
-    torch.manual_seed(seed)
-    net = models.SigmoidMLP(SOURCE_SIZES, norm="torch")
-    models.init_weights(net, "gaussian", sigma=0.1, seed=seed)
-    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+def _train(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, steps: int, seed: int,
+           batch: int, frozen=()) -> None:
+    """``steps`` steps of ``opt`` on the cross-entropy of random batches of ``(x, y)`` (drawn from ``seed``), in
+    training mode but for the BN layers ``frozen``, kept in inference mode."""
     g = torch.Generator().manual_seed(seed)
-    net.train()
     for _ in range(steps):
-        idx = torch.randint(0, len(x), (60,), generator=g)
+        net.train()
+        for b in frozen:
+            b.eval()  # inference mode: the stored statistics, no running update
+        idx = torch.randint(0, len(x), (batch,), generator=g)
         opt.zero_grad()
         nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
         opt.step()
+
+
+def _random_network(seed: int) -> nn.Module:
+    """:data:`SOURCE_SIZES` with BN, initialized from ``seed`` as the MNIST chapter's network."""
+    torch.manual_seed(seed)
+    net = models.SigmoidMLP(SOURCE_SIZES, norm="torch")
+    models.init_weights(net, "gaussian", sigma=0.1, seed=seed)
+    return net
+
+
+def _source_network(x: torch.Tensor, y: torch.Tensor, seed: int, steps: int) -> nn.Module:
+    net = _random_network(seed)
+    _train(net, torch.optim.SGD(net.parameters(), lr=1.0), x, y, steps, seed, batch=60)
     return net
 
 
@@ -344,20 +358,11 @@ def affine_only_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torc
     with one_thread():
         for seed in out["seeds"]:
             for way in ways:
-                torch.manual_seed(seed)
-                net = models.SigmoidMLP(SOURCE_SIZES, norm="torch")
-                models.init_weights(net, "gaussian", sigma=0.1, seed=seed)
+                net = _random_network(seed)
                 params = _trainable(net, way, seed)
                 out["trained"][way] = sum(p.numel() for p in params) if way != "random" else \
                     sum(2 * b.num_features for b in models.bn_layers(net))
-                opt = torch.optim.Adam(params, lr=lr)
-                g = torch.Generator().manual_seed(seed)
-                net.train()
-                for _ in range(steps):
-                    idx = torch.randint(0, len(x_train), (60,), generator=g)
-                    opt.zero_grad()
-                    nn.functional.cross_entropy(net(x_train[idx]), y_train[idx]).backward()
-                    opt.step()
+                _train(net, torch.optim.Adam(params, lr=lr), x_train, y_train, steps, seed, batch=60)
                 estimate_statistics(net, x_train[:10_000])
                 out["acc"][way].append(_accuracy(net, x_test, y_test))
                 if way == "bn":
@@ -390,16 +395,7 @@ def _finetuned(source: dict, x: torch.Tensor, y: torch.Tensor, mode: str, steps:
             b.weight.requires_grad_(False)
             b.bias.requires_grad_(False)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        net.train()
-        if mode != "updated":
-            for b in bns:
-                b.eval()  # inference mode: the stored statistics, no running update
-        idx = torch.randint(0, len(x), (32,), generator=g)
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
-        opt.step()
+    _train(net, opt, x, y, steps, seed, batch=32, frozen=() if mode == "updated" else bns)
     return net.eval()
 
 

@@ -16,7 +16,8 @@ import math
 import numpy as np
 
 from bnlib import results as RS
-from bnlib.reports.evidence import MIN_SEEDS, SUPPORTED, Paired, judge, mean_interval, one_sample, paired, within
+from bnlib.reports import evidence as EV
+from bnlib.reports.evidence import Paired, mean_interval, one_sample, paired
 from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, text
 from bnlib.reports.rules import CHANCE
 from bnlib.results import SATURATION_THRESHOLD, config, curve, final_metric, median_steps, score, seed_groups
@@ -76,14 +77,8 @@ def curve_band(group: list[dict], key: str | None = None) -> dict:
 
 # --------------------------------------------------------------------------- comparisons
 def direction(p: Paired, margin: float = MARGIN) -> str:
-    """"higher", "lower", "level" (the interval within plus or minus ``margin``) or "inconclusive"."""
-    if judge(p, margin, 1) == SUPPORTED:
-        return "higher"
-    if judge(p, margin, -1) == SUPPORTED:
-        return "lower"
-    if p.n >= MIN_SEEDS and within(p, -margin, margin) == SUPPORTED:
-        return "level"
-    return "inconclusive"
+    """:func:`bnlib.reports.evidence.direction` against the chapter's :data:`MARGIN` by default."""
+    return EV.direction(p, margin)
 
 
 def phrase(p: Paired, higher: str, lower: str, level: str, undecided: str = "inconclusive",

@@ -26,8 +26,8 @@ from bnlib.reports.cifar import (
     groups,
     layer_bands,
     phrase,
-    run_stats,
 )
+from bnlib.reports.cifar import depth_saturation as first_setting_rows
 from bnlib.reports.evidence import Paired, mean_interval, paired
 from bnlib.reports.format import Glued, Table, fmt_paired, md, number, percent, text
 from bnlib.results import curve, seed_groups
@@ -52,22 +52,12 @@ def depth_kind(label: str) -> tuple[str, float | None]:
 
 
 def depth_saturation(runs: dict) -> list[dict]:
-    """One row per label of the depth experiment: :func:`run_stats` plus ``label``, ``depth``, ``kind`` and
-    ``multiplier`` (:func:`depth_kind`), ``name`` (as the tables show it) and the saturated fraction of every hidden
-    layer at the first and the last record (``sat_init``, ``sat_final``: seed means per layer; ``*_mean``: over
-    layers too; ``sat_worst``: the largest over layers and seeds at the end)."""
-    rows = []
-    for lab, group in groups(runs).items():
-        kind, k = depth_kind(lab)
-        row = {"label": lab, "depth": group[0]["config"]["depth"], "kind": kind, "multiplier": k,
-               "name": f"no BN-x{k:g}" if kind == "none" else DEPTH_KINDS[kind], **run_stats(group)}
-        for key, idx in (("sat_init", 0), ("sat_final", -1)):
-            per_seed = np.array([curve(r, "saturated")[idx] for r in group], dtype=float)
-            row[key] = per_seed.mean(axis=0).tolist()
-            row[key + "_mean"] = float(per_seed.mean())
-            row[key + "_max"] = per_seed.max(axis=0).tolist()
-        row["sat_worst"] = max(row["sat_final_max"])
-        rows.append(row)
+    """:func:`bnlib.reports.cifar.depth_saturation`'s rows (run statistics and saturation per label), each with the
+    ``kind`` and ``multiplier`` of its label (:func:`depth_kind`) and its ``name`` as the tables show it."""
+    rows = first_setting_rows(runs)
+    for row in rows:
+        kind, k = depth_kind(row["label"])
+        row |= {"kind": kind, "multiplier": k, "name": f"no BN-x{k:g}" if kind == "none" else DEPTH_KINDS[kind]}
     return rows
 
 

@@ -131,6 +131,18 @@ def within(p: Paired, lo: float, hi: float, min_seeds: int = MIN_SEEDS) -> str:
     return INCONCLUSIVE
 
 
+def direction(p: Paired, margin: float) -> str:
+    """"higher" or "lower" (the whole interval beyond ``margin`` in that direction), "level" (within plus or minus
+    ``margin``, on enough seeds) or "inconclusive"."""
+    if judge(p, margin, 1) == SUPPORTED:
+        return "higher"
+    if judge(p, margin, -1) == SUPPORTED:
+        return "lower"
+    if p.n >= MIN_SEEDS and within(p, -margin, margin) == SUPPORTED:
+        return "level"
+    return "inconclusive"
+
+
 def one_sample(values: Sequence[float], confidence: float = CONFIDENCE) -> Paired:
     """The mean of ``values`` (one per seed or per pair) with its t interval: :func:`paired` against zeros."""
     v = _values("values", values)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnlib.reports.evidence import MIN_SEEDS, SUPPORTED, judge, mean_interval, paired, within
+from bnlib.reports.evidence import direction, mean_interval, paired
 from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, power_bound, text
 from bnlib.reports.rules import CHANCE
 from bnlib.results import score, seeds_of
@@ -93,13 +93,7 @@ def adaptation_table(r: dict) -> Table:
 
 
 def _direction(p) -> str:
-    if judge(p, ADAPT_MARGIN, 1) == SUPPORTED:
-        return "higher"
-    if judge(p, ADAPT_MARGIN, -1) == SUPPORTED:
-        return "lower"
-    if p.n >= MIN_SEEDS and within(p, -ADAPT_MARGIN, ADAPT_MARGIN) == SUPPORTED:
-        return "level"
-    return "inconclusive"
+    return direction(p, ADAPT_MARGIN)
 
 
 def adaptation_numbers(r: dict) -> dict[str, Glued]:
