@@ -56,10 +56,11 @@ def test_a_figure_as_saved_keeps_its_text_at_least_10_px(styled):
 
 
 def test_ramp_styles_differ_between_neighbours():
-    styles = PS.ramp(6)
-    assert len({c for c, _, _ in styles}) == 6 and len({str(d) for _, d, _ in styles}) == 6
+    styles = PS.ramp(10)  # the ten layers of the deepest CIFAR-10 network
+    assert len({c for c, _, _ in styles}) == 10 and len({str(d) for _, d, _ in styles}) == 10
+    assert len({m for _, _, m in styles}) == 10
     with pytest.raises(ValueError, match="styles"):
-        PS.ramp(7)
+        PS.ramp(11)
 
 
 def test_vocabulary_colours_are_okabe_ito_and_networks_differ():

@@ -73,8 +73,9 @@ SWEEP = ((PURPLE, "-", "o"), (ORANGE, "--", "s"), (GREEN, "-.", "^"), ("#000000"
 #: evenly spaced shades of cividis from 0 to 0.9 (monotone in lightness, readable with every
 #: colour-vision deficiency), each with its own dashes and marker so that neighbours never look alike.
 RAMP_END = 0.9
-RAMP_DASHES = ("-", "--", "-.", ":", (0, (5, 1.5, 1, 1.5, 1, 1.5)), (0, (8, 2)))
-RAMP_MARKERS = ("o", "s", "^", "D", "v", "P")
+RAMP_DASHES = ("-", "--", "-.", ":", (0, (5, 1.5, 1, 1.5, 1, 1.5)), (0, (8, 2)), (0, (1, 3)), (0, (3, 1, 1, 1)),
+               (0, (6, 3, 2, 3)), (0, (2, 1)))
+RAMP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
 def use_style() -> None:
