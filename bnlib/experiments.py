@@ -197,10 +197,6 @@ def mnist_dense128(scale: str = "book") -> Experiment:
 CIFAR_BASE = RunConfig(dataset="cifar10", model="cnn", depth=3, width=8, init="xavier", optimizer="sgd", lr=0.1,
                        momentum=0.9, batch_size=64, steps=1600, record_every=200, train_subset=10_000,
                        test_subset=2000, probe_batch=500, probe_units=(0, 1, 2), validation=5000, calibration=2000)
-#: The first setting of the chapter (1,500 steps of all 45,000 images, 2.1 epochs), kept for the depth experiment
-#: and the recipe until their ten-epoch runs are computed.
-CIFAR_FIRST_BASE = replace(CIFAR_BASE, steps=1500, record_every=250, train_subset=0, calibration=5000)
-CIFAR_DEPTHS = (2, 3, 6)
 #: A log grid from 1/10x to 100x the baseline's rate, dense between 3x and 100x.
 CIFAR_LR_MULTIPLIERS = (0.1, 0.3, 1, 3, 5, 10, 20, 30, 50, 100)
 
@@ -210,12 +206,36 @@ def _cifar_paper(cfg: RunConfig) -> RunConfig:
                    lr_decay_every=cfg.lr_decay_every * 10)
 
 
+#: The depth experiment: the sweep's setting (ten epochs), recorded every 400 steps; conv layers 2, 4, 6 and 10.
+CIFAR_DEPTH_BASE = replace(CIFAR_BASE, record_every=400)
+CIFAR_DEPTHS = (2, 4, 6, 10)
+#: The network without BN at a small grid of rates at every depth (multiples of the baseline's rate), so that
+#: each depth is compared against its own best rate on validation.
+CIFAR_DEPTH_RATES = (1, 5, 20)
+#: The referee's controls, on the same five seeds: without BN with an init gain of 4 (suited to the sigmoid's
+#: slope of 1/4), a ReLU network without BN (He init) at every depth, and the deepest BN network at 5x (the
+#: paper's BN-x5-Sigmoid beside the ReLU baseline).
+
+
+def depth_configs(base: RunConfig = CIFAR_DEPTH_BASE, depths=CIFAR_DEPTHS) -> tuple[dict, dict]:
+    """``(main, controls)``: BN at the baseline's rate and no BN at each rate of :data:`CIFAR_DEPTH_RATES`, at
+    every depth; and the controls (``none-sigmoidinit-depth{d}``, ``relu-depth{d}``, ``bn-x5-depth{dmax}``)."""
+    main, controls = {}, {}
+    for d in depths:
+        main[f"bn-depth{d}"] = replace(base, depth=d, norm="torch")
+        main |= {f"none-x{k:g}-depth{d}": replace(base, depth=d, lr=base.lr * k) for k in CIFAR_DEPTH_RATES}
+        controls[f"none-sigmoidinit-depth{d}"] = replace(base, depth=d, init="xavier_sigmoid")
+        controls[f"relu-depth{d}"] = replace(base, depth=d, activation="relu", init="kaiming")
+    controls[f"bn-x5-depth{max(depths)}"] = replace(base, depth=max(depths), norm="torch", lr=base.lr * 5)
+    return main, controls
+
+
 @register
 def cifar_sigmoid_depth(scale: str = "book") -> Experiment:
-    """Sigmoid CNNs of depth 2, 3 and 6, with and without BN, at the same learning rate."""
-    runs = {f"{'bn' if norm else 'none'}-depth{d}": replace(CIFAR_FIRST_BASE, depth=d, norm=norm)
-            for d in CIFAR_DEPTHS for norm in (None, "torch")}
-    return _scaled("cifar_sigmoid_depth", scale, runs, cifar_sigmoid_depth.__doc__,
+    """Sigmoid CNNs of 2 to 10 conv layers: BN at the baseline's rate, no BN at three rates, and the controls (no BN
+    with an init gain of 4, ReLU without BN, BN-x5 at the deepest)."""
+    main, controls = depth_configs()
+    return _scaled("cifar_sigmoid_depth", scale, main | controls, cifar_sigmoid_depth.__doc__,
                    paper=_cifar_paper)
 
 
@@ -259,38 +279,6 @@ def cifar_recipe(scale: str = "book") -> Experiment:
     """The paper's recipe for accelerating BN networks: each change alone on top of BN, all four, and each left
     out of the four."""
     return _scaled("cifar_recipe", scale, recipe_configs(), cifar_recipe.__doc__, paper=_cifar_paper)
-
-
-#: The depth experiment at ten epochs: the sweep's setting, recorded every 400 steps; conv layers 2, 4, 6, 10.
-CIFAR_DEPTH_BASE = replace(CIFAR_BASE, record_every=400)
-CIFAR_TEN_DEPTHS = (2, 4, 6, 10)
-#: The network without BN at a small grid of rates at every depth (multiples of the baseline's rate), so that
-#: each depth is compared against its own best rate on validation.
-CIFAR_DEPTH_RATES = (1, 5, 20)
-#: The referee's controls, on the same five seeds: without BN with an init gain of 4 (suited to the sigmoid's
-#: slope of 1/4), a ReLU network without BN (He init) at every depth, and the deepest BN network at 5x (the
-#: paper's BN-x5-Sigmoid beside the ReLU baseline).
-
-
-def depth_configs(base: RunConfig = CIFAR_DEPTH_BASE, depths=CIFAR_TEN_DEPTHS) -> tuple[dict, dict]:
-    """``(main, controls)``: BN at the baseline's rate and no BN at each rate of :data:`CIFAR_DEPTH_RATES`, at
-    every depth; and the controls (``none-sigmoidinit-depth{d}``, ``relu-depth{d}``, ``bn-x5-depth{dmax}``)."""
-    main, controls = {}, {}
-    for d in depths:
-        main[f"bn-depth{d}"] = replace(base, depth=d, norm="torch")
-        main |= {f"none-x{k:g}-depth{d}": replace(base, depth=d, lr=base.lr * k) for k in CIFAR_DEPTH_RATES}
-        controls[f"none-sigmoidinit-depth{d}"] = replace(base, depth=d, init="xavier_sigmoid")
-        controls[f"relu-depth{d}"] = replace(base, depth=d, activation="relu", init="kaiming")
-    controls[f"bn-x5-depth{max(depths)}"] = replace(base, depth=max(depths), norm="torch", lr=base.lr * 5)
-    return main, controls
-
-
-def cifar_sigmoid_depth_ten(scale: str = "book") -> Experiment:
-    """Sigmoid CNNs of 2 to 10 conv layers for ten epochs: BN at the baseline's rate, no BN at three rates, and the
-    controls, on five seeds. Registered as ``cifar_sigmoid_depth`` once its runs are computed."""
-    main, controls = depth_configs()
-    return _scaled("cifar_sigmoid_depth", scale, main | controls, cifar_sigmoid_depth_ten.__doc__,
-                   paper=_cifar_paper)
 
 
 # --------------------------------------------------------------------------- train vs test

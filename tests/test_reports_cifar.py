@@ -15,8 +15,10 @@ from scipy import stats
 from bnlib import results as RR
 from bnlib.plots import cifar as PC
 from bnlib.reports import cifar as RC
+from bnlib.reports import cifar_depth as RD
 from bnlib.reports import cifar_rates as RCR
 from bnlib.reports import claims as RL
+from bnlib.reports import evidence as RE
 from bnlib.reports import format as RF
 
 STEPS = [0, 100, 200, 300, 400]
@@ -87,14 +89,14 @@ def test_fmt_acc_is_the_mean_and_t_half_width():
     ([0.03, -0.02, 0.01, 0.04, -0.01], "inconclusive"),
 ])
 def test_direction_reads_the_interval_against_the_margin(diffs, word):
-    p = RC.paired(np.array(diffs) + 0.5, [0.5] * 5)
+    p = RE.paired(np.array(diffs) + 0.5, [0.5] * 5)
     m, lo, hi = _t_interval(diffs)
     assert (p.lo, p.hi) == pytest.approx((lo, hi))
     assert RC.direction(p) == word
     assert RC.phrase(p, "up", "down", "same", "unsure").startswith(
         {"higher": "up (", "lower": "down (", "level": "same (", "inconclusive": "unsure ("}[word])
     # four seeds are never enough for a word
-    assert RC.direction(RC.paired(np.array(diffs[:4]) + 0.5, [0.5] * 4)) == "inconclusive"
+    assert RC.direction(RE.paired(np.array(diffs[:4]) + 0.5, [0.5] * 4)) == "inconclusive"
 
 
 def test_ratio_interval_is_a_t_interval_on_the_log_scale():
@@ -197,7 +199,7 @@ def test_lr_table_cells():
     m, lo, hi = _t_interval(none_val)
     assert cells[1][:3] == ["x1", "0.1", f"{100 * m:.2f} ± {100 * (hi - m):.2f}"]
     assert cells[5][2].endswith("(1 diverged)") and cells[5][0] == "x30"
-    assert cells[3][6] == RF.fmt_paired(RC.paired([BN_TEST[3]] * 5, [NONE_TEST[3]] * 5))
+    assert cells[3][6] == RF.fmt_paired(RE.paired([BN_TEST[3]] * 5, [NONE_TEST[3]] * 5))
 
 
 def test_usable_range_and_how_a_rate_fails_outside_it():
@@ -238,7 +240,7 @@ def test_lr_numbers_put_into_words_what_the_numbers_say():
     assert out["cifar_eq_min"].value == pytest.approx(100 * diffs.min(), abs=0.05)
     assert out["cifar_eq_max_mult"].value == "30" and out["cifar_eq_min_mult"].value == "10"
     assert out["cifar_eq_exceptions"].value == "at all 6 rates"
-    assert out["cifar_none_x5_vs_x1"].value == "higher (" + RF.fmt_paired(RC.paired([0.37] * 5, [0.31] * 5)) + ")"
+    assert out["cifar_none_x5_vs_x1"].value == "higher (" + RF.fmt_paired(RE.paired([0.37] * 5, [0.31] * 5)) + ")"
     assert out["cifar_best_none_vs_x1"].value == out["cifar_none_x5_vs_x1"].value
     div = RCR.lr_numbers(_sweep(diverged={("none-x30", 2)}), 0.1)
     assert div["cifar_sweep_diverged"].value.startswith("1 of the 60 runs diverged")
@@ -295,50 +297,18 @@ def _depth(deep_none_top=0.105, deep_bn=0.5, front_sat=0.0, eval_gap=0.1):
                             "ev": acc - 0.01 - eval_gap * (1 + s / 4), "norm": norm, "depth": d,
                             "saturated": [[0.0] * d, sat, sat], "grad": grad, "train_loss": 2.3,
                             "bs": acc + 0.02})
-            labels[f"{'bn' if norm else 'none'}-depth{d}"] = per
+            labels[f"{'bn' if norm else 'none-x1'}-depth{d}"] = per
     return _seeded(labels)
 
 
-def test_depth_saturation_and_table():
-    rows = RC.depth_saturation(_depth())
+def test_depth_saturation_rows():
+    rows = RD.depth_saturation(_depth())
     deep_bn = rows[-1]
-    assert (deep_bn["label"], deep_bn["depth"]) == ("bn-depth4", 4)
+    assert (deep_bn["label"], deep_bn["depth"], deep_bn["name"]) == ("bn-depth4", 4, "BN-x1")
     assert deep_bn["sat_final"] == pytest.approx([0.02, 0.02, 0.02, 0.08])  # mean of 0.06 ... 0.10
     assert deep_bn["sat_worst"] == pytest.approx(0.10)
     assert deep_bn["sat_final_mean"] == pytest.approx((3 * 0.02 + 0.08) / 4)
-    cells = RC.depth_table(rows).cells()
-    assert cells[0][:2] == ["2", "no"] and cells[0][4] == "(same)" and cells[0][5] == ""
-    diffs = [0.4 + s / 200 - 0.3 for s in SEEDS]
-    assert cells[1][5] == RF.fmt_paired(RC.paired(np.add(diffs, 0.3), [0.3] * 5))
-    assert cells[-2][-1] == "60.0" and cells[-1][-1] == "10.0"
-
-
-def test_depth_numbers_and_their_prose_checks():
-    n_params = {lab: 100 * i for i, lab in enumerate(RC.groups(_depth()), start=1)}
-    out = RC.depth_numbers(_depth(), (2, 3, 4), mid_depth=3, n_params=n_params)
-    assert out["cifar_deep_bn_test"].value == pytest.approx(100 * np.mean([0.49 + s / 200 for s in SEEDS]))
-    assert out["cifar_best_none_depth"].value == 3  # chosen on validation
-    assert out["cifar_deep_none_top"].value == pytest.approx(10.5)
-    gap = [0.1 * (1 + s / 4) for s in SEEDS]
-    assert out["cifar_deep_gap"].value == RF.fmt_paired(RC.paired(np.add(gap, 0.5), [0.5] * 5))
-    assert out["cifar_deep_bn_bs"].value == pytest.approx(100 * np.mean([0.52 + s / 200 for s in SEEDS]))
-    ratios = [1.0 / (1e-4 * (s + 1)) for s in SEEDS]
-    assert out["cifar_grad_ratio_none"].value == pytest.approx(math.exp(np.mean(np.log(ratios))))
-    assert out["cifar_grad_ratio_none_min"].value == pytest.approx(min(ratios))
-    assert out["cifar_grad_ratio_none_first"].value == pytest.approx(1000.0)
-    assert out["cifar_grad_spread_bn"].value == pytest.approx(6.0 / 0.5)  # the seed where they differ most
-    assert out["cifar_deep_none_sat_last"].value == pytest.approx(60.0) and out["cifar_deep_front"].value == 3
-    assert out["cifar_deep_bn_sat_max"].value == pytest.approx(10.0)
-    assert out["cifar_shallow_gain"].value.startswith("higher with BN (")
-    assert out["cifar_params_min"].value == 100 and out["cifar_params_max"].value == 600
-    with pytest.raises(ValueError, match="stays at chance"):
-        RC.depth_numbers(_depth(deep_none_top=0.13), (2, 3, 4), 3, n_params)
-    with pytest.raises(ValueError, match="ends above the best network without BN"):
-        RC.depth_numbers(_depth(deep_bn=0.31), (2, 3, 4), 3, n_params)
-    with pytest.raises(ValueError, match="practically unsaturated"):
-        RC.depth_numbers(_depth(front_sat=0.02), (2, 3, 4), 3, n_params)
-    with pytest.raises(ValueError, match="than in eval mode"):
-        RC.depth_numbers(_depth(eval_gap=0.0), (2, 3, 4), 3, n_params)
+    assert rows[-2]["sat_final_max"] == pytest.approx([0.0, 0.0, 0.0, 0.6]) and rows[-2]["multiplier"] == 1.0
 
 
 def test_gradient_ratio_and_names():
@@ -395,35 +365,27 @@ BASE = {"steps": 1000, "batch_size": 50, "test_subset": 500, "record_every": 100
         "width": 8, "probe_batch": 200, "depth": 3, "validation": 4000, "calibration": 2000}
 
 
-FIRST = {**BASE, "steps": 600, "record_every": 200, "calibration": 4000, "train_subset": 0}
-
-
 def test_setup_numbers():
     sub = {**BASE, "train_subset": 8000}
     runs = _seeded({"a": [{"val": [0.1, 0.2], **sub}] * 5})
-    first = _seeded({"b": [{"val": [0.1, 0.2], **FIRST}] * 5})
-    res = {"sweep": runs, "depth": first, "recipe": runs}
-    settings = {"sweep": ("ten-epoch", sub), "recipe": ("ten-epoch", sub), "depth": ("first", FIRST)}
-    out = RC.setup_numbers(sub, FIRST, (2, 3, 6), (1 / 3, 1, 30), n_train=20000, n_test=4000, results=res,
-                           settings=settings)
+    depth = _seeded({"b": [{"val": [0.1, 0.2], **sub, "record_every": 400}] * 5})
+    res = {"sweep": runs, "depth": depth, "recipe": runs}
+    out = RC.setup_numbers(sub, (2, 3, 6), (1 / 3, 1, 30), n_train=20000, n_test=4000, results=res)
     assert out["cifar_epochs"].value == pytest.approx(1000 * 50 / 8000) and out["cifar_nfit"].value == 8000
-    assert out["cifar_first_epochs"].value == pytest.approx(600 * 50 / 16000) and out["cifar_first_nfit"].value == 16000
-    assert out["cifar_first_steps"].value == 600 and out["cifar_first_calibration"].value == 4000
+    assert out["cifar_depth_record_every"].value == 400 and out["cifar_record_every"].value == sub["record_every"]
     assert out["cifar_seeds"].value == 5 and out["cifar_margin"].value == pytest.approx(100 * RC.MARGIN)
     assert out["cifar_depth_list"] == RF.text("2, 3 and 6") and out["cifar_mult_list"].value == "0.333, 1, 30"
     assert out["cifar_sat_level"].value == pytest.approx(0.01)
     assert out["cifar_sat_threshold"].value == pytest.approx(4.5848, abs=1e-4)
     with pytest.raises(ValueError, match="same seeds"):
-        RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000,
-                         results={**res, "sweep": {**runs, "b-seed0": _run([0.1, 0.2], **sub)}}, settings=settings)
-    with pytest.raises(ValueError, match="the depth runs use the first setting, but b-seed0 differs in steps"):
-        RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000, results={**res, "depth": first | {
-            "b-seed0": _run([0.1, 0.2], **{**FIRST, "steps": 1})}}, settings=settings)
-    with pytest.raises(ValueError, match="the recipe runs use the ten-epoch setting, but b-seed0 differs in steps"):
-        RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000, results={**res, "recipe": first}, settings=settings)
-    with pytest.raises(ValueError, match="does not say which setting the recipe runs use"):
-        RC.setup_numbers(sub, FIRST, (2, 3), (1,), 20000, 4000, results=res,
-                         settings={k: v for k, v in settings.items() if k != "recipe"})
+        RC.setup_numbers(sub, (2, 3), (1,), 20000, 4000,
+                         results={**res, "sweep": {**runs, "b-seed0": _run([0.1, 0.2], **sub)}})
+    with pytest.raises(ValueError, match="but the depth run b-seed0 differs in steps"):
+        RC.setup_numbers(sub, (2, 3), (1,), 20000, 4000, results={**res, "depth": depth | {
+            "b-seed0": _run([0.1, 0.2], **{**sub, "steps": 1})}})
+    with pytest.raises(ValueError, match="but the recipe run a-seed0 differs in record_every"):
+        RC.setup_numbers(sub, (2, 3), (1,), 20000, 4000, results={**res, "recipe": _seeded(
+            {"a": [{"val": [0.1, 0.2], **sub, "record_every": 400}] * 5})})
 
 
 def test_paper_numbers():
@@ -460,7 +422,7 @@ def test_small_derivations():
 
 
 # --------------------------------------------------------------------------- committed results
-@pytest.mark.parametrize("name, baseline", [("cifar_lr_sweep", "none-x1"), ("cifar_sigmoid_depth", "none-depth3"),
+@pytest.mark.parametrize("name, baseline", [("cifar_lr_sweep", "none-x1"), ("cifar_sigmoid_depth", "none-x1-depth2"),
                                             ("cifar_recipe", "none-baseline")])
 def test_committed_results_agree_with_numpy(name, baseline):
     """On the committed book-scale results (when present): the target is the mean over seeds of the baseline's best
@@ -512,13 +474,7 @@ def test_cifar_figures_draw_the_given_numbers():
     plt.close(div)
 
     depth = _depth()
-    fig = PC.figure_cifar_depth(RC.depth_bands(depth, (2, 3, 4)), (2, 3, 4))
-    lines = {ln.get_label(): ln for ln in fig.axes[2].get_lines()}
-    np.testing.assert_allclose(lines["BN, population statistics"].get_ydata(), [10, 100 * 0.305, 100 * 0.51])
-    np.testing.assert_allclose(lines["BN, eval mode"].get_ydata(), [5, 100 * 0.255, 100 * 0.46])  # val_acc: pop - 5
-    plt.close(fig)
-
-    fig = PC.figure_cifar_layers(RC.depth_layer_bands(depth, 4), 4)
+    fig = PC.figure_cifar_layers(RD.depth_layer_bands(depth, 4), 4)
     sat, grad = fig.axes[1].get_lines(), fig.axes[3].get_lines()  # BN: top right, bottom right
     np.testing.assert_allclose(sat[3].get_ydata(), [0, 100 * 0.08, 100 * 0.08])
     np.testing.assert_allclose(grad[3].get_ydata(), [1.0, np.mean([2.0 + s for s in SEEDS])])

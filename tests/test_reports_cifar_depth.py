@@ -76,8 +76,11 @@ def test_numbers_words():
     out = RD.depth_numbers(_runs(), n_params)
     assert out["cifar_depth_none_chance"].value == "4" and out["cifar_depth_none_learns"].value == "2"
     assert out["cifar_d2_none_mult"].value == "5" and out["cifar_d2_gain"].value.startswith("higher with BN (")
-    assert out["cifar_deep_sigmoidinit"].value.startswith("learns, to 31.2% test accuracy")
-    assert out["cifar_depth_gain4_learns"].value == "2 and 4"
+    assert out["cifar_deep_sigmoidinit"].value == "learns on every seed, to 31.2% test accuracy (seed mean)"
+    assert out["cifar_depth_sigmoidinit_learns"].value == "2 and 4" and out["cifar_sigmoidinit_top_depth"].value == 4
+    assert out["cifar_sigmoidinit_top_vs_bn"].value.startswith("higher with BN (+24.00 points")  # 0.55 - 0.31
+    assert out["cifar_d4_none_learning"].value == "stays at chance on every seed"
+    assert out["cifar_depth_none_chance_from"].value == 4
     assert out["cifar_deep_bn5_vs_relu"].value.startswith("higher (")
     assert out["cifar_deep_none_top"].value == pytest.approx(100 * (0.105 + 0.004))
     assert out["cifar_grad_ratio_none"].value == pytest.approx(1000.0)  # 1 / 10^-3 on every seed
@@ -88,6 +91,32 @@ def test_numbers_words():
     assert RD.depth_numbers(shuffled, n_params)["cifar_depth_rates"].value == "x1, x5"
     chance = {**FINAL, "none-sigmoidinit-depth4": (0.10, 0.10)}
     assert RD.depth_numbers(_runs(chance), n_params)["cifar_deep_sigmoidinit"].value == "stays at chance on every seed"
+
+
+def test_learning_counts_the_seeds_that_leave_chance():
+    runs = _runs()
+    some = [r for lab, r in runs.items() if lab.startswith("none-x1-depth4-")]
+    # two seeds leave chance: one on test at the end, one on validation at a record only
+    some[0]["summary"]["final_test_acc_pop"] = some[0]["summary"]["final_test_acc"] = 0.30
+    some[1]["curves"]["val_acc_pop"][1] = 0.2
+    assert [RD.seed_learns(r) for r in some] == [True, True, False, False, False]
+    mean = 100 * np.mean([0.30, 0.10 + 1 / 1000])  # seed 1 is at chance at the end (0.101) but left it on validation
+    assert RD.learning(some) == f"learns on 2 of 5 seeds (to {mean:.1f}% test accuracy, their mean) and stays at " \
+                                "chance on the other 3"
+    assert RD.learning(some[2:]) == "stays at chance on every seed"
+    n_params = {f"{lab}-seed0": 1 for lab in FINAL}
+    with pytest.raises(ValueError, match="stays at chance at every rate, on every seed, but it does not"):
+        RD.depth_numbers(runs, n_params)
+
+
+def test_prose_guards():
+    n_params = {f"{lab}-seed0": 1 for lab in FINAL}
+    with pytest.raises(ValueError, match="BN-x1 learns at every depth on every seed, but at 2 conv layers"):
+        RD.depth_numbers(_runs({**FINAL, "bn-depth2": (0.10, 0.10)}), n_params)
+    runs = _runs()
+    runs["none-x1-depth4-seed3"]["curves"]["saturated"][-1][0] = 0.02
+    with pytest.raises(ValueError, match="first 3 layers without BN are practically unsaturated"):
+        RD.depth_numbers(runs, n_params)
 
 
 def test_bands_follow_the_best_rate():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FormatStrFormatter
 
-from bnlib.plots.style import NOTE_POINTS, SWEEP, legend_below, ramp
+from bnlib.plots.style import SWEEP, legend_below, ramp
 from bnlib.vocabulary import colour
 
 
@@ -16,25 +16,6 @@ def _band(ax, b: dict, col, scale: float = 100.0, log: bool = False, alpha: floa
     ax.fill_between(x, [scale * v for v in b["lo"]], [scale * v for v in b["hi"]], color=col, alpha=alpha, lw=0)
     plot = ax.semilogy if log else ax.plot
     return plot(x, [scale * v for v in b["mean"]], color=col, **kw)
-
-
-def figure_cifar_depth(bands: dict, depths: tuple[int, ...]):
-    """Validation accuracy along training, without and with BN (population statistics; dashed: BN in eval mode),
-    one panel per depth; ``bands`` from :func:`bnlib.reports.cifar.depth_bands`."""
-    fig, axes = plt.subplots(1, len(depths), figsize=(3.0 * len(depths), 3.0), sharey=True)
-    for ax, d in zip(axes, depths, strict=True):
-        b = bands[d]
-        _band(ax, b["none"], colour("none"), label="no BN")
-        _band(ax, b["bn"], colour("bn"), label="BN, population statistics")
-        _band(ax, b["bn-eval"], colour("bn"), alpha=0.08, ls="--", lw=1.0, label="BN, eval mode")
-        ax.axhline(10, color="k", lw=0.8, ls=":")
-        ax.set(title=f"{d} sigmoid conv layers", xlabel="training step")
-    axes[0].set_ylabel("validation accuracy (%)")
-    axes[-1].text(0.98, 10.5, "chance", transform=axes[-1].get_yaxis_transform(), ha="right", va="bottom",
-                  fontsize=NOTE_POINTS)
-    fig.tight_layout()
-    legend_below(fig, *axes[0].get_legend_handles_labels(), ncol=3)
-    return fig
 
 
 def figure_cifar_depths(bands: dict):
@@ -69,7 +50,7 @@ def figure_cifar_depths(bands: dict):
 def figure_cifar_layers(bands: dict, depth: int):
     """The deep networks layer by layer along training: the fraction of saturated sigmoid inputs (|x| > 4.6, where
     sigmoid' < 0.01) and the norm of each conv layer's loss gradient; ``bands`` maps ``"none"`` and ``"bn"`` to
-    :func:`bnlib.reports.cifar.layer_bands`."""
+    :func:`bnlib.reports.cifar.layer_bands` (:func:`bnlib.reports.cifar_depth.depth_layer_bands`)."""
     styles = ramp(depth)  # dark: first layer, light: last; each layer its own dashes and marker
     fig, axes = plt.subplots(2, 2, figsize=(8.0, 5.8), sharex=True)
     for col, (key, name) in enumerate((("none", "no BN"), ("bn", "BN"))):

@@ -17,8 +17,8 @@ import numpy as np
 
 from bnlib import results as RS
 from bnlib.reports import evidence as EV
-from bnlib.reports.evidence import Paired, mean_interval, one_sample, paired
-from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, text
+from bnlib.reports.evidence import Paired, mean_interval, one_sample
+from bnlib.reports.format import Glued, fmt_mean_hw, fmt_paired, md, number, text
 from bnlib.reports.rules import CHANCE
 from bnlib.results import SATURATION_THRESHOLD, config, curve, final_metric, median_steps, score, seed_groups
 
@@ -161,24 +161,7 @@ def steps_to_accuracy(runs: dict, baseline: str, labels: list[str] | None = None
     return target, rows
 
 
-# --------------------------------------------------------------------------- depth
-def depth_saturation(runs: dict) -> list[dict]:
-    """One row per label of the depth experiment: :func:`run_stats` plus ``label``, ``depth`` and the saturated
-    fraction of every hidden layer at the first and the last record (``sat_init``, ``sat_final``: seed means per
-    layer; ``*_mean``: over layers too; ``sat_worst``: the largest over layers and seeds at the end)."""
-    rows = []
-    for lab, group in groups(runs).items():
-        row = {"label": lab, "depth": group[0]["config"]["depth"], **run_stats(group)}
-        for key, idx in (("sat_init", 0), ("sat_final", -1)):
-            per_seed = np.array([curve(r, "saturated")[idx] for r in group], dtype=float)
-            row[key] = per_seed.mean(axis=0).tolist()
-            row[key + "_mean"] = float(per_seed.mean())
-            row[key + "_max"] = per_seed.max(axis=0).tolist()
-        row["sat_worst"] = max(row["sat_final_max"])
-        rows.append(row)
-    return rows
-
-
+# --------------------------------------------------------------------------- depth: gradients and layers
 def gradient_ratio(group: list[dict], record: int = -1) -> float:
     """How much smaller the loss gradient of the first conv layer is than that of the last one (``depth - 1``),
     at ``record`` (default: the last), as the geometric mean over seeds."""
@@ -208,92 +191,6 @@ def layer_bands(group: list[dict], depth: int) -> dict:
     grad = np.array([curve(r, "grad_norm")[1:len(st)] for r in group], dtype=float)
     return {"sat": [band(sat[:, :, i], st) for i in range(depth)],
             "grad": [band(grad[:, :, i], st[1:]) for i in range(depth)]}
-
-
-def depth_layer_bands(runs: dict, depth: int) -> dict:
-    """:func:`layer_bands` of the ``depth``-layer networks without (``"none"``) and with BN (``"bn"``)."""
-    return {key: layer_bands(groups(runs)[f"{key}-depth{depth}"], depth) for key in ("none", "bn")}
-
-
-def depth_bands(runs: dict, depths: tuple[int, ...]) -> dict:
-    """For the depth figure: per depth and network (``"none"``, ``"bn"``), the validation accuracy band
-    (population statistics for BN) and, for BN, the eval-mode one (``"bn-eval"``)."""
-    g = groups(runs)
-    return {d: {"none": curve_band(g[f"none-depth{d}"]), "bn": curve_band(g[f"bn-depth{d}"]),
-                "bn-eval": curve_band(g[f"bn-depth{d}"], "val_acc")} for d in depths}
-
-
-def depth_numbers(runs: dict, depths: tuple[int, ...], mid_depth: int, n_params: dict[str, int]) -> dict[str, Glued]:
-    """The depth section's numbers (Table 1's runs): accuracies, paired differences, saturation and gradient
-    ratios of the shallowest, ``mid_depth`` and deepest networks; ``n_params`` maps labels to parameter counts."""
-    rows = {r["label"]: r for r in depth_saturation(runs)}
-    g = groups(runs)
-    dmin, dmax = min(depths), max(depths)
-    out = {}
-    for role, d in (("shallow", dmin), ("mid", mid_depth), ("deep", dmax)):
-        bn, none = rows[f"bn-depth{d}"], rows[f"none-depth{d}"]
-        for key, r in (("bn", bn), ("none", none)):
-            out[f"cifar_{role}_{key}_test"] = percent(np.mean(r["test"]))
-            out[f"cifar_{role}_{key}_test_hw"] = percent(mean_interval(r["test"])[1], 2)
-        out[f"cifar_{role}_gain"] = md(phrase(paired(bn["test"], none["test"]), "higher with BN", "lower with BN",
-                                              "level with and without BN", "not clearly different (inconclusive)"))
-    deep_bn, deep_none = rows[f"bn-depth{dmax}"], rows[f"none-depth{dmax}"]
-    chance_top = max(best_val(r) for r in g[f"none-depth{dmax}"])
-    _claim(max(deep_none["test"]) < CHANCE_BELOW and chance_top < CHANCE_BELOW,
-           f"the prose says the {dmax}-layer network without BN stays at chance (below {100 * CHANCE_BELOW:g}% on "
-           "validation at every record and on test at the end, on every seed), but it does not.")
-    best_none = max((r for r in rows.values() if not r["norm"]), key=lambda r: np.mean(r["val"]))
-    vs_best = paired(deep_bn["test"], best_none["test"])
-    _claim(direction(vs_best) == "higher", f"the prose says the {dmax}-layer BN network ends above the best network "
-           "without BN (chosen on validation) by more than the margin, which no longer holds.")
-    front = max(deep_none["sat_final_max"][:-1])
-    _claim(front < 0.01, f"the prose says the first {dmax - 1} layers without BN are practically unsaturated (below "
-           "1% on every seed), but one is not.")
-    gap = paired(deep_bn["test"], deep_bn["eval"])
-    _claim(direction(gap) == "higher", f"the prose says the {dmax}-layer BN network scores higher with population "
-           "statistics than in eval mode, which no longer holds.")
-    bs = [r["summary"]["final_test_acc_batchstats"] for r in g[f"bn-depth{dmax}"]]
-    out |= {
-        "cifar_deep_none_top": percent(chance_top),
-        "cifar_deep_none_train_loss": number(float(np.mean([curve(r, "train_loss")[-1]
-                                                            for r in g[f"none-depth{dmax}"]]))),
-        "cifar_log10": number(math.log(10)),
-        "cifar_best_none_depth": number(best_none["depth"]),
-        "cifar_deep_vs_best_none": md(fmt_paired(vs_best)),
-        "cifar_deep_bn_eval": percent(np.mean(deep_bn["eval"])),
-        "cifar_deep_bn_eval_hw": percent(mean_interval(deep_bn["eval"])[1], 2),
-        "cifar_deep_bn_bs": percent(np.mean(bs)),
-        "cifar_deep_bn_bs_hw": percent(mean_interval(bs)[1], 2),
-        "cifar_deep_gap": md(fmt_paired(gap)),
-        "cifar_deep_none_sat_front": percent(front),
-        "cifar_deep_none_sat_last_init": percent(deep_none["sat_init"][-1]),
-        "cifar_deep_none_sat_last": percent(deep_none["sat_final"][-1]),
-        "cifar_deep_bn_sat_max": percent(deep_bn["sat_worst"]),
-        "cifar_grad_spread_bn": number(max(gradient_spread(curve(r, "grad_norm")[-1][:dmax])
-                                           for r in g[f"bn-depth{dmax}"])),
-        "cifar_deep_front": number(dmax - 1),
-        "cifar_grad_ratio_none": number(gradient_ratio(g[f"none-depth{dmax}"])),
-        "cifar_grad_ratio_none_min": number(min(gradient_ratios(g[f"none-depth{dmax}"]))),
-        "cifar_grad_ratio_none_first": number(gradient_ratio(g[f"none-depth{dmax}"], record=1)),
-    }
-    params = seed_groups(n_params)
-    out["cifar_params_min"] = number(params[f"none-depth{dmin}"][0])
-    out["cifar_params_max"] = number(params[f"bn-depth{dmax}"][0])
-    return out
-
-
-def depth_table(rows: list[dict]) -> Table:
-    """Table 1: one line per network of :func:`depth_saturation` (accuracies in %, seed mean ± half-width)."""
-    by = {(r["depth"], bool(r["norm"])): r for r in rows}
-    cells = []
-    for r in rows:
-        other = by.get((r["depth"], False))
-        diff = fmt_paired(paired(r["test"], other["test"])) if r["norm"] and other else ""
-        cells.append([r["depth"], "yes" if r["norm"] else "no", fmt_acc(r["val"]), fmt_acc(r["test"]),
-                      fmt_acc(r["eval"]) if r["norm"] else "(same)", diff, f"{100 * r['sat_final_mean']:.1f}",
-                      f"{100 * r['sat_worst']:.1f}"])
-    return Table(["conv layers", "BN", "val. acc. (%)", "test acc. (%)", "eval mode (%)", "BN - no BN (test)",
-                  "saturated, mean (%)", "saturated, worst (%)"], cells)
 
 
 # --------------------------------------------------------------------------- steps
@@ -358,24 +255,19 @@ def per_layer_factor(ratio: float, layers: int) -> float:
 SETTING_FIELDS = ("steps", "train_subset", "record_every", "calibration", "validation", "batch_size")
 
 
-def setup_numbers(base: dict, first: dict, depths: tuple[int, ...], multipliers: tuple[float, ...], n_train: int,
-                  n_test: int, results: dict[str, dict], settings: dict[str, tuple[str, dict]]) -> dict[str, Glued]:
-    """The overview's and the setup section's numbers: ``base`` is the ten-epoch setting as a dict (keys
-    ``cifar_*``), ``first`` that of the chapter's first setting, still used by the depth experiment (keys
-    ``cifar_first_*``); ``results`` maps ``"sweep"``, ``"depth"`` and ``"recipe"`` to their ``runs``, and
-    ``settings`` each of those names to the setting the prose says it uses (its name and configuration). The runs
-    must be in those settings and repeated over the same seeds."""
+def setup_numbers(base: dict, depths: tuple[int, ...], multipliers: tuple[float, ...], n_train: int, n_test: int,
+                  results: dict[str, dict]) -> dict[str, Glued]:
+    """The overview's and the setup section's numbers: ``base`` is the chapter's setting as a dict (keys
+    ``cifar_*``); ``results`` maps ``"sweep"``, ``"depth"`` and ``"recipe"`` to their ``runs``, which must all be in
+    that setting (:data:`SETTING_FIELDS`; the depth runs may record less often, as the prose says) and repeated over
+    the same seeds."""
     for name, runs in results.items():
-        if name not in settings:
-            raise ValueError(f"the chapter does not say which setting the {name} runs use; settings names "
-                             f"{', '.join(settings)}.")
-        word, want = settings[name]
         for lab, r in runs.items():
             c = config(r)
-            odd = [k for k in SETTING_FIELDS if c.get(k) != want[k]]
+            odd = [k for k in SETTING_FIELDS if c.get(k) != base[k] and not (name == "depth" and k == "record_every")]
             if odd:
-                raise ValueError(f"the chapter says the {name} runs use the {word} setting, but {lab} differs in "
-                                 f"{', '.join(odd)}.")
+                raise ValueError(f"the chapter says every run uses its one setting, but the {name} run {lab} differs "
+                                 f"in {', '.join(odd)}.")
     seeds = {tuple(sorted(r["config"].get("seed", 0) for r in g)) for runs in results.values()
              for g in groups(runs).values()}
     if len(seeds) != 1:
@@ -385,10 +277,9 @@ def setup_numbers(base: dict, first: dict, depths: tuple[int, ...], multipliers:
               "record_every": "record_every", "batch": "batch_size", "lr": "lr", "momentum": "momentum",
               "width": "width", "probe": "probe_batch", "sweep_depth": "depth"}
     out = {f"cifar_{k}": number(base[f]) for k, f in fields.items()}
-    for key, cfg in (("cifar", base), ("cifar_first", first)):
-        n_fit = cfg["train_subset"] or n_train - cfg["validation"]
-        out |= {f"{key}_nfit": number(n_fit), f"{key}_epochs": number(cfg["steps"] * cfg["batch_size"] / n_fit)}
-    out |= {f"cifar_first_{k}": number(first[k]) for k in ("steps", "record_every", "calibration")}
+    n_fit = base["train_subset"] or n_train - base["validation"]
+    out |= {"cifar_nfit": number(n_fit), "cifar_epochs": number(base["steps"] * base["batch_size"] / n_fit),
+            "cifar_depth_record_every": number(config(next(iter(results["depth"].values())))["record_every"])}
     return out | {
         "cifar_seeds": number(len(next(iter(seeds)))),
         "cifar_ntrain": number(n_train),

@@ -17,6 +17,8 @@ import numpy as np
 from bnlib.reports.cifar import (
     _HLL,
     CHANCE_BELOW,
+    _claim,
+    acc,
     best_val,
     curve_band,
     fmt_acc,
@@ -26,8 +28,8 @@ from bnlib.reports.cifar import (
     groups,
     layer_bands,
     phrase,
+    run_stats,
 )
-from bnlib.reports.cifar import depth_saturation as first_setting_rows
 from bnlib.reports.evidence import Paired, mean_interval, paired
 from bnlib.reports.format import Glued, Table, fmt_paired, md, number, percent, text
 from bnlib.results import curve, seed_groups
@@ -52,12 +54,23 @@ def depth_kind(label: str) -> tuple[str, float | None]:
 
 
 def depth_saturation(runs: dict) -> list[dict]:
-    """:func:`bnlib.reports.cifar.depth_saturation`'s rows (run statistics and saturation per label), each with the
-    ``kind`` and ``multiplier`` of its label (:func:`depth_kind`) and its ``name`` as the tables show it."""
-    rows = first_setting_rows(runs)
-    for row in rows:
-        kind, k = depth_kind(row["label"])
-        row |= {"kind": kind, "multiplier": k, "name": f"no BN-x{k:g}" if kind == "none" else DEPTH_KINDS[kind]}
+    """One row per label of the depth experiment: :func:`bnlib.reports.cifar.run_stats` plus ``label``, ``depth``,
+    the ``kind`` and ``multiplier`` of the label (:func:`depth_kind`), its ``name`` as the tables show it, and the
+    saturated fraction of every hidden layer at the first and the last record (``sat_init``, ``sat_final``: seed
+    means per layer; ``*_mean``: over layers too; ``*_max``: per layer, the largest over seeds; ``sat_worst``: the
+    largest over layers and seeds at the end)."""
+    rows = []
+    for lab, group in groups(runs).items():
+        kind, k = depth_kind(lab)
+        row = {"label": lab, "depth": group[0]["config"]["depth"], **run_stats(group), "kind": kind, "multiplier": k,
+               "name": f"no BN-x{k:g}" if kind == "none" else DEPTH_KINDS[kind]}
+        for key, idx in (("sat_init", 0), ("sat_final", -1)):
+            per_seed = np.array([curve(r, "saturated")[idx] for r in group], dtype=float)
+            row[key] = per_seed.mean(axis=0).tolist()
+            row[key + "_mean"] = float(per_seed.mean())
+            row[key + "_max"] = per_seed.max(axis=0).tolist()
+        row["sat_worst"] = max(row["sat_final_max"])
+        rows.append(row)
     return rows
 
 
@@ -140,23 +153,42 @@ def _at_chance(row: dict, group: list[dict]) -> bool:
     return max(row["test"]) < CHANCE_BELOW and max(best_val(r) for r in group) < CHANCE_BELOW
 
 
-def _learns(row: dict, group: list[dict]) -> str:
-    if _at_chance(row, group):
+def seed_learns(run: dict) -> bool:
+    """Whether one run leaves chance: its final test accuracy or its validation accuracy at some record reaches
+    :data:`bnlib.reports.cifar.CHANCE_BELOW`."""
+    return acc(run) >= CHANCE_BELOW or best_val(run) >= CHANCE_BELOW
+
+
+def learning(group: list[dict]) -> str:
+    """How a network does over its seeds, in words: at chance on every seed, learning on every seed (to its seed-mean
+    final test accuracy), or learning on some of them (to their mean) and at chance on the others."""
+    ok = [r for r in group if seed_learns(r)]
+    if not ok:
         return "stays at chance on every seed"
-    return f"learns, to {100 * np.mean(row['test']):.1f}% test accuracy (seed mean)"
+    if len(ok) == len(group):
+        return f"learns on every seed, to {100 * np.mean([acc(r) for r in group]):.1f}% test accuracy (seed mean)"
+    return (f"learns on {len(ok)} of {len(group)} seeds (to {100 * np.mean([acc(r) for r in ok]):.1f}% test "
+            f"accuracy, their mean) and stays at chance on the other {len(group) - len(ok)}")
+
+
+def _joined(items: list[str], sep: str = ", ") -> str:
+    """``a, b and c`` (or ``a; b; and c`` with ``sep="; "``)."""
+    if len(items) == 1:
+        return items[0]
+    return sep.join(items[:-1]) + (" and " if sep == ", " else f"{sep}and ") + items[-1]
 
 
 def _depth_list(depths: list[int]) -> str:
-    if not depths:
-        return "none"
-    return str(depths[0]) if len(depths) == 1 else ", ".join(map(str, depths[:-1])) + f" and {depths[-1]}"
+    return _joined(list(map(str, depths))) if depths else "none"
 
 
 def depth_numbers(runs: dict, n_params: dict[str, int]) -> dict[str, Glued]:
-    """The depth section's numbers: per depth, BN-x1 against no BN at its best rate (``cifar_d{d}_*``); at the
-    deepest, whether no BN learns at any rate, BN's accuracy, its eval-mode and batch-statistics scores, saturation
-    and gradient ratios layer by layer (no BN at the baseline's rate), and the controls (init gain 4, ReLU, BN-x5);
-    ``n_params`` maps labels to parameter counts."""
+    """The depth section's numbers: per depth, BN-x1 against no BN at its best rate (``cifar_d{d}_*``) and how each
+    network without BN does over the seeds; at the deepest, whether no BN learns at any rate, BN's accuracy, its
+    eval-mode and batch-statistics scores, saturation and gradient ratios layer by layer (no BN at the baseline's
+    rate), and the controls (init gain 4, ReLU, BN-x5); ``n_params`` maps labels to parameter counts. Raises when
+    a sentence the prose states without a number (BN learns at every depth on every seed; the deepest network
+    without BN stays at chance at every rate; its first layers stay unsaturated) no longer holds."""
     rows = depth_saturation(runs)
     roles, g = depth_roles(rows), groups(runs)
     depths = list(roles)
@@ -166,18 +198,33 @@ def depth_numbers(runs: dict, n_params: dict[str, int]) -> dict[str, Glued]:
     chance = []
     for d, r in roles.items():
         best = r["best_none"]
+        _claim(all(seed_learns(x) for x in g[r["bn"]["label"]]),
+               f"the prose says BN-x1 learns at every depth on every seed, but at {d} conv layers it does not.")
         out |= {f"cifar_d{d}_bn_test": percent(np.mean(r["bn"]["test"])),
                 f"cifar_d{d}_none_test": percent(np.mean(best["test"])),
                 f"cifar_d{d}_none_mult": text(f"{best['multiplier']:g}"),
+                f"cifar_d{d}_none_learning": text(learning(g[best["label"]])),
                 f"cifar_d{d}_gain": md(phrase(_vs(r["bn"], best), "higher with BN", "lower with BN",
                                               "level with and without BN", "not clearly different (inconclusive)"))}
         if all(_at_chance(x, g[x["label"]]) for x in r["none"].values()):
             chance.append(d)
+    _claim(dmax in chance, f"the prose says the {dmax}-layer network without BN stays at chance at every rate, on "
+                           "every seed, but it does not.")
+    out["cifar_depth_none_story"] = text(_joined([
+        f"at {d} conv layers it stays at chance at every rate, on every seed" if d in chance else
+        f"at {d} conv layers (best rate x{r['best_none']['multiplier']:g}) it {learning(g[r['best_none']['label']])}"
+        for d, r in roles.items()], "; "))
+    out["cifar_depth_bn_story"] = text(_joined([f"{100 * np.mean(r['bn']['test']):.1f}% at {d}"
+                                                for d, r in roles.items()]))
     out["cifar_depth_none_chance"] = text(_depth_list(chance))
+    out["cifar_depth_none_chance_from"] = number(min(d for d in chance if all(e in chance for e in depths if e >= d)))
     out["cifar_depth_none_learns"] = text(_depth_list([d for d in depths if d not in chance]))
     deep = roles[dmax]
     bn, best = deep["bn"], deep["best_none"]
     x1 = deep["none"][1.0]
+    front = max(x1["sat_final_max"][:-1])
+    _claim(front < 0.01, f"the prose says the first {dmax - 1} layers without BN are practically unsaturated (below "
+                         "1% on every seed), but one is not.")
     out |= {
         "cifar_deep_none_top": percent(max(best_val(r) for x in deep["none"].values() for r in g[x["label"]])),
         "cifar_deep_none_train_loss": number(float(np.mean([curve(r, "train_loss")[-1] for r in g[x1["label"]]]))),
@@ -187,13 +234,12 @@ def depth_numbers(runs: dict, n_params: dict[str, int]) -> dict[str, Glued]:
         "cifar_deep_vs_best_none": md(fmt_paired(_vs(bn, best))),
         "cifar_deep_bn_eval": percent(np.mean(bn["eval"])),
         "cifar_deep_bn_eval_hw": percent(mean_interval(bn["eval"])[1], 2),
-        "cifar_deep_gap": md(phrase(paired(bn["test"], bn["eval"]), "higher", "lower", "level")),
+        "cifar_deep_gap": md(phrase(paired(bn["test"], bn["eval"]), *_HLL)),
     }
     bs = [r["summary"]["final_test_acc_batchstats"] for r in g[bn["label"]]]
     if all(v is not None for v in bs):
         out["cifar_deep_bn_bs"] = percent(np.mean(bs))
         out["cifar_deep_bn_bs_hw"] = percent(mean_interval(bs)[1], 2)
-    front = max(x1["sat_final_max"][:-1])
     out |= {
         "cifar_deep_front": number(dmax - 1),
         "cifar_deep_none_sat_front": percent(front),
@@ -206,22 +252,28 @@ def depth_numbers(runs: dict, n_params: dict[str, int]) -> dict[str, Glued]:
         "cifar_grad_ratio_none_first": number(gradient_ratio(g[x1["label"]], record=1)),
     }
     for key in ("sigmoidinit", "relu"):
-        if key in deep:
-            c = deep[key]
-            out[f"cifar_deep_{key}"] = text(_learns(c, g[c["label"]]))
-            out[f"cifar_deep_{key}_vs_bn"] = md(phrase(_vs(bn, c), "higher with BN", "lower with BN", "level",
-                                                       "not clearly different (inconclusive)"))
-            out[f"cifar_deep_{key}_test"] = percent(np.mean(c["test"]))
+        if key not in deep:
+            continue
+        c = deep[key]
+        every = [d for d, r in roles.items() if key in r and all(seed_learns(x) for x in g[r[key]["label"]])]
+        out |= {f"cifar_deep_{key}": text(learning(g[c["label"]])),
+                f"cifar_deep_{key}_vs_bn": md(phrase(_vs(bn, c), "higher with BN", "lower with BN", "level",
+                                                     "not clearly different (inconclusive)")),
+                f"cifar_deep_{key}_test": percent(np.mean(c["test"])),
+                f"cifar_depth_{key}_learns": text(_depth_list(every))}
+        if every:  # the deepest network at which the control learns on every seed, against BN-x1 there
+            r = roles[every[-1]]
+            out |= {f"cifar_{key}_top_depth": number(every[-1]),
+                    f"cifar_{key}_top_test": percent(np.mean(r[key]["test"])),
+                    f"cifar_{key}_top_bn_test": percent(np.mean(r["bn"]["test"])),
+                    f"cifar_{key}_top_vs_bn": md(phrase(_vs(r["bn"], r[key]), "higher with BN", "lower with BN",
+                                                        "level", "not clearly different (inconclusive)"))}
     if "bn-x5" in deep and "relu" in deep:
         out["cifar_deep_bn5_test"] = percent(np.mean(deep["bn-x5"]["test"]))
+        out["cifar_deep_bn5_learning"] = text(learning(g[deep["bn-x5"]["label"]]))
         out["cifar_deep_bn5_vs_relu"] = md(phrase(_vs(deep["bn-x5"], deep["relu"]), *_HLL))
         out["cifar_deep_bn5_vs_bn"] = md(phrase(_vs(deep["bn-x5"], bn), *_HLL))
-    sig = [d for d, r in roles.items() if "sigmoidinit" in r and not _at_chance(r["sigmoidinit"],
-                                                                                g[r["sigmoidinit"]["label"]])]
-    out["cifar_depth_gain4_learns"] = text(_depth_list(sig))
     params = seed_groups(n_params)
     out["cifar_params_min"] = number(min(v[0] for v in params.values()))
     out["cifar_params_max"] = number(max(v[0] for v in params.values()))
     return out
-
-

@@ -287,11 +287,11 @@ def steps_numbers(runs: dict, base_lr: float, last_step: int, record_every: int)
 def exercise_numbers(depth_runs: dict, sweep_runs: dict, base_lr: float, max_depth: int, record_every: int,
                      fast: str = "bn-x5") -> dict[str, Glued]:
     """The exercises' numbers: where the sigmoid saturates, the per-layer gradient factor of the deepest network
-    without BN at its first record, and the bounds on ``fast``'s speed-up over Table 3's baseline
-    (:func:`bnlib.reports.cifar.speedup_bounds`) at the median over seeds of the recorded steps to its target
+    without BN (at the baseline's rate) at its first record, and the bounds on ``fast``'s speed-up over Table 3's
+    baseline (:func:`bnlib.reports.cifar.speedup_bounds`) at the median over seeds of the recorded steps to its target
     (the first record at or above it; a seed that never reaches it: one record after its last)."""
     slope = sigmoid_slope(SATURATION_THRESHOLD)
-    ratio0 = gradient_ratio(groups(depth_runs)[f"none-depth{max_depth}"], record=1)
+    ratio0 = gradient_ratio(groups(depth_runs)[f"none-x1-depth{max_depth}"], record=1)
     target, _ = sweep_steps(sweep_runs, base_lr)
     g = groups(sweep_runs)
     s_b, s_5 = (median_steps([RS.steps_or_after(r, target, RS.val_curve_key(r)) for r in g[lab]])
