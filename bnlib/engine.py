@@ -61,9 +61,12 @@ def fingerprint() -> str:
 
 
 def round_floats(obj, digits: int = STORED_DIGITS):
-    """Floats rounded to ``digits`` significant digits for storage (curves and summaries, never configs)."""
+    """Floats rounded to ``digits`` significant digits for storage (curves and summaries, never configs).
+
+    JSON has no infinity: a value that is not finite, such as the norm of a gradient too large for float32 in a
+    record the loss survived, is stored as ``None`` (null), the value of a quantity that was not measured."""
     if isinstance(obj, float):
-        return float(f"{obj:.{digits}g}")
+        return float(f"{obj:.{digits}g}") if np.isfinite(obj) else None
     if isinstance(obj, dict):
         return {k: round_floats(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -188,6 +188,19 @@ def test_divergence_is_recorded_not_raised():
     json.dumps(engine.round_floats({k: v for k, v in res.items() if k != "model"}), allow_nan=False)
 
 
+@pytest.mark.data
+def test_a_gradient_norm_beyond_float32_is_stored_as_null():
+    # A deep ReLU MLP at rate 3 on MNIST: one step blows the gradients past float32's range while the loss stays
+    # finite (the run is not diverged); torch's own float32 norm of such a gradient is inf.
+    cfg = dict(E.get("geo_trainability", "smoke").runs)["none-depth5-lr3"]
+    res = T.train(cfg)
+    norms = [n for rec in res["curves"]["grad_norm"] if rec for n in rec]
+    assert res["summary"]["diverged_at"] is None and any(math.isinf(n) for n in norms)
+    stored = engine.round_floats(res["curves"]["grad_norm"])
+    assert [n is None for rec in stored if rec for n in rec] == [math.isinf(n) for n in norms]
+    assert engine.round_floats([1.23456789e38, float("nan"), -float("inf")]) == [1.234568e38, None, None]
+    json.dumps(stored, allow_nan=False)
+
 def test_same_config_is_bit_identical():
     data = _synthetic()
     cfg = T.RunConfig(norm="bnlib", sizes=(784, 16, 16, 4), steps=40, record_every=20, dropout=0.2)
