@@ -348,6 +348,30 @@ def pr_placement(scale: str = "book") -> Experiment:
                    paper=lambda c: replace(c, steps=50_000, record_every=2500))
 
 
+# --------------------------------------------------------------------------- geometry
+#: The trainability map (Yang et al. 2019): fully connected ReLU networks of 128 units per hidden layer, He
+#: initialization, plain SGD, batch 64, 500 steps (6.4 epochs) of the first 5,000 MNIST training images; BN networks
+#: scored with population statistics over 2,000 of them. The depths and width match the chapter's gradients at
+#: initialization (50 layers of 128).
+GEO_TRAIN_BASE = replace(MNIST_FIG1, activation="relu", init="kaiming", batch_size=64, steps=500, record_every=250,
+                         train_subset=5000, test_subset=1000, probe_batch=256, calibration=2000)
+GEO_TRAIN_DEPTHS = (5, 10, 25, 50)
+GEO_TRAIN_WIDTH = 128
+#: Learning rates of the map, a log grid around the MLP's usual rates.
+GEO_TRAIN_RATES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+@register
+def geo_trainability(scale: str = "book") -> Experiment:
+    """Which learning rates train a deep ReLU MLP with and without BN, depth by depth: the depth x learning-rate
+    trainability map on an MNIST subset."""
+    runs = {f"{'bn' if norm else 'none'}-depth{d}-lr{lr:g}":
+            replace(GEO_TRAIN_BASE, norm=norm, lr=lr, sizes=(784,) + (GEO_TRAIN_WIDTH,) * d + (10,))
+            for norm in (None, "torch") for d in GEO_TRAIN_DEPTHS for lr in GEO_TRAIN_RATES}
+    return _scaled("geo_trainability", scale, runs, geo_trainability.__doc__,
+                   paper=lambda c: replace(c, steps=5000, record_every=500, train_subset=0))
+
+
 # --------------------------------------------------------------------------- why does BN work
 @register
 def why_noisy(scale: str = "book") -> Experiment:
