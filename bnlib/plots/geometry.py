@@ -75,3 +75,34 @@ def figure_depth(bn: dict, plain: dict):
     fig.tight_layout()
     legend_below(fig)
     return fig
+
+
+def figure_trainability(grid: dict, threshold: float):
+    """The depth x learning-rate map, one panel per network (no BN, BN): each cell's seed-mean final validation
+    accuracy (%) as colour and number, a frame around the cells that train and a dagger where a seed diverged;
+    ``grid`` from :func:`bnlib.reports.geometry.trainability_grid`, ``threshold`` the accuracy (a fraction) at which
+    a cell trains: a number that would round onto the other side of it is shown with one decimal, truncated."""
+    depths = sorted({d for _, d, _ in grid})
+    rates = sorted({lr for _, _, lr in grid})
+    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.4), sharey=True)
+    for ax, (net, title) in zip(axes, (("none", "(a) no BN"), ("bn", "(b) BN")), strict=True):
+        acc = np.array([[100 * grid[(net, d, lr)]["mean"] for lr in rates] for d in depths])
+        ax.imshow(acc, cmap="viridis", vmin=0, vmax=100, aspect="auto", origin="lower")
+        for i, d in enumerate(depths):
+            for j, lr in enumerate(rates):
+                cell = grid[(net, d, lr)]
+                mark = "†" if cell["diverged"] else ""
+                label = f"{acc[i, j]:.0f}"
+                if (float(label) >= 100 * threshold) != cell["trains"]:  # rounding would hide which side it is on
+                    label = f"{np.floor(10 * acc[i, j]) / 10:.1f}"
+                ax.text(j, i, f"{label}{mark}", ha="center", va="center",
+                        color="#000000" if acc[i, j] > 60 else "#ffffff")
+                if cell["trains"]:
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="#ffffff", lw=2.0))
+        ax.set_xticks(range(len(rates)), [f"{lr:g}" for lr in rates])
+        ax.set_yticks(range(len(depths)), [str(d) for d in depths])
+        ax.set(xlabel="learning rate", title=title)
+        ax.grid(False)
+    axes[0].set_ylabel("hidden layers")
+    fig.tight_layout()
+    return fig

@@ -1,6 +1,6 @@
 """The numbers of book/geometry.ipynb, from what :mod:`bnlib.geometry` measures (dicts of plain numbers): the norm
 growth along a run, the weight-decay equilibrium, the equivalent learning-rate schedule and the growth of
-gradients at initialization."""
+gradients at initialization; and the depth x learning-rate trainability map from the engine's results."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from bnlib.reports.evidence import mean_interval
-from bnlib.reports.format import Glued, Table, fmt_mean_hw, number, power_bound, text
+from bnlib.reports.evidence import mean_interval, paired
+from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, number, power_bound, text
+from bnlib.reports.rules import CHANCE
+from bnlib.results import score
 
 #: Errors at float64 rounding, accumulated over a training run, differ from one CPU to another: shown no finer.
 FLOOR = 1e-12
@@ -42,13 +44,20 @@ def _mean_hw(values: Sequence[float], digits: int = 2) -> str:
 
 def equilibrium_numbers(mnist: dict, cifar: Sequence[dict]) -> dict[str, Glued]:
     """The equilibrium section: ``mnist`` is :func:`bnlib.geometry.ledger_measurements`'s ``"equilibrium"``,
-    ``cifar`` a list of :func:`bnlib.geometry.equilibrium` runs of the CNN (one per seed)."""
+    ``cifar`` a list of :func:`bnlib.geometry.equilibrium` runs of the CNN (one per seed). Raises when what the
+    prose states no longer holds: the prediction overestimates the measured rotation in both networks (the 95%
+    interval of the ratio below 1) by less than a fifth (its lower end above 0.8)."""
     run = mnist["runs"][0]
     c = cifar[0]
+    for name, ratios in (("MNIST MLP", mnist["ratios"]), ("CIFAR-10 CNN", [r["ratio"] for r in cifar])):
+        m, hw = mean_interval(ratios)
+        if not (0.8 < m - hw and m + hw < 1):
+            raise ValueError(f"the prose says the prediction slightly overestimates the rotation of the {name}, but "
+                             f"the ratio is {m:.3f} ± {hw:.3f}.")
     return {"geo_eq_lr": number(run["lr"]), "geo_eq_wd": number(run["weight_decay"]),
             "geo_eq_mu": number(run["momentum"]),
             "geo_eq_steps": number(len(run["angle"])), "geo_eq_n": number(len(mnist["ratios"])),
-            "geo_eq_pred": number(mnist["predicted"], 4), "geo_eq_meas": text(_mean_hw(mnist["measured"], 3)),
+            "geo_eq_pred": number(mnist["predicted"], 4), "geo_eq_meas": text(_mean_hw(mnist["measured"], 4)),
             "geo_eq_ratio": text(_mean_hw(mnist["ratios"])),
             "geo_eq_c_steps": number(len(c["angle"])), "geo_eq_c_wd": number(c["weight_decay"]),
             "geo_eq_c_n": number(len(cifar)), "geo_eq_c_pred": number(c["predicted"], 4),
@@ -104,3 +113,82 @@ def growth_numbers(grid: Mapping[tuple[str, int], Sequence[dict]], ledger: dict)
     return out | {"geo_d_depth": number(runs[0]["depth"]), "geo_d_width": number(runs[0]["width"]),
                   "geo_d_n": number(len(runs)), "geo_d_span": text(f"{float(np.median(span)):.1e}"),
                   "geo_d_span_after": text(f"{float(np.median(after)):.2g}")}
+
+
+# --------------------------------------------------------------------------- the trainability map
+#: A cell of the map *trains* when the seed mean of its final validation accuracy (population statistics for BN;
+#: a diverged seed counted at chance) is at least this. Fixed before the map was computed.
+TRAINS_ABOVE = 0.8
+
+
+def trainability_grid(runs: Mapping[str, dict]) -> dict[tuple[str, int, float], dict]:
+    """The map from an experiment's runs (:func:`bnlib.experiments.geo_trainability`): per ``(network, depth,
+    rate)``, with ``network`` "bn" or "none" and ``depth`` the number of hidden layers, the seeds and their final
+    validation accuracies in seed order (``val``; chance for a diverged seed), how many seeds diverged, and whether
+    the cell trains (:data:`TRAINS_ABOVE`)."""
+    cells: dict[tuple[str, int, float], dict] = {}
+    for run in runs.values():
+        c = run["config"]
+        key = ("bn" if c["norm"] else "none", len(c["sizes"]) - 2, float(c["lr"]))
+        v = score(run, "val")
+        cells.setdefault(key, []).append((c["seed"], CHANCE if v is None else v,
+                                          run["summary"].get("diverged_at") is not None))
+    out = {}
+    for key, rows in sorted(cells.items()):
+        rows.sort()
+        val = [v for _, v, _ in rows]
+        out[key] = {"seeds": [s for s, _, _ in rows], "val": val, "diverged": sum(d for _, _, d in rows),
+                    "mean": float(np.mean(val)), "trains": float(np.mean(val)) >= TRAINS_ABOVE}
+    return out
+
+
+def _rates_that_train(grid: Mapping, net: str, depth: int) -> list[float]:
+    return [lr for (n, d, lr), cell in grid.items() if n == net and d == depth and cell["trains"]]
+
+
+def trainability_numbers(grid: Mapping[tuple[str, int, float], dict], config: Mapping) -> dict[str, Glued]:
+    """The map in words, per network: at each depth, the rates that train (``geo_map_{net}_story``), the largest one
+    depth by depth (``geo_map_{net}_tops``), and the number of cells with a diverged seed; BN minus no BN at the
+    deepest depth and the smallest rate, paired by seed; the threshold; and the setting, from ``config`` (one run's
+    configuration: width, steps, batch, training images). Raises when what the prose states no longer holds: the
+    largest rate that trains with BN falls with depth (never rising, lower at the deepest than at the shallowest),
+    and a seed diverges in some cell without BN and in none with BN."""
+    depths = sorted({d for _, d, _ in grid})
+    rates = sorted({lr for _, _, lr in grid})
+    out = {"geo_map_width": number(config["sizes"][1]), "geo_map_steps": number(config["steps"]),
+           "geo_map_batch": number(config["batch_size"]), "geo_map_images": number(config["train_subset"]),
+           "geo_map_threshold": number(100 * TRAINS_ABOVE), "geo_map_depths": text(_and(list(map(str, depths)))),
+           "geo_map_rates": text(_and([f"{lr:g}" for lr in rates])),
+           "geo_map_seeds": number(len(next(iter(grid.values()))["val"]))}
+    tops = {}
+    for net in ("none", "bn"):
+        parts = []
+        for d in depths:
+            ok = _rates_that_train(grid, net, d)
+            parts.append(f"at {d} layers no rate" if not ok else
+                         f"at {d} layers {ok[0]:g}" if len(ok) == 1 else f"at {d} layers {ok[0]:g} to {ok[-1]:g}")
+        out[f"geo_map_{net}_story"] = text("; ".join(parts))
+        out[f"geo_map_{net}_diverged"] = number(sum(c["diverged"] > 0 for (n, _, _), c in grid.items() if n == net))
+        tops[net] = [max(_rates_that_train(grid, net, d), default=0.0) for d in depths]
+        out[f"geo_map_{net}_tops"] = text(_and([f"{t:g}" if t else "none" for t in tops[net]]))
+        out[f"geo_map_{net}_top_shallow"] = text(f"{tops[net][0]:g}" if tops[net][0] else "none")
+    bn = tops["bn"]
+    if any(b > a for a, b in zip(bn, bn[1:], strict=False)) or not bn[-1] < bn[0]:
+        raise ValueError("the prose says the largest rate that trains with BN falls with depth, but it does not: "
+                         + ", ".join(f"{t:g}" for t in bn) + ".")
+    if out["geo_map_bn_diverged"].value or not out["geo_map_none_diverged"].value:
+        raise ValueError("the prose says high rates diverge without BN and never with BN, which no longer holds.")
+    deep, small = depths[-1], rates[0]
+    a, b = grid[("bn", deep, small)], grid[("none", deep, small)]
+    if a["seeds"] != b["seeds"]:
+        raise ValueError(f"BN and no BN at {deep} layers and rate {small:g} ran different seeds.")
+    out |= {"geo_map_deep": number(deep), "geo_map_small": number(small),
+            "geo_map_deep_bn": number(100 * a["mean"], 3), "geo_map_deep_none": number(100 * b["mean"], 3),
+            "geo_map_deep_vs": text(fmt_paired(p := paired(a["val"], b["val"]))),
+            "geo_map_deep_word": text("an interval that contains zero: inconclusive" if p.lo <= 0 <= p.hi else
+                                      "an interval that excludes zero")}
+    return out
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
