@@ -78,6 +78,7 @@ bench: $(STAMP)
 ## Regenerate every book-scale result from scratch (GPU when present), then re-execute the chapters.
 reproduce: $(STAMP)
 	$(BIN)/python -m bnlib.experiments run --all --scale book --force --jobs $(JOBS)
+	$(BIN)/python -m bnlib.experiments check --all --force
 	$(MAKE) execute
 
 clean:

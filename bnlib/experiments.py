@@ -16,6 +16,7 @@ Command line::
     python -m bnlib.experiments run NAME --scheduler tcp://host:8786     # on a running Dask cluster
     python -m bnlib.experiments run --all [--scale book] [--force]
     python -m bnlib.experiments stale          # exits 1 when a result's config or engine fingerprint differs
+    python -m bnlib.experiments check NAME|--all [--force]   # a chapter's stored check (results/checks/)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bnlib import engine, results
+from bnlib import checks, engine, results
 from bnlib.train import RunConfig
 
 SCALES = ("smoke", "book", "paper")
@@ -602,7 +603,8 @@ def run_all(exps: list[Experiment], force: bool = False, progress: bool = True, 
 
 def stale() -> list[tuple[Path, str]]:
     """Files in ``results/`` that are not current, each with the reason: no registered experiment has its
-    configuration, a run's stored configuration differs, or a run was computed by another engine."""
+    configuration, a run's stored configuration differs, or a run was computed by another engine; and stored
+    checks computed by other code (:func:`bnlib.checks.stale_checks`)."""
     current = {e.path.name: e for e in (get(n, s) for n in REGISTRY for s in ("book", "paper"))}
     fp, out = engine.fingerprint(), []
     for path in sorted(RESULTS_DIR.glob("*.json")):
@@ -623,7 +625,7 @@ def stale() -> list[tuple[Path, str]]:
         old = sorted({run.get("provenance", {}).get("engine", "none") for run in res["runs"].values()} - {fp})
         if old:
             out.append((path, f"engine fingerprint differs: computed by {', '.join(old)}, the engine is now {fp}"))
-    return out
+    return out + checks.stale_checks(RESULTS_DIR)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -647,7 +649,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--scheduler", help="submit the runs to a running Dask cluster (tcp://host:port)")
     r.add_argument("--device", help="train on this device (cpu, cuda); results are the same experiment")
     sub.add_parser("stale", help="list results whose configuration or engine fingerprint differs")
+    c = sub.add_parser("check", help="compute (or load) a stored check of a chapter")
+    c.add_argument("name", nargs="?")
+    c.add_argument("--all", action="store_true", help="every stored check")
+    c.add_argument("--force", action="store_true", help="compute again even when the stored one is current")
     a = p.parse_args(argv)
+    if a.cmd == "check":
+        if a.all == bool(a.name) or (a.name and a.name not in checks.CHECKS):
+            p.error("give either --all or one of the stored checks " + ", ".join(sorted(checks.CHECKS)))
+        return checks.command(a.name, a.force, RESULTS_DIR)
     if a.cmd == "list":
         for name in sorted(REGISTRY):
             e = get(name, "book")

@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -271,32 +272,39 @@ def median_steps(values: list[int | None]) -> int | None:
 
 
 # --------------------------------------------------------------------------- files
+def _read_json(path: str | Path, ok: Callable[[object], bool], shape: str, advice: str = "") -> dict:
+    """The JSON object in ``path`` when ``ok`` accepts it; one clear error (naming ``shape``, what it should have
+    been) when it is damaged or of another kind. ``advice`` follows the error about invalid JSON."""
+    path = Path(path)
+    with open(path) as fh:
+        try:
+            res = json.load(fh)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}){advice}.") from None
+    if not ok(res):
+        raise ValueError(f"{path} is not {shape}.")
+    return res
+
+
 def load(path: str | Path) -> dict:
     """An experiment result from its JSON file (one clear error when it is missing or damaged)."""
-    path = Path(path)
     try:
-        with open(path) as fh:
-            res = json.load(fh)
+        return _read_json(path, lambda r: isinstance(r, dict) and isinstance(r.get("runs"), dict),
+                          "an experiment result (a JSON object with a 'runs' object)", "; delete it and rerun")
     except FileNotFoundError:
         raise FileNotFoundError(f"no result file at {path}; run the experiment first.") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}); delete it and rerun.") from None
-    if not isinstance(res, dict) or not isinstance(res.get("runs"), dict):
-        raise ValueError(f"{path} is not an experiment result (a JSON object with a 'runs' object).")
-    return res
+
+
+def load_check(path: str | Path) -> dict:
+    """A stored check (``{"name", "fingerprint", "value", "provenance"}``), with one clear error when damaged."""
+    return _read_json(path, lambda r: isinstance(r, dict) and {"fingerprint", "value"} <= set(r),
+                      "a stored check (a JSON object with 'fingerprint' and 'value')", "; delete it and rerun")
 
 
 def load_run(path: str | Path) -> dict:
     """One run stored on its own (``{"config", "curves", "summary", ...}``), with one clear error when damaged."""
-    path = Path(path)
-    try:
-        with open(path) as fh:
-            run = json.load(fh)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}).") from None
-    if not isinstance(run, dict) or not isinstance(run.get("config"), dict):
-        raise ValueError(f"{path} is not a stored run (a JSON object with a 'config' object).")
-    return run
+    return _read_json(path, lambda r: isinstance(r, dict) and isinstance(r.get("config"), dict),
+                      "a stored run (a JSON object with a 'config' object)")
 
 
 def save(path: str | Path, obj) -> None:

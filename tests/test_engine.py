@@ -294,6 +294,37 @@ def test_stale_names_a_changed_config_and_a_changed_engine(tmp_path, monkeypatch
     assert E.main(["stale"]) == 1
 
 
+def test_a_stored_check_is_computed_once_recomputed_when_stale_or_forced(tmp_path, monkeypatch):
+    from bnlib import checks as C
+
+    monkeypatch.setattr(E, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(C, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(C, "CHECKS", {"bias": ("bnlib.practice", "bias_cancels", {"scale": 10.0})})
+    from bnlib import practice as P
+
+    calls, returned = [], []
+    real = P.bias_cancels
+    monkeypatch.setattr(P, "bias_cancels", lambda **kw: calls.append(kw) or returned.append(real(**kw)) or returned[-1])
+    value = C.stored("bias")
+    path = tmp_path / "checks" / "bias.json"
+    assert calls == [{"scale": 10.0}] and value == returned[0] and value["scale"] == 10.0
+    assert C.stored("bias") == value and len(calls) == 1 and E.stale() == []  # read back, not computed
+    planted = results.load_check(path) | {"fingerprint": "0123456789ab"}
+    planted["value"]["scale"] = -1.0
+    results.save(path, planted)
+    [(where, why)] = E.stale()
+    assert where == path and why.startswith("code fingerprint differs: computed by 0123456789ab")
+    assert C.stored("bias") == returned[1] and len(calls) == 2  # stale: computed again, the planted value gone
+    assert results.load_check(path)["value"]["scale"] == 10.0
+    assert E.main(["check", "bias", "--force"]) == 0 and len(calls) == 3 and E.stale() == []
+    assert C.fingerprint("bias") != engine.fingerprint()
+    with pytest.raises(ValueError, match="no stored check named 'nope'"):
+        C.stored("nope")
+    with pytest.raises(SystemExit) as stop:
+        E.main(["check", "nope"])
+    assert stop.value.code == 2
+
+
 def test_fingerprint_follows_code_not_docstrings():
     src = 'def f(x):\n    """Double."""\n    return 2 * x\n'
     assert engine._code_only(src) == engine._code_only(src.replace("Double.", "Twice x, said differently."))

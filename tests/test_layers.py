@@ -25,6 +25,7 @@ LAYERS = [
     {"bnlib.analysis", "bnlib.geometry", "bnlib.practice"},
     {"bnlib.train"},
     {"bnlib.engine"},
+    {"bnlib.checks"},
     {"bnlib.experiments"},
     {"bnlib.reports.evidence"},
     {"bnlib.reports", "bnlib.reports.format", "bnlib.reports.rules", "bnlib.plots", "bnlib.plots.style"},
