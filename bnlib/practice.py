@@ -15,8 +15,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from bnlib import data as bdata
 from bnlib import models
-from bnlib.distributed import SyncBatchNorm
+from bnlib.distributed import SyncBatchNorm, convert_sync_batchnorm
 from bnlib.nn import BatchNorm
 from bnlib.threads import one_thread
 
@@ -371,6 +372,13 @@ def affine_only_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torc
     return out
 
 
+def affine_only_mnist(seeds=range(5), steps: int = 1000, ways=AFFINE_WAYS, lr: float = 0.01) -> dict:
+    """:func:`affine_only_check` on flattened MNIST (pixels in [0, 1]): trained on the first 50,000 training
+    images, scored on the test set; what the practice chapter and the claims ledger read back as a stored check."""
+    (x_train, x_test), (y_train, y_test) = _mnist_unit()
+    return affine_only_check(x_train[:50_000], y_train[:50_000], x_test, y_test, seeds, steps, tuple(ways), lr)
+
+
 # --------------------------------------------------------------------------- fine-tuning with BN frozen or not
 #: How :func:`finetune_check` treats the BN layers while the rest of the network is fine-tuned: not fine-tuned at
 #: all (``"none"``), BN updated as in training (``"updated"``: batch statistics, running averages, gamma and beta
@@ -423,3 +431,169 @@ def finetune_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.T
                     tuned = _finetuned(source, x, y_train[pick], mode, steps, lr, seed)
                     out["acc"][s][mode].append(_accuracy(tuned, test, y_test))
     return out
+
+
+# --------------------------------------------------------------------------- the per-device batch
+#: Devices of the data-parallel checks, and the examples each holds of a batch in :func:`device_batch_check`.
+DEVICES = 2
+PER_DEVICE = (2, 4, 8)
+#: How the networks of :func:`device_batch_check` normalize: BN over each device's own examples (``"local"``, what
+#: ``DistributedDataParallel`` gives a network with ``torch.nn.BatchNorm1d``), BN over every device's examples
+#: (``"sync"``: SyncBN, which :func:`shard_check` shows equals BN over the global batch in one process), and Group
+#: Norm (``"group"``, which normalizes each example on its own).
+DEVICE_NORMS = ("local", "sync", "group")
+#: Ghost BN (Hoffer et al., 2017): one large batch, normalized over virtual sub-batches of these sizes (the
+#: largest: plain BN).
+GHOST_BATCH = 256
+GHOST_SIZES = (256, 32, 8)
+#: The rate at batch 60 (the MNIST chapter's), scaled linearly with the global batch.
+RATE_AT_60 = 1.0
+
+
+def ghost_forward(net: nn.Module, x: torch.Tensor, virtual: int) -> torch.Tensor:
+    """``net`` on ``x`` in consecutive chunks of ``virtual`` examples, the outputs concatenated. In a fully
+    connected network every layer but BN acts example by example, so this is BN over each chunk: what
+    ``len(x) // virtual`` devices with local BN compute on their shards, and ghost BN with virtual batch
+    ``virtual``."""
+    if not isinstance(virtual, int) or isinstance(virtual, bool) or virtual < 1 or len(x) % virtual:
+        raise ValueError(f"virtual must be a positive integer that divides the batch of {len(x)} examples, got "
+                         f"{virtual!r}.")
+    return net(x) if virtual == len(x) else torch.cat([net(c) for c in x.split(virtual)])
+
+
+def _ddp_batch(step: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(5000 + 1000 * seed + step)
+    return torch.rand((size, SOURCE_SIZES[0]), generator=g, dtype=torch.float64), \
+        torch.randint(0, SOURCE_SIZES[-1], (size,), generator=g)
+
+
+def _ddp_network(seed: int) -> nn.Module:
+    return _random_network(seed).double()
+
+
+def _ddp_steps(net: nn.Module, forward, per_device: int, steps: int, seed: int, lo: int, hi: int,
+               lr: float) -> dict[str, torch.Tensor]:
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    net.train()
+    for step in range(steps):
+        x, y = _ddp_batch(step, seed, DEVICES * per_device)
+        opt.zero_grad()
+        nn.functional.cross_entropy(forward(x[lo:hi]), y[lo:hi]).backward()
+        opt.step()
+    return {k: v.detach().clone() for k, v in net.named_parameters()}
+
+
+def _ddp_worker(rank: int, port: int, folder: str, per_device: int, steps: int, seed: int, lr: float) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=DEVICES,
+                            timeout=timedelta(seconds=120))
+    try:
+        with one_thread():
+            lo, hi = rank * per_device, (rank + 1) * per_device
+            out = {}
+            for mode in ("local", "sync"):
+                net = _ddp_network(seed)
+                if mode == "sync":
+                    net = convert_sync_batchnorm(net)
+                ddp = nn.parallel.DistributedDataParallel(net)
+                params = _ddp_steps(ddp, ddp, per_device, steps, seed, lo, hi, lr)
+                out[mode] = {k.removeprefix("module."): v for k, v in params.items()}
+        torch.save(out, Path(folder) / f"rank{rank}.pt")
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def ddp_check(per_device: int = 4, steps: int = 2, seed: int = 0, lr: float = 0.5) -> dict:
+    """Data-parallel training of the MNIST network with BN (float64, :data:`SOURCE_SIZES`) in :data:`DEVICES`
+    processes (``DistributedDataParallel``, a gloo group on 127.0.0.1), each holding ``per_device`` examples of
+    each random batch, ``steps`` steps of SGD at ``lr``: once with ``torch.nn.BatchNorm1d`` (local BN) and once
+    converted to :class:`bnlib.distributed.SyncBatchNorm`. Returns the largest absolute difference of the final
+    parameters from training in this process on the whole batch: ``local_ghost`` (local BN against
+    :func:`ghost_forward` with virtual batch ``per_device``), ``sync_global`` (SyncBN against BN over the whole
+    batch) and ``local_global`` (local BN against BN over the whole batch: how far apart the two are)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as folder:
+        mp.spawn(_ddp_worker, args=(port, folder, per_device, steps, seed, lr), nprocs=DEVICES, join=True)
+        ranks = [torch.load(Path(folder) / f"rank{r}.pt") for r in range(DEVICES)]
+    everything = (0, DEVICES * per_device)
+    with one_thread():
+        net = _ddp_network(seed)
+        ghost = _ddp_steps(net, lambda x: ghost_forward(net, x, per_device), per_device, steps, seed, *everything, lr)
+        net = _ddp_network(seed)
+        whole = _ddp_steps(net, net, per_device, steps, seed, *everything, lr)
+
+    def gap(a: dict, b: dict) -> float:
+        return max(float((a[k] - b[k]).abs().max()) for k in b)
+
+    return {"devices": DEVICES, "per_device": per_device, "steps": steps,
+            "ranks_agree": max(gap(r[m], ranks[0][m]) for r in ranks for m in ("local", "sync")),
+            "local_ghost": gap(ranks[0]["local"], ghost), "sync_global": gap(ranks[0]["sync"], whole),
+            "local_global": gap(ranks[0]["local"], whole)}
+
+
+def _device_network(norm: str, seed: int) -> nn.Module:
+    if norm == "group":
+        torch.manual_seed(seed)
+        net = models.SigmoidMLP(SOURCE_SIZES, norm="group")
+        models.init_weights(net, "gaussian", sigma=0.1, seed=seed)
+        return net
+    return _random_network(seed)
+
+
+def _ghost_trained(x: torch.Tensor, y: torch.Tensor, norm: str, batch: int, virtual: int, examples: int,
+                   seed: int) -> nn.Module:
+    net = _device_network(norm, seed)
+    opt = torch.optim.SGD(net.parameters(), lr=RATE_AT_60 * batch / 60)
+    g = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(examples // batch):
+        idx = torch.randint(0, len(x), (batch,), generator=g)
+        opt.zero_grad()
+        nn.functional.cross_entropy(ghost_forward(net, x[idx], virtual), y[idx]).backward()
+        opt.step()
+    return net
+
+
+def device_batch_check(seeds=range(5), per_device=PER_DEVICE, examples: int = 30_000, n_train: int = 50_000) -> dict:
+    """The per-device batch problem, per seed, on flattened MNIST (pixels in [0, 1]): the network of
+    :data:`SOURCE_SIZES`, initialized as the MNIST chapter's, trained on ``examples`` random examples of the first
+    ``n_train`` training images by SGD at :data:`RATE_AT_60` scaled with the global batch, with each device of
+    :data:`DEVICES` holding ``b`` examples of a batch for each ``b`` of ``per_device``, normalized in each way of
+    :data:`DEVICE_NORMS`; and ghost BN, batches of :data:`GHOST_BATCH` normalized over virtual batches of each size
+    of :data:`GHOST_SIZES`. Data-parallel training is computed in one process, as :func:`ddp_check` shows it may be
+    (local BN: :func:`ghost_forward` over the shards). Scored on the test set, BN networks with population
+    statistics over 10,000 training images. Returns ``{"acc": {norm: {str(b): [...]}}, "ghost": {str(size):
+    [...]}}``, one accuracy per seed (keys are strings, as they read back from JSON), and the setting."""
+    bdata_x, bdata_y = _mnist_unit()
+    x, y, x_test, y_test = bdata_x[0][:n_train], bdata_y[0][:n_train], bdata_x[1], bdata_y[1]
+    seeds, per_device = list(seeds), list(per_device)
+    out: dict = {"seeds": seeds, "devices": DEVICES, "per_device": per_device, "norms": list(DEVICE_NORMS),
+                 "examples": examples, "n_train": n_train, "rate_at_60": RATE_AT_60, "ghost_batch": GHOST_BATCH,
+                 "ghost_sizes": list(GHOST_SIZES), "acc": {n: {str(b): [] for b in per_device} for n in DEVICE_NORMS},
+                 "ghost": {str(v): [] for v in GHOST_SIZES}}
+
+    def score(net: nn.Module, norm: str) -> float:
+        if norm != "group":
+            estimate_statistics(net, bdata_x[0][:10_000])
+        return _accuracy(net, x_test, y_test)
+
+    with one_thread():
+        for seed in seeds:
+            for b in per_device:
+                batch = DEVICES * b
+                for norm in DEVICE_NORMS:
+                    net = _ghost_trained(x, y, norm, batch, b if norm == "local" else batch, examples, seed)
+                    out["acc"][norm][str(b)].append(score(net, norm))
+            for v in GHOST_SIZES:
+                out["ghost"][str(v)].append(score(_ghost_trained(x, y, "bn", GHOST_BATCH, v, examples, seed), "bn"))
+    return out
+
+
+def _mnist_unit() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Flattened MNIST as float32 tensors with pixels in [0, 1]: ``(x_train, x_test), (y_train, y_test)``."""
+    (xtr, ytr), (xte, yte) = bdata.load_mnist()
+    (a, ya), (b, yb) = (bdata.to_tensors(xtr, ytr, "mnist", flatten=True, normalize=False),
+                        bdata.to_tensors(xte, yte, "mnist", flatten=True, normalize=False))
+    return (a, b), (ya, yb)

@@ -251,3 +251,76 @@ def test_finetuning_words():
     both = {**r, "shifts": ["noise", "inverted"], "acc": {"noise": acc, "inverted": acc}}
     with pytest.raises(ValueError, match="freezing BN costs nothing under noise"):
         RP.finetune_numbers(both)
+
+
+# --------------------------------------------------------------------------- the per-device batch
+def test_ghost_forward_is_bn_over_each_chunk():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.BatchNorm1d(3)).double()
+    x = torch.randn(12, 5, dtype=torch.float64)
+    lin = net[0](x).detach()
+    want = torch.cat([torch.nn.functional.batch_norm(c, None, None, training=True) for c in lin.split(4)])
+    torch.testing.assert_close(P.ghost_forward(net, x, 4).detach(), want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(P.ghost_forward(net, x, 12), net(x))
+    for bad in (5, 0, 2.0, True):
+        with pytest.raises(ValueError, match="divides the batch of 12 examples"):
+            P.ghost_forward(net, x, bad)
+
+
+def test_data_parallel_local_bn_is_bn_per_shard_and_syncbn_is_bn_over_the_batch():
+    r = P.ddp_check(per_device=3, steps=3)
+    assert r["devices"] == 2 and r["ranks_agree"] == 0.0  # DDP keeps the replicas identical
+    assert r["local_ghost"] < 1e-12 and r["sync_global"] < 1e-12
+    assert r["local_global"] > 1e-3
+
+
+def _device(gain2: float, gain4: float) -> dict:
+    base = [0.90, 0.91, 0.89, 0.92, 0.90]
+    gain = {"2": gain2, "4": gain4, "8": 0.0}
+    acc = {"local": {b: [a - 0.1 / int(b) for a in base] for b in ("2", "4", "8")},
+           "sync": {b: [a - 0.1 / int(b) + gain[b] + 0.002 * i for i, a in enumerate(base)] for b in ("2", "4", "8")},
+           "group": {b: list(base) for b in ("2", "4", "8")}}
+    return {"seeds": list(range(5)), "devices": 2, "per_device": [2, 4, 8], "norms": ["local", "sync", "group"],
+            "examples": 30_000, "n_train": 50_000, "rate_at_60": 1.0, "ghost_batch": 256, "ghost_sizes": [256, 32, 8],
+            "acc": acc, "ghost": {"256": base, "32": [a - 0.02 for a in base], "8": [a - 0.003 for a in base]}}
+
+
+def test_device_table_words_and_the_ledger_rule():
+    import numpy as np
+    from test_reports_cifar import _t_interval
+
+    from bnlib.reports import claims as RL
+    from bnlib.reports import practice as RP
+
+    r = _device(0.15, 0.03)
+    out = RP.device_numbers(r)
+    m, lo, hi = _t_interval(np.array(r["acc"]["sync"]["2"]) - r["acc"]["local"]["2"])
+    assert out["pr_dev_sync_vs_2"].value == f"a gain: {100 * m:+.2f} points [{100 * lo:+.2f}, {100 * hi:+.2f}], 5 seeds"
+    assert out["pr_dev_group_vs_8"].value.startswith("a gain: +1.25 points")  # 0.1 / 8 above local BN on every seed
+    assert out["pr_ghost_32_vs"].value == "a loss: -2.00 points [-2.00, -2.00], 5 seeds"
+    assert out["pr_ghost_8_vs"].value.startswith("no change beyond one point")
+    assert out["pr_dev_per"].value == "2, 4 and 8" and out["pr_ghost_sizes"].value == "32 and 8"
+    assert out["pr_dev_local_2"].value == pytest.approx(100 * np.mean(r["acc"]["local"]["2"]))
+    cells = RP.device_table(r).cells()
+    assert cells[0][:2] == ["2", "4"] and cells[0][-1] == f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    assert RP.ghost_table(r).cells()[0] == ["256", "90.4 ± 1.4", "–"]
+    assert RL.claim_sync(r)["verdict"] == "supported"
+    assert RL.claim_sync(_device(0.0, 0.0))["verdict"] == "not supported"
+    assert RL.claim_sync(_device(0.15, 0.006))["verdict"] == "inconclusive"  # mean +1.0 points: on the margin
+    assert out["pr_dev_small"].value == 2 and out["pr_dev_small_batch"].value == 4
+    with pytest.raises(ValueError, match="local BN collapses at 2 examples per device"):
+        RP.device_numbers(_device(0.05, 0.03))
+    with pytest.raises(ValueError, match="ghost BN over 32 examples gains nothing"):
+        RP.device_numbers(r | {"ghost": r["ghost"] | {"32": [a + 0.02 for a in r["ghost"]["256"]]}})
+    assert RL.claim_sync(None)["verdict"] == "not tested"
+
+
+def test_ddp_words_refuse_a_check_that_no_longer_holds():
+    from bnlib.reports import practice as RP
+
+    r = {"devices": 2, "per_device": 4, "steps": 5, "ranks_agree": 0.0, "local_ghost": 0.0, "sync_global": 4e-16,
+         "local_global": 0.12}
+    out = RP.ddp_numbers(r)
+    assert out["pr_ddp_sync"].value == "1e-13" and out["pr_ddp_gap"].value == pytest.approx(0.12)
+    with pytest.raises(ValueError, match="local BN is BN over each shard"):
+        RP.ddp_numbers(r | {"local_global": 1e-9})

@@ -426,6 +426,17 @@ def claim_affine(check: dict | None, claim: Claim = R.AFFINE) -> dict:
                                            f"random weights {100 * np.mean(n['random']):.1f}% ({_interval(parts[0])})")
 
 
+def claim_sync(check: dict | None, claim: Claim = R.SYNC) -> dict:
+    """"SyncBN fixes small per-device batches", from :func:`bnlib.practice.device_batch_check`, at the per-device
+    batches of :data:`bnlib.reports.rules.SYNC_BATCHES`."""
+    if check is None:
+        return claim.missing(["the practice chapter's per-device batch check"])
+    n = {k: {b: check["acc"][k][str(b)] for b in R.SYNC_BATCHES} for k in ("sync", "local")}
+    return _judged(claim, n, lambda parts: "; ".join(
+        f"{b} per device: SyncBN {100 * np.mean(n['sync'][b]):.1f}%, local BN {100 * np.mean(n['local'][b]):.1f}% "
+        f"({_interval(p)})" for b, p in zip(R.SYNC_BATCHES, parts, strict=True)))
+
+
 def best_rates(sweep: dict, base_lr: float) -> dict[bool, float]:
     """Each network's best learning-rate multiplier of a sweep (key: has BN), chosen on the mean validation
     accuracy over seeds."""
@@ -504,7 +515,8 @@ def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dic
     (:func:`bnlib.identities.identity_check`) and optionally ``"draws"`` (per seed, noisy BN's draws by layer, see
     :func:`bnlib.analysis.noisy_run_draws`), ``"geometry"`` (:func:`bnlib.geometry.ledger_measurements`; absent:
     its three rows are not tested), ``"adapt"`` (:func:`bnlib.practice.adaptation_check`) and ``"affine"``
-    (:func:`bnlib.practice.affine_only_check`; each absent: not tested);
+    (:func:`bnlib.practice.affine_only_check`) and ``"device"`` (:func:`bnlib.practice.device_batch_check`; each
+    absent: not tested);
     ``cifar_base_lr`` is the CIFAR-10 baseline learning rate of the sweep.
     """
     geo = checks.get("geometry") or {}
@@ -534,6 +546,7 @@ def claims_ledger(results: dict, checks: dict, cifar_base_lr: float) -> list[dic
         claim_decay_controls_lr(geo.get("equilibrium")),
         claim_adapts(checks.get("adapt")),
         claim_affine(checks.get("affine")),
+        claim_sync(checks.get("device")),
     ]
 
 

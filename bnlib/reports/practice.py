@@ -1,6 +1,6 @@
 """The numbers of book/practice.ipynb, from what :mod:`bnlib.practice` computes (dicts of plain numbers): the
-shard check of SyncBatchNorm, the freezing table, the bias before BN and the statistics re-estimated on a shifted
-domain."""
+shard check of SyncBatchNorm, the freezing table, the bias before BN, the statistics re-estimated on a shifted
+domain and the per-device batch."""
 
 from __future__ import annotations
 
@@ -222,3 +222,91 @@ def finetune_numbers(r: dict) -> dict[str, Glued]:
                 cost = "costs nothing" if s == "noise" else "costs most of the gain"
                 raise ValueError(f"the prose says freezing BN {cost} under {s}, which no longer holds.")
     return out
+
+
+# --------------------------------------------------------------------------- the per-device batch
+#: The words for a difference of accuracy in the per-device section: :data:`CHANGE`, but an interval that straddles
+#: the one-point margin may well exclude zero, so it is not called "no clear change".
+DEVICE_CHANGE = CHANGE | {"inconclusive": "not clearly beyond one point either way"}
+#: How the chapter names the normalizations of :func:`bnlib.practice.device_batch_check`.
+DEVICE_NAMES = {"local": "local BN", "sync": "SyncBN", "group": "Group Norm"}
+
+
+def ddp_numbers(r: dict) -> dict[str, Glued]:
+    """:func:`bnlib.practice.ddp_check`: the setting and each parameter difference as the power of ten above it.
+    Raises when what the prose states no longer holds: data-parallel local BN equals BN over each shard in one
+    process, SyncBN equals BN over the whole batch (both to float64 rounding), and the two differ."""
+    if max(r["local_ghost"], r["sync_global"], r["ranks_agree"]) > 1e-10 or r["local_global"] < 1e-6:
+        raise ValueError("the prose says data-parallel local BN is BN over each shard and SyncBN is BN over the "
+                         f"whole batch, to float64 rounding, and that the two differ; got {r}.")
+    return {"pr_ddp_devices": number(r["devices"]), "pr_ddp_per": number(r["per_device"]),
+            "pr_ddp_steps": number(r["steps"]), "pr_ddp_local": text(power_bound(r["local_ghost"], FLOOR)),
+            "pr_ddp_sync": text(power_bound(r["sync_global"], FLOOR)), "pr_ddp_gap": number(r["local_global"], 2)}
+
+
+def device_table(r: dict) -> Table:
+    """Test accuracy (%, seed mean ± half-width) by examples per device, for each normalization of
+    :func:`bnlib.practice.device_batch_check`, with SyncBN minus local BN paired by seed."""
+    rows = []
+    for b in r["per_device"]:
+        acc = {n: r["acc"][n][str(b)] for n in r["norms"]}
+        rows.append([b, r["devices"] * b, *(_pct(acc[n]) for n in r["norms"]),
+                     _diff(paired(acc["sync"], acc["local"]))])
+    return Table(["per device", "global batch", *(DEVICE_NAMES[n] for n in r["norms"]), "SyncBN − local BN"], rows)
+
+
+def ghost_table(r: dict) -> Table:
+    """Test accuracy (%) of ghost BN by virtual batch, each against BN over the whole batch, paired by seed."""
+    full = r["ghost"][str(r["ghost_batch"])]
+    return Table(["virtual batch", "test accuracy", "minus BN over the batch"],
+                 [[v, _pct(r["ghost"][str(v)]), "–" if v == r["ghost_batch"] else
+                   _diff(paired(r["ghost"][str(v)], full))] for v in r["ghost_sizes"]])
+
+
+def device_numbers(r: dict) -> dict[str, Glued]:
+    """The per-device section's numbers: the setting; per examples-per-device ``b`` each normalization's mean test
+    accuracy (``pr_dev_{norm}_{b}``) and SyncBN and Group Norm against local BN in words (``pr_dev_{norm}_vs_{b}``,
+    against a one-point margin, with the interval); ghost BN's mean accuracy per virtual batch and each against BN
+    over the whole batch (``pr_ghost_{v}``, ``pr_ghost_{v}_vs``). Raises when what the prose states no longer
+    holds: at the smallest per-device batch local BN falls more than ten points below SyncBN, and at the largest
+    the two are within two points of each other; no virtual batch of ghost BN may gain a point over BN over the
+    batch (the upper end of the interval below one point)."""
+    out = {"pr_dev_devices": number(r["devices"]), "pr_dev_seeds": number(len(r["seeds"])),
+           "pr_dev_examples": number(r["examples"]), "pr_dev_train": number(r["n_train"]),
+           "pr_dev_rate": number(r["rate_at_60"]), "pr_dev_per": text(_and(r["per_device"])),
+           "pr_ghost_batch": number(r["ghost_batch"]), "pr_ghost_sizes": text(_and(r["ghost_sizes"][1:])),
+           "pr_ghost_steps": number(r["examples"] // r["ghost_batch"])}
+    for b in r["per_device"]:
+        acc = {n: r["acc"][n][str(b)] for n in r["norms"]}
+        out |= {f"pr_dev_{n}_{b}": percent(np.mean(acc[n])) for n in r["norms"]}
+        for n in ("sync", "group"):
+            p = paired(acc[n], acc["local"])
+            out[f"pr_dev_{n}_vs_{b}"] = md(f"{DEVICE_CHANGE[_direction(p)]}: {fmt_paired(p)}")
+    small, big = (str(b) for b in (min(r["per_device"]), max(r["per_device"])))
+    gap = {b: np.mean(r["acc"]["sync"][b]) - np.mean(r["acc"]["local"][b]) for b in (small, big)}
+    if not (gap[small] > 0.10 and abs(gap[big]) < 0.02):
+        raise ValueError(f"the prose says local BN collapses at {small} examples per device and is within two "
+                         f"points of SyncBN at {big}, but SyncBN minus local BN is {100 * gap[small]:+.1f} and "
+                         f"{100 * gap[big]:+.1f} points.")
+    out |= {"pr_dev_small": number(int(small)), "pr_dev_big": number(int(big)),
+            "pr_dev_small_batch": number(r["devices"] * int(small))}
+    full = r["ghost"][str(r["ghost_batch"])]
+    for v in r["ghost_sizes"]:
+        out[f"pr_ghost_{v}"] = percent(np.mean(r["ghost"][str(v)]))
+        if v != r["ghost_batch"]:
+            p = paired(r["ghost"][str(v)], full)
+            if p.hi > ADAPT_MARGIN:
+                raise ValueError(f"the prose says ghost BN over {v} examples gains nothing over BN over the batch, "
+                                 f"but the interval reaches {100 * p.hi:+.1f} points.")
+            out[f"pr_ghost_{v}_vs"] = md(f"{DEVICE_CHANGE[_direction(p)]}: {fmt_paired(p)}")
+    return out
+
+
+def _diff(p) -> str:
+    """A paired difference in points for a table cell, its seeds said in the caption: "+3.1 [+2.0, +4.2]"."""
+    return fmt_paired(p, unit="", digits=1).removesuffix(f", {p.n} seeds")
+
+
+def _and(items) -> str:
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"

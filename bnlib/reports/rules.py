@@ -554,7 +554,26 @@ AFFINE = Claim(
     "difference exceeds {gain:pts}.", _combined(_p_affine), parts=_p_affine)
 
 
+#: The per-device batches of the SyncBN rule: the small ones of the practice chapter's check (2 devices each).
+SYNC_BATCHES = (2, 4)
+
+
+def _p_sync(n: dict, gain: float) -> list[Part]:
+    return [_part(f"test accuracy at {b} examples per device, SyncBN minus local BN", n["sync"][b], n["local"][b],
+                  gain) for b in SYNC_BATCHES]
+
+
+SYNC = Claim(
+    "sync", "SyncBN fixes small per-device batches", ("hoffer2017train", "wu2021rethinking"),
+    (("practice", "the per-device batch", "pr-device"),), {"gain": 0.01},
+    "The MNIST network with BN trained data-parallel on 2 devices for half an epoch (SGD, the rate scaled with the "
+    "global batch), each device holding 2 or 4 examples of each batch: its final test accuracy (population "
+    "statistics) when BN normalizes over both devices' examples (SyncBN) minus when each device normalizes over "
+    "its own (local BN), paired by seed. Each per-device batch is a part, supported where SyncBN gains more than "
+    "{gain:pts}.", _combined(_p_sync), parts=_p_sync)
+
+
 #: Every claim, in the ledger's order.
 CLAIMS = (HIGHER_LR, INIT, REGULARIZER, SATURATING, REDUCES_ICS, ICS_IS_WHY, ACCELERATES, SCALE_INVARIANCE,
           SMALL_BATCHES, FOLDING, IDENTITY, OVERHEAD, SMOOTHS, LP_SMOOTH, RECIPE, BJORCK, EXPLODES, DECAY_IS_LR,
-          DECAY_CONTROLS_LR, ADAPTS, AFFINE)
+          DECAY_CONTROLS_LR, ADAPTS, AFFINE, SYNC)
