@@ -85,8 +85,9 @@ def stale_checks(results_dir: Path | None = None) -> list[tuple[Path, str]]:
         except ValueError as err:
             out.append((where, f"unreadable: {err}"))
             continue
-        if fp != fingerprint(name):
-            out.append((where, f"code fingerprint differs: computed by {fp}, the code is now {fingerprint(name)}"))
+        now = fingerprint(name)
+        if fp != now:
+            out.append((where, f"code fingerprint differs: computed by {fp}, the code is now {now}"))
     return out
 
 

@@ -47,6 +47,14 @@ def fmt_mean_hw(mean: float | None, half_width: float | None, scale: float = 100
     return f"{scale * mean:.{digits}f} ± {scale * half_width:.{digits}f}{unit}"
 
 
+def and_list(values: Sequence) -> str:
+    """Values as prose: ``[2, 4, 8] -> "2, 4 and 8"``, ``[2] -> "2"``."""
+    if not values:
+        raise ValueError("and_list needs at least one value.")
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" and {words[-1]}"
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub-flavoured markdown table (every cell passed through ``str``; ``|`` escaped)."""
     if any(len(r) != len(header) for r in rows):

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from bnlib.reports.evidence import mean_interval, paired
-from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, number, power_bound, text
+from bnlib.reports.format import Glued, Table, and_list, fmt_mean_hw, fmt_paired, number, power_bound, text
 from bnlib.reports.rules import CHANCE
 from bnlib.results import score
 
@@ -157,8 +157,8 @@ def trainability_numbers(grid: Mapping[tuple[str, int, float], dict], config: Ma
     rates = sorted({lr for _, _, lr in grid})
     out = {"geo_map_width": number(config["sizes"][1]), "geo_map_steps": number(config["steps"]),
            "geo_map_batch": number(config["batch_size"]), "geo_map_images": number(config["train_subset"]),
-           "geo_map_threshold": number(100 * TRAINS_ABOVE), "geo_map_depths": text(_and(list(map(str, depths)))),
-           "geo_map_rates": text(_and([f"{lr:g}" for lr in rates])),
+           "geo_map_threshold": number(100 * TRAINS_ABOVE), "geo_map_depths": text(and_list(depths)),
+           "geo_map_rates": text(and_list([f"{lr:g}" for lr in rates])),
            "geo_map_seeds": number(len(next(iter(grid.values()))["val"]))}
     tops = {}
     for net in ("none", "bn"):
@@ -170,7 +170,7 @@ def trainability_numbers(grid: Mapping[tuple[str, int, float], dict], config: Ma
         out[f"geo_map_{net}_story"] = text("; ".join(parts))
         out[f"geo_map_{net}_diverged"] = number(sum(c["diverged"] > 0 for (n, _, _), c in grid.items() if n == net))
         tops[net] = [max(_rates_that_train(grid, net, d), default=0.0) for d in depths]
-        out[f"geo_map_{net}_tops"] = text(_and([f"{t:g}" if t else "none" for t in tops[net]]))
+        out[f"geo_map_{net}_tops"] = text(and_list([f"{t:g}" if t else "none" for t in tops[net]]))
         out[f"geo_map_{net}_top_shallow"] = text(f"{tops[net][0]:g}" if tops[net][0] else "none")
     bn = tops["bn"]
     if any(b > a for a, b in zip(bn, bn[1:], strict=False)) or not bn[-1] < bn[0]:
@@ -189,6 +189,3 @@ def trainability_numbers(grid: Mapping[tuple[str, int, float], dict], config: Ma
                                       "an interval that excludes zero")}
     return out
 
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnlib.reports.evidence import direction, mean_interval, paired
-from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, power_bound, text
+from bnlib.reports.format import Glued, Table, and_list, fmt_mean_hw, fmt_paired, md, number, percent, power_bound, text
 from bnlib.reports.rules import CHANCE
 from bnlib.results import score, seeds_of
 
@@ -273,8 +273,8 @@ def device_numbers(r: dict) -> dict[str, Glued]:
     batch (the upper end of the interval below one point)."""
     out = {"pr_dev_devices": number(r["devices"]), "pr_dev_seeds": number(len(r["seeds"])),
            "pr_dev_examples": number(r["examples"]), "pr_dev_train": number(r["n_train"]),
-           "pr_dev_rate": number(r["rate_at_60"]), "pr_dev_per": text(_and(r["per_device"])),
-           "pr_ghost_batch": number(r["ghost_batch"]), "pr_ghost_sizes": text(_and(r["ghost_sizes"][1:])),
+           "pr_dev_rate": number(r["rate_at_60"]), "pr_dev_per": text(and_list(r["per_device"])),
+           "pr_ghost_batch": number(r["ghost_batch"]), "pr_ghost_sizes": text(and_list(r["ghost_sizes"][1:])),
            "pr_ghost_steps": number(r["examples"] // r["ghost_batch"])}
     for b in r["per_device"]:
         acc = {n: r["acc"][n][str(b)] for n in r["norms"]}
@@ -305,8 +305,3 @@ def device_numbers(r: dict) -> dict[str, Glued]:
 def _diff(p) -> str:
     """A paired difference in points for a table cell, its seeds said in the caption: "+3.1 [+2.0, +4.2]"."""
     return fmt_paired(p, unit="", digits=1).removesuffix(f", {p.n} seeds")
-
-
-def _and(items) -> str:
-    items = [str(i) for i in items]
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"

@@ -18,7 +18,7 @@ from statistics import fmean, median
 
 from bnlib.functional import half_life, running_conventions, steps_to_forget, stream_of_batches
 from bnlib.reports import evidence as EV
-from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, text
+from bnlib.reports.format import Glued, Table, and_list, fmt_mean_hw, fmt_paired, md, number, percent, text
 from bnlib.results import by_seed, config, curves, final_metric, summary
 from bnlib.vocabulary import norm_name
 
@@ -80,14 +80,6 @@ def _check(holds: bool, message: str) -> None:
 
 def _count(n) -> Glued:
     return md(f"{int(n):,}")
-
-
-def and_list(values: Sequence) -> str:
-    """Values as prose: ``[2, 4, 8] -> "2, 4 and 8"``, ``[2] -> "2"``."""
-    if not values:
-        raise ValueError("and_list needs at least one value.")
-    words = [str(v) for v in values]
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" and {words[-1]}"
 
 
 # --------------------------------------------------------------------------- population statistics
