@@ -26,6 +26,7 @@ RESULTS_DIR = Path(os.environ.get("BNLIB_RESULTS_DIR", ROOT / "results"))
 CHECKS: dict[str, tuple[str, str, dict]] = {
     "device_batch": ("bnlib.practice", "device_batch_check", {}),
     "affine": ("bnlib.practice", "affine_only_mnist", {}),
+    "residual": ("bnlib.residual", "residual_check", {}),
 }
 
 

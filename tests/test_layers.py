@@ -22,7 +22,7 @@ LAYERS = [
     {"bnlib.norms", "bnlib.data", "bnlib.distributed"},
     {"bnlib.models"},
     {"bnlib.evaluate"},
-    {"bnlib.analysis", "bnlib.geometry", "bnlib.practice"},
+    {"bnlib.analysis", "bnlib.geometry", "bnlib.practice", "bnlib.residual"},
     {"bnlib.train"},
     {"bnlib.engine"},
     {"bnlib.checks"},
@@ -33,7 +33,7 @@ LAYERS = [
      "bnlib.reports.derivations", "bnlib.plots.cifar", "bnlib.plots.train_test", "bnlib.plots.mnist",
      "bnlib.plots.why", "bnlib.plots.derivations", "bnlib.reports.geometry", "bnlib.plots.geometry",
      "bnlib.reports.cifar_rates", "bnlib.reports.cifar_recipe", "bnlib.reports.cifar_depth",
-     "bnlib.reports.practice"},
+     "bnlib.reports.practice", "bnlib.plots.practice"},
     {"bnlib.reports.claims"},
 ]
 #: Chapter report modules that build on another chapter's numbers (same layer, one way).

@@ -1,0 +1,120 @@
+"""The residual networks of the practice chapter (bnlib.residual): the forward pass against the same network written
+with torch's own functional ops (torch's batch_norm for BN), SkipInit's blocks as the identity at initialization,
+the variance argument of De & Smith (2020) at initialization, one short training run on CIFAR-10, and the words and
+guards of the section's report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bnlib import residual as R
+from bnlib.reports import practice as RP
+
+
+def _reference_forward(net: R.ResidualNet, x: torch.Tensor) -> torch.Tensor:
+    """``net``'s forward in training mode from its parameters, with torch's conv2d, relu and batch_norm."""
+    bn = net.kind == "bn"
+
+    def norm(m, z):
+        return F.batch_norm(z, None, None, m.weight, m.bias, training=True, eps=m.eps) if bn else z
+
+    h = F.conv2d(x, net.stem.weight, net.stem.bias, stride=2, padding=1)
+    for b in net.blocks:
+        f = F.conv2d(F.relu(norm(b.norm1, h)), b.conv1.weight, b.conv1.bias, padding=1)
+        f = F.conv2d(F.relu(norm(b.norm2, f)), b.conv2.weight, b.conv2.bias, padding=1)
+        h = h + (f if b.alpha is None else b.alpha * f)
+    return F.linear(F.relu(norm(net.norm, h)).mean((2, 3)), net.head.weight, net.head.bias)
+
+
+@pytest.mark.parametrize("kind", R.KINDS)
+def test_forward_matches_torch_functional_ops(kind):
+    net = R.ResidualNet(kind, blocks=3, seed=1).double()
+    if kind == "skipinit":
+        with torch.no_grad():
+            for i, b in enumerate(net.blocks):
+                b.alpha.fill_(0.3 * (i + 1))  # a trained SkipInit network: every branch counts
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    net.train()
+    torch.testing.assert_close(net(x), _reference_forward(net, x), rtol=1e-10, atol=1e-10)
+
+
+def test_he_initialization_and_no_bias_before_bn():
+    net = R.ResidualNet("bn", seed=0)
+    w = net.blocks[0].conv1.weight
+    assert abs(float(w.detach().std()) - (2 / w[0].numel()) ** 0.5) < 0.05 * (2 / w[0].numel()) ** 0.5
+    assert net.blocks[0].conv1.bias is None and R.ResidualNet("plain").blocks[0].conv1.bias is not None
+    # the seed alone decides the weights
+    assert torch.equal(R.ResidualNet("bn", seed=3).head.weight, R.ResidualNet("bn", seed=3).head.weight)
+
+
+def test_variances_at_initialization_follow_de_and_smith():
+    x = torch.randn(128, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    bn = R.stream_variances(R.ResidualNet("bn", seed=0), x)
+    # the branch is uncorrelated with the stream at init: each BN block adds its branch's variance
+    np.testing.assert_allclose(np.diff(bn["stream"]), bn["branch"], rtol=0.3)
+    # and that variance is about the same at every block (about 2 E[relu(z)^2] = 1 for He's init), so the stream
+    # grows linearly and block l's branch is downscaled against the skip path
+    assert 0.4 < min(bn["branch"]) and max(bn["branch"]) < 1.2
+    skip = R.stream_variances(R.ResidualNet("skipinit", seed=0), x)
+    assert np.ptp(skip["stream"]) == 0  # every block is the identity
+    plain = R.stream_variances(R.ResidualNet("plain", seed=0), x)
+    assert plain["stream"][-1] / plain["stream"][0] > 1.4 ** R.BLOCKS  # without BN it roughly doubles per block
+    net = R.ResidualNet("bn", seed=0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    R.stream_variances(net, x)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # running statistics untouched
+
+
+def test_bad_kind_and_blocks_say_so(raises_one_sentence):
+    raises_one_sentence(lambda: R.ResidualNet("batch"), ValueError, "kind must be one of bn, plain, skipinit")
+    raises_one_sentence(lambda: R.ResidualNet("bn", blocks=0), ValueError, "blocks must be a positive integer")
+
+
+@pytest.mark.data("cifar10")
+def test_a_short_run_trains_and_reports():
+    r = R.train_one("skipinit", 0.05, seed=0, steps=30)
+    assert not r["diverged"] and r["steps_done"] == 30 and np.isfinite(r["final_loss"])
+    assert 0.0 <= r["acc"] <= 1.0
+    assert R.train_one("skipinit", 0.05, seed=0, steps=30) == r  # the config and the seed decide the numbers
+
+
+def _check(acc_bn, acc_skip, acc_plain, diverged_plain) -> dict:
+    seeds = list(range(len(acc_bn)))
+    return {"seeds": seeds, "rates": [0.05], "kinds": list(R.KINDS), "steps": 1500, "batch": 64, "width": 16,
+            "blocks": 6, "momentum": 0.9, "calibration": 5000,
+            "acc": {"bn": {"0.05": acc_bn}, "skipinit": {"0.05": acc_skip}, "plain": {"0.05": acc_plain}},
+            "diverged": {"bn": {"0.05": [False] * 5}, "skipinit": {"0.05": [False] * 5},
+                         "plain": {"0.05": diverged_plain}},
+            "steps_done": {"bn": {"0.05": [1500] * 5}, "skipinit": {"0.05": [1500] * 5},
+                           "plain": {"0.05": [1500 if not d else 7 for d in diverged_plain]}}}
+
+
+def test_residual_words_follow_the_two_point_margin():
+    bn = [0.60, 0.61, 0.59, 0.60, 0.62]
+    level = RP.residual_numbers(_check(bn, [a + 0.002 for a in bn], [0.1] * 5, [True, True, False, False, False]))
+    assert level["pr_res_skipinit_vs_0"].value.startswith("level within two points")
+    assert level["pr_res_plain_vs_0"].value.startswith("lower")
+    assert level["pr_res_plain_0_div"].value == "diverges on 2 of the 5 seeds, within 8 steps"
+    assert level["pr_res_bn_0_div"].value == "diverges on none of the seeds"
+    noisy = RP.residual_numbers(_check(bn, [0.55, 0.66, 0.58, 0.63, 0.57], [0.1] * 5, [True] * 5))
+    assert noisy["pr_res_skipinit_vs_0"].value.startswith("not clearly")
+    assert noisy["pr_res_plain_0_div"].value.startswith("diverges on all of the 5 seeds")
+    table = RP.residual_table(_check(bn, bn, [0.1] * 5, [True] * 5))
+    assert table.cells()[1][2] == "5 of 5" and table.cells()[0][2] == "none"  # rows: bn, plain, skipinit
+
+
+def test_residual_init_guards():
+    def run(stream, branch):
+        return [{"stream": stream, "branch": branch}]
+
+    good = {"bn": run([1.0, 2.0, 3.0], [1.0, 1.0]), "plain": run([1.0, 2.0, 4.0], [1.0, 2.0]),
+            "skipinit": run([1.0, 1.0, 1.0], [1.0, 1.0])}
+    n = RP.residual_init_numbers(RP.residual_init(good))
+    assert n["pr_res_plain_growth"].value == pytest.approx(2.0)
+    assert n["pr_res_bn_share_last"].value == pytest.approx(100 / 3)
+    for kind, stream in (("skipinit", [1.0, 1.0, 1.5]), ("bn", [1.0, 3.0, 5.0]), ("plain", [1.0, 1.1, 1.2])):
+        with pytest.raises(ValueError, match="the prose says"):
+            RP.residual_init_numbers(RP.residual_init(good | {kind: run(stream, good[kind][0]["branch"])}))
