@@ -38,6 +38,7 @@ NORMS: dict[str | None, Norm] = {
     "group": Norm("Group Norm", "Group Norm", "with Group Norm", ORANGE),
     "l1": Norm("l_1 norm", "l_1 norm", "with l_1 normalization", GREY),
     "linf": Norm("l_inf norm", "l_inf norm", "with l_inf normalization", BROWN),
+    "skipinit": Norm("SkipInit", "SkipInit", "with SkipInit", GREEN),
 }
 
 #: Run labels the experiments use for a normalization, and the ``norm`` each stands for.

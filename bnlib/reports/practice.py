@@ -305,3 +305,116 @@ def device_numbers(r: dict) -> dict[str, Glued]:
 def _diff(p) -> str:
     """A paired difference in points for a table cell, its seeds said in the caption: "+3.1 [+2.0, +4.2]"."""
     return fmt_paired(p, unit="", digits=1).removesuffix(f", {p.n} seeds")
+
+
+# --------------------------------------------------------------------------- residual networks
+#: The margin of the residual section's comparisons of test accuracy, fixed before the runs: two points.
+RESIDUAL_MARGIN = 0.02
+#: How the chapter names the networks of :mod:`bnlib.residual`.
+RESIDUAL_NAMES = {"bn": "BN", "plain": "no normalization", "skipinit": "SkipInit"}
+#: The words for a difference of accuracy against :data:`RESIDUAL_MARGIN`.
+RESIDUAL_CHANGE = {"higher": "higher", "lower": "lower", "level": "level within two points",
+                   "inconclusive": "not clearly beyond two points either way"}
+
+
+def residual_init(init: dict) -> dict:
+    """:func:`bnlib.residual.stream_variances` per kind, a list over seeds, averaged over the seeds: per kind the
+    stream's variance entering each block and leaving the last (``"stream"``), each branch's variance
+    (``"branch"``), and the branch's share of the variance leaving its block, ``Var f_l / Var x_{l+1}``
+    (``"share"``)."""
+    out = {}
+    for kind, per_seed in init.items():
+        stream = np.mean([r["stream"] for r in per_seed], axis=0)
+        branch = np.mean([r["branch"] for r in per_seed], axis=0)
+        out[kind] = {"stream": stream.tolist(), "branch": branch.tolist(), "share": (branch / stream[1:]).tolist(),
+                     "seeds": len(per_seed)}
+    return out
+
+
+def residual_init_numbers(init: dict) -> dict[str, Glued]:
+    """The numbers of the residual networks at initialization (a :func:`residual_init` summary): the stream's
+    variance at the stem and after the last block for each kind, BN's mean branch variance and the branch's share
+    at the first and the last block, and the plain network's mean growth factor per block. Raises when what the
+    prose states no longer holds: with BN each block adds its branch's variance (the increments within 25% of
+    the branch variances), SkipInit leaves the stream unchanged, and without normalization the stream grows by a
+    factor between 1.4 and 2.6 per block (roughly doubling)."""
+    bn, plain, skip = init["bn"], init["plain"], init["skipinit"]
+    inc = np.diff(bn["stream"])
+    if np.max(np.abs(inc / np.asarray(bn["branch"]) - 1)) > 0.25:
+        raise ValueError(f"the prose says each BN block adds its branch's variance, but the stream grows by {inc} "
+                         f"against branch variances {bn['branch']}.")
+    if np.ptp(skip["stream"]) > 1e-9 * skip["stream"][0]:
+        raise ValueError(f"the prose says SkipInit's blocks start as the identity, but its stream is {skip['stream']}.")
+    blocks = len(plain["stream"]) - 1
+    growth = (plain["stream"][-1] / plain["stream"][0]) ** (1 / blocks)
+    if not 1.4 < growth < 2.6:
+        raise ValueError(f"the prose says the unnormalized stream roughly doubles per block, but it grows "
+                         f"{growth:.2f}x.")
+    out = {"pr_res_init_seeds": number(bn["seeds"]), "pr_res_blocks": number(blocks),
+           "pr_res_bn_branch": number(float(np.mean(bn["branch"])), 2),
+           "pr_res_bn_share_first": percent(bn["share"][0], 0), "pr_res_bn_share_last": percent(bn["share"][-1], 0),
+           "pr_res_plain_growth": number(growth, 1)}
+    for kind, r in init.items():
+        out |= {f"pr_res_{kind}_v0": number(r["stream"][0], 2), f"pr_res_{kind}_vL": number(r["stream"][-1], 1)}
+    return out
+
+
+def _residual_scores(r: dict, kind: str, rate) -> list[float]:
+    return [float(a) for a in r["acc"][kind][str(rate)]]
+
+
+def _diverged(r: dict, kind: str, rate) -> int:
+    return sum(bool(d) for d in r["diverged"][kind][str(rate)])
+
+
+def residual_table(r: dict) -> Table:
+    """Test accuracy (%, seed mean ± half-width) of each residual network at each peak rate of
+    :func:`bnlib.residual.residual_check`, with the seeds on which training diverged (each scored as it stopped)."""
+    rows = []
+    for kind in r["kinds"]:
+        row = [RESIDUAL_NAMES[kind]]
+        for rate in r["rates"]:
+            k = _diverged(r, kind, rate)
+            row += [_pct(_residual_scores(r, kind, rate)), f"{k} of {len(r['seeds'])}" if k else "none"]
+        rows.append(row)
+    cols = ["network"]
+    for rate in r["rates"]:
+        cols += [f"lr {rate:g}: test acc. (%)", f"lr {rate:g}: diverged"]
+    return Table(cols, rows)
+
+
+def residual_points(r: dict) -> dict:
+    """For the figure: the peak rates and, per kind, the mean test accuracy at each and the half-width of its
+    interval (fractions)."""
+    out: dict = {"rates": list(r["rates"])}
+    for kind in r["kinds"]:
+        m = [mean_interval(_residual_scores(r, kind, rate)) for rate in r["rates"]]
+        out[kind] = {"mean": [a for a, _ in m], "hw": [b for _, b in m]}
+    return out
+
+
+def residual_numbers(r: dict) -> dict[str, Glued]:
+    """The residual section's training numbers: the setting; per kind and rate the mean test accuracy
+    (``pr_res_{kind}_{i}``, ``i`` the rate's index) and the seeds that diverged (``pr_res_{kind}_{i}_div``, in
+    words); per rate SkipInit and the unnormalized network against BN, paired by seed, in the words of
+    :data:`RESIDUAL_CHANGE` with the interval (``pr_res_{kind}_vs_{i}``)."""
+    n = len(r["seeds"])
+    out = {"pr_res_seeds": number(n), "pr_res_steps": number(r["steps"]), "pr_res_batch": number(r["batch"]),
+           "pr_res_width": number(r["width"]), "pr_res_layers": number(2 * r["blocks"] + 2),
+           "pr_res_epochs": number(r["steps"] * r["batch"] / 50_000, 1), "pr_res_momentum": number(r["momentum"]),
+           "pr_res_calibration": number(r["calibration"])}
+    for i, rate in enumerate(r["rates"]):
+        out[f"pr_res_rate_{i}"] = number(rate)
+        bn = _residual_scores(r, "bn", rate)
+        for kind in r["kinds"]:
+            out[f"pr_res_{kind}_{i}"] = percent(np.mean(_residual_scores(r, kind, rate)))
+            k = _diverged(r, kind, rate)
+            steps = [s for s, d in zip(r["steps_done"][kind][str(rate)], r["diverged"][kind][str(rate)],
+                                       strict=True) if d]
+            out[f"pr_res_{kind}_{i}_div"] = text(f"diverges on {'all' if k == n else k} of the {n} seeds, within "
+                                                 f"{max(steps) + 1} steps" if k else "diverges on none of the seeds")
+            if kind != "bn":
+                p = paired(_residual_scores(r, kind, rate), bn)
+                out[f"pr_res_{kind}_vs_{i}"] = md(f"{RESIDUAL_CHANGE[direction(p, RESIDUAL_MARGIN)]} "
+                                                  f"({fmt_paired(p)})")
+    return out
