@@ -82,28 +82,40 @@ def test_a_short_run_trains_and_reports():
 
 
 def _check(acc_bn, acc_skip, acc_plain, diverged_plain) -> dict:
-    seeds = list(range(len(acc_bn)))
-    return {"seeds": seeds, "rates": [0.05], "kinds": list(R.KINDS), "steps": 1500, "batch": 64, "width": 16,
-            "blocks": 6, "momentum": 0.9, "calibration": 5000,
-            "acc": {"bn": {"0.05": acc_bn}, "skipinit": {"0.05": acc_skip}, "plain": {"0.05": acc_plain}},
-            "diverged": {"bn": {"0.05": [False] * 5}, "skipinit": {"0.05": [False] * 5},
-                         "plain": {"0.05": diverged_plain}},
-            "steps_done": {"bn": {"0.05": [1500] * 5}, "skipinit": {"0.05": [1500] * 5},
-                           "plain": {"0.05": [1500 if not d else 7 for d in diverged_plain]}}}
+    """A residual check at two rates: the given accuracies at 0.05, and at 0.5 BN as at 0.05, the two others
+    diverged on every seed."""
+    n = len(acc_bn)
+    acc = {"bn": (acc_bn, acc_bn), "skipinit": (acc_skip, [0.1] * n), "plain": (acc_plain, [0.1] * n)}
+    div = {"bn": ([False] * n, [False] * n), "skipinit": ([False] * n, [True] * n),
+           "plain": (diverged_plain, [True] * n)}
+    return {"seeds": list(range(n)), "rates": [0.05, 0.5], "kinds": list(R.KINDS), "steps": 1500, "batch": 64,
+            "width": 16, "blocks": 6, "momentum": 0.9, "calibration": 5000,
+            "acc": {k: {"0.05": a, "0.5": b} for k, (a, b) in acc.items()},
+            "diverged": {k: {"0.05": a, "0.5": b} for k, (a, b) in div.items()},
+            "steps_done": {k: {r: [7 if d else 1500 for d in v] for r, v in zip(("0.05", "0.5"), ds, strict=True)}
+                           for k, ds in div.items()}}
 
 
 def test_residual_words_follow_the_two_point_margin():
     bn = [0.60, 0.61, 0.59, 0.60, 0.62]
-    level = RP.residual_numbers(_check(bn, [a + 0.002 for a in bn], [0.1] * 5, [True, True, False, False, False]))
-    assert level["pr_res_skipinit_vs_0"].value.startswith("level within two points")
-    assert level["pr_res_plain_vs_0"].value.startswith("lower")
-    assert level["pr_res_plain_0_div"].value == "diverges on 2 of the 5 seeds, within 8 steps"
-    assert level["pr_res_bn_0_div"].value == "diverges on none of the seeds"
-    noisy = RP.residual_numbers(_check(bn, [0.55, 0.66, 0.58, 0.63, 0.57], [0.1] * 5, [True] * 5))
-    assert noisy["pr_res_skipinit_vs_0"].value.startswith("not clearly")
-    assert noisy["pr_res_plain_0_div"].value.startswith("diverges on all of the 5 seeds")
-    table = RP.residual_table(_check(bn, bn, [0.1] * 5, [True] * 5))
+    behind = [a - 0.05 for a in bn]
+    n = RP.residual_numbers(_check(bn, behind, [0.1] * 5, [True, True, False, False, False]))
+    assert n["pr_res_skipinit_vs_0"].value.startswith("lower (-5.00 points")
+    assert n["pr_res_plain_vs_0"].value.startswith("lower")
+    assert n["pr_res_bn_rates"].value.startswith("level within two points")
+    assert n["pr_res_plain_0_div"].value == "diverges on 2 of the 5 seeds, within 8 steps"
+    assert n["pr_res_plain_0_fate"].value.endswith("within 8 steps; 3 more seeds end at chance")
+    assert n["pr_res_plain_0_chance"].value == 3 and n["pr_res_skipinit_0_chance"].value == 0
+    assert n["pr_res_bn_0_div"].value == "diverges on none of the seeds"
+    assert n["pr_res_skipinit_1_div"].value.startswith("diverges on all of the 5 seeds")
+    table = RP.residual_table(_check(bn, behind, [0.1] * 5, [True] * 5))
     assert table.cells()[1][2] == "5 of 5" and table.cells()[0][2] == "none"  # rows: bn, plain, skipinit
+    # the prose says SkipInit trains at the smaller rate and falls behind BN there: a seed at chance, or SkipInit
+    # level with BN or not clearly behind it, breaks it
+    for skip, says in (([0.1, *behind[1:]], "BN trains at both rates"), ([a + 0.002 for a in bn], "falls behind"),
+                       ([0.55, 0.66, 0.58, 0.63, 0.57], "falls behind")):
+        with pytest.raises(ValueError, match=says):
+            RP.residual_numbers(_check(bn, skip, [0.1] * 5, [True] * 5))
 
 
 def test_residual_init_guards():
