@@ -52,6 +52,22 @@ def freezing_numbers(rows: list[dict]) -> dict[str, Glued]:
             "pr_freeze_both": text(", ".join(frozen) or "none")}
 
 
+def keras_numbers(r: dict) -> dict[str, Glued]:
+    """:func:`bnlib.conventions.keras_check`: the loop's steps, how far each frozen layer's running mean moved, and
+    PyTorch's running-variance update over Keras's for one batch. Raises when what the prose states no longer holds:
+    the PyTorch layer frozen with ``eval()`` moves under the loop's ``model.train()``, the Keras one does not,
+    neither's gamma moves, the ratio is ``m / (m - 1)`` and the two layers' training outputs agree."""
+    m = r["batch"]
+    if not (r["torch"]["mean_moved"] > 1e-6 and r["keras"]["mean_moved"] == 0 and not r["torch"]["gamma_moved"]
+            and not r["keras"]["gamma_moved"] and abs(r["var_ratio"] - m / (m - 1)) < 1e-9
+            and max(r["out_diff"], r["mean_diff"]) < 1e-10):
+        raise ValueError(f"the prose about Keras's trainable = False and its moving variance no longer holds: {r}.")
+    return {"pr_keras_steps": number(r["steps"]), "pr_keras_batch": number(m),
+            "pr_keras_torch_moved": number(r["torch"]["mean_moved"], 3),
+            "pr_keras_keras_moved": number(r["keras"]["mean_moved"], 3), "pr_keras_ratio": number(r["var_ratio"], 4),
+            "pr_keras_out": text(power_bound(r["out_diff"], FLOOR))}
+
+
 def yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
@@ -334,7 +350,8 @@ def residual_init(init: dict) -> dict:
 def residual_init_numbers(init: dict) -> dict[str, Glued]:
     """The numbers of the residual networks at initialization (a :func:`residual_init` summary): the stream's
     variance at the stem and after the last block for each kind, BN's mean branch variance and the branch's share
-    at the first and the last block, and the plain network's mean growth factor per block. Raises when what the
+    at the first and the last block (and at block 100 if every branch added the mean variance), and the plain
+    network's mean growth factor per block. Raises when what the
     prose states no longer holds: with BN each block adds its branch's variance (the increments within 25% of
     the branch variances), SkipInit leaves the stream unchanged, and without normalization the stream grows by a
     factor between 1.4 and 2.6 per block (roughly doubling)."""
@@ -353,7 +370,8 @@ def residual_init_numbers(init: dict) -> dict[str, Glued]:
     out = {"pr_res_init_seeds": number(bn["seeds"]), "pr_res_blocks": number(blocks),
            "pr_res_bn_branch": number(float(np.mean(bn["branch"])), 2),
            "pr_res_bn_share_first": percent(bn["share"][0], 0), "pr_res_bn_share_last": percent(bn["share"][-1], 0),
-           "pr_res_plain_growth": number(growth, 1)}
+           "pr_res_plain_growth": number(growth, 1),
+           "pr_res_share_100": percent(np.mean(bn["branch"]) / (bn["stream"][0] + 100 * np.mean(bn["branch"])), 1)}
     for kind, r in init.items():
         out |= {f"pr_res_{kind}_v0": number(r["stream"][0], 2), f"pr_res_{kind}_vL": number(r["stream"][-1], 1)}
     return out
