@@ -27,6 +27,7 @@ CHECKS: dict[str, tuple[str, str, dict]] = {
     "device_batch": ("bnlib.practice", "device_batch_check", {}),
     "affine": ("bnlib.practice", "affine_only_mnist", {}),
     "residual": ("bnlib.residual", "residual_check", {}),
+    "ddp_train": ("bnlib.practice", "ddp_train_check", {}),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,16 +56,38 @@ def _steps(bn: nn.Module, lo: int, hi: int, steps: int, seed: int) -> dict:
     return out | {"mean": bn.running_mean.clone(), "var": bn.running_var.clone()}
 
 
-def _shard_worker(rank: int, split: tuple[int, ...], port: int, folder: str, steps: int, seed: int) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=len(split),
+def _spawn(worker, nprocs: int, *args) -> list:
+    """Run ``worker(rank, port, folder, world, *args)`` in ``nprocs`` new processes that form a gloo group on
+    127.0.0.1 (:func:`_in_group`); each saves its result with :func:`_save`. Returns the results, rank by rank."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as folder:
+        mp.spawn(worker, args=(port, folder, nprocs, *args), nprocs=nprocs, join=True)
+        return [torch.load(Path(folder) / f"rank{r}.pt") for r in range(nprocs)]
+
+
+@contextmanager
+def _in_group(rank: int, port: int, world: int):
+    """This process as ``rank`` of a gloo group of ``world`` on 127.0.0.1, with one thread, torn down on exit."""
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=120))
     try:
         with one_thread():
-            res = _steps(_layer(SyncBatchNorm), sum(split[:rank]), sum(split[:rank + 1]), steps, seed)
-        torch.save(res, Path(folder) / f"rank{rank}.pt")
-        dist.barrier()  # no process tears the group down while another still uses it
+            yield
     finally:
         dist.destroy_process_group()
+
+
+def _save(result, folder: str, rank: int) -> None:
+    torch.save(result, Path(folder) / f"rank{rank}.pt")
+    dist.barrier()  # no process tears the group down while another still uses it
+
+
+def _shard_worker(rank: int, port: int, folder: str, world: int, split: tuple[int, ...], steps: int,
+                  seed: int) -> None:
+    with _in_group(rank, port, world):
+        _save(_steps(_layer(SyncBatchNorm), sum(split[:rank]), sum(split[:rank + 1]), steps, seed), folder, rank)
 
 
 def shard_check(split: tuple[int, ...] = (9, 3), steps: int = 3, seed: int = 0) -> dict:
@@ -75,12 +98,7 @@ def shard_check(split: tuple[int, ...] = (9, 3), steps: int = 3, seed: int = 0) 
     every process); ``local``: the largest output difference had each process normalized over its own shard."""
     if sum(split) != SHARD_SHAPE[0] or min(split) < 1:
         raise ValueError(f"split must give every process at least one of the {SHARD_SHAPE[0]} examples, got {split}.")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as folder:
-        mp.spawn(_shard_worker, args=(tuple(split), port, folder, steps, seed), nprocs=len(split), join=True)
-        ranks = [torch.load(Path(folder) / f"rank{r}.pt") for r in range(len(split))]
+    ranks = _spawn(_shard_worker, len(split), tuple(split), steps, seed)
     with one_thread():
         ref = _steps(_layer(nn.BatchNorm2d), 0, SHARD_SHAPE[0], steps, seed)
         bounds = [(sum(split[:r]), sum(split[:r + 1])) for r in range(len(split))]
@@ -156,6 +174,8 @@ def bias_cancels(seed: int = 0, batch: int = 32, features: int = 8, scale: float
     with respect to the weights (``weight_grad``)."""
     g = torch.Generator().manual_seed(seed)
     lin = nn.Linear(20, features, dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(features, 20, generator=g, dtype=torch.float64) / 20 ** 0.5)
     bn = BatchNorm(features, dtype=torch.float64)
     x = torch.randn(batch, 20, generator=g, dtype=torch.float64)
     w = torch.randn(batch, features, generator=g, dtype=torch.float64)
@@ -241,10 +261,11 @@ def _train(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch
         opt.step()
 
 
-def _random_network(seed: int) -> nn.Module:
-    """:data:`SOURCE_SIZES` with BN, initialized from ``seed`` as the MNIST chapter's network."""
+def _random_network(seed: int, norm: str = "torch") -> nn.Module:
+    """:data:`SOURCE_SIZES` with BN (or another ``norm`` of :class:`bnlib.models.SigmoidMLP`), initialized from
+    ``seed`` as the MNIST chapter's network."""
     torch.manual_seed(seed)
-    net = models.SigmoidMLP(SOURCE_SIZES, norm="torch")
+    net = models.SigmoidMLP(SOURCE_SIZES, norm=norm)
     models.init_weights(net, "gaussian", sigma=0.1, seed=seed)
     return net
 
@@ -483,24 +504,19 @@ def _ddp_steps(net: nn.Module, forward, per_device: int, steps: int, seed: int, 
     return {k: v.detach().clone() for k, v in net.named_parameters()}
 
 
-def _ddp_worker(rank: int, port: int, folder: str, per_device: int, steps: int, seed: int, lr: float) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=DEVICES,
-                            timeout=timedelta(seconds=120))
-    try:
-        with one_thread():
-            lo, hi = rank * per_device, (rank + 1) * per_device
-            out = {}
-            for mode in ("local", "sync"):
-                net = _ddp_network(seed)
-                if mode == "sync":
-                    net = convert_sync_batchnorm(net)
-                ddp = nn.parallel.DistributedDataParallel(net)
-                params = _ddp_steps(ddp, ddp, per_device, steps, seed, lo, hi, lr)
-                out[mode] = {k.removeprefix("module."): v for k, v in params.items()}
-        torch.save(out, Path(folder) / f"rank{rank}.pt")
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+def _ddp_worker(rank: int, port: int, folder: str, world: int, per_device: int, steps: int, seed: int,
+                lr: float) -> None:
+    with _in_group(rank, port, world):
+        lo, hi = rank * per_device, (rank + 1) * per_device
+        out = {}
+        for mode in ("local", "sync"):
+            net = _ddp_network(seed)
+            if mode == "sync":
+                net = convert_sync_batchnorm(net)
+            ddp = nn.parallel.DistributedDataParallel(net)
+            params = _ddp_steps(ddp, ddp, per_device, steps, seed, lo, hi, lr)
+            out[mode] = {k.removeprefix("module."): v for k, v in params.items()}
+        _save(out, folder, rank)
 
 
 def ddp_check(per_device: int = 4, steps: int = 2, seed: int = 0, lr: float = 0.5) -> dict:
@@ -511,12 +527,7 @@ def ddp_check(per_device: int = 4, steps: int = 2, seed: int = 0, lr: float = 0.
     parameters from training in this process on the whole batch: ``local_ghost`` (local BN against
     :func:`ghost_forward` with virtual batch ``per_device``), ``sync_global`` (SyncBN against BN over the whole
     batch) and ``local_global`` (local BN against BN over the whole batch: how far apart the two are)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as folder:
-        mp.spawn(_ddp_worker, args=(port, folder, per_device, steps, seed, lr), nprocs=DEVICES, join=True)
-        ranks = [torch.load(Path(folder) / f"rank{r}.pt") for r in range(DEVICES)]
+    ranks = _spawn(_ddp_worker, DEVICES, per_device, steps, seed, lr)
     everything = (0, DEVICES * per_device)
     with one_thread():
         net = _ddp_network(seed)
@@ -534,16 +545,15 @@ def ddp_check(per_device: int = 4, steps: int = 2, seed: int = 0, lr: float = 0.
 
 
 def _device_network(norm: str, seed: int) -> nn.Module:
-    if norm == "group":
-        torch.manual_seed(seed)
-        net = models.SigmoidMLP(SOURCE_SIZES, norm="group")
-        models.init_weights(net, "gaussian", sigma=0.1, seed=seed)
-        return net
-    return _random_network(seed)
+    return _random_network(seed, "group" if norm == "group" else "torch")
 
 
 def _ghost_trained(x: torch.Tensor, y: torch.Tensor, norm: str, batch: int, virtual: int, examples: int,
-                   seed: int) -> nn.Module:
+                   seed: int, shards: int = 1) -> nn.Module:
+    """``norm``'s network trained on random batches of ``batch`` examples, run by :func:`ghost_forward` in chunks of
+    ``virtual``; the loss is the mean over ``shards`` equal parts of the batch of each part's mean cross-entropy,
+    as data-parallel training over ``shards`` devices averages the devices' gradients (so that, with ``virtual``
+    the part's size, the arithmetic is that of :func:`ddp_train_check`, rounding included)."""
     net = _device_network(norm, seed)
     opt = torch.optim.SGD(net.parameters(), lr=RATE_AT_60 * batch / 60)
     g = torch.Generator().manual_seed(seed)
@@ -551,7 +561,10 @@ def _ghost_trained(x: torch.Tensor, y: torch.Tensor, norm: str, batch: int, virt
     for _ in range(examples // batch):
         idx = torch.randint(0, len(x), (batch,), generator=g)
         opt.zero_grad()
-        nn.functional.cross_entropy(ghost_forward(net, x[idx], virtual), y[idx]).backward()
+        out, part = ghost_forward(net, x[idx], virtual), batch // shards
+        loss = sum(nn.functional.cross_entropy(o, t) for o, t in zip(out.split(part), y[idx].split(part),
+                                                                       strict=True)) / shards
+        loss.backward()
         opt.step()
     return net
 
@@ -563,9 +576,11 @@ def device_batch_check(seeds=range(5), per_device=PER_DEVICE, examples: int = 30
     :data:`DEVICES` holding ``b`` examples of a batch for each ``b`` of ``per_device``, normalized in each way of
     :data:`DEVICE_NORMS`; and ghost BN, batches of :data:`GHOST_BATCH` normalized over virtual batches of each size
     of :data:`GHOST_SIZES`. Data-parallel training is computed in one process, as :func:`ddp_check` shows it may be
-    (local BN: :func:`ghost_forward` over the shards). Scored on the test set, BN networks with population
-    statistics over 10,000 training images. Returns ``{"acc": {norm: {str(b): [...]}}, "ghost": {str(size):
-    [...]}}``, one accuracy per seed (keys are strings, as they read back from JSON), and the setting."""
+    (local BN and Group Norm: :func:`ghost_forward` over the shards, the loss averaged over them as the devices'
+    gradients are; :func:`ddp_train_check` trains seed 0 with ``DistributedDataParallel`` itself). Scored on the
+    test set, BN networks with population statistics over 10,000 training images. Returns ``{"acc": {norm:
+    {str(b): [...]}}, "ghost": {str(size): [...]}}``, one accuracy per seed (keys are strings, as they read back
+    from JSON), and the setting."""
     bdata_x, bdata_y = _mnist_unit()
     x, y, x_test, y_test = bdata_x[0][:n_train], bdata_y[0][:n_train], bdata_x[1], bdata_y[1]
     seeds, per_device = list(seeds), list(per_device)
@@ -575,20 +590,65 @@ def device_batch_check(seeds=range(5), per_device=PER_DEVICE, examples: int = 30
                  "ghost": {str(v): [] for v in GHOST_SIZES}}
 
     def score(net: nn.Module, norm: str) -> float:
-        if norm != "group":
-            estimate_statistics(net, bdata_x[0][:10_000])
-        return _accuracy(net, x_test, y_test)
+        return _device_score(net, norm, bdata_x[0], x_test, y_test)
 
     with one_thread():
         for seed in seeds:
             for b in per_device:
                 batch = DEVICES * b
                 for norm in DEVICE_NORMS:
-                    net = _ghost_trained(x, y, norm, batch, b if norm == "local" else batch, examples, seed)
+                    net = _ghost_trained(x, y, norm, batch, batch if norm == "sync" else b, examples, seed, DEVICES)
                     out["acc"][norm][str(b)].append(score(net, norm))
             for v in GHOST_SIZES:
                 out["ghost"][str(v)].append(score(_ghost_trained(x, y, "bn", GHOST_BATCH, v, examples, seed), "bn"))
     return out
+
+
+def _device_score(net: nn.Module, norm: str, x_train: torch.Tensor, x_test: torch.Tensor,
+                  y_test: torch.Tensor) -> float:
+    """Test accuracy, BN networks with population statistics over the first 10,000 training images."""
+    if norm != "group":
+        estimate_statistics(net, x_train[:10_000])
+    return _accuracy(net, x_test, y_test)
+
+
+def _ddp_train_worker(rank: int, port: int, folder: str, world: int, per_device: tuple[int, ...], seed: int,
+                      examples: int, n_train: int) -> None:
+    with _in_group(rank, port, world):
+        (x_all, x_test), (y_all, y_test) = _mnist_unit()
+        x, y = x_all[:n_train], y_all[:n_train]
+        out = {}
+        for b in per_device:
+            batch = world * b
+            for norm in DEVICE_NORMS:
+                net = _device_network(norm, seed)
+                if norm == "sync":
+                    net = convert_sync_batchnorm(net)
+                ddp = nn.parallel.DistributedDataParallel(net)
+                opt = torch.optim.SGD(ddp.parameters(), lr=RATE_AT_60 * batch / 60)
+                g = torch.Generator().manual_seed(seed)  # the batches of _ghost_trained, this rank's share of each
+                ddp.train()
+                for _ in range(examples // batch):
+                    idx = torch.randint(0, len(x), (batch,), generator=g)[rank * b:(rank + 1) * b]
+                    opt.zero_grad()
+                    nn.functional.cross_entropy(ddp(x[idx]), y[idx]).backward()
+                    opt.step()
+                out[f"{norm}-{b}"] = _device_score(net, norm, x_all, x_test, y_test)
+        _save(out, folder, rank)
+
+
+def ddp_train_check(per_device=PER_DEVICE, seed: int = 0, examples: int = 30_000, n_train: int = 50_000) -> dict:
+    """:func:`device_batch_check`'s networks for one seed, trained for real with ``DistributedDataParallel`` in
+    :data:`DEVICES` processes (a gloo group on 127.0.0.1, one thread each), each process holding its ``b`` examples
+    of every batch: local BN (``torch.nn.BatchNorm1d`` in each process), SyncBN (converted to
+    :class:`bnlib.distributed.SyncBatchNorm`) and Group Norm, scored as :func:`device_batch_check` scores them.
+    Returns ``{"acc": {norm: {str(b): accuracy}}}`` (the first process's; keys are strings, as they read back from
+    JSON), whether the processes agree exactly (``ranks_agree``), and the setting."""
+    per_device = list(per_device)
+    ranks = _spawn(_ddp_train_worker, DEVICES, tuple(per_device), seed, examples, n_train)
+    return {"seed": seed, "devices": DEVICES, "per_device": per_device, "examples": examples, "n_train": n_train,
+            "ranks_agree": all(r == ranks[0] for r in ranks),
+            "acc": {n: {str(b): ranks[0][f"{n}-{b}"] for b in per_device} for n in DEVICE_NORMS}}
 
 
 def _mnist_unit() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:

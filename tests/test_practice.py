@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bnlib import practice as P
+from bnlib.threads import one_thread
 
 
 def test_shards_in_two_processes_match_one_process_with_every_example():
@@ -272,6 +273,34 @@ def test_data_parallel_local_bn_is_bn_per_shard_and_syncbn_is_bn_over_the_batch(
     assert r["devices"] == 2 and r["ranks_agree"] == 0.0  # DDP keeps the replicas identical
     assert r["local_ghost"] < 1e-12 and r["sync_global"] < 1e-12
     assert r["local_global"] > 1e-3
+
+
+@pytest.mark.data("mnist")
+def test_real_data_parallel_training_matches_the_one_process_computation():
+    r = P.ddp_train_check(per_device=(4,), examples=1200)
+    assert r["ranks_agree"] and r["devices"] == 2
+    (xa, xt), (ya, yt) = P._mnist_unit()
+    with one_thread():
+        for norm in P.DEVICE_NORMS:
+            net = P._ghost_trained(xa[:50_000], ya[:50_000], norm, 8, 8 if norm == "sync" else 4, 1200, 0, 2)
+            want = P._device_score(net, norm, xa, xt, yt)
+            # local BN and Group Norm: the same arithmetic as DDP's, rounding included; SyncBN all-reduces its sums
+            assert abs(r["acc"][norm]["4"] - want) <= (0.002 if norm == "sync" else 0.0), norm
+
+
+def test_ddp_train_words_hold_the_one_process_measurement_to_its_arithmetic():
+    from bnlib.reports import practice as RP
+
+    d = _device(0.15, 0.03)
+    trained = {"seed": 1, "per_device": [2, 4, 8], "ranks_agree": True,
+               "acc": {n: {b: v[1] for b, v in d["acc"][n].items()} for n in d["norms"]}}
+    trained["acc"]["sync"]["2"] += 0.0003
+    out = RP.ddp_train_numbers(trained, d)
+    assert (out["pr_ddp_train_cells"].value, out["pr_ddp_train_equal"].value) == (9, 8)
+    assert out["pr_ddp_train_gap"].value == pytest.approx(0.03)
+    for bad in ({"ranks_agree": False}, {"acc": trained["acc"] | {"local": trained["acc"]["local"] | {"4": 0.5}}}):
+        with pytest.raises(ValueError, match="reproduces the one-process measurement"):
+            RP.ddp_train_numbers(trained | bad, d)
 
 
 def _device(gain2: float, gain4: float) -> dict:
