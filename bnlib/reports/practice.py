@@ -260,6 +260,24 @@ def ddp_numbers(r: dict) -> dict[str, Glued]:
             "pr_ddp_sync": text(power_bound(r["sync_global"], FLOOR)), "pr_ddp_gap": number(r["local_global"], 2)}
 
 
+def ddp_train_numbers(ddp: dict, device: dict) -> dict[str, Glued]:
+    """:func:`bnlib.practice.ddp_train_check` (one seed trained with ``DistributedDataParallel``) against the same
+    seed of :func:`bnlib.practice.device_batch_check` (computed in one process): the seed, the networks compared,
+    how many reach exactly the same test accuracy, and the largest difference in points. Raises when what the
+    prose states no longer holds: the processes agree, local BN and Group Norm (the same arithmetic) reach exactly
+    the one-process accuracy, and no network differs by more than half a point."""
+    i = device["seeds"].index(ddp["seed"])
+    gaps = [abs(ddp["acc"][n][str(b)] - device["acc"][n][str(b)][i]) for n in device["norms"]
+            for b in ddp["per_device"]]
+    exact = [ddp["acc"][n][str(b)] == device["acc"][n][str(b)][i] for n in device["norms"] if n != "sync"
+             for b in ddp["per_device"]]
+    if not ddp["ranks_agree"] or max(gaps) > 0.005 or not all(exact):
+        raise ValueError(f"the prose says data-parallel training reproduces the one-process measurement, but the "
+                         f"largest difference is {100 * max(gaps):.2f} points (processes agree: {ddp['ranks_agree']}).")
+    return {"pr_ddp_train_seed": number(ddp["seed"]), "pr_ddp_train_cells": number(len(gaps)),
+            "pr_ddp_train_equal": number(sum(g == 0 for g in gaps)), "pr_ddp_train_gap": number(100 * max(gaps), 2)}
+
+
 def device_table(r: dict) -> Table:
     """Test accuracy (%, seed mean ± half-width) by examples per device, for each normalization of
     :func:`bnlib.practice.device_batch_check`, with SyncBN minus local BN paired by seed."""
