@@ -292,13 +292,14 @@ def test_ddp_train_words_hold_the_one_process_measurement_to_its_arithmetic():
     from bnlib.reports import practice as RP
 
     d = _device(0.15, 0.03)
-    trained = {"seed": 1, "per_device": [2, 4, 8], "ranks_agree": True,
+    trained = {"seed": 1, "devices": 2, "per_device": [2, 4, 8], "ranks_agree": True,
                "acc": {n: {b: v[1] for b, v in d["acc"][n].items()} for n in d["norms"]}}
     trained["acc"]["sync"]["2"] += 0.0003
     out = RP.ddp_train_numbers(trained, d)
     assert (out["pr_ddp_train_cells"].value, out["pr_ddp_train_equal"].value) == (9, 8)
     assert out["pr_ddp_train_gap"].value == pytest.approx(0.03)
-    for bad in ({"ranks_agree": False}, {"acc": trained["acc"] | {"local": trained["acc"]["local"] | {"4": 0.5}}}):
+    for bad in ({"ranks_agree": False}, {"acc": trained["acc"] | {"local": trained["acc"]["local"] | {"4": 0.5}}},
+                {"acc": trained["acc"] | {"sync": trained["acc"]["sync"] | {"8": trained["acc"]["sync"]["8"] + 0.01}}}):
         with pytest.raises(ValueError, match="reproduces the one-process measurement"):
             RP.ddp_train_numbers(trained | bad, d)
 

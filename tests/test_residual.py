@@ -55,8 +55,8 @@ def test_variances_at_initialization_follow_de_and_smith():
     bn = R.stream_variances(R.ResidualNet("bn", seed=0), x)
     # the branch is uncorrelated with the stream at init: each BN block adds its branch's variance
     np.testing.assert_allclose(np.diff(bn["stream"]), bn["branch"], rtol=0.3)
-    # and that variance is about the same at every block (about 2 E[relu(z)^2] = 1 for He's init), so the stream
-    # grows linearly and block l's branch is downscaled against the skip path
+    # and that variance is about the same at every block (2 Var relu(z) = 1 - 1/pi for He's init and z ~ N(0, 1)),
+    # so the stream grows linearly and block l's branch is downscaled against the skip path
     assert 0.4 < min(bn["branch"]) and max(bn["branch"]) < 1.2
     skip = R.stream_variances(R.ResidualNet("skipinit", seed=0), x)
     assert np.ptp(skip["stream"]) == 0  # every block is the identity
@@ -122,11 +122,14 @@ def test_residual_init_guards():
     def run(stream, branch):
         return [{"stream": stream, "branch": branch}]
 
-    good = {"bn": run([1.0, 2.0, 3.0], [1.0, 1.0]), "plain": run([1.0, 2.0, 4.0], [1.0, 2.0]),
-            "skipinit": run([1.0, 1.0, 1.0], [1.0, 1.0])}
+    good = {"bn": run([1.0, 1.7, 2.4], [0.7, 0.7]), "plain": run([1.0, 2.0, 4.0], [1.0, 2.0]),
+            "skipinit": run([1.0, 1.0, 1.0], [0.7, 0.7])}
     n = RP.residual_init_numbers(RP.residual_init(good))
     assert n["pr_res_plain_growth"].value == pytest.approx(2.0)
-    assert n["pr_res_bn_share_last"].value == pytest.approx(100 / 3)
+    assert n["pr_res_bn_share_last"].value == pytest.approx(100 * 0.7 / 2.4)
+    assert n["pr_res_bn_theory"].value == pytest.approx(1 - 1 / np.pi)
     for kind, stream in (("skipinit", [1.0, 1.0, 1.5]), ("bn", [1.0, 3.0, 5.0]), ("plain", [1.0, 1.1, 1.2])):
         with pytest.raises(ValueError, match="the prose says"):
             RP.residual_init_numbers(RP.residual_init(good | {kind: run(stream, good[kind][0]["branch"])}))
+    with pytest.raises(ValueError, match="1 - 1/pi"):  # branches of variance 1, the second moment's value
+        RP.residual_init_numbers(RP.residual_init(good | {"bn": run([1.0, 2.0, 3.0], [1.0, 1.0])}))

@@ -274,7 +274,8 @@ def ddp_train_numbers(ddp: dict, device: dict) -> dict[str, Glued]:
     if not ddp["ranks_agree"] or max(gaps) > 0.005 or not all(exact):
         raise ValueError(f"the prose says data-parallel training reproduces the one-process measurement, but the "
                          f"largest difference is {100 * max(gaps):.2f} points (processes agree: {ddp['ranks_agree']}).")
-    return {"pr_ddp_train_seed": number(ddp["seed"]), "pr_ddp_train_cells": number(len(gaps)),
+    return {"pr_ddp_train_seed": number(ddp["seed"]), "pr_ddp_train_devices": number(ddp["devices"]),
+            "pr_ddp_train_cells": number(len(gaps)),
             "pr_ddp_train_equal": number(sum(g == 0 for g in gaps)), "pr_ddp_train_gap": number(100 * max(gaps), 2)}
 
 
@@ -372,7 +373,8 @@ def residual_init_numbers(init: dict) -> dict[str, Glued]:
     network's mean growth factor per block. Raises when what the
     prose states no longer holds: with BN each block adds its branch's variance (the increments within 25% of
     the branch variances), SkipInit leaves the stream unchanged, and without normalization the stream grows by a
-    factor between 1.4 and 2.6 per block (roughly doubling)."""
+    factor between 1.4 and 2.6 per block (roughly doubling); BN's mean branch variance is within 20% of
+    ``1 - 1/pi``."""
     bn, plain, skip = init["bn"], init["plain"], init["skipinit"]
     inc = np.diff(bn["stream"])
     if np.max(np.abs(inc / np.asarray(bn["branch"]) - 1)) > 0.25:
@@ -380,13 +382,17 @@ def residual_init_numbers(init: dict) -> dict[str, Glued]:
                          f"against branch variances {bn['branch']}.")
     if np.ptp(skip["stream"]) > 1e-9 * skip["stream"][0]:
         raise ValueError(f"the prose says SkipInit's blocks start as the identity, but its stream is {skip['stream']}.")
+    theory = 1 - 1 / np.pi  # 2 Var relu(z) for z ~ N(0, 1): He's gain 2 on a ReLU of a normalized input
+    if abs(np.mean(bn["branch"]) / theory - 1) > 0.2:
+        raise ValueError(f"the prose says BN's branches have about the variance 1 - 1/pi = {theory:.2f}, but their "
+                         f"mean is {np.mean(bn['branch']):.2f}.")
     blocks = len(plain["stream"]) - 1
     growth = (plain["stream"][-1] / plain["stream"][0]) ** (1 / blocks)
     if not 1.4 < growth < 2.6:
         raise ValueError(f"the prose says the unnormalized stream roughly doubles per block, but it grows "
                          f"{growth:.2f}x.")
     out = {"pr_res_init_seeds": number(bn["seeds"]), "pr_res_blocks": number(blocks),
-           "pr_res_bn_branch": number(float(np.mean(bn["branch"])), 2),
+           "pr_res_bn_branch": number(float(np.mean(bn["branch"])), 2), "pr_res_bn_theory": number(theory, 2),
            "pr_res_bn_share_first": percent(bn["share"][0], 0), "pr_res_bn_share_last": percent(bn["share"][-1], 0),
            "pr_res_plain_growth": number(growth, 1),
            "pr_res_share_100": percent(np.mean(bn["branch"]) / (bn["stream"][0] + 100 * np.mean(bn["branch"])), 1)}
@@ -465,9 +471,12 @@ def residual_numbers(r: dict) -> dict[str, Glued]:
 
 
 def _residual_guard(r: dict) -> None:
-    """What the prose of Table 6 states: BN trains at every rate on every seed; SkipInit trains at the first rate
-    (no seed diverges or ends at chance), falls more than the margin behind BN there, and fails at the last on every
-    seed (diverged or at chance); the network without either fails on most seeds at every rate."""
+    """What the prose of Table 6 states: two peak rates, the second ten times the first; BN trains at every rate on
+    every seed; SkipInit trains at the first rate (no seed diverges or ends at chance), falls more than the margin
+    behind BN there, and fails at the last on every seed (diverged or at chance); the network without either fails
+    on most seeds at every rate."""
+    if len(r["rates"]) != 2 or abs(r["rates"][1] / r["rates"][0] - 10) > 1e-9:
+        raise ValueError(f"the prose says the second peak rate is ten times the first, but the rates are {r['rates']}.")
     lo, hi = (str(x) for x in (r["rates"][0], r["rates"][-1]))
 
     def failed(kind: str, rate: str) -> int:
