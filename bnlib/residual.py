@@ -3,9 +3,10 @@ normalization, and with SkipInit (De & Smith 2020), the normalizer-free variant 
 scaled by a learnable scalar that starts at zero.
 
 :func:`stream_variances` measures what De and Smith's argument is about: at initialization, BN makes every
-residual branch contribute a variance of about one to a stream that grows by one per block, so that block
-``l``'s branch is downscaled by about ``1 / sqrt(l)`` against the skip path; without normalization the stream's
-variance doubles at each block; with SkipInit each block starts as the identity. :func:`residual_check` trains the
+residual branch contribute the same variance (``2 Var relu(z) = 1 - 1/pi`` for He's initialization and a
+normalized ``z``) to a stream that grows by that much per block, so that block ``l``'s branch is downscaled by
+about ``1 / sqrt(l)`` against the skip path; without normalization the stream's variance roughly doubles at each
+block; with SkipInit each block starts as the identity. :func:`residual_check` trains the
 three on CIFAR-10 at two learning rates and several seeds (a stored check: ``experiments check residual``).
 """
 
