@@ -57,6 +57,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bnlib import data as bdata
 from bnlib import functional as F
 from bnlib import models
 from bnlib import nn as bnlib_nn
@@ -456,13 +457,17 @@ def main(argv: list[str] | None = None) -> int:
           "ratios: median over the quietest quarter of the repeats (targets judged on it), median over all", flush=True)
     rows: list[Row] = []
     for n in names:
-        for row in known[n](settings):
-            rows.append(row)
-            status = "" if row.met is None else ("  target met" if row.met else "  TARGET MISSED")
-            quiet = "" if row.ratio_quiet is None else f"{row.ratio_quiet:5.2f} quiet, "
-            print(f"{row.benchmark:15s} {row.case:34s} {row.slow_name} {_fmt_time(row.slow_s)}  "
-                  f"{row.fast_name} {_fmt_time(row.fast_s)}  {row.ratio_name} = {quiet}{row.ratio:5.2f} all "
-                  f"(target {row.target}){status}", flush=True)
+        try:
+            for row in known[n](settings):
+                rows.append(row)
+                status = "" if row.met is None else ("  target met" if row.met else "  TARGET MISSED")
+                quiet = "" if row.ratio_quiet is None else f"{row.ratio_quiet:5.2f} quiet, "
+                print(f"{row.benchmark:15s} {row.case:34s} {row.slow_name} {_fmt_time(row.slow_s)}  "
+                      f"{row.fast_name} {_fmt_time(row.fast_s)}  {row.ratio_name} = {quiet}{row.ratio:5.2f} all "
+                      f"(target {row.target}){status}", flush=True)
+        except bdata.DatasetError as e:  # the sweep trains on MNIST: say what is missing, not a traceback
+            print(f"benchmark {n} needs a dataset: {e}", file=sys.stderr)
+            return 2
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (other processes share the CPU: compare ratios, "
           "not times, and repeat when it is high)", flush=True)
     if args.json:

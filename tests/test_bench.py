@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks import run as B
 from benchmarks.run import Settings, Timing, _record_excess, _row, compare
 
 
@@ -70,3 +71,16 @@ def test_bandwidth_rows_turn_times_into_gb_per_s(monkeypatch):
     for r in rows:
         assert r.ratio == pytest.approx(0.4) and r.ratio_quiet == pytest.approx(0.4) and r.met is None
         assert f"{8 * size / 0.1 / 1e9:.1f} GB/s, memcpy {2 * size / 0.01 / 1e9:.1f} GB/s" in r.case
+
+
+def test_a_missing_dataset_is_one_sentence_not_a_traceback(monkeypatch, capsys):
+    from bnlib import data
+
+    def bench_needs_mnist(settings):
+        yield from ()
+        raise data.DatasetNotFound("MNIST not found: set BNLIB_DATA_DIR.")
+
+    monkeypatch.setattr(B, "BENCHMARKS", [bench_needs_mnist])
+    assert B.main(["--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "benchmark needs_mnist needs a dataset: MNIST not found: set BNLIB_DATA_DIR."
