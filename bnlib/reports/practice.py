@@ -409,6 +409,12 @@ def _diverged(r: dict, kind: str, rate) -> int:
     return sum(bool(d) for d in r["diverged"][kind][str(rate)])
 
 
+def _stuck(r: dict, kind: str, rate) -> int:
+    """The seeds that did not diverge but ended within two points of chance."""
+    return sum(a < CHANCE + 0.02 for a, d in zip(_residual_scores(r, kind, rate), r["diverged"][kind][str(rate)],
+                                                 strict=True) if not d)
+
+
 def residual_table(r: dict) -> Table:
     """Test accuracy (%, seed mean ± half-width) of each residual network at each peak rate of
     :func:`bnlib.residual.residual_check`, with the seeds on which training diverged (each scored as it stopped)."""
@@ -455,8 +461,7 @@ def residual_numbers(r: dict) -> dict[str, Glued]:
                                        strict=True) if d]
             out[f"pr_res_{kind}_{i}_div"] = text(f"diverges on {'all' if k == n else k} of the {n} seeds, within "
                                                  f"{max(steps) + 1} steps" if k else "diverges on none of the seeds")
-            stuck = sum(a < CHANCE + 0.02 for a, d in zip(_residual_scores(r, kind, rate),
-                                                          r["diverged"][kind][str(rate)], strict=True) if not d)
+            stuck = _stuck(r, kind, rate)
             out[f"pr_res_{kind}_{i}_chance"] = number(stuck)
             more = f"; {stuck} more seed{'s end' if stuck != 1 else ' ends'} at chance" if stuck else ""
             out[f"pr_res_{kind}_{i}_fate"] = text(out[f"pr_res_{kind}_{i}_div"].value + more)
@@ -480,8 +485,7 @@ def _residual_guard(r: dict) -> None:
     lo, hi = (str(x) for x in (r["rates"][0], r["rates"][-1]))
 
     def failed(kind: str, rate: str) -> int:
-        return sum(d or a < CHANCE + 0.02 for a, d in zip(r["acc"][kind][rate], r["diverged"][kind][rate],
-                                                          strict=True))
+        return _diverged(r, kind, rate) + _stuck(r, kind, rate)
 
     n = len(r["seeds"])
     if failed("bn", lo) or failed("bn", hi) or failed("skipinit", lo) or failed("skipinit", hi) < n or \
