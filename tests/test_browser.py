@@ -24,7 +24,8 @@ aligned lines), a table inside the wrapper that holds only it, a rich output
 inside its own box, inline math (which cannot break across lines) inside its span. Code blocks must
 not need sideways scrolling at all: book/_static/bn-layout.css wraps them, so the end of a line
 (where a check prints its verdict) is always on screen. Equation numbers and the page as a whole
-must fit too.
+must fit too. At both widths, every figure shows 10 pt of its text at least 10 px tall, and shows exactly
+one of its two layouts (as designed, and with its panels stacked for a phone below 768 px).
 
 Static checks: no page or stylesheet refers to a resource on another host; no page declares the same
 `const`/`let` twice in its inline scripts; and while `_config.yml` has no `repository.url`, no page
@@ -243,7 +244,7 @@ def test_no_repository_buttons_without_a_repository():
 
 
 def test_proof_index_lists_titles_not_labels():
-    """Every entry of the Proof Index reads "Kind: title (chapter)", one per prf directive of the chapters."""
+    """Every entry of the Proof Index reads "Kind: title (chapter title)", one per prf directive of the chapters."""
     _require_build()
     import html
     import json
@@ -262,6 +263,8 @@ def test_proof_index_lists_titles_not_labels():
     for label, (kind, title) in labels.items():
         assert label not in text, f"the Proof Index still shows the label {label!r}"
         assert f"{kind.title()}: " in text and title.split("$")[0].strip() in text, (label, title)
+    stems = [nb.stem for nb in (ROOT / "book").glob("*.ipynb")]
+    assert not [s for s in stems if f"({s})" in text], "the Proof Index names a chapter by its file, not its title"
 
 
 def test_mathjax_is_served_locally():
@@ -590,8 +593,7 @@ def test_page_layout(page, width, browser, server):
         visit.page.evaluate("() => document.fonts.ready.then(() => true)")  # MathJax's fonts set the widths
         layout = visit.page.evaluate(LAYOUT_JS, width >= WIDE)
         problems = list(visit.problems) + _first(layout["problems"], 15)
-        if width >= WIDE:
-            problems += _small_figure_text(visit.page)
+        problems += _small_figure_text(visit.page) + _one_layout_per_figure(visit.page)
     finally:
         visit.close()
     checked = ", ".join(f"{n} {kind}" for kind, n in layout["counts"].items() if n)
@@ -616,7 +618,8 @@ def _small_figure_text(page) -> list[str]:
     from bnlib.plots import style as PS
 
     shown = page.evaluate("""() => [...document.querySelectorAll('main img')].filter(i => i.src.endsWith('.png'))
-        .map(i => ({src: i.getAttribute('src'), natural: i.naturalWidth, shown: i.getBoundingClientRect().width}))""")
+        .map(i => ({src: i.getAttribute('src'), natural: i.naturalWidth, shown: i.getBoundingClientRect().width}))
+        .filter(i => i.shown > 0)""")  # the layout of a figure that this width does not show is not checked
     problems = []
     base = urllib.parse.urlsplit(page.url).path
     for img in shown:
@@ -630,6 +633,20 @@ def _small_figure_text(page) -> list[str]:
             problems.append(f"figure {img['src']}: {PS.MIN_POINTS:g} pt text is shown {px:.1f} px tall "
                             f"(under {PS.MIN_TEXT_PX:g} px)")
     return problems
+
+
+def _one_layout_per_figure(page) -> list[str]:
+    """Each glued figure is written twice (bnlib.plots.style.layouts): as designed (figure.bn-wide, with the
+    caption) and with its panels stacked (figure.bn-phone, just before it). Exactly one of the two images shows."""
+    figures = page.evaluate("""() => [...document.querySelectorAll('main figure.bn-wide')].map(f => {
+        const phone = f.previousElementSibling, shows = e => !!e && e.getBoundingClientRect().width > 0;
+        const ok = !!phone && phone.matches('figure.bn-phone');
+        return {id: f.id || f.querySelector('img')?.getAttribute('src'), paired: ok,
+                shown: [shows(f.querySelector('img')), ok && shows(phone.querySelector('img'))].filter(Boolean).length};
+    })""")
+    return [f"figure {f['id']}: " + ("no phone layout just before it" if not f["paired"] else
+                                     f"{f['shown']} of its two layouts shown, not 1") for f in figures
+            if not f["paired"] or f["shown"] != 1]
 
 
 def _chapters() -> list[str]:

@@ -69,3 +69,72 @@ def test_vocabulary_colours_are_okabe_ito_and_networks_differ():
     assert V.colour("none") != V.colour("bn") and V.colour("bn") == V.colour("bnlib")
     drawn_together = ("none", "torch", "renorm", "layer", "group")  # the batch-size figure's five norms
     assert len({V.colour(k) for k in drawn_together}) == len(drawn_together)
+
+
+def _jacobian_inputs(m: int = 16, eps: float = 1e-5):
+    """BN's Jacobian d xhat / d x on one feature, written out (Ioffe & Szegedy's backward, not bnlib's)."""
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=m)
+    var = x.var()
+    xhat = (x - x.mean()) / np.sqrt(var + eps)
+    jac = (np.eye(m) - 1 / m - np.outer(xhat, xhat) / m) / np.sqrt(var + eps)
+    return x, jac, var, eps
+
+
+def _saved_width_px(fig) -> int:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+    return Image.open(io.BytesIO(buf.getvalue())).size[0]
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_phone_layout_stacks_the_panels_and_keeps_text_legible(styled):
+    wide, phone = PS.layouts(PD.figure_jacobian, *_jacobian_inputs())
+    a, b = wide.axes[:2]
+    assert a.get_position().y0 == pytest.approx(b.get_position().y0) and a.get_position().x1 < b.get_position().x0
+    r = phone.canvas.get_renderer()
+    top, bottom = (ax.get_tightbbox(r) for ax in phone.axes[:2])
+    assert top.y0 >= bottom.y1 - 1, "the second panel, with its labels, sits wholly under the first"
+    legend = phone.axes[1].get_legend()
+    assert legend is not None and not any(_overlap(legend.get_window_extent(r), ax.get_window_extent(r))
+                                          for ax in phone.axes[:2]), "the panel's legend moved out of every frame"
+    width_px = _saved_width_px(phone)
+    assert width_px / phone.dpi <= PS.PHONE_WIDTH_IN + 0.25  # bbox_inches="tight" pads 0.1 inch a side
+    texts = [t for t in phone.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    smallest = min(t.get_fontsize() for t in texts)
+    assert smallest * phone.dpi / 72 * min(1.0, PS.PHONE_DISPLAY_PX / width_px) >= PS.MIN_TEXT_PX
+    assert _saved_width_px(wide) / wide.dpi > 2 * PS.PHONE_WIDTH_IN * 0.9  # the designed layout is untouched
+
+
+def test_phone_layout_wraps_titles_outside_math_and_refuses_a_figure_without_panels(styled):
+    wrapped = PS._split(r"(a) the loss at $w - \eta g$ over every step size", 12)
+    assert "\n" in wrapped and r"$w - \eta g$" in wrapped.replace("\n", " ")
+    assert all(line.count("$") % 2 == 0 for line in wrapped.splitlines())
+
+    def plain():
+        return plt.subplots(1, 2)[0]
+
+    with pytest.raises(ValueError, match="does not draw its panels with bnlib.plots.style.panels"):
+        PS.layouts(plain)
+    plt.close("all")
+
+
+def test_phone_layout_wraps_a_long_y_label_along_its_length(styled):
+    def long_label():
+        fig, ax = PS.panels(1, 2, figsize=(9, 3))
+        ax[0].plot([0, 1], [0, 1])
+        ax[0].set(ylabel="a y label far longer than the panel is tall, in plain words " * 2, xlabel="x", title="t")
+        ax[1].set(ylabel="y", xlabel="x")
+        return fig
+
+    phone = PS.layouts(long_label)[1]
+    r = phone.canvas.get_renderer()
+    ax = phone.axes[0]
+    label, frame = ax.yaxis.label.get_window_extent(r), ax.get_window_extent(r)
+    assert "\n" in ax.get_ylabel() and label.height <= frame.height * 1.1

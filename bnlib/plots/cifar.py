@@ -3,10 +3,9 @@ over the seeds, as ``{"step", "mean", "lo", "hi", "seeds"}``), never a report fu
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 from matplotlib.ticker import FormatStrFormatter
 
-from bnlib.plots.style import SWEEP, legend_below, ramp
+from bnlib.plots.style import SWEEP, legend_below, panels, ramp
 from bnlib.vocabulary import colour
 
 
@@ -24,7 +23,7 @@ def figure_cifar_depths(bands: dict):
     ReLU without BN, grey); ``bands`` from :func:`bnlib.reports.cifar_depth.depth_bands`."""
     depths = list(bands)
     rows = (len(depths) + 1) // 2
-    fig, axes = plt.subplots(rows, 2, figsize=(8.0, 3.0 * rows), sharey=True, squeeze=False)
+    fig, axes = panels(rows, 2, figsize=(8.0, 3.0 * rows), sharey=True, squeeze=False)
     for ax, d in zip(axes.flat, depths, strict=False):
         b = bands[d]
         _band(ax, b["none"], colour("none"), label="no BN, its best rate")
@@ -52,7 +51,7 @@ def figure_cifar_layers(bands: dict, depth: int):
     sigmoid' < 0.01) and the norm of each conv layer's loss gradient; ``bands`` maps ``"none"`` and ``"bn"`` to
     :func:`bnlib.reports.cifar.layer_bands` (:func:`bnlib.reports.cifar_depth.depth_layer_bands`)."""
     styles = ramp(depth)  # dark: first layer, light: last; each layer its own dashes and marker
-    fig, axes = plt.subplots(2, 2, figsize=(8.0, 5.8), sharex=True)
+    fig, axes = panels(2, 2, figsize=(8.0, 5.8), sharex=True)
     for col, (key, name) in enumerate((("none", "no BN"), ("bn", "BN"))):
         b = bands[key]
         for layer in range(depth):
@@ -78,7 +77,7 @@ def figure_cifar_lr_sweep(bands: dict):
     """(a) Final test accuracy against the learning-rate multiplier (seed mean, min-max band; a rate with a
     diverged seed is marked with an x at zero); (b) validation accuracy along training for a few multipliers;
     ``bands`` from :func:`bnlib.reports.cifar.lr_bands`."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.4))
     for key, name in (("none", "no BN"), ("bn", "BN")):
         r = bands["rates"][key]
         _band(a, r, colour(key), x=r["multiplier"], marker="o", label=name)
@@ -109,7 +108,7 @@ def figure_cifar_recipe(bands: dict, target: float):
     statistics): (a) each change added alone to BN, beside both baselines and the full recipe; (b) the full recipe
     and the recipe without each change. Dotted: ``target``. ``bands`` from
     :func:`bnlib.reports.cifar_recipe.recipe_bands`, keyed by the networks' names."""
-    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.8), sharey=True)
+    fig, axes = panels(1, 2, figsize=(8.6, 3.8), sharey=True)
     halves = ([lab for lab in bands if not lab.startswith("full recipe but")],
               [lab for lab in bands if lab.startswith("full recipe")])
     for ax, labels, title in zip(axes, halves, ("(a) each change added to BN", "(b) each change left out"),

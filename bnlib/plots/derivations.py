@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import matplotlib.ticker as mpl_ticker
 import numpy as np
 
-from bnlib.plots.style import legend_below, ramp
+from bnlib.plots.style import legend_below, panels, ramp
 from bnlib.vocabulary import colour
 
 #: One (colour, dashes, marker) per learning rate of the scale-invariance chapter's runs, smallest (dark)
@@ -24,7 +23,7 @@ def figure_pixel_variance(cache: Mapping, eps: float):
     curve sigma^2 / (sigma^2 + eps); ``cache`` is ``bnlib.functional.forward``'s on the mini-batch."""
     var_x, var_hat = np.asarray(cache["var"]), np.asarray(cache["xhat"]).var(axis=0)
     moving = var_x != 0
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    fig, ax = panels(figsize=(6.5, 3.4))
     grid = np.logspace(-8, 0, 200)
     ax.plot(grid, grid / (grid + eps), color="k", lw=1, label=r"$\sigma^2/(\sigma^2+\epsilon)$, proven above")
     ax.plot(var_x[moving], var_hat[moving], "o", ms=3, color=colour("bn"), alpha=0.6,
@@ -39,7 +38,7 @@ def figure_pixel_variance(cache: Mapping, eps: float):
 
 def figure_sigmoid(lo: float, hi: float):
     """The sigmoid, its tangent at 0 and the N(0, 1) density, with the band ``[lo, hi]`` of 95% of the inputs."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = panels(figsize=(6.5, 3.2))
     zz = np.linspace(-6, 6, 400)
     sig = 1 / (1 + np.exp(-zz))
     ax.fill_between(zz, 0, np.exp(-zz**2 / 2) / np.sqrt(2 * np.pi), color=colour("bn"), alpha=0.2,
@@ -62,9 +61,9 @@ def figure_jacobian(x: np.ndarray, jacobian: np.ndarray, var: float, eps: float)
     order = np.argsort(x)
     removed = scaled[np.ix_(order, order)] - np.eye(m)  # what the normalization subtracts: -(1 1^T + xhat xhat^T)/m
     lim = np.abs(removed).max()
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, (a0, a1) = panels(1, 2, figsize=(9, 3.6))
     im = a0.imshow(removed, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    fig.colorbar(im, ax=a0, shrink=0.85)
+    fig.colorbar(im, cax=a0.inset_axes([1.04, 0.075, 0.045, 0.85]))  # moves with its panel in either layout
     a0.set(title=r"(a) $\sqrt{\sigma^2+\epsilon}\;\partial\hat{x}_i/\partial x_j - \delta_{ij}$",
            xlabel="j (sorted by x)", ylabel="i (sorted by x)")
     a0.grid(False)
@@ -86,7 +85,7 @@ def figure_learning_rates(runs: Mapping[tuple[float, bool], Mapping], lrs: Seque
     without BN dotted; ``runs`` are ``bnlib.sgd.run`` results keyed ``(lr, bn)``."""
     if len(lrs) > len(LR_COLOURS):
         raise ValueError(f"the figure has colours for {len(LR_COLOURS)} learning rates, got {len(lrs)}.")
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(9.0, 3.5))
+    fig, (a0, a1) = panels(1, 2, figsize=(9.0, 3.5))
     for lr, (col, _, mk) in zip(lrs, LR_STYLES[: len(lrs)], strict=True):
         norm = np.asarray(runs[(lr, True)]["norm"])
         steps = np.arange(len(norm))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlib.plots.style import legend_below, log_axis
+from bnlib.plots.style import legend_below, log_axis, panels
 from bnlib.vocabulary import colour, legend
 
 
@@ -15,7 +15,7 @@ def figure_norm_growth(r: dict):
     """(a) the mean squared norm of a unit's weights along plain SGD; (b) the effective rate lr/||w||^2 and the
     rotation per step (radians), both falling as the norm grows."""
     steps = np.arange(len(r["norm2"]))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.3))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.3))
     a.plot(steps, r["norm2"], color=colour("bn"))
     a.set(xlabel="training step", ylabel="mean ||w||²", title="(a) the norm grows")
     b.plot(steps, r["eff_lr"], color=colour("bn"), label="effective rate lr / ||w||²")
@@ -30,7 +30,7 @@ def figure_norm_growth(r: dict):
 def figure_equilibrium(mnist_runs: Sequence[dict], cifar_runs: Sequence[dict]):
     """The rotation per step along training with weight decay, one thin line per seed, and the equilibrium
     prediction as a horizontal line: (a) the MNIST MLP, (b) the CIFAR-10 CNN."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3))
+    fig, axes = panels(1, 2, figsize=(9.0, 3.3))
     for ax, runs, title in ((axes[0], mnist_runs, "(a) MNIST MLP"), (axes[1], cifar_runs, "(b) CIFAR-10 CNN")):
         for k, r in enumerate(runs):
             ax.plot(np.arange(len(r["angle"])), r["angle"], color=colour("bn"), lw=0.8, alpha=0.7,
@@ -48,7 +48,7 @@ def figure_schedule(check: dict):
     (log scale), and the scale factor c_t."""
     t = np.arange(check["steps"])
     lrs = [check["lr"] * (check["decay"] if s >= check["decay_at"] else 1.0) for s in t]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.3))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.3))
     a.plot(t, lrs, color=colour("none"), label="with weight decay: the schedule")
     a.plot(t, check["lr_tilde"], color=colour("bn"), ls="--", label="without: the equivalent rate")
     log_axis(a)
@@ -64,9 +64,9 @@ def figure_depth(bn: dict, plain: dict):
     """The squared weight-gradient norm of every layer of a deep network at initialization (log scale), with and
     without BN, (a) at initialization and (b) after one SGD step; ``bn`` and ``plain`` are
     :func:`bnlib.geometry.gradient_growth` results."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3), sharey=True)
-    panels = ((axes[0], "norms2", "(a) at initialization"), (axes[1], "norms2_after", "(b) after one step"))
-    for ax, key, title in panels:
+    fig, axes = panels(1, 2, figsize=(9.0, 3.3), sharey=True)
+    drawn = ((axes[0], "norms2", "(a) at initialization"), (axes[1], "norms2_after", "(b) after one step"))
+    for ax, key, title in drawn:
         for r, name in ((bn, "bn"), (plain, "none")):
             ax.plot(np.arange(1, len(r[key]) + 1), r[key], color=colour(name), label=legend(name))
         ax.set_yscale("log")
@@ -84,7 +84,7 @@ def figure_trainability(grid: dict, threshold: float):
     a cell trains: a number that would round onto the other side of it is shown with one decimal, truncated."""
     depths = sorted({d for _, d, _ in grid})
     rates = sorted({lr for _, _, lr in grid})
-    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.4), sharey=True)
+    fig, axes = panels(1, 2, figsize=(8.6, 3.4), sharey=True)
     for ax, (net, title) in zip(axes, (("none", "(a) no BN"), ("bn", "(b) BN")), strict=True):
         acc = np.array([[100 * grid[(net, d, lr)]["mean"] for lr in rates] for d in depths])
         ax.imshow(acc, cmap="viridis", vmin=0, vmax=100, aspect="auto", origin="lower")

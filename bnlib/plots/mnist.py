@@ -3,10 +3,9 @@ bands over the seeds), never a report function itself."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
-from bnlib.plots.style import MAX_FIGURE_WIDTH_IN, legend_below, ramp
+from bnlib.plots.style import MAX_FIGURE_WIDTH_IN, legend_below, panels, ramp
 from bnlib.vocabulary import colour, phrase
 
 MNIST_NETWORKS = tuple((k, phrase(k)) for k in ("none", "bn"))  # Figure 1's run labels, in the order drawn
@@ -22,7 +21,7 @@ def _band(ax, x, b, col, scale=1.0, **kw):
 def figure_mnist_accuracy(bands: dict):
     """The paper's Figure 1(a): test accuracy against training steps, with and without BN; ``bands`` maps
     ``"none"`` and ``"bn"`` to :func:`bnlib.reports.mnist.mnist_accuracy_bands` entries (seed mean, min-max)."""
-    fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    fig, ax = panels(figsize=(7.0, 3.6))
     lows = []
     for label, name in MNIST_NETWORKS:
         b = bands[label]
@@ -41,7 +40,7 @@ def figure_mnist_percentiles(bands: dict, endpoints=()):
     per learning rate. ``bands`` maps run labels (``"none"``, ``"bn"``, ``"none-lr2"``, ...) to
     :func:`bnlib.reports.mnist.mnist_unit_bands`; ``endpoints``: steps marked by dotted vertical lines."""
     rows = [(k, f"bn{k[4:]}") for k in bands if k.startswith("none")]
-    fig, axes = plt.subplots(len(rows), 2, figsize=(9.0, 3.0 * len(rows)), sharey="row", squeeze=False)
+    fig, axes = panels(len(rows), 2, figsize=(9.0, 3.0 * len(rows)), sharey="row", squeeze=False)
     letters = iter("bcdefgh")
     for (nl, bl), ax_row in zip(rows, axes, strict=True):
         for ax, label, (key, name) in zip(ax_row, (nl, bl), MNIST_NETWORKS, strict=True):
@@ -64,7 +63,7 @@ def figure_mnist_saturation(bands: dict, threshold: float):
     """Fraction of saturated sigmoid inputs (``|x| > threshold``) over training, one panel per hidden layer, with
     and without BN; ``bands``: :func:`bnlib.reports.mnist.mnist_saturation_bands`."""
     n_layers = len(bands["none"]["layers"])
-    fig, axes = plt.subplots(1, n_layers, figsize=(min(3.0 * n_layers, MAX_FIGURE_WIDTH_IN), 3.2))
+    fig, axes = panels(1, n_layers, figsize=(min(3.0 * n_layers, MAX_FIGURE_WIDTH_IN), 3.2))
     for li, ax in enumerate(axes):
         for label, name in MNIST_NETWORKS:
             _band(ax, bands[label]["step"], bands[label]["layers"][li], colour(label), scale=100, label=name)
@@ -81,7 +80,7 @@ def figure_mnist_histograms(hists: dict, threshold: float):
     with BN (bottom row); ``hists`` maps run labels to :func:`bnlib.reports.mnist.mnist_histograms`. The
     saturated range ``|x| > threshold`` is shaded; the outer bins hold everything beyond them."""
     n_layers = len(hists["none"]["density"][0])
-    fig, axes = plt.subplots(2, n_layers, figsize=(min(3.0 * n_layers, MAX_FIGURE_WIDTH_IN), 5.4), sharex=True)
+    fig, axes = panels(2, n_layers, figsize=(min(3.0 * n_layers, MAX_FIGURE_WIDTH_IN), 5.4), sharex=True)
     for row, (label, name) in enumerate(MNIST_NETWORKS):
         h = hists[label]
         styles = ramp(len(h["steps"]))  # dark: early, light: late; each with its own dashes
@@ -109,7 +108,7 @@ def figure_mnist_init_sweep(grid: dict, hw: dict | None = None):
     saturated fraction at step 0 of the network without BN (dotted: the weights every network starts from) and at
     the end of training for both."""
     colors = {"none": colour("none"), "BN": colour("bn")}
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.4))
     first = grid["networks"][0]
     sig0 = [s for s in grid["sigmas"] if grid["sat0"][first].get(s) is not None]
     b.plot(sig0, [100 * grid["sat0"][first][s] for s in sig0], "o:", color="grey", label="at step 0")
@@ -131,7 +130,7 @@ def figure_mnist_init_sweep(grid: dict, hw: dict | None = None):
 def figure_mnist_dense128(bands: dict):
     """The seed article's Dense-128 demo rebuilt: test loss and test accuracy by epoch, with and without BN (seed
     mean, min-max band; :func:`bnlib.reports.mnist.mnist_dense128_bands`)."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.4))
     for label, name in MNIST_NETWORKS:
         d = bands[label]
         x = d["epoch"][1:]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlib.plots.style import legend_below, log_axis
+from bnlib.plots.style import legend_below, log_axis, panels
 from bnlib.vocabulary import colour
 
 #: The legend of each residual network, its colour (the vocabulary's, the unnormalized one as "no BN"), line
@@ -19,7 +18,7 @@ def figure_residual(init: dict, points: dict):
     scale), for each network, with BN's prediction ``Var x_0 + sum of its branches' variances`` dashed; (b) test
     accuracy after training at each peak rate, seed mean with its 95% interval. ``init`` is
     :func:`bnlib.reports.practice.residual_init`, ``points`` :func:`bnlib.reports.practice.residual_points`."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.4))
     for kind, (label, c, ls, marker) in RESIDUAL_STYLE.items():
         s = init[kind]["stream"]
         a.plot(np.arange(len(s)), s, color=c, ls=ls, marker=marker, label=label)

@@ -25,8 +25,11 @@ holds four times the pixels of one at 100 dpi; line art compresses well, about 1
 from __future__ import annotations
 
 import math
+import textwrap
+from contextlib import contextmanager
 
 import matplotlib as mpl
+import numpy as np
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from bnlib.vocabulary import BLUE, GREEN, ORANGE, PURPLE
@@ -41,6 +44,17 @@ MIN_TEXT_PX = 10.0
 MIN_POINTS = 10.0
 #: Font size for annotations written into a panel ("exact", "chance").
 NOTE_POINTS = 10.5
+#: Width of the HTML content column in CSS px at a 390 px phone window (tests/test_browser.py measures the
+#: figures); an exercise's solution box is narrower, about 320 px.
+PHONE_DISPLAY_PX = 358
+#: Width in inches of a figure's phone layout, its panels one under another: saved with the 0.1 inch pad of
+#: ``bbox_inches="tight"`` on each side, 10 pt text is shown 10 / 72 * 320 / 4.2 = 10.6 px tall even in a
+#: solution box.
+PHONE_WIDTH_IN = 4.0
+#: Height in inches of each panel's axes box (the frame, without titles, ticks or legends) in the phone layout.
+PHONE_PANEL_IN = 2.3
+#: The gid that :func:`legend_below` gives its legends, so that the phone layout can place them again.
+BELOW = "bn-legend-below"
 
 STYLE = {
     "figure.dpi": 200,
@@ -116,13 +130,15 @@ def _renderer(fig):
 def legend_below(target, handles=None, labels=None, ncol: int | None = None, axes=None, **kw):
     """A legend under the panels, clear of the data: under one axes (``target`` an Axes) or centred
     under all of a figure's panels (``target`` a Figure, ``axes`` the panels to clear, by default all).
-    Call it last, after ``fig.tight_layout()``; the saved figure grows in height, not in width."""
+    Call it last, after ``fig.tight_layout()``; the saved figure grows in height, not in width: a legend
+    that would reach past an edge of the figure takes fewer columns. The phone layout (:func:`layouts`)
+    places it again."""
     from matplotlib.figure import Figure
 
     fig = target if isinstance(target, Figure) else target.figure
     r = _renderer(fig)
     if isinstance(target, Figure):
-        panels = axes if axes is not None else fig.axes
+        panels = [ax for ax in (axes if axes is not None else fig.axes) if ax.get_visible()]
         if handles is None:
             seen = {}
             for ax in panels:
@@ -132,15 +148,214 @@ def legend_below(target, handles=None, labels=None, ncol: int | None = None, axe
         bottom = min(ax.get_tightbbox(r).y0 for ax in panels)
         y = fig.transFigure.inverted().transform((0, bottom))[1]
         n = ncol or min(len(handles), 4)
-        return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, y), ncol=n,
-                          bbox_transform=fig.transFigure, borderaxespad=0.2, **kw)
-    ax = target
-    if handles is None:
-        handles, labels = ax.get_legend_handles_labels()
-    bottom = ax.get_tightbbox(r).y0
-    y = ax.transAxes.inverted().transform((0, bottom))[1]
-    n = ncol or min(len(handles), 2)
-    return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, y), ncol=n, borderaxespad=0.2, **kw)
+    else:
+        if handles is None:
+            handles, labels = target.get_legend_handles_labels()
+        y = target.transAxes.inverted().transform((0, target.get_tightbbox(r).y0))[1]
+        n = ncol or min(len(handles), 2)
+    if not handles:
+        return None  # nothing to name: no legend
+    return _fitted(target, (list(handles), list(labels), n, kw), y)
+
+
+#: The attribute under which a legend of :func:`legend_below` keeps what it was made from (handles, labels,
+#: columns asked for, keywords), and a phone-layout figure the grid of panels its function asked for. Kept on the
+#: objects themselves, so that they are freed with them.
+_SPEC, _GRID = "bn_legend_spec", "bn_panel_grid"
+
+
+def _fitted(target, spec, y):
+    """The legend of ``spec`` centred at height ``y`` under ``target`` (an Axes, in its axes coordinates, or a
+    Figure), with fewer columns while it would reach past an edge of the figure."""
+    from matplotlib.figure import Figure
+
+    handles, labels, n, kw = spec
+    fig = target if isinstance(target, Figure) else target.figure
+    r = _renderer(fig)
+    while True:
+        where = {"bbox_transform": fig.transFigure} if isinstance(target, Figure) else {}
+        leg = target.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, y), ncol=n,
+                            borderaxespad=0.2, **where, **kw)
+        box = leg.get_window_extent(r)
+        if n == 1 or box.width <= min(box.x0 + box.x1, 2 * fig.bbox.width - box.x0 - box.x1):
+            break
+        leg.remove()
+        n -= 1
+    leg.set_gid(BELOW)
+    setattr(leg, _SPEC, spec)
+    return leg
+
+
+# --------------------------------------------------------------------------- the phone layout
+_PHONE = {"on": False}
+
+
+@contextmanager
+def phone():
+    """Inside this block, :func:`panels` lays a figure's panels out one under another, for a phone."""
+    before = _PHONE["on"]
+    _PHONE["on"] = True
+    try:
+        yield
+    finally:
+        _PHONE["on"] = before
+
+
+def panels(nrows: int = 1, ncols: int = 1, figsize=None, sharex=False, sharey=False, squeeze: bool = True):
+    """``plt.subplots`` for the book's figures. In the phone layout (:func:`phone`) the same panels, in the
+    same order (row by row), stand one under another in a figure :data:`PHONE_WIDTH_IN` wide; the axes
+    come back in the grid shape asked for, so the figure function draws them the same way either way."""
+    import matplotlib.pyplot as plt
+
+    if not _PHONE["on"]:
+        return plt.subplots(nrows, ncols, figsize=figsize, sharex=sharex, sharey=sharey, squeeze=squeeze)
+    n = nrows * ncols
+    fig = plt.figure(figsize=(PHONE_WIDTH_IN, n * (PHONE_PANEL_IN + 1.2)))
+    gs = fig.add_gridspec(n, 1)
+    grid = np.empty((nrows, ncols), dtype=object)
+    for k in range(n):
+        grid.flat[k] = fig.add_subplot(gs[k])
+    for share, axis in ((sharex, "x"), (sharey, "y")):
+        for (i, j), ax in np.ndenumerate(grid):
+            lead = {True: grid[0, 0], "all": grid[0, 0], "row": grid[i, 0], "col": grid[0, j]}.get(share)
+            if lead is not None and lead is not ax:
+                getattr(ax, f"share{axis}")(lead)
+    setattr(fig, _GRID, grid)
+    if squeeze and n == 1:
+        return fig, grid[0, 0]
+    if squeeze and (nrows == 1 or ncols == 1):
+        return fig, grid.ravel()
+    return fig, grid
+
+
+def layouts(figure_function, *args, **kwargs):
+    """(wide, phone): the figure drawn as designed and again in the phone layout, for
+    :func:`bnlib.reports.format.figure`; the book shows the second below a 768 px window."""
+    wide = figure_function(*args, **kwargs)
+    with phone():
+        narrow = figure_function(*args, **kwargs)
+    if getattr(narrow, _GRID, None) is None:
+        raise ValueError(f"{figure_function.__name__} does not draw its panels with bnlib.plots.style.panels, so it "
+                         "has no phone layout.")
+    stack(narrow)
+    return wide, narrow
+
+
+def _split(label: str, width: int) -> str:
+    """``label`` wrapped at spaces outside ``$...$`` math into lines of about ``width`` characters."""
+    words, math_open, cur = [], False, ""
+    for i, ch in enumerate(label):
+        if ch == "$" and (i == 0 or label[i - 1] != "\\"):  # an escaped \$ is a dollar sign, not math
+            math_open = not math_open
+        if ch == " " and not math_open:
+            words.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    words.append(cur)
+    kept = " ".join(w.replace(" ", "\x01") for w in words)  # textwrap breaks only at the spaces outside math
+    lines = textwrap.wrap(kept, width=max(width, 8), break_long_words=False, break_on_hyphens=False)
+    return "\n".join(line.replace("\x01", " ") for line in lines)
+
+
+def _fit_text(text, limit_px: float, r) -> None:
+    """Wrap a title or axis label onto more lines while it is longer than ``limit_px`` (along its own direction:
+    a y label's length is its height), narrower each time, for at most four tries."""
+    label = text.get_text()
+
+    def length():
+        box = text.get_window_extent(r)
+        return box.height if text.get_rotation() % 180 == 90 else box.width
+
+    if not label or length() <= limit_px:
+        return
+    chars = math.ceil(len(label) / math.ceil(length() / limit_px)) + 2
+    for _ in range(4):
+        text.set_text(_split(label, chars))
+        if length() <= limit_px or chars <= 8:
+            return
+        chars = max(8, int(chars * 0.85))
+
+
+def _edges(ax, r, dpi: float):
+    """Inches that an axes' titles, labels, ticks and legend take above, below, left and right of its frame."""
+    box, tight = ax.get_window_extent(r), ax.get_tightbbox(r)
+    return ((tight.y1 - box.y1) / dpi, (box.y0 - tight.y0) / dpi, (box.x0 - tight.x0) / dpi,
+            (tight.x1 - box.x1) / dpi)
+
+
+def _place(fig, axes, sides=None, gap: float = 0.12):
+    """Frames of equal size one under another, each with room for what sits above and below it; ``sides``
+    (left, right margins in inches) as the first call returned, so that the frames keep their size once the
+    legends, which are centred and may reach past a frame's sides, are shown."""
+    r, dpi = _renderer(fig), fig.dpi
+    edges = [_edges(ax, r, dpi) for ax in axes]
+    if sides is None:
+        sides = (max(e[2] for e in edges) + 0.04, max(max(e[3] for e in edges), 0.0) + 0.04)
+    left, right = sides
+    if PHONE_WIDTH_IN - left - right < 1.0:
+        raise ValueError(f"the panels' labels take {left + right:.1f} of the phone layout's {PHONE_WIDTH_IN:g} inches, "
+                         "leaving no room for the frames: shorten the tick labels or the axis labels.")
+    height = sum(top + PHONE_PANEL_IN + bottom + gap for top, bottom, _, _ in edges)
+    height = math.ceil(height * 20) / 20  # whole 1/20 in: the figure's repr, which nbval compares
+    fig.set_size_inches(PHONE_WIDTH_IN, height)
+    y = height
+    for ax, (top, bottom, _, _) in zip(axes, edges, strict=True):
+        y -= top + PHONE_PANEL_IN
+        ax.set_position([left / PHONE_WIDTH_IN, y / height, (PHONE_WIDTH_IN - left - right) / PHONE_WIDTH_IN,
+                         PHONE_PANEL_IN / height])
+        y -= bottom + gap
+    return sides
+
+
+def _spec_of(ax, leg) -> tuple:
+    """What a panel's own legend (not one of :func:`legend_below`) shows, to draw it again under the panel: the
+    axes' artists where they carry its labels (an error bar keeps its bars), its title, one column."""
+    labels = [t.get_text() for t in leg.get_texts()]
+    artists = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    handles = [artists.get(lab, proxy) for lab, proxy in zip(labels, leg.legend_handles, strict=True)]
+    title = leg.get_title().get_text()
+    return handles, labels, 1, {"title": title} if title else {}
+
+
+def stack(fig) -> None:
+    """Finish a phone-layout figure: every panel labelled (a panel without its own axis label takes its row's
+    y label and its column's x label, one without a title its column's title), long titles and labels
+    wrapped, the frames placed one under another with room for their titles and legends, every panel's
+    legend under its frame and the figure's legends of :func:`legend_below` under the last one."""
+    grid = getattr(fig, _GRID)
+    r = _renderer(fig)
+    for (i, j), ax in np.ndenumerate(grid):
+        if not ax.get_ylabel():
+            ax.set_ylabel(grid[i, 0].get_ylabel())
+        if not ax.get_xlabel():
+            ax.set_xlabel(grid[-1, j].get_xlabel())
+        if not ax.get_title():
+            ax.set_title(grid[0, j].get_title())
+    axes = [ax for ax in grid.flat if ax.get_visible()]
+    below = []  # every legend inside a panel goes under it: a narrow panel has no room to spare beside its data
+    for ax in axes:
+        leg = ax.get_legend()
+        if leg is not None:
+            below.append((ax, getattr(leg, _SPEC, None) or _spec_of(ax, leg)))
+            leg.remove()
+    mine = [leg for leg in fig.legends if getattr(leg, _SPEC, None) is not None]
+    under_all = [getattr(leg, _SPEC) for leg in mine]
+    for leg in mine:
+        leg.remove()
+    _place(fig, axes)
+    for ax in axes:  # a title or x label centred on its frame must fit between the frame's centre and each edge
+        box = ax.get_window_extent(r)
+        room = min(box.x0 + box.x1, 2 * fig.bbox.width - box.x0 - box.x1) * 0.98
+        _fit_text(ax.title, room, r)
+        _fit_text(ax.xaxis.label, room, r)
+        _fit_text(ax.yaxis.label, box.height * 1.1, r)
+    sides = _place(fig, axes)
+    for ax, spec in below:  # under its own frame, which keeps its size from here on
+        _fitted(ax, spec, ax.transAxes.inverted().transform((0, ax.get_tightbbox(r).y0))[1])
+    _place(fig, axes, sides)
+    for spec in under_all:
+        _fitted(fig, spec, fig.transFigure.inverted().transform((0, min(ax.get_tightbbox(r).y0 for ax in axes)))[1])
 
 
 def plain_log(ax, axis: str = "y") -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlib.plots.style import NOTE_POINTS, legend_below, log_ticks
+from bnlib.plots.style import NOTE_POINTS, legend_below, log_ticks, panels
 from bnlib.vocabulary import BLUE, GREEN, GREY, ORANGE, RED, colour
 
 
@@ -17,7 +16,7 @@ def figure_tt_conventions(fast: dict, slow: dict, true_mean: float, true_var: fl
     momentum ``p_fast`` (Keras ``1 - p_fast``) and ``p_slow`` (Keras ``1 - p_slow``).
     """
     k = np.arange(1, len(fast["torch_mean"]) + 1)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.4))
     a.plot(k, fast["torch_mean"][:, channel], color=BLUE, label=f"PyTorch, momentum {p_fast:g}")
     a.plot(k, fast["keras_mean"][:, channel], color=ORANGE, ls="--", label=f"Keras, momentum {1 - p_fast:g}")
     a.plot(k, slow["keras_mean"][:, channel], color=GREEN, label=f"Keras, momentum {1 - p_slow:g} (default)")
@@ -53,7 +52,7 @@ def _band(ax, x, mean, hw, color, scale=100.0, error=False, **kw):
 def figure_tt_train_eval(band: dict, batch_size: int):
     """Test accuracy in eval mode vs with batch statistics along training, seed means with bands
     (:func:`reports.train_eval_band`)."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.4))
     step = band["step"]
     _band(a, step, band["eval"], band["eval_hw"], BLUE, error=True, label="eval mode (running averages)")
     _band(a, step, band["batch"], band["batch_hw"], ORANGE, error=True, ls="--",
@@ -77,7 +76,7 @@ def figure_tt_population(band: dict, floor: float = 1e-5):
     layers = band["layers"]
     hws = band.get("layers_hw") or [{k: 0.0 for k in layer} for layer in layers]
     x = np.arange(1, len(layers) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2))
+    fig, axes = panels(1, 2, figsize=(9.0, 3.2))
     for ax, (kind, title) in zip(axes, (("mean", r"(a) max$_k$ |mean - exact mean|"),
                                          ("var_rel", r"(b) max$_k$ |var / exact var - 1|")), strict=True):
         series = [(-0.2, "running", BLUE, "running averages"), (0.2, "alg2", GREEN, "Algorithm 2")]
@@ -107,7 +106,7 @@ def figure_tt_population(band: dict, floor: float = 1e-5):
 def figure_tt_test_batches(band: dict):
     """Test accuracy with batch statistics by test-batch size, vs eval mode, seed means with error bars
     (:func:`reports.test_batch_band`)."""
-    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    fig, ax = panels(figsize=(6.0, 3.4))
     sizes = band["sizes"]
     ax.errorbar(sizes, [100 * a for a in band["acc"]], yerr=[100 * (h or 0) for h in band["acc_hw"]], fmt="o-",
                 color=ORANGE, capsize=3, label="batch statistics, i.i.d. test batches")
@@ -124,11 +123,11 @@ def figure_tt_test_batches(band: dict):
     return fig
 
 
-def figure_tt_batch_size(band: dict):
+def figure_tt_batch_size(band: dict, lr60: float):
     """Test error vs training batch size per normalization, and the population-minus-batch-statistics gap, seed
-    means with bands (:func:`reports.batch_size_band`)."""
+    means with bands (:func:`reports.batch_size_band`); the runs' learning rate is ``lr60 * B / 60``."""
     sizes = band["sizes"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.6))
     for n in band["norms"]:
         ys, hs = [band["acc"][n].get(s) for s in sizes], [band["acc_hw"][n].get(s) for s in sizes]
         _band(a, sizes, ys, hs, colour(n), error=True, marker="o", label=n)
@@ -136,7 +135,7 @@ def figure_tt_batch_size(band: dict):
             _band(b, sizes, [band["gap"][n].get(s) for s in sizes], [band["gap_hw"][n].get(s) for s in sizes],
                   colour(n), marker="o", label=n)
     a.set(xscale="log", yscale="log", xlabel="training batch size", ylabel="test error (%)",
-          title="(a) one epoch, learning rate 0.5 B / 60")
+          title=f"(a) one epoch, learning rate {lr60:g} B / 60")
     log_ticks(a)
     b.axhline(0, color="grey", lw=0.8)
     b.set(xscale="log", xlabel="training batch size", ylabel="gap (percentage points)",
@@ -157,7 +156,7 @@ def figure_tt_noniid(band: dict):
     samplers = list(dict.fromkeys(s for by in band.values() for s in by))
     x = np.arange(len(norms))
     w = 0.8 / len(samplers)
-    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.4), sharey=True)
+    fig, axes = panels(1, 3, figsize=(9.0, 3.4), sharey=True)
     hatches = ("", "//", "xx")
     for ax, (key, title) in zip(axes, (("test_acc", "(a) population statistics"), ("test_acc_eval", "(b) eval mode"),
                                        ("test_acc_batch", "(c) batch statistics")), strict=True):
@@ -181,7 +180,7 @@ def figure_tt_regularizer(rows: list[dict]):
     bars (:func:`reports.regularizer_band`; rows without ``*_hw`` keys draw no bars)."""
     x = np.arange(len(rows))
     colors = [colour(r["norm"]) for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.4))
     for ax, (kind, scale, ylabel, title) in zip((a, b), (("acc", 100, "error (%)", "(a) classification error"),
                                                          ("loss", 1, "cross-entropy", "(b) loss")), strict=True):
         train = [scale * (1 - r["train_acc"]) if kind == "acc" else r["train_loss"] for r in rows]

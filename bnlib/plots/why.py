@@ -3,10 +3,9 @@ or, for one unit's distribution, runs of the why_noisy result."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlib.plots.style import MAX_FIGURE_WIDTH_IN, legend_below, log_axis
+from bnlib.plots.style import MAX_FIGURE_WIDTH_IN, legend_below, log_axis, panels
 from bnlib.results import curve, unit_percentiles
 from bnlib.vocabulary import colour, legend
 
@@ -29,7 +28,7 @@ def figure_why_training(bands: dict):
     entries. Test error with population statistics (solid) and, for networks with BN, in eval mode with the
     running averages (dotted).
     """
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.0, 3.5))
+    fig, (a, b) = panels(1, 2, figsize=(9.0, 3.5))
     for key, s in bands.items():
         color, name = colour(key), legend(key)
         _band(a, s["loss_step"], s["train_loss"], color, name, log=True)
@@ -53,7 +52,7 @@ def figure_why_shift(runs: dict, layer: int, unit: int):
     ``runs`` maps network keys to runs passed through :func:`bnlib.reports.as_trained`; ``layer``
     and ``unit`` as for :func:`bnlib.reports.mnist_percentiles`.
     """
-    fig, axes = plt.subplots(1, len(runs), figsize=(min(3.0 * len(runs), MAX_FIGURE_WIDTH_IN), 3.3), sharey=True,
+    fig, axes = panels(1, len(runs), figsize=(min(3.0 * len(runs), MAX_FIGURE_WIDTH_IN), 3.3), sharey=True,
                              squeeze=False)
     axes = axes[0]
     for ax, (key, run) in zip(axes, runs.items(), strict=True):
@@ -79,7 +78,7 @@ def figure_why_ics(bands: dict):
     and its 95% interval as a band. ``bands`` maps network keys to :func:`bnlib.reports.why.ics_bands` entries."""
     first = next(iter(bands.values()))
     n = len(first["layers"])
-    fig, axes = plt.subplots(2, n, figsize=(min(3.0 * n, MAX_FIGURE_WIDTH_IN), 5.4), sharex=True, squeeze=False)
+    fig, axes = panels(2, n, figsize=(min(3.0 * n, MAX_FIGURE_WIDTH_IN), 5.4), sharex=True, squeeze=False)
     for key, s in bands.items():
         for j in range(len(s["layers"])):
             for row, name in enumerate(("l2", "cos")):
@@ -99,7 +98,7 @@ def figure_why_landscape(bands: dict):
     """The loss landscape along the gradient at each checkpoint (:func:`bnlib.reports.why.landscape_bands`), seed mean
     and its 95% interval as a band: (a) range of the loss at ``w - eta g`` over the step sizes, (b) largest change
     of the gradient ``||g(w - eta g) - g(w)||``, (c) effective beta-smoothness."""
-    fig, axes = plt.subplots(1, 3, figsize=(MAX_FIGURE_WIDTH_IN, 3.6))
+    fig, axes = panels(1, 3, figsize=(MAX_FIGURE_WIDTH_IN, 3.6))
     for key, s in bands.items():
         for ax, m in zip(axes, ("loss_range", "gc_max", "beta"), strict=True):
             _band(ax, s["steps"], s[m], colour(key), legend(key), log=True)

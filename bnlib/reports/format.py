@@ -29,11 +29,25 @@ def fmt_ratio(x: float | None) -> str:
     return "–" if x is None else f"{x:.3g}×"
 
 
+def signed(x: float, digits: int = 2) -> str:
+    """``x`` with its sign and ``digits`` decimals, "+0.42", "-1.50". Zero, and anything smaller than half a unit
+    of the third decimal beyond ``digits`` (float noise), is "0.00"; a value that is not zero but rounds to it
+    keeps its sign with as many more decimals as it takes (up to three), "-0.004", so that an interval's bound
+    just below zero is never shown as "-0.00" or as a bare "0.00". NaN and infinities read "+nan", "+inf"."""
+    if x == 0 or abs(x) < 0.5 * 10 ** -(digits + 3):
+        return f"{0:.{digits}f}"
+    for d in range(digits, digits + 4):
+        text = f"{x:+.{d}f}"
+        if not float(text) == 0:
+            break
+    return text
+
+
 def fmt_paired(p: Paired, scale: float = 100, unit: str = " points", digits: int = 2) -> str:
     """A paired difference with its interval and seeds: "+0.42 points [+0.14, +0.70], 5 seeds"."""
     if p.n == 1:
-        return f"{scale * p.mean:+.{digits}f}{unit} (one seed: no interval)"
-    return (f"{scale * p.mean:+.{digits}f}{unit} [{scale * p.lo:+.{digits}f}, {scale * p.hi:+.{digits}f}], "
+        return f"{signed(scale * p.mean, digits)}{unit} (one seed: no interval)"
+    return (f"{signed(scale * p.mean, digits)}{unit} [{signed(scale * p.lo, digits)}, {signed(scale * p.hi, digits)}], "
             f"{p.n} seeds")
 
 
@@ -108,9 +122,17 @@ class Table:
         lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
         return "\n".join(([self.caption] if self.caption else []) + lines)
 
+    #: Cells up to this many characters (a number, a mean ± half-width, an interval) do not wrap in the HTML.
+    NOWRAP_CHARS = 30
+
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in self.cells())
+
+        def td(c: str) -> str:
+            return f'<td class="bn-nowrap">{html.escape(c)}</td>' if len(c) <= self.NOWRAP_CHARS else \
+                f"<td>{html.escape(c)}</td>"
+
+        body = "".join("<tr>" + "".join(td(c) for c in r) + "</tr>" for r in self.cells())
         cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         return f'<table class="table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -121,8 +143,9 @@ def pct(x: float) -> str:
 
 
 def points(x: float) -> str:
-    """A difference of accuracies in percentage points, signed: 0.0123 -> "+1.23"."""
-    return f"{100 * x:+.2f}"
+    """A difference of accuracies in percentage points, signed (:func:`signed`): 0.0123 -> "+1.23",
+    -0.00001 -> "-0.001"."""
+    return signed(100 * x)
 
 
 # --------------------------------------------------------------------------- glue
@@ -164,9 +187,10 @@ def math(latex: str) -> Glued:
     return Glued(latex, "math")
 
 
-def figure(fig) -> Glued:
-    """A matplotlib figure for a ``{glue:figure}`` block."""
-    return Glued(fig, "figure")
+def figure(fig, phone=None) -> Glued:
+    """A matplotlib figure for a ``{glue:figure}`` block, and its phone layout (``bnlib.plots.style.layouts``
+    gives both), glued under the same name with ``_phone`` after it."""
+    return Glued((fig, phone), "figure")
 
 
 def _rounded(value, digits: int):
@@ -196,8 +220,10 @@ def glue_all(values: Mapping[str, Glued]) -> None:
         elif v.kind == "figure":
             import matplotlib.pyplot as plt
 
-            glue(name, v.value, display=False)
-            plt.close(v.value)
+            for suffix, fig in zip(("", "_phone"), v.value, strict=True):
+                if fig is not None:
+                    glue(name + suffix, fig, display=False)
+                    plt.close(fig)
         else:
             raise ValueError(f"glue value {name!r} has unknown kind {v.kind!r}.")
 

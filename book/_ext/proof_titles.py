@@ -1,5 +1,5 @@
 """Sphinx extension of the book: the Proof Index lists each theorem by its type, title and chapter
-("Theorem: Moments of the normalized values (transform)") instead of by its internal label.
+("Theorem: Moments of the normalized values", in the chapter "BN as a transform") instead of by its internal label.
 
 sphinx-proof 0.2 names each index entry by its label and keeps no title in its registry; this
 extension reads the titles from the doctrees and gives the index its entries.
@@ -62,7 +62,8 @@ def generate(self, docnames=None):
     for anchor, v in proofs.items():
         kind = v["realtype"].title()
         name = f"{kind}: {titles.get(anchor) or anchor}"
-        chapter = v["docname"].rsplit("/", 1)[-1]
+        title = self.domain.env.titles.get(v["docname"])  # the chapter's title, not its file name
+        chapter = title.astext() if title is not None else v["docname"].rsplit("/", 1)[-1]
         # name, subtype, docname, anchor, extra, qualifier, description
         content.setdefault(kind, []).append((name, 0, v["docname"], anchor, chapter, "", ""))
     return sorted((k, sorted(entries)) for k, entries in content.items()), True
