@@ -272,9 +272,12 @@ def test_sweep_steps_against_no_bn_at_its_best_rate_interpolated_between_records
     cells = RCR.steps_table(rows, 0.1).cells()
     assert cells[0][:3] == ["no BN-x5 (baseline)", "0.5", "never (3 never)"] and cells[0][3] == "1× (baseline)"
     assert cells[2][2] == f"{100 * (target - 0.1) / 0.32:,.0f}"
-    slow = _sweep(bn_val=BN_VAL[:1] + (0.2,) + BN_VAL[2:])  # BN-x1 no sooner than the baseline
+    slow = _sweep(bn_val=BN_VAL[:1] + (0.2,) + BN_VAL[2:])  # BN-x1 never reaches the baseline's target
     assert RCR.steps_numbers(slow, 0.1, last_step=200, record_every=100)["cifar_bn_not_faster"].value.startswith(
-        " (not BN-x1: inconclusive")
+        " (not BN-x1: never reaches the target")
+    _, slow_rows = RCR.sweep_steps(slow, 0.1)
+    slow_cells = {c[0]: c for c in RCR.steps_table(slow_rows, 0.1).cells()}
+    assert slow_cells["BN-x1"][3] == "– (never reaches it)"  # not the ratio to one record after its last
 
 
 # --------------------------------------------------------------------------- depth and saturation
@@ -481,3 +484,18 @@ def test_cifar_figures_draw_the_given_numbers():
     np.testing.assert_allclose(grad[0].get_xdata(), [100, 200])
     plt.close(fig)
 
+
+
+def test_speedup_cell_says_which_way_a_never_reached_target_bounds_the_ratio():
+    from bnlib.reports.cifar import speedup_cell
+    from bnlib.reports.evidence import Paired
+
+    p = Paired(n=5, mean=math.log(2.0), lo=math.log(1.5), hi=math.log(2.5), diffs=(0.7,) * 5)
+    base = {"baseline": True, "never": 0, "seeds": 5}
+    row = {"baseline": False, "never": 0, "seeds": 5, "speedup": p}
+    assert speedup_cell(base, base) == "1× (baseline)"
+    assert speedup_cell(row, base) == "2× [1.5×, 2.5×], 5 seeds"
+    assert speedup_cell(row | {"never": 2}, base).endswith("(upper bound)")  # its own seeds counted too early
+    assert speedup_cell(row, base | {"never": 2}).endswith("(lower bound)")  # the baseline's counted too early
+    assert speedup_cell(row | {"never": 1}, base | {"never": 2}).endswith("(no bound)")
+    assert speedup_cell(row | {"never": 5}, base) == "– (never reaches it)"

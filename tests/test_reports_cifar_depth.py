@@ -139,6 +139,14 @@ def test_figure_draws_each_depth_with_its_best_rate():
     fig = PC.figure_cifar_depths(three)  # an odd number of depths leaves the last panel empty
     assert [ax.get_visible() for ax in fig.axes] == [True, True, True, False]
     plt.close(fig)
+    from phone import assert_phone_layout
+
+    from bnlib.plots import style as PS
+
+    wide, narrow = PS.layouts(PC.figure_cifar_depths, three)  # shared y, a hidden panel, a legend under all
+    assert_phone_layout(narrow)
+    assert [ax.get_title() for ax in narrow.axes if ax.get_visible()] == [ax.get_title() for ax in wide.axes[:3]]
+    plt.close("all")
 
 
 def test_ledger_rule_reads_bn_against_the_best_rate_without_bn_at_the_deepest():

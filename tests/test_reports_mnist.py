@@ -509,3 +509,12 @@ def test_figures_draw_the_given_bands():
     fig = PM.figure_mnist_dense128(RM.mnist_dense128_bands(_seeded(_dense_seed)))
     assert list(fig.axes[0].lines[0].get_xdata()) == [1.0, 2.0, 3.0, 4.0]
     plt.close("all")
+    from phone import assert_phone_layout
+
+    from bnlib.plots import style as PS
+
+    for fn, args in ((PM.figure_mnist_percentiles, ({"none": b, "bn": b}, [1])),  # shared y by row
+                     (PM.figure_mnist_init_sweep, (grid["mean"], grid["hw"])),  # error bars in a panel's legend
+                     (PM.figure_mnist_accuracy, (acc,))):  # one panel
+        assert_phone_layout(PS.layouts(fn, *args)[1])
+        plt.close("all")

@@ -38,7 +38,8 @@ def test_table_text_and_html():
     assert t.cells() == [["a<b", "0.988"], ["c", "n/a"]]
     assert repr(t).splitlines() == ["cap", "name    acc", "----  -----", " a<b  0.988", "   c    n/a"]
     h = t._repr_html_()
-    assert "a&lt;b" in h and "<td>0.988</td>" in h and h.count("<tr>") == 3 and "<caption>cap</caption>" in h
+    assert "a&lt;b" in h and '<td class="bn-nowrap">0.988</td>' in h and h.count("<tr>") == 3
+    assert "<caption>cap</caption>" in h
 
 
 def test_table_rejects_ragged_rows():
@@ -618,7 +619,7 @@ def test_figures_draw_the_given_numbers():
     plt.close(fig)
 
     band = _bs_band()
-    fig = PT.figure_tt_batch_size(band)
+    fig = PT.figure_tt_batch_size(band, 1.0)
     a, b = fig.axes
     errors = {ln.get_label(): ln.get_ydata() for ln in a.get_lines()}
     np.testing.assert_allclose(errors["BN"], [100 * (1 - band["acc"]["BN"][s]) for s in SIZES])
@@ -675,6 +676,12 @@ def test_conventions_figure_draws_the_trajectories():
     np.testing.assert_allclose(lines["PyTorch, momentum 0.1"], fast["torch_mean"][:, 0])
     np.testing.assert_allclose(lines["Keras, momentum 0.99 (default)"], slow["keras_mean"][:, 0])
     plt.close(fig)
+    from phone import assert_phone_layout
+
+    from bnlib.plots import style as PS
+
+    assert_phone_layout(PS.layouts(PT.figure_tt_conventions, fast, slow, 2.0, 2.25, 8, 0.1, 0.01)[1])  # legends
+    plt.close("all")  # under each panel
 
 
 # --------------------------------------------------------------------------- what the prose glues
@@ -722,3 +729,12 @@ def test_renorm_numbers():
 
 def test_exercise_numbers():
     assert _values(RT.exercise_numbers(32)) == {"tt_ex_m": 32, "tt_ex_ratio": 31 / 32}
+
+
+def test_signed_never_shows_minus_zero_and_keeps_a_bound_s_sign():
+    from bnlib.reports.format import signed
+
+    assert (signed(0.4249), signed(-1.5), signed(0.0), signed(-0.0)) == ("+0.42", "-1.50", "0.00", "0.00")
+    assert signed(-0.0042) == "-0.004" and signed(0.00002) == "+0.00002" and signed(-1e-9) == "0.00"
+    assert signed(float("inf")) == "+inf" and signed(-6e-6) == "-0.00001"
+    assert signed(-0.04, 1) == "-0.04" and float(signed(-0.0042)) < 0

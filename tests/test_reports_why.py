@@ -5,6 +5,7 @@ documented noise distribution, the training engine itself)."""
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib
 
@@ -254,8 +255,9 @@ def test_compare_reads_the_t_interval_against_margin_and_band(shift, spread, wan
     c = RW.compare(a, b, "acc")  # higher or lower: the interval excludes 0; level: inside +-0.002
     mean, lo, hi = _t_interval(np.subtract(a, b))
     assert (c.p.mean, c.p.lo, c.p.hi) == pytest.approx((mean, lo, hi)) and c.reading == want
-    assert c.shown == f"{100 * mean:+.2f} points [{100 * lo:+.2f}, {100 * hi:+.2f}], 5 seeds"
-    assert c.cell == f"{100 * mean:+.2f} points [{100 * lo:+.2f}, {100 * hi:+.2f}]"
+    shown = [float(x) for x in re.findall(r"[-+]?\d+\.\d+", c.shown)]  # read back, not formatted the same way
+    assert shown == pytest.approx([100 * mean, 100 * lo, 100 * hi], abs=0.0051)
+    assert re.fullmatch(r"\S+ points \[\S+, \S+\], 5 seeds", c.shown) and c.cell == c.shown.removesuffix(", 5 seeds")
 
 
 def test_compare_needs_five_seeds_and_a_known_measure():
@@ -348,7 +350,7 @@ def test_noisy_numbers_over_seeds():
     assert v["why_d_shift"] == f"{mean:+.2f} spreads [{lo:+.2f}, {hi:+.2f}], 5 seeds" and v["why_r_shift"] == RW.HIGHER
     assert v["why_shift_ratio"] == pytest.approx(4.0) and v["why_shift_none"] == "0.25"
     # noisy BN minus BN in the first interval: exactly 0 at every seed: level
-    assert v["why_r_early_noisy_bn"] == RW.LEVEL and v["why_d_early_noisy_bn"] == "+0.000 [+0.000, +0.000], 5 seeds"
+    assert v["why_r_early_noisy_bn"] == RW.LEVEL and v["why_d_early_noisy_bn"] == "0.000 [0.000, 0.000], 5 seeds"
     assert v["why_early_text"].startswith("*At the start*, noisy BN is as fast as BN: over the first 10 steps")
     assert v["why_early_text"].endswith("The injected shift costs nothing there.")
     assert v["why_r_early_bn_none"] == RW.LOWER
@@ -525,7 +527,7 @@ def test_lp_numbers_and_table():
     # smoother than none (0.5, 0.4, 2): BN and l_1 on all three (0.2, 0.2, 1 -> loss range 0.2 < 0.5 / 1.1)
     assert "BN on 3 (rougher on 0" in v["why_lp_smooth_text"] and "l_inf on 0 (rougher on 3" in v["why_lp_smooth_text"]
     assert v["why_r_lp_range_linf"] == v["why_r_lp_beta_linf"] == RW.HIGHER and v["why_r_lp_gc_l1"] == RW.LOWER
-    assert "l_1 minus BN +0.00 points [+0.00, +0.00], 5 seeds (level within ±0.2 points)" in v["why_lp_acc_text"]
+    assert "l_1 minus BN 0.00 points [0.00, 0.00], 5 seeds (level within ±0.2 points)" in v["why_lp_acc_text"]
     assert "l_inf +0.75 spreads [+0.75, +0.75], 5 seeds (higher)" in v["why_lp_shift_text"]
     cells = RW.lp_table(lp).cells()
     assert [r[0] for r in cells] == ["none", "BN", "l_1 norm", "l_inf norm", "BN vs none", "l_1 norm vs none",
@@ -590,7 +592,7 @@ def test_closing_follows_the_readings_and_the_verdicts():
     assert ("Against the internal-covariate-shift account: noisy BN, with more distribution shift than the network "
             "without BN, starts training as fast as BN") in text
     assert "scored with population statistics, noisy BN ends level with BN on the test set." in text
-    assert ("For it: the $\\ell_2$ distance of Santurkar et al.'s measure is smaller with BN; by the gradient-based "
+    assert ("For it: the ℓ₂ distance of Santurkar et al.'s measure is smaller with BN; by the gradient-based "
             "measure, BN makes each layer's gradient turn less") in text
     assert "the loss along the gradient varies more in absolute terms." in text
     assert ("BN reduces ICS **supported**, ICS is why BN helps **mixed**, BN smooths **inconclusive**, its benefit "

@@ -194,6 +194,26 @@ def layer_bands(group: list[dict], depth: int) -> dict:
 
 
 # --------------------------------------------------------------------------- steps
+def speedup_cell(r: dict, base: dict) -> str:
+    """A steps-to-target row's speed-up over the baseline row ``base`` (rows of :func:`steps_to_accuracy`). A seed
+    that never reaches the target counts one record after its last, so a network none of whose seeds reach it
+    would get the same ratio however slow it is: it shows none. Where only some seeds never reach it the ratio is
+    a bound: an upper one when they are the row's (its steps are too few), a lower one when they are the
+    baseline's, and no bound when both have such seeds."""
+    if r["baseline"]:
+        return fmt_ratio_interval(None)
+    if r["never"] == r["seeds"]:
+        return "– (never reaches it)"
+    shown = fmt_ratio_interval(r["speedup"])
+    if r["never"] and base["never"]:
+        return shown + " (no bound)"
+    if r["never"]:
+        return shown + " (upper bound)"
+    if base["never"]:
+        return shown + " (lower bound)"
+    return shown
+
+
 def _steps_cell(r: dict) -> str:
     return ("never" if r["steps"] is None else f"{r['steps']:,.0f}") + (f" ({r['never']} never)" if r["never"] else "")
 

@@ -32,6 +32,7 @@ from bnlib.reports.cifar import (
     run_stats,
     sigmoid_slope,
     speedup_bounds,
+    speedup_cell,
     steps_to_accuracy,
 )
 from bnlib.reports.evidence import mean_interval, paired
@@ -236,9 +237,10 @@ def sweep_steps(runs: dict, base_lr: float) -> tuple[float, list[dict]]:
 
 def steps_table(rows: list[dict], base_lr: float) -> Table:
     """Table 3 in the format of the paper's Table 2 (rows from :func:`sweep_steps`)."""
+    base = next(r for r in rows if r["baseline"])
     return Table(["model", "learning rate", "steps to target (median)", "speed-up", "test acc. (%)"],
                  [[sweep_name(r["norm"], r["lr"] / base_lr) + (" (baseline)" if r["baseline"] else ""),
-                   f"{r['lr']:.3g}", _steps_cell(r), fmt_ratio_interval(None if r["baseline"] else r["speedup"]),
+                   f"{r['lr']:.3g}", _steps_cell(r), speedup_cell(r, base),
                    fmt_acc(r["test"])] for r in rows])
 
 
@@ -269,7 +271,8 @@ def steps_numbers(runs: dict, base_lr: float, last_step: int, record_every: int)
         "cifar_bn_faster": text(f"all {len(bn)}" if len(faster) == len(bn) else
                                 f"{len(faster)} of the {len(bn)}"),
         "cifar_bn_not_faster": text("" if len(faster) == len(bn) else " (not " + ", ".join(
-            name(r) + (": slower" if r in slower else ": inconclusive") for r in bn if r not in faster) + ")"),
+            name(r) + (": never reaches the target" if r["never"] == r["seeds"] else ": slower" if r in slower
+                       else ": inconclusive") for r in bn if r not in faster) + ")"),
         "cifar_fastest_bn": text(name(fastest)),
         "cifar_fastest_bn_speedup": md(fmt_ratio_interval(fastest["speedup"])),
         "cifar_bn_x5_speedup": md(fmt_ratio_interval(by["bn-x5"]["speedup"])),

@@ -12,7 +12,7 @@ import numpy as np
 
 from bnlib.reports import rules as R
 from bnlib.reports.evidence import Paired, paired
-from bnlib.reports.format import Glued, Table, fmt_paired, fmt_pct, md, number, power_bound, text
+from bnlib.reports.format import Glued, Table, fmt_paired, fmt_pct, md, number, power_bound, signed, text
 from bnlib.reports.geometry import FLOOR
 from bnlib.reports.mnist import mnist_init_sweep, mnist_sigma_range, mnist_speedup
 from bnlib.reports.train_test import fold_summary, regularizer_grid, regularizer_row
@@ -27,7 +27,7 @@ Claim, CLAIMS, _row = R.Claim, R.CLAIMS, R._row
 
 def _pts(x: float) -> str:
     """A difference of accuracies in percentage points, signed: 0.0123 -> "+1.2 points"."""
-    return f"{100 * x:+.1f} points"
+    return f"{signed(100 * x, 1)} points"
 
 
 def _acc(run: dict, split: str = "test") -> float:
@@ -47,8 +47,9 @@ def _accs(res: dict, label: str, split: str = "test") -> list[float]:
 def _interval(x: dict, scale: float = 100, unit: str = " points", digits: int = 1) -> str:
     """A part's interval as the ledger shows it: "+0.4 points [+0.1, +0.7]"."""
     if x["n"] == 1 or x["lo"] is None or not math.isfinite(x["lo"]):
-        return f"{scale * x['mean']:+.{digits}f}{unit} (one seed)"
-    return f"{scale * x['mean']:+.{digits}f}{unit} [{scale * x['lo']:+.{digits}f}, {scale * x['hi']:+.{digits}f}]"
+        return f"{signed(scale * x['mean'], digits)}{unit} (one seed)"
+    return (f"{signed(scale * x['mean'], digits)}{unit} [{signed(scale * x['lo'], digits)}, "
+            f"{signed(scale * x['hi'], digits)}]")
 
 
 def _seeds_note(parts: list[dict], unit: str = "seed") -> str:
@@ -98,7 +99,8 @@ def claim_init(sweep: dict | None, claim: Claim = R.INIT) -> dict:
               for r in by_seed(sweep).values()]
     n = {"dec_bn": [x["BN"]["decades"] for x in ranges], "dec_none": [x["none"]["decades"] for x in ranges]}
     return _judged(claim, n, lambda p: f"within {R.Margin(within):pts} of its best over {np.mean(n['dec_bn']):.1f} "
-                                       f"decades of sigma with BN, {np.mean(n['dec_none']):.1f} without (seed means); "
+                                       f"decades of sigma with BN, {np.mean(n['dec_none']):.1f} without (the mean of "
+                                       f"each seed's range; the MNIST chapter also gives that of the seed-mean curve); "
                                        f"difference {_interval(p[0], 1, ' decades')}")
 
 
@@ -268,8 +270,8 @@ def claim_folding(pop: dict | None, claim: Claim = R.FOLDING) -> dict:
     fs = [fold_summary(r) for r in _by(pop, "bn")]
     worst = {"same_predictions": min(f["same_predictions"] for f in fs),
              "max_abs_diff": max(f["max_abs_diff"] for f in fs)}
-    return claim.judged(f"on each of {len(fs)} seeds the same predictions on at least "
-                        f"{fmt_pct(worst['same_predictions'], 2)} of the test images, outputs within "
+    same = ("all" if worst["same_predictions"] == 1 else f"at least {fmt_pct(worst['same_predictions'], 2)}")
+    return claim.judged(f"on each of {len(fs)} seeds the same predictions on {same} of the test images, outputs within "
                         f"{worst['max_abs_diff']:.1e}", worst)
 
 
@@ -576,8 +578,9 @@ def ledger_markdown(rows: list[dict], docs: set[str] | Sequence[str]) -> str:
         src = "; ".join([f"{{cite:p}}`{k}`" for k in r["sources"]] + ([r["source_note"]] if r["source_note"] else [])) \
             or "–"
         where = "; ".join(w for w in (_where_md(w, docs) for w in r["where"]) if w) or "–"
-        blocks.append("\n".join([f"{n}. **{r['claim']}**", f"   - source: {src}", f"   - tested in: {where}",
-                                 f"   - measured here: {r['measured']}", f"   - verdict: **{r['verdict']}**"]))
+        pad = " " * (len(f"{n}. "))  # a sub-list sits under its item's text: 3 spaces after "9. ", 4 after "10. "
+        blocks.append("\n".join([f"{n}. **{r['claim']}**", f"{pad}- source: {src}", f"{pad}- tested in: {where}",
+                                 f"{pad}- measured here: {r['measured']}", f"{pad}- verdict: **{r['verdict']}**"]))
     return "\n\n".join(blocks)
 
 

@@ -557,22 +557,22 @@ def mnist_init_numbers(sweep: dict, configs: dict, within: float) -> dict[str, G
         raise ValueError("the prose says BN never diverges in the sweep, but it does.")
     unclear = [s for s in sig if not EV.paired(cell("acc", bn, s), [v or 0.0 for v in cell("acc", none, s)]).lo > 0]
     clear = _and_list([f"{s:g}" for s in sig if s not in unclear])
-    ahead = ("BN is ahead at every $\\sigma$ of the sweep (every paired interval above zero)" if not unclear else
-             f"BN is ahead (paired interval above zero) at $\\sigma =$ {clear}, not clearly at " if clear else
-             "BN is not clearly ahead (paired interval above zero) at any $\\sigma$, in particular not at ")
+    ahead = ("BN is ahead at every σ of the sweep (every paired interval above zero)" if not unclear else
+             f"BN is ahead (paired interval above zero) at σ = {clear}, not clearly at " if clear else
+             "BN is not clearly ahead (paired interval above zero) at any σ, in particular not at ")
     ahead += _and_list([f"{s:g}" for s in unclear]) if unclear else ""
     best_bn = r["bn"]["best_sigma"]
     drop = EV.paired(cell("acc", bn, best_bn), cell("acc", bn, smax))
-    drop_text = (f"Yet BN does not make the scale irrelevant: at $\\sigma =$ {smax:g} its test accuracy is below that"
-                 f" at its best $\\sigma$ ({best_bn:g}) by {fmt_paired(drop)}." if drop.lo > 0 else
-                 f"At $\\sigma =$ {smax:g} BN's test accuracy is not clearly below that at its best $\\sigma$ "
-                 f"({best_bn:g}): {fmt_paired(drop)}.")
+    drop_text = (f"Yet BN does not make the scale irrelevant: at σ = {smax:g} its test accuracy is below that"
+                 f" at its best σ ({best_bn:g}): best σ minus σ = {smax:g}, {fmt_paired(drop)}." if drop.lo > 0 else
+                 f"At σ = {smax:g} BN's test accuracy is not clearly below that at its best σ "
+                 f"({best_bn:g}): best σ minus σ = {smax:g}, {fmt_paired(drop)}.")
     wider = EV.judge(p_dec, WIDER_MARGIN)
     verdict = ({EV.SUPPORTED: "the claim holds here: with BN, the range of initialization scales near the best is "
                               f"wider by more than {WIDER_MARGIN:g} decades (the ledger's rule), seed by seed",
                 EV.INCONCLUSIVE: f"inconclusive: the paired interval straddles {WIDER_MARGIN:g} decades",
                 EV.NOT_SUPPORTED: f"not here: BN's range is not wider by more than {WIDER_MARGIN:g} decades"}[wider]
-               + ("; but the scale does not stop mattering: at the largest $\\sigma$ BN still loses accuracy"
+               + ("; but the scale does not stop mattering: at the largest σ BN still loses accuracy"
                   if drop.lo > 0 else ""))
     out = {"mnist_sw_steps": number(_cfg(next(iter(configs.values())))["steps"]), "mnist_sw_min": number(min(sig)),
            "mnist_sw_max": number(smax), "mnist_sw_decades": number(math.log10(smax / min(sig)), 4),

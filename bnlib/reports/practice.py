@@ -177,12 +177,16 @@ def _scores(res: dict, label: str, split: str = "test") -> list[float]:
 
 def placement_table(res: dict, activations=("sigmoid", "relu")) -> Table:
     """Per activation and placement: final validation and test accuracy (%, seed mean ± half-width) and, for BN,
-    the difference from BN before the nonlinearity (test, paired by seed)."""
+    the difference from BN before the nonlinearity (test, paired by seed). A network with seeds that diverge
+    says how many beside its name: they count at chance, which is what widens its interval."""
     cells = []
     for act in activations:
         pre = _scores(res, f"{act}-pre")
         for pos, name in PLACEMENTS.items():
             test = _scores(res, f"{act}-{pos}")
+            runs = seeds_of(res, f"{act}-{pos}")
+            k = sum(r["summary"].get("diverged_at") is not None for r in runs)
+            name = f"{name} ({k} of {len(runs)} seeds diverge)" if k else name
             cells.append([act, name, _pct(_scores(res, f"{act}-{pos}", "val")), _pct(test),
                           fmt_paired(paired(test, pre)) if pos == "post" else ""])
     return Table(["nonlinearity", "network", "val. acc. (%)", "test acc. (%)", "after - before (test)"], cells)

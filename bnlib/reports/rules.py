@@ -368,9 +368,10 @@ def _p_small_batches(n: dict, drop: float) -> list[Part]:
 SMALL_BATCHES = Claim(
     "small_batches", "poor with small batches", ("ioffe2017batch", "wu2018group"),
     (("train_test", "batch-size sweep", "tt-batch-size"),), {"drop": 0.01},
-    "One epoch at each training batch size (learning rate 0.5 B / 60): (a) at the smallest batch size BN's test "
-    "accuracy is more than {drop:pts} below its accuracy at its best batch size (chosen on validation); (b) it is "
-    "below that of the better of Layer Norm and Group Norm at that size (chosen on validation).",
+    "One epoch at each training batch size (the MNIST chapter's learning rate, for its batches of 60, times B / 60): "
+    "(a) at the smallest batch size BN's test accuracy is more than {drop:pts} below its accuracy at its best "
+    "batch size (chosen on validation); (b) it is below that of the better of Layer Norm and Group Norm at that "
+    "size (chosen on validation).",
     _combined(_p_small_batches), parts=_p_small_batches)
 
 

@@ -18,7 +18,7 @@ from statistics import fmean, median
 
 from bnlib.functional import half_life, running_conventions, steps_to_forget, stream_of_batches
 from bnlib.reports import evidence as EV
-from bnlib.reports.format import Glued, Table, and_list, fmt_mean_hw, fmt_paired, md, number, percent, text
+from bnlib.reports.format import Glued, Table, and_list, fmt_mean_hw, fmt_paired, md, number, percent, signed, text
 from bnlib.results import by_seed, config, curves, final_metric, summary
 from bnlib.vocabulary import norm_name
 
@@ -70,7 +70,7 @@ def _md_pair(p: EV.Paired) -> Glued:
 
 
 def _paired_cell(p: EV.Paired) -> str:
-    return f"{100 * p.mean:+.2f}" + (f" ± {100 * p.half_width:.2f}" if p.n > 1 else "")
+    return signed(100 * p.mean) + (f" ± {100 * p.half_width:.2f}" if p.n > 1 else "")
 
 
 def _check(holds: bool, message: str) -> None:
@@ -439,7 +439,10 @@ def batch_size_numbers(band: dict, hidden: int, groups: int, examples: int, reno
                 "tt_bs_gap_small_from": number(small_from), "tt_bs_rn_maxgap": percent(rn_maxgap, 6),
                 "tt_bs_rn_where": md(rn_where),
                 "tt_bs_bn_stable": percent(drop_from_best(band, "BN", [b for b in sizes if b >= stable_from]), 6),
-                "tt_bs_lngn_drop2": percent(lngn_drop, 6), "tt_bs_none_min": percent(min(A["none"].values()), 6),
+                "tt_bs_lngn_drop2": percent(lngn_drop, 6),
+                "tt_bs_lngn_lose": text("lose nothing" if round(100 * lngn_drop, 2) <= 0 else
+                                        f"lose at most {100 * lngn_drop:.2f} points"),
+                "tt_bs_none_min": percent(min(A["none"].values()), 6),
                 "tt_bs_none_max": percent(max(A["none"].values()), 6), "tt_bs_steps_largest": _count(steps_largest),
                 "tt_bs_lr_largest": number(band["lr"][largest]), "tt_bs_none_behind": percent(none_behind, 6),
                 "tt_bs_none_phrase": text(none_phrase)})

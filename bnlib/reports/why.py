@@ -496,16 +496,16 @@ def ics_numbers(land: dict) -> dict[str, Glued]:
     layers = s["none"][0]["layers"]
     cos_up = sum(_layer_cmp(s, "median_cos", j, "cos").reading == HIGHER for j in range(len(layers)))
     l2_down = sum(_layer_cmp(s, "median_l2", j, "l2").reading == LOWER for j in range(len(layers)))
-    txt = (f"Over all checkpoints and layers (the median of each seed, then the mean over seeds), the $\\ell_2$ "
+    txt = (f"Over all checkpoints and layers (the median of each seed, then the mean over seeds), the ℓ₂ "
            f"distance is {mean_hw(vals[('l2', 'bn')], 'l2')} with BN and {mean_hw(vals[('l2', 'none')], 'l2')} without "
            f"(BN over no BN {cl2.shown}; {_says(cl2)}), and the cosine {mean_hw(vals[('cos', 'bn')], 'cos')} with BN "
            f"and {mean_hw(vals[('cos', 'none')], 'cos')} without ({ccos.shown}; {_says(ccos)}). Layer by layer, the "
-           f"cosine is higher with BN beyond the margin in {cos_up} of the {len(layers)} layers, and the $\\ell_2$ "
+           f"cosine is higher with BN beyond the margin in {cos_up} of the {len(layers)} layers, and the ℓ₂ "
            f"distance lower in {l2_down}. ")
     concl = {(HIGHER, LOWER): "in this network BN does reduce internal covariate shift in Santurkar et al.'s sense: "
              "the earlier layers' update turns a layer's gradient *less* with BN.",
              (LOWER, HIGHER): "in this network BN does not reduce internal covariate shift in their sense."}.get(
-        (ccos.reading, cl2.reading), f"the cosine and the $\\ell_2$ distance do not both clear their margins (cosine: "
+        (ccos.reading, cl2.reading), f"the cosine and the ℓ₂ distance do not both clear their margins (cosine: "
         f"{ccos.reading}; distance: {cl2.reading}): this network does not settle whether BN reduces it.")
     out: dict[str, Glued] = {f"why_{m}_{k}": text(mean_hw(v, m)) for (m, k), v in vals.items()}
     return out | {"why_d_l2": text(cl2.shown), "why_d_cos": text(ccos.shown), "why_r_l2": text(cl2.reading),
@@ -554,7 +554,7 @@ def landscape_numbers(land: dict) -> dict[str, Glued]:
     rel = {k: float(np.mean([x["median_rel_range"] for x in s[k]])) for k in s}
     smooth = LOWER == c["gc"].reading == c["beta"].reading
     grad = (f"The gradient is {_word(c['gc'], 'less', 'more', 'as')} predictive with BN (its largest change, BN over "
-            f"no BN: {c['gc'].shown}; {_says(c['gc'])}), and the effective $\\beta$ "
+            f"no BN: {c['gc'].shown}; {_says(c['gc'])}), and the effective β "
             f"{_word(c['beta'], 'larger', 'smaller', 'the same')} ({c['beta'].shown}; {_says(c['beta'])})"
             + (", as Santurkar et al. found." if smooth else "."))
     r, l0 = c["range"], c["late"]
@@ -562,10 +562,10 @@ def landscape_numbers(land: dict) -> dict[str, Glued]:
            f"{_word(l0, 'higher than', 'lower than')} that of the network without BN ({l0.shown}; {_says(l0)}). ")
     loss = (f"The range of the loss along the gradient is {_word(r, 'larger', 'smaller', 'the same')} with BN "
             f"({r.shown}; {_says(r)}). " + (lvl if r.reading in (HIGHER, LOWER) and l0.reading == r.reading else "")
-            + f"Relative to the loss at $w$, the range is {100 * rel['bn']:.1f}% with BN and {100 * rel['none']:.1f}% "
+            + f"Relative to the loss at w, the range is {100 * rel['bn']:.1f}% with BN and {100 * rel['none']:.1f}% "
             "without (seed means). The ledger's rule uses the absolute range, as Santurkar et al. do.")
-    overview = ("BN makes the gradient change less and the effective $\\beta$ smaller" if smooth else
-                "the gradient change and the effective $\\beta$ are not both smaller with BN beyond the margins")
+    overview = ("BN makes the gradient change less and the effective β smaller" if smooth else
+                "the gradient change and the effective β are not both smaller with BN beyond the margins")
     overview += {LOWER: ", and the loss itself varies less", HIGHER: ", while the loss itself varies more"}.get(
         r.reading, ", while the range of the loss is undecided")
     out: dict[str, Glued] = {f"why_{m}_{k}": text(mean_hw(v, m)) for (m, k), v in vals.items() if m != "late"}
@@ -679,12 +679,12 @@ def closing_numbers(glued: Mapping[str, Glued], rows: Mapping[str, dict]) -> dic
     elif r["acc_noisy_bn"] == LOWER:
         pro.append("the injected shift costs noisy BN test accuracy even with population statistics")
     if r["l2"] == LOWER:
-        pro.append("the $\\ell_2$ distance of Santurkar et al.'s measure is smaller with BN")
+        pro.append("the ℓ₂ distance of Santurkar et al.'s measure is smaller with BN")
     if r["cos"] in (HIGHER, LOWER):
         turn = "less" if r["cos"] == HIGHER else "more"
         (pro if r["cos"] == HIGHER else against).append(
             f"by the gradient-based measure, BN makes each layer's gradient turn {turn} under the updates below it")
-    smooth = ["the gradient is more predictive and the effective $\\beta$ smaller with BN, which is what a larger "
+    smooth = ["the gradient is more predictive and the effective β smaller with BN, which is what a larger "
               "safe step needs"] if r["gc"] == LOWER == r["beta"] else []
     smooth.append({LOWER: "the loss along the gradient also varies less", HIGHER: "the loss along the gradient "
                    "varies more in absolute terms"}.get(r["range"], "the loss range along the gradient is undecided"))
