@@ -691,6 +691,7 @@ def test_and_list():
     assert RT.and_list([5]) == "5"
     with pytest.raises(ValueError, match="at least one value"):
         RT.and_list([])
+    assert RT.and_list([], empty="") == ""
 
 
 def test_setup_numbers():

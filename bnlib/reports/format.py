@@ -61,9 +61,11 @@ def fmt_mean_hw(mean: float | None, half_width: float | None, scale: float = 100
     return f"{scale * mean:.{digits}f} ± {scale * half_width:.{digits}f}{unit}"
 
 
-def and_list(values: Sequence) -> str:
-    """Values as prose: ``[2, 4, 8] -> "2, 4 and 8"``, ``[2] -> "2"``."""
+def and_list(values: Sequence, empty: str | None = None) -> str:
+    """Values as prose: ``[2, 4, 8] -> "2, 4 and 8"``, ``[2] -> "2"``; no values: ``empty``, where it is given."""
     if not values:
+        if empty is not None:
+            return empty
         raise ValueError("and_list needs at least one value.")
     words = [str(v) for v in values]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" and {words[-1]}"

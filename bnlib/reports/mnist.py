@@ -12,7 +12,7 @@ import numpy as np
 
 from bnlib import results as RR
 from bnlib.reports import evidence as EV
-from bnlib.reports.format import Glued, Table, fmt_mean_hw, fmt_paired, md, number, percent, text
+from bnlib.reports.format import Glued, Table, and_list, fmt_mean_hw, fmt_paired, md, number, percent, text
 from bnlib.reports.rules import ACCELERATES, INIT, Margin
 from bnlib.results import by_seed, curve, curves, final_metric, run_of, seeds_of
 from bnlib.vocabulary import norm_name
@@ -82,11 +82,6 @@ def _cfg(c) -> dict:
 def _pc(fraction: float) -> Glued:
     """A fraction glued as a percentage rounded to 4 decimals (the prose picks the digits it shows)."""
     return percent(fraction, 4)
-
-
-def _and_list(items: Sequence[str]) -> str:
-    items = list(items)
-    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 def _pts(p: EV.Paired) -> Glued:
@@ -254,7 +249,7 @@ def mnist_drift_numbers(res: dict, cfg, windows: Sequence[tuple[int, int]] = DRI
         "it holds here: between fixed steps, the percentiles of the last hidden layer's sigmoid inputs move less "
         "with BN than without, at both learning rates and from both starting points" if overall == EV.SUPPORTED else
         f"not as a general statement. Of the {len(rows)} comparisons (two learning rates, two starting steps), the "
-        "drift is " + "; ".join(f"{word} {_and_list(w)}" for word, w in where.items())
+        "drift is " + "; ".join(f"{word} {and_list(w, empty='')}" for word, w in where.items())
         + " (mean over the three percentiles, paired 95% intervals)")
     runs = seeds_of(res, "none")
     if curve(runs[0], "step")[1] != c["record_every"]:
@@ -266,7 +261,7 @@ def mnist_drift_numbers(res: dict, cfg, windows: Sequence[tuple[int, int]] = DRI
     s0, s1 = spread.mean(0)
     return out | {"mnist_spread0": number(float(s0), 4), "mnist_spread1": number(float(s1), 4),
                   "mnist_spread_growth": number(float(s1 / s0), 4),
-                  "mnist_dr_windows": text(_and_list([f"{a:,} to {b:,}" for a, b in windows]))}
+                  "mnist_dr_windows": text(and_list([f"{a:,} to {b:,}" for a, b in windows]))}
 
 
 # --------------------------------------------------------------------------- the per-unit drift (why chapter)
@@ -403,7 +398,7 @@ def mnist_saturation_numbers(res: dict) -> dict[str, Glued]:
     out["mnist_sat_holds"] = text("; ".join(f"layer {r['layer']}: " + _sign(
         r["paired"], "more saturated with BN", "fewer saturated with BN", "no clear difference") for r in rows))
     return out | {"mnist_hist_max": number(float(RR.HIST_EDGES[-1])), "mnist_checkpoints": text(
-        _and_list([f"{s:,}" for s in mnist_checkpoints(run_of(res, "none"), 4)]))}
+        and_list([f"{s:,}" for s in mnist_checkpoints(run_of(res, "none"), 4)]))}
 
 
 # --------------------------------------------------------------------------- learning rate
@@ -462,9 +457,9 @@ def mnist_lr_numbers(lr_grid: dict, configs: dict, rates: Sequence[float], fig1_
              "record-to-record wobble of the best); both networks share it, so neither is favoured.")
     div = [r for r in rows if r["diverged"]]
     diverged = ("No rate diverges in any seed." if not div else
-                "Diverged in some seed: " + _and_list([f"rate {r['lr']:g} ({r['diverged']} seeds)" for r in div]) + ".")
+                "Diverged in some seed: " + and_list([f"rate {r['lr']:g} ({r['diverged']} seeds)" for r in div]) + ".")
     lo_gap = "n/a" if lo is best or lo["val_mean"] is None else fmt_paired(EV.paired(lo["val"], best["val"]))
-    return {"mnist_lr_steps": number(cfgs[0]["steps"]), "mnist_lr_list": text(_and_list([f"{r:g}" for r in rates])),
+    return {"mnist_lr_steps": number(cfgs[0]["steps"]), "mnist_lr_list": text(and_list([f"{r:g}" for r in rates])),
             "mnist_lr_best": number(best["lr"]), "mnist_lr_best_acc": _pc(best["val_mean"]),
             "mnist_lr_chosen": number(chosen["lr"]), "mnist_lr_chosen_acc": _pc(chosen["val_mean"]),
             "mnist_lr_within": _pc(within), "mnist_lr_picks": md(picks), "mnist_lr_diverged": md(diverged),
@@ -556,11 +551,11 @@ def mnist_init_numbers(sweep: dict, configs: dict, within: float) -> dict[str, G
     if any(None in cell("acc", bn, s) for s in sig):
         raise ValueError("the prose says BN never diverges in the sweep, but it does.")
     unclear = [s for s in sig if not EV.paired(cell("acc", bn, s), [v or 0.0 for v in cell("acc", none, s)]).lo > 0]
-    clear = _and_list([f"{s:g}" for s in sig if s not in unclear])
+    clear = and_list([f"{s:g}" for s in sig if s not in unclear], empty="")
     ahead = ("BN is ahead at every σ of the sweep (every paired interval above zero)" if not unclear else
              f"BN is ahead (paired interval above zero) at σ = {clear}, not clearly at " if clear else
              "BN is not clearly ahead (paired interval above zero) at any σ, in particular not at ")
-    ahead += _and_list([f"{s:g}" for s in unclear]) if unclear else ""
+    ahead += and_list([f"{s:g}" for s in unclear]) if unclear else ""
     best_bn = r["bn"]["best_sigma"]
     drop = EV.paired(cell("acc", bn, best_bn), cell("acc", bn, smax))
     drop_text = (f"Yet BN does not make the scale irrelevant: at σ = {smax:g} its test accuracy is below that"
