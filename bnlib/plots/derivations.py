@@ -43,7 +43,7 @@ def figure_sigmoid(lo: float, hi: float):
     sig = 1 / (1 + np.exp(-zz))
     ax.fill_between(zz, 0, np.exp(-zz**2 / 2) / np.sqrt(2 * np.pi), color=colour("bn"), alpha=0.2,
                     label=r"density of $\hat{x} \sim N(0, 1)$")
-    ax.plot(zz, sig, color="k", label=r"sigmoid $\sigma(z)$")
+    ax.plot(zz, sig, color="k", label="sigmoid(z)")
     ax.plot(zz, np.clip(0.5 + zz / 4, -0.1, 1.1), color=colour("none"), ls="--", lw=1, label="tangent at 0")
     ax.axvspan(lo, hi, color="grey", alpha=0.12, label="central 95% of the inputs")
     ax.set(xlabel="input z", ylim=(-0.05, 1.05), title="Standardized inputs keep a sigmoid near its linear part")

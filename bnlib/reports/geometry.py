@@ -87,7 +87,10 @@ def growth_table(grid: Mapping[tuple[str, int], Sequence[dict]]) -> Table:
         pred = runs[0]["predicted"]
         rows.append([act, b, _mean_hw([r["rate"] for r in runs], 3), _mean_hw([r["rate_after"] for r in runs], 3),
                      "–" if pred is None else f"{pred:.3f}"])
-    return Table(["nonlinearity", "batch", "growth per layer", "after one step", "predicted"], rows)
+    n = len(next(iter(grid.values())))
+    return Table(["nonlinearity", "batch", "growth per layer", "after one step", "predicted"], rows,
+                 caption=f"Per-layer growth of the squared weight-gradient norm with BN, at initialization and after "
+                         f"one SGD step (mean ± 95% half-width over {n} seeds), against Yang et al.'s prediction.")
 
 
 def growth_numbers(grid: Mapping[tuple[str, int], Sequence[dict]], ledger: dict) -> dict[str, Glued]:
