@@ -94,3 +94,14 @@ def test_mean_interval_and_one_sample_are_the_t_interval_of_the_values():
 def test_bad_arguments_are_one_sentence(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+def test_agreeing_band_counts_inside_for_supported_and_outside_for_not_supported():
+    p = E.Paired(n=5, mean=0.49, lo=0.1, hi=0.9, diffs=(0.1, 0.2, 0.7, 0.8, 0.65))  # overheads of 5 pairs
+    assert E.agreeing_band(p, E.SUPPORTED, 0.15, 0.6) == 1  # only 0.2 lies in the band
+    assert E.agreeing_band(p, E.NOT_SUPPORTED, 0.15, 0.6) == 4  # below it or above it, both disagree with "about"
+    assert E.agreeing_band(p, E.INCONCLUSIVE, 0.15, 0.6) == 0
+    from bnlib.reports import rules as R
+
+    above = R.Part("overhead", E.NOT_SUPPORTED, p, 0.15, band=(0.15, 0.6))
+    assert above.agree == 4 and above.as_dict()["agree"] == 4  # not the 1 pair below the band's lower edge

@@ -104,6 +104,17 @@ def agreeing(p: Paired, verdict: str, margin: float, direction: int = 1) -> int:
     return 0
 
 
+def agreeing_band(p: Paired, verdict: str, lo: float, hi: float) -> int:
+    """How many seeds (or pairs), taken alone, point the way a :func:`within` verdict does: inside ``[lo, hi]``
+    for supported, outside it for not supported (inconclusive: 0)."""
+    inside = [lo <= v <= hi for v in p.diffs]
+    if verdict == SUPPORTED:
+        return sum(inside)
+    if verdict == NOT_SUPPORTED:
+        return len(inside) - sum(inside)
+    return 0
+
+
 def combine(verdicts: Sequence[str]) -> str:
     """One verdict from sub-claims: all alike gives that verdict; supported beside not supported is mixed;
     otherwise (some inconclusive) inconclusive."""

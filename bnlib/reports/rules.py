@@ -19,6 +19,7 @@ from bnlib.reports.evidence import (
     SUPPORTED,
     Paired,
     agreeing,
+    agreeing_band,
     combine,
     judge,
     one_sample,
@@ -134,18 +135,23 @@ def _row(key: str, claim: str, sources: Sequence[str], where: Sequence[tuple], r
 class Part:
     """One comparison behind a verdict: what it asks (``name``), its paired interval (None for a part decided
     by a choice, such as where a best rate lies), the margin and direction it is read against, its verdict and
-    how many seeds, taken alone, point the same way (:func:`bnlib.reports.evidence.agreeing`)."""
+    how many seeds, taken alone, point the same way (:func:`bnlib.reports.evidence.agreeing`; for a part read
+    against a ``band``, as :func:`bnlib.reports.evidence.within` reads it, inside or outside the band:
+    :func:`bnlib.reports.evidence.agreeing_band`)."""
 
     name: str
     verdict: str
     p: Paired | None = None
     margin: float = 0.0
     direction: int = 1
+    band: tuple[float, float] | None = None
 
     @property
     def agree(self) -> int | None:
         if self.p is None or self.verdict not in (SUPPORTED, NOT_SUPPORTED):
             return None
+        if self.band is not None:
+            return agreeing_band(self.p, self.verdict, *self.band)
         return agreeing(self.p, self.verdict, self.margin, self.direction)
 
     def as_dict(self) -> dict:
@@ -383,7 +389,8 @@ def _overhead_band(claimed: float, factor: float) -> dict:
 def _p_overhead(n: dict, claimed: float, factor: float) -> list[Part]:
     band = _overhead_band(claimed, factor)
     p = one_sample(n["overheads"])
-    return [Part("mean overhead per step", within(p, band["lo"], band["hi"]), p, band["lo"])]
+    return [Part("mean overhead per step", within(p, band["lo"], band["hi"]), p, band["lo"],
+                 band=(band["lo"], band["hi"]))]
 
 
 OVERHEAD = Claim(
@@ -507,7 +514,8 @@ DECAY_IS_LR = Claim(
 
 def _p_decay_controls_lr(n: dict, band: float) -> list[Part]:
     p = one_sample(n["ratios"])
-    return [Part("equilibrium angle / sqrt(2 lr wd / (1 + momentum))", within(p, 1 / band, band), p, 1 / band)]
+    return [Part("equilibrium angle / sqrt(2 lr wd / (1 + momentum))", within(p, 1 / band, band), p, 1 / band,
+                 band=(1 / band, band))]
 
 
 DECAY_CONTROLS_LR = Claim(
