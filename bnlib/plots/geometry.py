@@ -54,7 +54,7 @@ def figure_schedule(check: dict):
     log_axis(a)
     a.set(xlabel="training step", ylabel="learning rate", title="(a) learning rates")
     b.plot(np.arange(len(check["c"])), check["c"], color="#000000")
-    b.set(xlabel="training step", ylabel="c_t", title="(b) scale factor c_t")
+    b.set(xlabel="training step", ylabel=r"$c_t$", title=r"(b) scale factor $c_t$")
     fig.tight_layout()
     legend_below(a)
     return fig
