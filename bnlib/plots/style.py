@@ -53,8 +53,6 @@ PHONE_DISPLAY_PX = 358
 PHONE_WIDTH_IN = 4.0
 #: Height in inches of each panel's axes box (the frame, without titles, ticks or legends) in the phone layout.
 PHONE_PANEL_IN = 2.3
-#: The gid that :func:`legend_below` gives its legends, so that the phone layout can place them again.
-BELOW = "bn-legend-below"
 
 STYLE = {
     "figure.dpi": 200,
@@ -164,6 +162,11 @@ def legend_below(target, handles=None, labels=None, ncol: int | None = None, axe
 _SPEC, _GRID = "bn_legend_spec", "bn_panel_grid"
 
 
+def _centred_room(box, fig) -> float:
+    """The widest a box centred where ``box`` is may be without reaching past either edge of ``fig`` (display px)."""
+    return min(box.x0 + box.x1, 2 * fig.bbox.width - box.x0 - box.x1)
+
+
 def _fitted(target, spec, y):
     """The legend of ``spec`` centred at height ``y`` under ``target`` (an Axes, in its axes coordinates, or a
     Figure), with fewer columns while it would reach past an edge of the figure."""
@@ -177,11 +180,10 @@ def _fitted(target, spec, y):
         leg = target.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, y), ncol=n,
                             borderaxespad=0.2, **where, **kw)
         box = leg.get_window_extent(r)
-        if n == 1 or box.width <= min(box.x0 + box.x1, 2 * fig.bbox.width - box.x0 - box.x1):
+        if n == 1 or box.width <= _centred_room(box, fig):
             break
         leg.remove()
         n -= 1
-    leg.set_gid(BELOW)
     setattr(leg, _SPEC, spec)
     return leg
 
@@ -346,7 +348,7 @@ def stack(fig) -> None:
     _place(fig, axes)
     for ax in axes:  # a title or x label centred on its frame must fit between the frame's centre and each edge
         box = ax.get_window_extent(r)
-        room = min(box.x0 + box.x1, 2 * fig.bbox.width - box.x0 - box.x1) * 0.98
+        room = _centred_room(box, fig) * 0.98
         _fit_text(ax.title, room, r)
         _fit_text(ax.xaxis.label, room, r)
         _fit_text(ax.yaxis.label, box.height * 1.1, r)

@@ -175,6 +175,12 @@ def _scores(res: dict, label: str, split: str = "test") -> list[float]:
     return [CHANCE if (v := score(r, split)) is None else float(v) for r in seeds_of(res, label)]
 
 
+def _diverged_seeds(res: dict, label: str) -> tuple[int, int]:
+    """How many of ``label``'s seeds diverged, and how many seeds it has."""
+    runs = seeds_of(res, label)
+    return sum(r["summary"].get("diverged_at") is not None for r in runs), len(runs)
+
+
 def placement_table(res: dict, activations=("sigmoid", "relu")) -> Table:
     """Per activation and placement: final validation and test accuracy (%, seed mean ± half-width) and, for BN,
     the difference from BN before the nonlinearity (test, paired by seed). A network with seeds that diverge
@@ -184,9 +190,8 @@ def placement_table(res: dict, activations=("sigmoid", "relu")) -> Table:
         pre = _scores(res, f"{act}-pre")
         for pos, name in PLACEMENTS.items():
             test = _scores(res, f"{act}-{pos}")
-            runs = seeds_of(res, f"{act}-{pos}")
-            k = sum(r["summary"].get("diverged_at") is not None for r in runs)
-            name = f"{name} ({k} of {len(runs)} seeds diverge)" if k else name
+            k, n = _diverged_seeds(res, f"{act}-{pos}")
+            name = f"{name} ({k} of {n} seeds diverge)" if k else name
             cells.append([act, name, _pct(_scores(res, f"{act}-{pos}", "val")), _pct(test),
                           fmt_paired(paired(test, pre)) if pos == "post" else ""])
     return Table(["nonlinearity", "network", "val. acc. (%)", "test acc. (%)", "after - before (test)"], cells)
@@ -205,9 +210,8 @@ def placement_numbers(res: dict, activations=("sigmoid", "relu")) -> dict[str, G
         q = paired(acc[best], acc["none"])
         out[f"pr_place_{act}_best"] = text(PLACEMENTS[best])
         out[f"pr_place_{act}_bn_vs_none"] = md(f"{_direction(q)} ({fmt_paired(q)})")
-        runs = seeds_of(res, f"{act}-none")
-        k = sum(r["summary"].get("diverged_at") is not None for r in runs)
-        out[f"pr_place_{act}_none_diverged"] = text(f"diverges on {k} of {len(runs)} seeds (each counted at chance)"
+        k, n = _diverged_seeds(res, f"{act}-none")
+        out[f"pr_place_{act}_none_diverged"] = text(f"diverges on {k} of {n} seeds (each counted at chance)"
                                                     if k else "diverges on none of the seeds")
     return out
 
