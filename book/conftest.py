@@ -18,6 +18,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _SECONDS[path] += report.duration
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _SECONDS:
+        times = ", ".join(f"{Path(p).stem} {s:.0f}" for p, s in sorted(_SECONDS.items(), key=lambda kv: -kv[1]))
+        terminalreporter.write_line(f"seconds per chapter (budget {CHAPTER_BUDGET_S:.0f} s): {times}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     over = {p: s for p, s in _SECONDS.items() if s > CHAPTER_BUDGET_S}
     if over:
