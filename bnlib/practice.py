@@ -554,6 +554,8 @@ def _ghost_trained(x: torch.Tensor, y: torch.Tensor, norm: str, batch: int, virt
     ``virtual``; the loss is the mean over ``shards`` equal parts of the batch of each part's mean cross-entropy,
     as data-parallel training over ``shards`` devices averages the devices' gradients (so that, with ``virtual``
     the part's size, the arithmetic is that of :func:`ddp_train_check`, rounding included)."""
+    if batch % shards:
+        raise ValueError(f"batch must split into {shards} equal shards (one per device), got batch={batch}.")
     net = _device_network(norm, seed)
     opt = torch.optim.SGD(net.parameters(), lr=RATE_AT_60 * batch / 60)
     g = torch.Generator().manual_seed(seed)

@@ -354,3 +354,9 @@ def test_ddp_words_refuse_a_check_that_no_longer_holds():
     assert out["pr_ddp_sync"].value == "1e-13" and out["pr_ddp_gap"].value == pytest.approx(0.12)
     with pytest.raises(ValueError, match="local BN is BN over each shard"):
         RP.ddp_numbers(r | {"local_global": 1e-9})
+
+
+def test_a_batch_that_does_not_split_into_the_shards_says_so(raises_one_sentence):
+    x, y = torch.zeros(64, 784), torch.zeros(64, dtype=torch.int64)
+    raises_one_sentence(lambda: P._ghost_trained(x, y, "bn", 10, 5, 10, 0, shards=4), ValueError,
+                        r"batch must split into 4 equal shards .* got batch=10")
