@@ -93,15 +93,17 @@ def _grouped_batch_statistics(layers: list[nn.Module], group: int):
 
 
 def _batch_passes(model: nn.Module, x: torch.Tensor, n: int, batch_size: int):
-    """Yield ``(i, j, model(x[i:j]))`` for the consecutive batches of ``batch_size`` examples of ``x[:n]`` (the
-    last may be partial), each normalized by its own statistics as in training, dropout and injected noise off;
-    on exit every buffer (running statistics, counters) is as it was.
+    """Yield ``(i, j, model(x[i:j]))`` over ``x[:n]`` in passes of one or more whole consecutive batches of
+    ``batch_size`` examples (the last batch may be partial), every batch normalized by its own statistics as in
+    training, dropout and injected noise off; on exit every buffer (running statistics, counters) is as it was.
 
-    How the batches go through is chosen for speed, with the same arithmetic for each: feature maps one batch per
-    pass through the model's own layers (passes that fit the cache); vectors, when every batch-dependent layer is BN,
-    in runs of whole batches of about :data:`VECTOR_CHUNK` examples, each BN layer normalizing every batch of the
-    run apart (:func:`_grouped_bn`); and a network with another batch-dependent layer one batch at a time, each
-    from the state it had before the first (Batch Renorm's corrections depend on its running statistics).
+    How the batches go through is chosen for speed: feature maps one batch per pass through the model's own
+    layers (passes that fit the cache); vectors, when every batch-dependent layer is BN, in runs of whole batches
+    of about :data:`VECTOR_CHUNK` examples, each BN layer normalizing every batch of the run apart
+    (:func:`_grouped_bn`, two passes: the same statistics as the layer's own kernel up to rounding), a partial last
+    batch through the model's own layers; and a network with another batch-dependent layer one batch at a time,
+    each from the state it had before the first (Batch Renorm's corrections depend on its running statistics).
+    The model's input decides the path: an MLP's BN layers see vectors, a CNN's feature maps.
     """
     if not _batch_dependent_only_bn(model):
         for i in range(0, n, batch_size):
@@ -128,7 +130,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     """(accuracy, mean cross-entropy) of ``model`` on ``x, y``.
 
     ``batch_stats=False``: eval mode (population statistics), in passes of ``batch_size`` (None:
-    :data:`IMAGE_CHUNK` images or :data:`VECTOR_CHUNK` vectors; the numbers do not depend on it).
+    :data:`IMAGE_CHUNK` images or :data:`VECTOR_CHUNK` vectors).
     ``True``: training-mode normalization over consecutive batches of ``batch_size`` (None: the same
     default; the last, partial batch is dropped when it has fewer than 2 examples), each batch
     normalized by its own statistics and the running statistics left as they were.
