@@ -28,6 +28,7 @@ CHECKS: dict[str, tuple[str, str, dict]] = {
     "affine": ("bnlib.practice", "affine_only_mnist", {}),
     "residual": ("bnlib.residual", "residual_check", {}),
     "ddp_train": ("bnlib.practice", "ddp_train_check", {}),
+    "shifted_domain": ("bnlib.practice", "shifted_domain_mnist", {}),
 }
 
 

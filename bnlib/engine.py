@@ -87,9 +87,24 @@ def run_one(cfg: T.RunConfig, progress: Callable[[int], None] | None = None, kee
     return out
 
 
+@functools.cache
+def cpu_model() -> str:
+    """The processor's name as the operating system reports it (``platform.processor()`` where /proc/cpuinfo is
+    absent): the BLAS library picks its kernels by processor, so the last bits of a run's numbers may differ
+    between machines, and the provenance says on which one a run was computed."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def run_provenance(device: str) -> dict:
     return {"engine": fingerprint(), "threads": 1, "device": device, "torch": torch.__version__,
             "numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 

@@ -18,7 +18,10 @@ from torch import nn
 from bnlib import models, norms
 from bnlib.results import HIST_EDGES, PERCENTILES, SATURATION_THRESHOLD, UNIT_QUANTILES
 
-EVAL_CHUNK = 2000  # examples per forward pass when evaluating
+#: Examples per eval-mode forward pass: feature maps of 500 CIFAR-10 images stay in the cache (a pass of 2,000
+#: cost each image about four times what it costs in a training step); vectors go through matrix products, for
+#: which larger passes are faster.
+IMAGE_CHUNK, VECTOR_CHUNK = 500, 2000
 MODES = ("eval", "batch")
 
 
@@ -53,24 +56,27 @@ def mode(model: nn.Module, kind: str):
             m.training = t
 
 
-def _grouped_bn_layers(model: nn.Module) -> list[nn.Module] | None:
-    """The BN layers of ``model`` (torch's and bnlib's), or None when another layer's output depends on
-    the batch in training mode (Batch Renorm, l_p normalization), so that test batches must be run one by one."""
-    if any(isinstance(m, (norms.BatchRenorm, norms.LpNorm)) for m in model.modules()):
-        return None
-    return models.bn_layers(model)
+def _batch_dependent_only_bn(model: nn.Module) -> bool:
+    """Whether every layer of ``model`` whose training-mode output depends on the batch is a BN layer (torch's or
+    bnlib's); Batch Renorm and l_p normalization are not (their training-mode output depends on their state or on
+    more than the batch's mean and variance)."""
+    return not any(isinstance(m, (norms.BatchRenorm, norms.LpNorm)) for m in model.modules())
+
+
+def _chunk(x: torch.Tensor) -> int:
+    """Examples per eval-mode pass for inputs like ``x``: :data:`IMAGE_CHUNK` for images, :data:`VECTOR_CHUNK`
+    for vectors."""
+    return IMAGE_CHUNK if x.dim() > 2 else VECTOR_CHUNK
 
 
 def _grouped_bn(bn: nn.Module, group: int, x: torch.Tensor) -> torch.Tensor:
-    """BN in training mode applied to every ``group`` consecutive examples of ``x`` separately, each
-    normalized by its own mean and biased variance (per channel, over the group and all positions)."""
-    xs = x.reshape(x.shape[0] // group, group, *x.shape[1:])
-    dims = [1, *range(3, xs.dim())]
-    xc = xs - xs.mean(dims, keepdim=True)  # two passes (torch.var_mean is much slower over a middle axis)
-    y = xc * torch.rsqrt((xc * xc).mean(dims, keepdim=True) + bn.eps)
+    """BN in training mode applied to every ``group`` consecutive rows of the vectors ``x`` (N, C) separately,
+    each normalized by its own mean and biased variance per feature."""
+    xs = x.reshape(x.shape[0] // group, group, x.shape[1])
+    xc = xs - xs.mean(1, keepdim=True)  # two passes (torch.var_mean is much slower over a middle axis)
+    y = xc * torch.rsqrt((xc * xc).mean(1, keepdim=True) + bn.eps)
     if bn.weight is not None:
-        shape = (1, 1, -1) + (1,) * (xs.dim() - 3)
-        y = y * bn.weight.view(shape) + bn.bias.view(shape)
+        y = y * bn.weight + bn.bias
     return y.reshape(x.shape)
 
 
@@ -86,45 +92,65 @@ def _grouped_batch_statistics(layers: list[nn.Module], group: int):
             del bn.forward
 
 
+def _batch_passes(model: nn.Module, x: torch.Tensor, n: int, batch_size: int):
+    """Yield ``(i, j, model(x[i:j]))`` over ``x[:n]`` in passes of one or more whole consecutive batches of
+    ``batch_size`` examples (the last batch may be partial), every batch normalized by its own statistics as in
+    training, dropout and injected noise off; on exit every buffer (running statistics, counters) is as it was.
+
+    How the batches go through is chosen for speed: feature maps one batch per pass through the model's own
+    layers (passes that fit the cache); vectors, when every batch-dependent layer is BN, in runs of whole batches
+    of about :data:`VECTOR_CHUNK` examples, each BN layer normalizing every batch of the run apart
+    (:func:`_grouped_bn`, two passes: the same statistics as the layer's own kernel up to rounding), a partial last
+    batch through the model's own layers; and a network with another batch-dependent layer one batch at a time,
+    each from the state it had before the first (Batch Renorm's corrections depend on its running statistics).
+    The model's input decides the path: an MLP's BN layers see vectors, a CNN's feature maps.
+    """
+    if not _batch_dependent_only_bn(model):
+        for i in range(0, n, batch_size):
+            with mode(model, "batch"):
+                yield i, min(i + batch_size, n), model(x[i:min(i + batch_size, n)])
+        return
+    full = n if x.dim() > 2 else n - n % batch_size
+    with mode(model, "batch"):
+        if x.dim() > 2:
+            for i in range(0, n, batch_size):
+                yield i, min(i + batch_size, n), model(x[i:min(i + batch_size, n)])
+            return
+        chunk = max(1, VECTOR_CHUNK // batch_size) * batch_size
+        with _grouped_batch_statistics(models.bn_layers(model), batch_size):
+            for i in range(0, full, chunk):
+                yield i, min(i + chunk, full), model(x[i:min(i + chunk, full)])
+        if full < n:
+            yield full, n, model(x[full:n])
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_CHUNK,
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None,
              batch_stats: bool = False) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of ``model`` on ``x, y``.
 
-    ``batch_stats=False``: eval mode (population statistics), in passes of ``batch_size``.
-    ``True``: training-mode normalization over consecutive batches of ``batch_size`` (the last,
-    partial batch is dropped when it has fewer than 2 examples), each batch normalized by its own
-    statistics and the running statistics left as they were.
+    ``batch_stats=False``: eval mode (population statistics), in passes of ``batch_size`` (None:
+    :data:`IMAGE_CHUNK` images or :data:`VECTOR_CHUNK` vectors).
+    ``True``: training-mode normalization over consecutive batches of ``batch_size`` (None: the same
+    default; the last, partial batch is dropped when it has fewer than 2 examples), each batch
+    normalized by its own statistics and the running statistics left as they were.
     """
+    batch_size = batch_size or _chunk(x)
     n = len(x) if not batch_stats or len(x) % batch_size != 1 else len(x) - 1
     correct, loss = 0, 0.0
 
-    def add(i: int, j: int):
+    def add(i: int, j: int, out: torch.Tensor):
         nonlocal correct, loss
-        out = model(x[i:j])
         loss += nn.functional.cross_entropy(out, y[i:j], reduction="sum").item()
         correct += (out.argmax(1) == y[i:j]).sum().item()
 
     if not batch_stats:
         with mode(model, "eval"):
             for i in range(0, n, batch_size):
-                add(i, min(i + batch_size, n))
+                add(i, min(i + batch_size, n), model(x[i:min(i + batch_size, n)]))
         return correct / n, loss / n
-    layers = _grouped_bn_layers(model)
-    if layers is None:  # each batch from the same state: moving statistics restored after every batch
-        for i in range(0, n, batch_size):
-            with mode(model, "batch"):
-                add(i, min(i + batch_size, n))
-        return correct / n, loss / n
-    # every batch-dependent layer is BN: runs of whole batches go through in one pass
-    full = n - n % batch_size
-    chunk = max(1, EVAL_CHUNK // batch_size) * batch_size
-    with mode(model, "batch"):
-        with _grouped_batch_statistics(layers, batch_size):
-            for i in range(0, full, chunk):
-                add(i, min(i + chunk, full))
-        if full < n:
-            add(full, n)
+    for i, j, out in _batch_passes(model, x, n, batch_size):
+        add(i, j, out)
     return correct / n, loss / n
 
 
@@ -156,7 +182,7 @@ def probe_stats(model: nn.Module, x_probe: torch.Tensor, units: tuple[int, ...])
 
 def calibratable(model: nn.Module) -> bool:
     """Whether :func:`population_statistics` applies: ``model`` has BN layers and every batch-dependent layer is BN."""
-    return bool(models.bn_layers(model)) and _grouped_bn_layers(model) is not None
+    return bool(models.bn_layers(model)) and _batch_dependent_only_bn(model)
 
 
 @torch.no_grad()
@@ -179,24 +205,23 @@ def population_statistics(model: nn.Module, x: torch.Tensor, batch_size: int) ->
 
     def hook(i):
         def h(_m, args, _out):
-            z = args[0].double()
-            zs = z.reshape(z.shape[0] // batch_size, batch_size, *z.shape[1:])
-            dims = [1, *range(3, zs.dim())]
-            mu = zs.mean(dims, keepdim=True)
-            var = ((zs - mu) ** 2).mean(dims)
+            z = args[0]
+            batches = z.shape[0] // batch_size  # a pass holds whole batches
+            # (batches, examples x positions, channels): a view for channels-last maps and for vectors
+            zs = z.movedim(1, -1).reshape(batches, -1, z.shape[1]).double()
+            mu = zs.mean(1, keepdim=True)
+            var = ((zs - mu) ** 2).mean(1)  # two passes in float64
             s = sums[i]
-            s[0] = s[0] + mu.reshape(var.shape).sum(0)
+            s[0] = s[0] + mu.squeeze(1).sum(0)
             s[1] = s[1] + var.sum(0)
-            s[2] += zs.shape[0]
-            s[3] = batch_size * int(np.prod(zs.shape[3:]))
+            s[2] += batches
+            s[3] = zs.shape[1]
         return h
 
-    chunk = max(1, EVAL_CHUNK // batch_size) * batch_size
     handles = [b.register_forward_hook(hook(i)) for i, b in enumerate(layers)]
     try:
-        with mode(model, "batch"), _grouped_batch_statistics(layers, batch_size):
-            for i in range(0, full, chunk):
-                model(x[i:min(i + chunk, full)])
+        for _ in _batch_passes(model, x, full, batch_size):
+            pass
     finally:
         for h in handles:
             h.remove()

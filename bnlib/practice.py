@@ -298,7 +298,8 @@ def adaptation_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch
     test set with the source statistics, with statistics re-estimated from ``n`` unlabelled shifted images of the
     held-out training images (a random draw per seed) for each ``n`` of ``sizes`` and prior of ``priors``, and from
     all of them. ``sources``: the networks of :func:`source_networks` with these arguments, when already trained.
-    Returns ``{"clean", "source", "adapted", "all", ...}`` with one accuracy per seed."""
+    Returns ``{"clean", "source", "adapted", "all", ...}`` with one accuracy per seed; ``adapted[shift][str(prior)]
+    [str(n)]`` (keys are strings, as they read back from JSON)."""
     if n_source >= len(x_train):
         raise ValueError(f"n_source must leave held-out training images for adaptation, got {n_source} of "
                          f"{len(x_train)}.")
@@ -306,7 +307,7 @@ def adaptation_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch
     out: dict = {"seeds": seeds, "steps": steps, "sizes": list(sizes), "priors": list(priors), "shifts": list(SHIFTS),
                  "n_pool": len(x_train) - n_source, "clean": [], "source": {s: [] for s in SHIFTS},
                  "all": {s: [] for s in SHIFTS},
-                 "adapted": {s: {p: {n: [] for n in sizes} for p in priors} for s in SHIFTS}}
+                 "adapted": {s: {str(p): {str(n): [] for n in sizes} for p in priors} for s in SHIFTS}}
     tests = {s: shift_images(x_test, s, seed=10_000) for s in SHIFTS}
     pools = {s: shift_images(x_train[n_source:], s, seed=20_000) for s in SHIFTS}
     sources = sources if sources is not None else source_networks(x_train, y_train, seeds, steps, n_source)
@@ -323,12 +324,23 @@ def adaptation_check(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch
                     for n in sizes:
                         net.load_state_dict(source)
                         estimate_statistics(net, pools[s][order[:n]], prior=p)
-                        out["adapted"][s][p][n].append(_accuracy(net, tests[s], y_test))
+                        out["adapted"][s][str(p)][str(n)].append(_accuracy(net, tests[s], y_test))
                 net.load_state_dict(source)
                 estimate_statistics(net, pools[s])
                 out["all"][s].append(_accuracy(net, tests[s], y_test))
                 net.load_state_dict(source)
     return out
+
+
+def shifted_domain_mnist(seeds=range(5)) -> dict:
+    """The practice chapter's two shifted-domain checks on flattened MNIST (pixels in [0, 1]), from one set of
+    source networks (:func:`source_networks`): ``{"adapt": adaptation_check(...), "finetune": finetune_check(...)}``
+    with their default settings; what the practice chapter and the claims ledger read back as a stored check."""
+    (x_train, x_test), (y_train, y_test) = _mnist_unit()
+    seeds = list(seeds)
+    sources = source_networks(x_train, y_train, seeds)
+    return {"adapt": adaptation_check(x_train, y_train, x_test, y_test, seeds, sources=sources),
+            "finetune": finetune_check(x_train, y_train, x_test, y_test, seeds, sources=sources)}
 
 
 # --------------------------------------------------------------------------- gamma and beta alone
@@ -554,6 +566,8 @@ def _ghost_trained(x: torch.Tensor, y: torch.Tensor, norm: str, batch: int, virt
     ``virtual``; the loss is the mean over ``shards`` equal parts of the batch of each part's mean cross-entropy,
     as data-parallel training over ``shards`` devices averages the devices' gradients (so that, with ``virtual``
     the part's size, the arithmetic is that of :func:`ddp_train_check`, rounding included)."""
+    if batch % shards:
+        raise ValueError(f"batch must split into {shards} equal shards (one per device), got batch={batch}.")
     net = _device_network(norm, seed)
     opt = torch.optim.SGD(net.parameters(), lr=RATE_AT_60 * batch / 60)
     g = torch.Generator().manual_seed(seed)

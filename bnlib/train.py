@@ -198,7 +198,11 @@ _DATA_CACHE: dict = {}
 
 def load_data(dataset: str, flatten: bool, inputs: str = "standardized") -> Data:
     """Load a dataset through :mod:`bnlib.data` as float32 tensors (cached in memory): ``x / 255`` standardized
-    with fixed per-channel float32 constants (``inputs="standardized"``) or left in [0, 1] (``"unit"``)."""
+    with fixed per-channel float32 constants (``inputs="standardized"``) or left in [0, 1] (``"unit"``).
+
+    Images (``flatten=False``) are stored channels-last, shape ``(N, C, H, W)`` with the channels innermost in
+    memory: convolutions and max-pooling on this CPU run 1.6 to 7 times faster on that layout, and every layer
+    keeps it. The values are the same; only the order of the additions inside a convolution may differ."""
     _choice("dataset", dataset, DATASETS)
     _choice("inputs", inputs, ("standardized", "unit"))
     key = (dataset, flatten, inputs)
@@ -208,6 +212,8 @@ def load_data(dataset: str, flatten: bool, inputs: str = "standardized") -> Data
         norm = inputs == "standardized"  # fixed float32 constants: bit-identical inputs every run
         xtr_t, ytr_t = bdata.to_tensors(xtr, ytr, dataset, flatten=flatten, normalize=norm)
         xte_t, yte_t = bdata.to_tensors(xte, yte, dataset, flatten=flatten, normalize=norm)
+        if not flatten:
+            xtr_t, xte_t = (t.contiguous(memory_format=torch.channels_last) for t in (xtr_t, xte_t))
         _DATA_CACHE[key] = Data(xtr_t, ytr_t, xte_t, yte_t, name=dataset)
     return _DATA_CACHE[key]
 
@@ -286,7 +292,9 @@ class BatchSampler:
 def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    # foreach: every parameter updated in one pass of fused list operations, bit-identical to the loop over them
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           foreach=True)
 
 
 def lr_at(cfg: RunConfig, step: int) -> float:

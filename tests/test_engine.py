@@ -140,6 +140,26 @@ def test_batch_statistics_evaluation_leaves_running_stats_alone():
     assert 0 <= acc_batch <= 1 and 0 <= acc_eval <= 1
 
 
+@pytest.mark.parametrize("norm", ["torch", "bnlib"])
+def test_batch_statistics_on_images_leave_the_network_as_it_was(norm):
+    """Feature maps go through the network's own BN layers in training mode, which move their running statistics
+    and counters: every buffer and every submodule's mode must be back afterwards."""
+    torch.manual_seed(0)
+    model = models.SigmoidCNN(depth=3, width=4, norm=norm)
+    x = torch.randn(70, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (70,))
+    with torch.no_grad():
+        model.train()
+        model(x[:32])  # running statistics away from their initial values
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    evaluate.evaluate(model, x, y, batch_size=16, batch_stats=True)
+    evaluate.population_statistics(model, x, 16)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not any(m.training for m in model.modules())
+
+
 def _batch_by_batch(model, x, y, bs):
     """Accuracy and mean loss with every test batch of ``bs`` pushed through a fresh copy of the model in
     training mode, one at a time (a final batch of one example is dropped): the reference."""
@@ -156,11 +176,13 @@ def _batch_by_batch(model, x, y, bs):
 
 
 @pytest.mark.parametrize("norm", ["torch", "bnlib", "renorm", "l1"])
-@pytest.mark.parametrize("image", [False, True])
+@pytest.mark.parametrize("image", [False, True, "channels_last"])
 def test_batch_statistics_evaluation_matches_batch_by_batch(norm, image):
     torch.manual_seed(0)
     if image:
         model, x = models.SigmoidCNN(depth=3, width=4, norm=norm), torch.randn(150, 3, 8, 8)
+        if image == "channels_last":  # as the engine stores images
+            x = x.contiguous(memory_format=torch.channels_last)
     else:
         model, x = models.SigmoidMLP((20, 16, 16, 4), norm=norm), torch.randn(150, 20)
     y = torch.randint(0, 4, (150,))

@@ -47,12 +47,13 @@ def _trained_bn_mlp(norm="torch", conv=False):
     return model, x
 
 
-@pytest.mark.parametrize("conv", [False, True])
+@pytest.mark.parametrize(("conv", "channels_last"), [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("norm", ["torch", "bnlib"])
-def test_population_statistics_are_algorithm_2_of_a_batch_by_batch_loop(norm, conv):
+def test_population_statistics_are_algorithm_2_of_a_batch_by_batch_loop(norm, conv, channels_last):
     model, x = _trained_bn_mlp(norm, conv)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    got = population_statistics(model, x, 40)
+    # the engine stores images channels-last; the reference below reads the same values in NCHW order
+    got = population_statistics(model, x.contiguous(memory_format=torch.channels_last) if channels_last else x, 40)
     # reference: the network in training mode, one mini-batch at a time, a hook reading each BN input
     ref_model = models.SigmoidCNN(2, 4, norm=norm, seed=0) if conv else models.SigmoidMLP((784, 16, 16, 10),
                                                                                            norm=norm, seed=0)

@@ -110,7 +110,7 @@ def test_adaptation_check_on_a_small_split():
     x, y = torch.rand(300, 784, generator=g), torch.randint(0, 10, (300,), generator=g)
     r = P.adaptation_check(x, y, x[:50], y[:50], seeds=range(2), steps=3, n_source=200, sizes=(1, 8))
     assert r["n_pool"] == 100 and len(r["clean"]) == 2 and r["priors"] == [0, 16]
-    assert set(r["adapted"]["noise"][16]) == {1, 8} and all(0 <= a <= 1 for a in r["all"]["inverted"])
+    assert set(r["adapted"]["noise"]["16"]) == {"1", "8"} and all(0 <= a <= 1 for a in r["all"]["inverted"])
     with pytest.raises(ValueError, match="must leave held-out training images"):
         P.adaptation_check(x, y, x, y, n_source=300)
 
@@ -127,7 +127,8 @@ def test_adaptation_words_and_the_ledger_rule():
            "inverted": [0.001] * 5}
     r = {"seeds": list(seeds), "steps": 10, "sizes": sizes, "priors": priors,
          "shifts": ["contrast", "noise", "inverted"], "n_pool": 100, "clean": [0.93] * 5, "source": src, "all": big,
-         "adapted": {s: {p: {n: big[s] if n == 256 else src[s] for n in sizes} for p in priors} for s in src}}
+         "adapted": {s: {str(p): {str(n): big[s] if n == 256 else src[s] for n in sizes} for p in priors}
+                     for s in src}}
     out = RP.adaptation_numbers(r)
     assert out["pr_adapt_contrast_change"].value == "a gain: +62.00 points [+62.00, +62.00], 5 seeds"
     assert out["pr_adapt_noise_change"].value.startswith("no change beyond one point: ")
@@ -354,3 +355,9 @@ def test_ddp_words_refuse_a_check_that_no_longer_holds():
     assert out["pr_ddp_sync"].value == "1e-13" and out["pr_ddp_gap"].value == pytest.approx(0.12)
     with pytest.raises(ValueError, match="local BN is BN over each shard"):
         RP.ddp_numbers(r | {"local_global": 1e-9})
+
+
+def test_a_batch_that_does_not_split_into_the_shards_says_so(raises_one_sentence):
+    x, y = torch.zeros(64, 784), torch.zeros(64, dtype=torch.int64)
+    raises_one_sentence(lambda: P._ghost_trained(x, y, "bn", 10, 5, 10, 0, shards=4), ValueError,
+                        r"batch must split into 4 equal shards .* got batch=10")

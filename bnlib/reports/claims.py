@@ -411,7 +411,7 @@ def claim_adapts(check: dict | None, claim: Claim = R.ADAPTS) -> dict:
     if check is None:
         return claim.missing(["the practice chapter's adaptation check"])
     big = max(check["sizes"])
-    n = {"adapted": {s: check["adapted"][s][0][big] for s in R.ADAPT_SHIFTS},
+    n = {"adapted": {s: check["adapted"][s]["0"][str(big)] for s in R.ADAPT_SHIFTS},
          "source": {s: check["source"][s] for s in R.ADAPT_SHIFTS}}
     return _judged(claim, n, lambda parts: "; ".join(
         f"{s}: {100 * np.mean(n['source'][s]):.1f}% with the source statistics, {100 * np.mean(n['adapted'][s]):.1f}% "

@@ -103,7 +103,7 @@ def adaptation_table(r: dict) -> Table:
     for s in r["shifts"]:
         for i, p in enumerate(r["priors"]):
             cells.append([s if i == 0 else "", _pct(r["source"][s]) if i == 0 else "", f"N = {p}",
-                          *(_pct(r["adapted"][s][p][n]) for n in sizes), _pct(r["all"][s]) if i == 0 else ""])
+                          *(_pct(r["adapted"][s][str(p)][str(n)]) for n in sizes), _pct(r["all"][s]) if i == 0 else ""])
     return Table(["shift", "source statistics", "prior", *(f"n = {n}" for n in sizes), f"all {r['n_pool']:,}"],
                  cells)
 
@@ -123,7 +123,7 @@ def adaptation_numbers(r: dict) -> dict[str, Glued]:
            "pr_adapt_big": number(big), "pr_adapt_small": number(small), "pr_adapt_prior": number(PRIOR),
            "pr_adapt_sizes": text(", ".join(map(str, r["sizes"])))}
     for s in r["shifts"]:
-        adapted = r["adapted"][s][0][big]
+        adapted = r["adapted"][s]["0"][str(big)]
         p = paired(adapted, r["source"][s])
         out |= {f"pr_adapt_{s}_source": percent(np.mean(r["source"][s])),
                 f"pr_adapt_{s}_big": percent(np.mean(adapted)),
@@ -131,7 +131,7 @@ def adaptation_numbers(r: dict) -> dict[str, Glued]:
                 f"pr_adapt_{s}_change": md(f"{CHANGE[_direction(p)]}: {fmt_paired(p)}")}
         m = np.mean(adapted)
         out[f"pr_adapt_{s}_chance"] = text("below chance" if m < 0.08 else "above chance" if m > 0.12 else "at chance")
-        q = paired(r["adapted"][s][PRIOR][small], r["adapted"][s][0][small])
+        q = paired(r["adapted"][s][str(PRIOR)][str(small)], r["adapted"][s]["0"][str(small)])
         out[f"pr_adapt_{s}_prior"] = md(f"{_direction(q)} ({fmt_paired(q)})")
     return out
 
