@@ -76,7 +76,9 @@ def _grouped_bn(bn: nn.Module, group: int, x: torch.Tensor) -> torch.Tensor:
     xc = xs - xs.mean(1, keepdim=True)  # two passes (torch.var_mean is much slower over a middle axis)
     y = xc * torch.rsqrt((xc * xc).mean(1, keepdim=True) + bn.eps)
     if bn.weight is not None:
-        y = y * bn.weight + bn.bias
+        y = y * bn.weight
+    if bn.bias is not None:
+        y = y + bn.bias
     return y.reshape(x.shape)
 
 
@@ -110,12 +112,12 @@ def _batch_passes(model: nn.Module, x: torch.Tensor, n: int, batch_size: int):
             with mode(model, "batch"):
                 yield i, min(i + batch_size, n), model(x[i:min(i + batch_size, n)])
         return
-    full = n if x.dim() > 2 else n - n % batch_size
     with mode(model, "batch"):
         if x.dim() > 2:
             for i in range(0, n, batch_size):
                 yield i, min(i + batch_size, n), model(x[i:min(i + batch_size, n)])
             return
+        full = n - n % batch_size
         chunk = max(1, VECTOR_CHUNK // batch_size) * batch_size
         with _grouped_batch_statistics(models.bn_layers(model), batch_size):
             for i in range(0, full, chunk):
@@ -135,6 +137,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     default; the last, partial batch is dropped when it has fewer than 2 examples), each batch
     normalized by its own statistics and the running statistics left as they were.
     """
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"evaluate needs batch_size to be a positive whole number of examples (or None for the "
+                         f"default), got {batch_size!r}.")
     batch_size = batch_size or _chunk(x)
     n = len(x) if not batch_stats or len(x) % batch_size != 1 else len(x) - 1
     correct, loss = 0, 0.0

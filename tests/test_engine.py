@@ -13,6 +13,7 @@ import torch
 
 from bnlib import engine, evaluate, models, results
 from bnlib import experiments as E
+from bnlib import nn as bnlib_nn
 from bnlib import train as T
 
 
@@ -196,6 +197,27 @@ def test_batch_statistics_evaluation_matches_batch_by_batch(norm, image):
         acc, loss = evaluate.evaluate(model, x[:n], y[:n], batch_size=bs, batch_stats=True)
         ref_acc, ref_loss = _batch_by_batch(model, x[:n], y[:n], bs)
         assert acc == ref_acc and loss == pytest.approx(ref_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("affine", ["no bias", "none"])
+def test_batch_statistics_evaluation_of_bn_without_bias_or_affine_matches_batch_by_batch(affine):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 16), bnlib_nn.BatchNorm(16, affine=affine != "none", bias=False),
+                                torch.nn.Sigmoid(), torch.nn.Linear(16, 4))
+    x, y = torch.randn(150, 20), torch.randint(0, 4, (150,))
+    if affine != "none":
+        with torch.no_grad():
+            model[1].weight.add_(0.3 * torch.randn(16))
+    acc, loss = evaluate.evaluate(model, x, y, batch_size=8, batch_stats=True)
+    ref_acc, ref_loss = _batch_by_batch(model, x, y, 8)
+    assert acc == ref_acc and loss == pytest.approx(ref_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, -4, 2.5, True, "8"])
+def test_evaluate_refuses_a_batch_size_that_is_not_a_positive_whole_number(bad):
+    model = models.SigmoidMLP((20, 8, 4), norm="torch")
+    with pytest.raises(ValueError, match="positive whole number"):
+        evaluate.evaluate(model, torch.randn(10, 20), torch.zeros(10, dtype=torch.long), batch_size=bad)
 
 
 def test_divergence_is_recorded_not_raised():
